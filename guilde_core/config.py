@@ -1,0 +1,667 @@
+"""Typed configuration for every part of guilde-diag.
+
+One :class:`Settings` model carries every variable of seed 000 §5.1 (plus the few the
+product needs beyond it), with its default, type and range. Values are layered, highest
+first::
+
+    process environment  >  .env file  >  profile (DEV3000_MODE)  >  built-in defaults
+
+Per-service circuit-breaker overrides (``CB_<SERVICE>_*``), per-service-type retry and
+timeout overrides (``RETRY_<TYPE>_*``, ``TIMEOUT_<TYPE>``) and client-side rate limits
+(``CLIENT_RATE_LIMIT_<SERVICE>``) are open-ended families of variables, so they are read by
+pattern from the same layers and validated into small models (:class:`BreakerConfig`,
+:class:`RetryPolicy`).
+
+Field names are the variable names in lower case: ``HEALTH_CHECK_TIMEOUT`` is
+``settings.health_check_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = [
+    "PROFILES",
+    "BreakerConfig",
+    "ConfigIssue",
+    "ConfigurationInvalid",
+    "Mode",
+    "RetryPolicy",
+    "ServiceType",
+    "SettingSource",
+    "Settings",
+    "check_settings",
+    "explain_settings",
+    "get_settings",
+    "load_settings",
+    "reset_settings_cache",
+]
+
+Mode = Literal["development", "staging", "production"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+SettingSource = Literal["env", ".env", "profile", "default"]
+
+# Seed 000 §5.2: the values each profile sets. ``.env.<mode>`` files at the repository root
+# carry the same values (a test keeps them in step).
+PROFILES: dict[str, dict[str, str]] = {
+    "development": {
+        "DIAGNOSTIC_MODE": "true",
+        "DIAGNOSTIC_VERBOSE": "true",
+        "DEV3000_ENABLED": "true",
+        "DEV3000_LOG_LEVEL": "debug",
+        "CIRCUIT_BREAKER_ENABLED": "true",
+        "LOGFIRE_DIAGNOSTIC_SPANS": "true",
+        "SENTRY_TRACES_SAMPLE_RATE": "1.0",
+        "HEALTH_CHECK_INCLUDE_DETAILS": "true",
+    },
+    "staging": {
+        "DIAGNOSTIC_MODE": "true",
+        "DIAGNOSTIC_VERBOSE": "false",
+        "DEV3000_ENABLED": "false",
+        "CIRCUIT_BREAKER_ENABLED": "true",
+        "LOGFIRE_DIAGNOSTIC_SPANS": "true",
+        "SENTRY_TRACES_SAMPLE_RATE": "0.5",
+        "HEALTH_CHECK_INCLUDE_DETAILS": "true",
+    },
+    "production": {
+        "DIAGNOSTIC_MODE": "false",
+        "DIAGNOSTIC_VERBOSE": "false",
+        "DEV3000_ENABLED": "false",
+        "CIRCUIT_BREAKER_ENABLED": "true",
+        "LOGFIRE_DIAGNOSTIC_SPANS": "false",
+        "SENTRY_TRACES_SAMPLE_RATE": "0.1",
+        "SENTRY_PROFILES_SAMPLE_RATE": "0.01",
+        "HEALTH_CHECK_INCLUDE_DETAILS": "false",
+        "DIAGNOSTIC_AUTH_REQUIRED": "true",
+    },
+}
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _env_file() -> Path:
+    return Path(os.environ.get("DEV3000_ENV_FILE", ".env"))
+
+
+def _read_dotenv() -> dict[str, str]:
+    path = _env_file()
+    if not path.is_file():
+        return {}
+    return {k.upper(): v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _resolve_mode(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> str:
+    for layer in (environ, dotenv):
+        for key, value in layer.items():
+            if key.upper() == "DEV3000_MODE":
+                return value.strip().lower()
+    return "development"
+
+
+class _ProfileSource(PydanticBaseSettingsSource):
+    """Values of the profile picked by ``DEV3000_MODE`` (seed 000 §5.2)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        mode = _resolve_mode(os.environ, _read_dotenv())
+        profile = PROFILES.get(mode, {})
+        return {
+            k.lower(): v for k, v in profile.items() if k.lower() in self.settings_cls.model_fields
+        }
+
+
+class Settings(BaseSettings):
+    """Every setting of guilde-diag. Field name == lower-cased environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=False,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # === dev3000 debug server ===
+    dev3000_enabled: bool = Field(True, description="Master switch for dev3000.")
+    dev3000_host: str = Field("127.0.0.1", description="Address dev3000 binds to.")
+    dev3000_port: int = Field(3001, ge=1, le=65535, description="dev3000 HTTP/MCP port.")
+    dev3000_mode: Mode = Field(
+        "development", description="Profile: development|staging|production."
+    )
+    dev3000_log_level: LogLevel = Field("debug", description="debug|info|warning|error.")
+    dev3000_backend_url: str = Field(
+        "http://localhost:8000", description="Backend under diagnosis."
+    )
+    dev3000_agent_url: str = Field("http://localhost:8001", description="Agent-web service.")
+    dev3000_frontend_url: str = Field(
+        "http://localhost:3000", description="Frontend under diagnosis."
+    )
+    dev3000_log_paths: CommaList = Field(
+        default_factory=lambda: ["./logs"],
+        description="Comma-separated log directories or globs the logs server may read.",
+    )
+    dev3000_data_dir: str = Field(
+        ".dev3000", description="Where dev3000 keeps its own state (SQLite, dead letters)."
+    )
+    dev3000_targets_file: str | None = Field(
+        None, description="Optional YAML/JSON file listing more health-check targets."
+    )
+    dev3000_logfire_token: SecretStr | None = Field(None, description="Logfire write token.")
+    dev3000_sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN.")
+    redis_url: str | None = Field(
+        None, description="Redis to health-check and share state through (empty: in-memory)."
+    )
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL to health-check (postgresql://user:pass@host/db)."
+    )
+
+    # === MCP ===
+    mcp_server_name: str = Field("guilde-diag", min_length=1, description="MCP server name.")
+    mcp_transport: Literal["stdio", "sse", "websocket", "http"] = Field(
+        "stdio", description="Default MCP transport: stdio|sse|websocket|http."
+    )
+    mcp_tools_enabled: bool = Field(True, description="Expose MCP tools.")
+    mcp_resources_enabled: bool = Field(True, description="Expose MCP resources.")
+    mcp_prompts_enabled: bool = Field(False, description="Expose MCP prompts.")
+
+    # === Circuit breakers ===
+    circuit_breaker_enabled: bool = Field(True, description="Feature flag: circuit breakers.")
+    circuit_breaker_redis_url: str | None = Field(
+        None, description="Redis for shared breaker state (empty: in-process memory)."
+    )
+    circuit_breaker_failure_threshold: int = Field(
+        5, ge=1, le=1000, description="Failures before opening."
+    )
+    circuit_breaker_recovery_timeout: float = Field(
+        30, gt=0, le=86400, description="Seconds before half-open."
+    )
+    circuit_breaker_half_open_requests: int = Field(
+        3, ge=1, le=1000, description="Trial calls in half-open."
+    )
+    circuit_breaker_success_threshold: int = Field(
+        2, ge=1, le=1000, description="Successes to close."
+    )
+
+    # === Retries, budgets, timeouts, rate limits, dead letters (seed 004) ===
+    retry_enabled: bool = Field(True, description="Feature flag: retries.")
+    retry_budget_enabled: bool = Field(True, description="Feature flag: retry budget.")
+    retry_budget_ratio: float = Field(
+        0.2, ge=0, le=1, description="Retries allowed per call over the window."
+    )
+    retry_budget_window_seconds: float = Field(
+        10, gt=0, le=3600, description="Retry-budget window."
+    )
+    retry_budget_min_retries: int = Field(
+        3, ge=0, le=10000, description="Retries always allowed per window."
+    )
+    timeouts_enabled: bool = Field(True, description="Feature flag: per-call timeouts.")
+    rate_limit_enabled: bool = Field(True, description="Feature flag: client-side rate limits.")
+    dead_letter_enabled: bool = Field(True, description="Feature flag: dead-letter recording.")
+
+    # === Logfire ===
+    logfire_token: SecretStr | None = Field(None, description="Logfire write token.")
+    logfire_diagnostic_spans: bool = Field(True, description="Emit diagnostic spans.")
+    logfire_span_processor_batch_size: int = Field(
+        512, ge=1, le=100000, description="Span batch size."
+    )
+    logfire_span_processor_timeout: int = Field(
+        5000, ge=0, le=600000, description="Span export timeout (ms)."
+    )
+    logfire_resource_attributes: str = Field(
+        "service.namespace=guilde,deployment.environment=development",
+        description="Comma-separated key=value resource attributes.",
+    )
+    logfire_console_enabled: bool = Field(True, description="Local console output.")
+    logfire_console_colors: bool = Field(True, description="Colours in console output.")
+    logfire_console_include_timestamps: bool = Field(
+        True, description="Timestamps in console output."
+    )
+    logfire_console_verbose: bool = Field(False, description="Verbose console output.")
+
+    # === Sentry ===
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN.")
+    sentry_traces_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="0.0-1.0 traces sample rate."
+    )
+    sentry_profiles_sample_rate: float = Field(
+        0.1, ge=0, le=1, description="0.0-1.0 profiling sample rate."
+    )
+    sentry_environment: str = Field("development", description="Sentry environment.")
+    sentry_release: str = Field("local", description="Sentry release (e.g. the git SHA).")
+    sentry_debug: bool = Field(False, description="Sentry SDK debug output.")
+    sentry_attach_stacktrace: bool = Field(True, description="Attach stack traces to messages.")
+    sentry_send_default_pii: bool = Field(False, description="Send PII (off for GDPR).")
+
+    # === Diagnostic API ===
+    diagnostic_mode: bool = Field(True, description="Diagnostic features on.")
+    diagnostic_verbose: bool = Field(False, description="Verbose diagnostic output.")
+    diagnostic_auth_required: bool = Field(
+        False, description="Require an API key for diag endpoints."
+    )
+    diagnostic_api_keys: SecretStr | None = Field(
+        None, description="Comma-separated <key>:<read|read+control>; key plain or sha256:<hex>."
+    )
+    diagnostic_control_enabled: bool = Field(
+        False, description="Allow circuit control (open/close/reset) through MCP tools."
+    )
+    diagnostic_rate_limit: int = Field(
+        100, ge=1, le=1_000_000, description="Requests per minute per key."
+    )
+    diagnostic_websocket_enabled: bool = Field(True, description="Enable the WebSocket stream.")
+    diagnostic_stream_buffer_size: int = Field(
+        1000, ge=1, le=1_000_000, description="Events kept for resume."
+    )
+
+    # === Health checks ===
+    health_check_timeout: float = Field(5, gt=0, le=300, description="Per-check timeout (seconds).")
+    health_check_include_details: bool = Field(True, description="Include check details.")
+    health_check_external_services: bool = Field(
+        True, description="Check external API connectivity."
+    )
+    health_check_cache_ttl: float = Field(
+        2.0, ge=0, le=3600, description="Seconds results are cached."
+    )
+    health_deep_check_enabled: bool = Field(True, description="Enable deep checks.")
+    health_deep_check_interval: float = Field(
+        60, gt=0, le=86400, description="Seconds between deep checks."
+    )
+    health_warn_db_latency_ms: float = Field(100, gt=0, description="DB latency warning (ms).")
+    health_warn_redis_latency_ms: float = Field(50, gt=0, description="Redis latency warning (ms).")
+    health_warn_api_latency_ms: float = Field(500, gt=0, description="API latency warning (ms).")
+    health_warn_memory_percent: float = Field(80, gt=0, le=100, description="Memory warning (%).")
+    health_warn_cpu_percent: float = Field(70, gt=0, le=100, description="CPU warning (%).")
+
+    # === Agent ===
+    agent_providers: CommaList = Field(
+        default_factory=lambda: ["offline"],
+        description="Ordered provider chain, e.g. anthropic:<model>,openai:<model>,offline.",
+    )
+    openai_api_key: SecretStr | None = Field(None, description="OpenAI API key.")
+    openai_base_url: str | None = Field(None, description="OpenAI-compatible base URL.")
+    anthropic_api_key: SecretStr | None = Field(None, description="Anthropic API key.")
+    anthropic_base_url: str | None = Field(None, description="Anthropic base URL.")
+    openrouter_api_key: SecretStr | None = Field(None, description="OpenRouter API key.")
+    agent_max_steps: int = Field(8, ge=1, le=100, description="LLM tool-loop step budget.")
+    agent_token_budget: int = Field(
+        40000, ge=100, le=10_000_000, description="LLM token budget per run."
+    )
+    agent_checkpointer: Literal["memory", "sqlite", "postgres", "redis"] = Field(
+        "sqlite", description="Session store: memory|sqlite|postgres|redis."
+    )
+    agent_checkpoint_url: SecretStr | None = Field(
+        None, description="DSN/URL/path for the session store (default under DEV3000_DATA_DIR)."
+    )
+    agent_web_port: int = Field(8001, ge=1, le=65535, description="agent-web port.")
+
+    @field_validator("dev3000_log_paths", "agent_providers", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("dev3000_mode", "dev3000_log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator(
+        "redis_url",
+        "circuit_breaker_redis_url",
+        "dev3000_targets_file",
+        "openai_base_url",
+        "anthropic_base_url",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, _ProfileSource(settings_cls))
+
+    # --- derived views -------------------------------------------------------------
+    @property
+    def logfire_write_token(self) -> SecretStr | None:
+        return self.dev3000_logfire_token or self.logfire_token
+
+    @property
+    def sentry_dsn_value(self) -> SecretStr | None:
+        return self.dev3000_sentry_dsn or self.sentry_dsn
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.dev3000_data_dir)
+
+    def resource_attributes(self) -> dict[str, str]:
+        pairs = (p.split("=", 1) for p in self.logfire_resource_attributes.split(",") if "=" in p)
+        return {k.strip(): v.strip() for k, v in pairs}
+
+    def breaker_config(self, service: str) -> BreakerConfig:
+        """Effective breaker settings for ``service`` (``CB_<SERVICE>_*`` over defaults)."""
+        return _families().breaker(service, self)
+
+    def breaker_services(self) -> list[str]:
+        """Services with built-in or configured per-service breaker settings."""
+        return sorted(set(BUILTIN_BREAKERS) | set(_families().breakers))
+
+    def retry_policy(self, service_type: ServiceType | str) -> RetryPolicy:
+        """Effective retry/timeout policy for a service type in this profile."""
+        return _families().retry(ServiceType(service_type), self.dev3000_mode)
+
+    def client_rate_limit(self, service: str) -> float | None:
+        """Client-side requests/second allowed to ``service`` (None: unlimited)."""
+        return _families().rate_limits.get(_service_key(service))
+
+
+# --------------------------------------------------------------------------------------
+# Families of variables read by pattern
+# --------------------------------------------------------------------------------------
+
+
+class BreakerConfig(BaseModel):
+    """Settings of one circuit breaker (seed 000 §7)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    failure_threshold: int = Field(ge=1, le=1000)
+    recovery_timeout: float = Field(gt=0, le=86400)
+    half_open_requests: int = Field(ge=1, le=1000)
+    success_threshold: int = Field(ge=1, le=1000)
+
+
+# Seed 000 §7.2 (and the §5.1 example for external_api).
+BUILTIN_BREAKERS: dict[str, dict[str, float]] = {
+    "openai": {"failure_threshold": 3, "recovery_timeout": 60},
+    "anthropic": {"failure_threshold": 3, "recovery_timeout": 60},
+    "openrouter": {"failure_threshold": 5, "recovery_timeout": 30},
+    "webhooks": {"failure_threshold": 10, "recovery_timeout": 15},
+    "logfire_export": {"failure_threshold": 5, "recovery_timeout": 30},
+    "external_api": {"failure_threshold": 5, "recovery_timeout": 30},
+}
+
+
+class ServiceType(StrEnum):
+    """Kinds of outbound dependency, each with its own retry/timeout policy (seed 004)."""
+
+    LLM = "llm"
+    DATABASE = "database"
+    THIRD_PARTY_API = "third_party_api"
+    FILE_STORAGE = "file_storage"
+    MESSAGE_QUEUE = "message_queue"
+
+
+class RetryPolicy(BaseModel):
+    """Retry and timeout policy for one service type."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_attempts: int = Field(ge=1, le=50, description="Attempts including the first.")
+    base_delay: float = Field(ge=0, le=600, description="First backoff delay (s).")
+    multiplier: float = Field(ge=1, le=10, description="Backoff growth per attempt.")
+    max_delay: float = Field(ge=0, le=3600, description="Cap on one backoff delay (s).")
+    timeout: float = Field(gt=0, le=3600, description="Timeout of the first attempt (s).")
+    timeout_multiplier: float = Field(ge=1, le=10, description="Timeout growth after a timeout.")
+    max_timeout: float = Field(gt=0, le=3600, description="Cap on one attempt's timeout (s).")
+    deadline: float = Field(gt=0, le=86400, description="Overall deadline, retries included (s).")
+
+
+_RETRY_DEFAULTS: dict[ServiceType, dict[str, float]] = {
+    # LLM APIs: rate limits and slow models; long timeouts, a few patient retries.
+    ServiceType.LLM: {
+        "max_attempts": 4, "base_delay": 1.0, "multiplier": 2, "max_delay": 30,
+        "timeout": 60, "timeout_multiplier": 1.5, "max_timeout": 120, "deadline": 180,
+    },
+    # Databases: connection resets, deadlocks; short and quick.
+    ServiceType.DATABASE: {
+        "max_attempts": 3, "base_delay": 0.05, "multiplier": 2, "max_delay": 1,
+        "timeout": 5, "timeout_multiplier": 1.5, "max_timeout": 15, "deadline": 20,
+    },
+    # Third-party HTTP APIs: 429/502/503; honour Retry-After.
+    ServiceType.THIRD_PARTY_API: {
+        "max_attempts": 4, "base_delay": 0.5, "multiplier": 2, "max_delay": 10,
+        "timeout": 10, "timeout_multiplier": 1.5, "max_timeout": 30, "deadline": 45,
+    },
+    # File storage: network blips; quota errors are permanent.
+    ServiceType.FILE_STORAGE: {
+        "max_attempts": 3, "base_delay": 0.5, "multiplier": 2, "max_delay": 8,
+        "timeout": 30, "timeout_multiplier": 1.5, "max_timeout": 90, "deadline": 120,
+    },
+    # Message queues: broker restarts; more attempts, short delays.
+    ServiceType.MESSAGE_QUEUE: {
+        "max_attempts": 5, "base_delay": 0.2, "multiplier": 2, "max_delay": 5,
+        "timeout": 5, "timeout_multiplier": 1.5, "max_timeout": 15, "deadline": 30,
+    },
+}  # fmt: skip
+
+# Per-environment adjustments: development fails fast, production is patient.
+_RETRY_MODE_OVERRIDES: dict[str, dict[ServiceType, dict[str, float]]] = {
+    "development": {
+        ServiceType.LLM: {"max_attempts": 3, "deadline": 90},
+        ServiceType.THIRD_PARTY_API: {"max_attempts": 3, "deadline": 30},
+    },
+    "staging": {},
+    "production": {
+        ServiceType.LLM: {"max_attempts": 5, "deadline": 240},
+        ServiceType.DATABASE: {"max_attempts": 4},
+    },
+}
+
+_CB_RE = re.compile(
+    r"^CB_(?P<svc>[A-Z0-9_]+?)_(?P<key>FAILURE_THRESHOLD|RECOVERY_TIMEOUT|HALF_OPEN_REQUESTS|SUCCESS_THRESHOLD)$"
+)
+_RETRY_RE = re.compile(
+    r"^RETRY_(?P<type>LLM|DATABASE|THIRD_PARTY_API|FILE_STORAGE|MESSAGE_QUEUE)_"
+    r"(?P<key>MAX_ATTEMPTS|BASE_DELAY|MULTIPLIER|MAX_DELAY|DEADLINE)$"
+)
+_TIMEOUT_RE = re.compile(
+    r"^TIMEOUT_(?P<type>LLM|DATABASE|THIRD_PARTY_API|FILE_STORAGE|MESSAGE_QUEUE)(?:_(?P<key>MULTIPLIER|MAX))?$"
+)
+_RATE_RE = re.compile(r"^CLIENT_RATE_LIMIT_(?P<svc>[A-Z0-9_]+)$")
+
+
+def _service_key(service: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", service.lower()).strip("_")
+
+
+@dataclass
+class _Families:
+    """Pattern-named variables, with the variable name each value came from."""
+
+    breakers: dict[str, dict[str, tuple[str, str]]]
+    retries: dict[ServiceType, dict[str, tuple[str, str]]]
+    rate_limits: dict[str, float]
+
+    def breaker(self, service: str, settings: Settings) -> BreakerConfig:
+        key = _service_key(service)
+        values: dict[str, Any] = {
+            "failure_threshold": settings.circuit_breaker_failure_threshold,
+            "recovery_timeout": settings.circuit_breaker_recovery_timeout,
+            "half_open_requests": settings.circuit_breaker_half_open_requests,
+            "success_threshold": settings.circuit_breaker_success_threshold,
+        }
+        values.update(BUILTIN_BREAKERS.get(key, {}))
+        values.update({k: v for k, (_, v) in self.breakers.get(key, {}).items()})
+        return BreakerConfig.model_validate(values)
+
+    def retry(self, service_type: ServiceType, mode: str) -> RetryPolicy:
+        values: dict[str, Any] = dict(_RETRY_DEFAULTS[service_type])
+        values.update(_RETRY_MODE_OVERRIDES.get(mode, {}).get(service_type, {}))
+        values.update({k: v for k, (_, v) in self.retries.get(service_type, {}).items()})
+        return RetryPolicy.model_validate(values)
+
+
+def _pattern_layers() -> dict[str, str]:
+    merged = dict(_read_dotenv())
+    merged.update({k.upper(): v for k, v in os.environ.items()})
+    return merged
+
+
+def _families() -> _Families:
+    breakers: dict[str, dict[str, tuple[str, str]]] = {}
+    retries: dict[ServiceType, dict[str, tuple[str, str]]] = {}
+    rate_limits: dict[str, float] = {}
+    for name, value in _pattern_layers().items():
+        if m := _CB_RE.match(name):
+            breakers.setdefault(m["svc"].lower(), {})[m["key"].lower()] = (name, value)
+        elif m := _RETRY_RE.match(name):
+            retries.setdefault(ServiceType(m["type"].lower()), {})[m["key"].lower()] = (name, value)
+        elif m := _TIMEOUT_RE.match(name):
+            field = {None: "timeout", "MULTIPLIER": "timeout_multiplier", "MAX": "max_timeout"}[
+                m["key"]
+            ]
+            retries.setdefault(ServiceType(m["type"].lower()), {})[field] = (name, value)
+        elif m := _RATE_RE.match(name):
+            try:
+                rate_limits[m["svc"].lower()] = float(value)
+            except ValueError:
+                rate_limits[m["svc"].lower()] = -1.0  # reported by check_settings
+    return _Families(breakers, retries, rate_limits)
+
+
+# --------------------------------------------------------------------------------------
+# Loading, checking, explaining
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One bad variable: its name, the value given (redacted by callers) and why."""
+
+    variable: str
+    message: str
+
+
+class ConfigurationInvalid(ValueError):
+    """Raised at start-up when one or more variables are invalid; names every one."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        lines = "\n".join(f"  {i.variable}: {i.message}" for i in issues)
+        super().__init__(f"invalid configuration ({len(issues)} problem(s)):\n{lines}")
+
+
+def _issues_from_validation(
+    error: ValidationError, names: Mapping[str, str] | None = None
+) -> list[ConfigIssue]:
+    issues = []
+    for err in error.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        variable = (names or {}).get(field, field.upper())
+        issues.append(ConfigIssue(variable, err["msg"]))
+    return issues
+
+
+def check_settings() -> tuple[Settings | None, list[ConfigIssue]]:
+    """Validate everything; return the settings (if the core model is valid) and all issues."""
+    issues: list[ConfigIssue] = []
+    settings: Settings | None = None
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        issues.extend(_issues_from_validation(exc))
+    mode = _resolve_mode(os.environ, _read_dotenv())
+    if mode not in PROFILES and not any(i.variable == "DEV3000_MODE" for i in issues):
+        issues.append(ConfigIssue("DEV3000_MODE", f"unknown profile {mode!r}"))
+    fam = _families()
+    base = settings or Settings.model_construct()
+    for svc, entries in fam.breakers.items():
+        try:
+            fam.breaker(svc, base)
+        except ValidationError as exc:
+            names = {k: var for k, (var, _) in entries.items()}
+            issues.extend(_issues_from_validation(exc, names))
+    for stype, entries in fam.retries.items():
+        try:
+            fam.retry(stype, mode if mode in PROFILES else "development")
+        except ValidationError as exc:
+            names = {k: var for k, (var, _) in entries.items()}
+            issues.extend(_issues_from_validation(exc, names))
+    for svc, rate in fam.rate_limits.items():
+        if rate <= 0:
+            issues.append(
+                ConfigIssue(
+                    f"CLIENT_RATE_LIMIT_{svc.upper()}",
+                    "must be a positive number (requests/second)",
+                )
+            )
+    return (settings if not issues else None), issues
+
+
+def load_settings() -> Settings:
+    """Load and fully validate the configuration, raising :class:`ConfigurationInvalid`."""
+    settings, issues = check_settings()
+    if issues or settings is None:
+        raise ConfigurationInvalid(issues)
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (validated once; see :func:`reset_settings_cache`)."""
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests, configuration reload)."""
+    get_settings.cache_clear()
+
+
+def explain_settings(settings: Settings) -> list[tuple[str, Any, SettingSource]]:
+    """Each variable with its effective value and the layer it came from."""
+    environ = {k.lower() for k in os.environ}
+    dotenv = {k.lower() for k in _read_dotenv()}
+    mode = _resolve_mode(os.environ, _read_dotenv())
+    profile = {k.lower() for k in PROFILES.get(mode, {})}
+    rows: list[tuple[str, Any, SettingSource]] = []
+    for field in Settings.model_fields:
+        source: SettingSource
+        if field in environ:
+            source = "env"
+        elif field in dotenv:
+            source = ".env"
+        elif field in profile:
+            source = "profile"
+        else:
+            source = "default"
+        rows.append((field.upper(), getattr(settings, field), source))
+    fam = _families()
+    env_upper = {k.upper() for k in os.environ}
+    for entries in [*fam.breakers.values(), *fam.retries.values()]:
+        for var, value in entries.values():
+            rows.append((var, value, "env" if var in env_upper else ".env"))
+    return rows

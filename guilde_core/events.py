@@ -1,0 +1,78 @@
+"""The timeline event: the one shape every source of events produces (DESIGN.md)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from guilde_core.correlation import get_correlation_id
+from guilde_core.redaction import redact
+
+__all__ = ["EventKind", "Severity", "TimelineEvent", "make_event"]
+
+Severity = Literal["debug", "info", "warning", "error", "critical"]
+EventKind = Literal[
+    "health_transition",
+    "circuit_transition",
+    "circuit_control",
+    "error_log",
+    "process_start",
+    "process_exit",
+    "process_restart",
+    "agent_run",
+    "config_reload",
+    "chaos",
+    "dead_letter",
+    "notice",
+]
+
+_seq = itertools.count(1)
+_instance = uuid.uuid4().hex[:8]
+
+
+class TimelineEvent(BaseModel):
+    """``{id, ts, source, kind, severity, subject, summary, data, correlation_id?}``."""
+
+    id: str = Field(description="Unique, time-ordered event id.")
+    ts: datetime = Field(description="When the event happened (UTC).")
+    source: str = Field(
+        description="What produced it: health, circuits, logs, process, agent, config …"
+    )
+    kind: EventKind
+    severity: Severity = "info"
+    subject: str = Field(description="What it is about: a target, a breaker, a log source …")
+    summary: str = Field(description="One human-readable line.")
+    data: dict[str, Any] = Field(default_factory=dict)
+    correlation_id: str | None = None
+
+
+def make_event(
+    *,
+    source: str,
+    kind: EventKind,
+    subject: str,
+    summary: str,
+    severity: Severity = "info",
+    data: dict[str, Any] | None = None,
+    correlation_id: str | None = None,
+    ts: datetime | None = None,
+) -> TimelineEvent:
+    """Build a redacted event with a time-ordered id (``<ms>-<instance>-<seq>``)."""
+    now = ts or datetime.now(UTC)
+    event_id = f"{int(time.time() * 1000):013d}-{_instance}-{next(_seq):06d}"
+    return TimelineEvent(
+        id=event_id,
+        ts=now,
+        source=source,
+        kind=kind,
+        severity=severity,
+        subject=subject,
+        summary=redact(summary),
+        data=redact(data or {}),
+        correlation_id=correlation_id or get_correlation_id(),
+    )

@@ -1,0 +1,150 @@
+"""Secret redaction: the one function every output path uses.
+
+``redact(obj)`` masks
+
+* values whose *name* looks secret (key, token, secret, password, passwd, dsn,
+  authorization, cookie, credential, api-key, private key …), in dicts, Pydantic models
+  and ``NAME=value`` / ``"name": "value"`` / ``name: value`` text;
+* values whose *shape* looks secret, wherever they stand: ``sk-…``/``sk-ant-…`` keys,
+  ``Bearer``/``Basic`` credentials, credentials inside URLs (``scheme://user:pass@host``),
+  JWTs, AWS access keys, GitHub/Slack/Google tokens, PEM private keys;
+* :class:`pydantic.SecretStr` / ``SecretBytes`` values.
+
+Ordinary text is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+__all__ = ["MASK", "is_secret_name", "redact", "redact_text"]
+
+MASK = "***REDACTED***"
+
+_SECRET_NAME = re.compile(
+    r"(?:^|[_\-.\s])?"
+    r"(?:api[_\-]?key|apikey|access[_\-]?key|secret|token|password|passwd|pwd|passphrase|dsn|"
+    r"authorization|auth[_\-]?header|cookie|set[_\-]?cookie|credential|private[_\-]?key|"
+    r"session[_\-]?id|client[_\-]?secret|x[_\-]api[_\-]key|signature)",
+    re.IGNORECASE,
+)
+# names that contain a secret-looking word but are not secrets
+_NOT_SECRET_NAME = re.compile(
+    r"^(?:.*_)?(?:token_budget|max_tokens|tokens|token_count|tokens_used|input_tokens|output_tokens|"
+    r"total_tokens|prompt_tokens|completion_tokens|key_count|keys|api_keys_count|"
+    r"diagnostic_auth_required|auth_required|secret_name)$",
+    re.IGNORECASE,
+)
+
+_SHAPES: list[tuple[re.Pattern[str], str]] = [
+    # PEM private keys
+    (
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL
+        ),
+        MASK,
+    ),
+    # credentials inside URLs: scheme://user:pass@host  (keep the user, mask the password)
+    (
+        re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)[^\s@/'\"]+(?=@)"),
+        r"\g<pre>" + MASK,
+    ),
+    # Authorization schemes
+    (
+        re.compile(r"(?i)\b(?P<scheme>bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*"),
+        r"\g<scheme> " + MASK,
+    ),
+    # OpenAI / Anthropic / OpenRouter style keys
+    (re.compile(r"\bsk-(?:ant-|or-|proj-)?[A-Za-z0-9_\-]{8,}"), MASK),
+    # JWTs
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"), MASK),
+    # AWS access key ids
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
+    # GitHub, Slack, Google API tokens
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"), MASK),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"), MASK),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), MASK),
+    # Logfire / Sentry style tokens embedded in text
+    (re.compile(r"\b(?:pylf_v\d_[a-z]+_|lf_)[A-Za-z0-9_]{16,}"), MASK),
+]
+
+# NAME=value, name: value, "name": "value" (value up to a delimiter)
+_ASSIGNMENT = re.compile(
+    r"""(?P<name>["']?[A-Za-z_][A-Za-z0-9_\-.]*["']?)(?P<sep>\s*[=:]\s*)"""
+    r"""(?P<q>["']?)(?P<value>[^\s"',;&}]+)(?P=q)"""
+)
+
+T = TypeVar("T")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field/variable/header name denotes a secret."""
+    if _NOT_SECRET_NAME.match(name):
+        return False
+    return bool(_SECRET_NAME.search(name))
+
+
+def _mask_assignment(match: re.Match[str]) -> str:
+    name = match["name"].strip("\"'")
+    value = match["value"]
+    if (
+        value == MASK
+        or not is_secret_name(name)
+        or value.lower() in {"true", "false", "none", "null"}
+    ):
+        return match.group(0)
+    return f"{match['name']}{match['sep']}{match['q']}{MASK}{match['q']}"
+
+
+def redact_text(text: str) -> str:
+    """Mask secret-looking shapes and ``name=value`` secrets inside free text."""
+    if not text:
+        return text
+    for pattern, repl in _SHAPES:
+        text = pattern.sub(repl, text)
+    return _ASSIGNMENT.sub(_mask_assignment, text)
+
+
+def _redact(obj: Any, depth: int) -> Any:
+    if depth > 50:
+        return obj
+    if isinstance(obj, SecretStr | SecretBytes):
+        return MASK
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if isinstance(obj, BaseModel):
+        data = obj.model_dump(mode="python")
+        cleaned = _redact(data, depth + 1)
+        try:
+            return type(obj).model_validate(cleaned)
+        except Exception:  # the masked value may not validate (e.g. a URL field)
+            return type(obj).model_construct(**cleaned)
+    if isinstance(obj, Mapping):
+        out: dict[Any, Any] = {}
+        for key, value in obj.items():
+            if (
+                isinstance(key, str)
+                and is_secret_name(key)
+                and value not in (None, "", False, True)
+            ):
+                out[key] = MASK
+            else:
+                out[key] = _redact(value, depth + 1)
+        return out
+    if isinstance(obj, list):
+        return [_redact(v, depth + 1) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_redact(v, depth + 1) for v in obj)
+    if isinstance(obj, set | frozenset):
+        return type(obj)(_redact(v, depth + 1) for v in obj)
+    return obj
+
+
+def redact[T](obj: T) -> T:
+    """Return a copy of ``obj`` (str, dict, list, Pydantic model, …) with secrets masked."""
+    result: T = _redact(obj, 0)
+    return result
