@@ -72,10 +72,10 @@ _SHAPES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:pylf_v\d_[a-z]+_|lf_)[A-Za-z0-9_]{16,}"), MASK),
 ]
 
-# NAME=value, name: value, "name": "value" (value up to a delimiter)
+# NAME=value, name: value, "name": "value" (a quoted value runs to its closing quote)
 _ASSIGNMENT = re.compile(
     r"""(?P<name>["']?[A-Za-z_][A-Za-z0-9_\-.]*["']?)(?P<sep>\s*[=:]\s*)"""
-    r"""(?P<q>["']?)(?P<value>[^\s"',;&}]+)(?P=q)"""
+    r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<value>[^\s"',;&}]+))"""
 )
 
 T = TypeVar("T")
@@ -90,14 +90,20 @@ def is_secret_name(name: str) -> bool:
 
 def _mask_assignment(match: re.Match[str]) -> str:
     name = match["name"].strip("\"'")
-    value = match["value"]
+    if match["dq"] is not None:
+        value, quote = match["dq"], '"'
+    elif match["sq"] is not None:
+        value, quote = match["sq"], "'"
+    else:
+        value, quote = match["value"], ""
     if (
-        value == MASK
+        not value
+        or MASK in value
         or not is_secret_name(name)
         or value.lower() in {"true", "false", "none", "null"}
     ):
         return match.group(0)
-    return f"{match['name']}{match['sep']}{match['q']}{MASK}{match['q']}"
+    return f"{match['name']}{match['sep']}{quote}{MASK}{quote}"
 
 
 def redact_text(text: str) -> str:
