@@ -1,0 +1,689 @@
+"""Offline analysis: rule-based analyzers that turn evidence into findings.
+
+Each analyzer reads the evidence records of one kind (deep health, circuit breakers,
+error groups, timeline) and produces findings that cite the evidence ids they come from:
+a dependency unreachable, a slow dependency over its threshold, a breaker open and why,
+an error spike with its signature, pool/disk/memory exhaustion, auth or rate-limit
+failures upstream, bad configuration. :func:`pick_root_cause` then ranks the findings —
+severity first, then how fundamental the category is in a causal chain (a pool exhausted
+explains a breaker opening, which explains an error spike), then how many independent
+sources agree — so the offline engine names the cause, not the loudest symptom.
+
+The analyzers only read what the tools returned; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.models import Category, Finding, RootCause, Severity
+
+__all__ = [
+    "Analysis",
+    "Thresholds",
+    "analyse",
+    "canonical_component",
+    "pick_root_cause",
+    "recommendations_for",
+]
+
+SEVERITY_WEIGHT: dict[str, int] = {"info": 1, "warning": 2, "error": 3, "critical": 4}
+#: lower = more fundamental in a causal chain
+CAUSAL_RANK: dict[str, int] = {
+    "configuration": 0,
+    "upstream_auth": 1,
+    "resource_exhaustion": 2,
+    "unreachable": 3,
+    "upstream_rate_limited": 4,
+    "latency": 5,
+    "circuit_open": 6,
+    "error_spike": 7,
+    "unknown": 8,
+}
+
+_PATTERNS: list[tuple[Category, re.Pattern[str]]] = [
+    (
+        "upstream_auth",
+        re.compile(
+            r"\b40[13]\b|unauthori[sz]ed|authenticationerror|authentication (?:failed|error)|"
+            r"invalid (?:api[ _-]?key|credential|token)|bad credential|forbidden|permission denied"
+        ),
+    ),
+    (
+        "upstream_rate_limited",
+        re.compile(r"\b429\b|rate[ _-]?limit|too many requests|ratelimiterror|quota exceeded"),
+    ),
+    (
+        "configuration",
+        re.compile(
+            r"config(?:uration)? (?:error|invalid|reload failed)|invalid config|misconfigur|"
+            r"bad config|invalid (?:value|setting)|configurationerror|config_reload|"
+            r"reload failed|not a valid (?:integer|number|url)"
+        ),
+    ),
+    (
+        "resource_exhaustion",
+        re.compile(
+            r"pool (?:exhausted|timeout|is full)|pooltimeout|queuepool|too many (?:connections|"
+            r"clients)|connection pool|no space left|disk (?:full|space)|out of memory|"
+            r"memoryerror|memory pressure|exhausted|enospc"
+        ),
+    ),
+    (
+        "unreachable",
+        re.compile(
+            r"refused|unreachable|could not connect|cannot connect|connection (?:error|failed|"
+            r"reset|closed)|connectionerror|name or service not known|no route to host|"
+            r"econnrefused|dns|host not found|connect call failed|server closed the connection"
+        ),
+    ),
+    ("latency", re.compile(r"timed? ?out|timeout|deadline exceeded|slow")),
+]
+
+_COMPONENT_ALIASES: dict[str, tuple[str, ...]] = {
+    "database": ("postgresql", "postgres", "database", "psycopg", "sqlalchemy", "sqlite", "db"),
+    "redis": ("redis", "cache"),
+    "openai": ("openai",),
+    "anthropic": ("anthropic",),
+    "openrouter": ("openrouter",),
+    "disk": ("disk", "enospc", "no space left"),
+    "memory": ("memory", "oom"),
+}
+
+
+def canonical_component(name: str) -> str:
+    """A stable name for a component: ``postgresql``/``db`` → ``database`` etc."""
+    low = name.strip().lower()
+    for canon, aliases in _COMPONENT_ALIASES.items():
+        if low == canon or low in aliases:
+            return canon
+    for canon, aliases in _COMPONENT_ALIASES.items():
+        if any(re.search(rf"(?<![a-z]){re.escape(a)}(?![a-z])", low) for a in aliases):
+            return canon
+    return low or "unknown"
+
+
+def _component_in_text(text: str) -> str | None:
+    low = text.lower()
+    for canon, aliases in _COMPONENT_ALIASES.items():
+        if any(re.search(rf"(?<![a-z]){re.escape(a)}(?![a-z])", low) for a in aliases):
+            return canon
+    return None
+
+
+def _category_of(text: str) -> Category | None:
+    low = text.lower()
+    for category, pattern in _PATTERNS:
+        if pattern.search(low):
+            return category
+    return None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.rstrip("%"))
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Warning thresholds (defaults mirror the ``HEALTH_WARN_*`` settings)."""
+
+    db_latency_ms: float = 100.0
+    redis_latency_ms: float = 50.0
+    api_latency_ms: float = 500.0
+    memory_percent: float = 80.0
+    cpu_percent: float = 70.0
+    disk_percent: float = 90.0
+    error_spike_count: int = 5
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Thresholds:
+        return cls(
+            db_latency_ms=settings.health_warn_db_latency_ms,
+            redis_latency_ms=settings.health_warn_redis_latency_ms,
+            api_latency_ms=settings.health_warn_api_latency_ms,
+            memory_percent=settings.health_warn_memory_percent,
+            cpu_percent=settings.health_warn_cpu_percent,
+        )
+
+    def latency_for(self, component: str) -> float:
+        if component == "database":
+            return self.db_latency_ms
+        if component == "redis":
+            return self.redis_latency_ms
+        return self.api_latency_ms
+
+
+@dataclass
+class Analysis:
+    """Findings of the offline pass plus the root cause and overall status they imply."""
+
+    findings: list[Finding]
+    root_cause: RootCause
+    status: str
+    recommendations: list[str] = field(default_factory=list)
+
+
+class _Builder:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.findings: list[Finding] = []
+        self._seen: dict[tuple[str, str, str], Finding] = {}
+
+    def add(
+        self,
+        *,
+        title: str,
+        component: str,
+        category: Category,
+        severity: Severity,
+        evidence_id: str,
+        detail: str = "",
+    ) -> None:
+        component = canonical_component(component)
+        key = (component, category, evidence_id)
+        if key in self._seen:
+            existing = self._seen[key]
+            if SEVERITY_WEIGHT[severity] > SEVERITY_WEIGHT[existing.severity]:
+                existing.severity = severity
+            return
+        finding = Finding(
+            id=f"{self.prefix}{len(self.findings) + 1}",
+            title=title,
+            detail=detail[:600],
+            component=component,
+            category=category,
+            severity=severity,
+            evidence_ids=[evidence_id],
+        )
+        self._seen[key] = finding
+        self.findings.append(finding)
+
+
+def _role(tool: str) -> str:
+    low = tool.lower()
+    if "health" in low:
+        return "health"
+    if "circuit" in low or "breaker" in low:
+        return "circuits"
+    if "error" in low and ("group" in low or low.endswith("errors")):
+        return "errors"
+    if "timeline" in low or "event" in low:
+        return "timeline"
+    if "log" in low:
+        return "logs"
+    return "other"
+
+
+# --- health --------------------------------------------------------------------------------
+def _iter_checks(data: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every dict that looks like a check (has a ``status``) with its name."""
+    if isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict):
+                yield from _iter_checks(item, path)
+        return
+    if not isinstance(data, dict):
+        return
+    if "status" in data and path and path[-1] not in ("metrics", "diagnostics"):
+        name = str(data.get("name") or data.get("target") or path[-1])
+        yield name, data
+    for key, value in data.items():
+        if key in ("details", "pool", "history", "metrics_snapshot"):
+            continue
+        if isinstance(value, dict | list):
+            yield from _iter_checks(value, (*path, str(key)))
+
+
+def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
+    eid = record["id"]
+    data = record.get("data")
+    if not isinstance(data, dict | list):
+        return
+    for name, check in _iter_checks(data):
+        status = str(check.get("status", "")).lower()
+        component = canonical_component(str(check.get("type") or name))
+        if component not in _COMPONENT_ALIASES:
+            component = canonical_component(name)
+        details = check.get("details") if isinstance(check.get("details"), dict) else {}
+        merged: dict[str, Any] = {**(details or {}), **check}
+        error_text = _text(merged.get("error") or merged.get("message") or "")
+        critical = bool(merged.get("critical", True))
+        bad = status in ("unhealthy", "down", "failed", "error")
+        degraded = status in ("degraded", "warning", "warn")
+        sev: Severity = ("critical" if critical else "error") if bad else "warning"
+        label = f"{name} is {status}" if status else name
+
+        # circuit state reported by the check (external APIs in seed §6.2)
+        cstate = str(merged.get("circuit_state") or "").lower().replace("_", "-")
+        if cstate in ("open", "forced-open"):
+            b.add(
+                title=f"{name}: circuit breaker {cstate}",
+                component=name,
+                category="circuit_open",
+                severity="error",
+                evidence_id=eid,
+                detail=error_text,
+            )
+
+        # resource exhaustion: pool, disk, memory
+        pool = merged.get("pool") if isinstance(merged.get("pool"), dict) else None
+        if pool:
+            size = _num(pool.get("size") or pool.get("max_size") or pool.get("max"))
+            available = _num(pool.get("available") or pool.get("idle"))
+            in_use = _num(pool.get("in_use") or pool.get("used"))
+            waiting = _num(pool.get("waiting") or pool.get("requests_waiting")) or 0
+            if size and (
+                (in_use is not None and in_use >= size)
+                or (available is not None and available <= 0)
+                or waiting > 0
+            ):
+                b.add(
+                    title=f"{name}: connection pool exhausted",
+                    component=component,
+                    category="resource_exhaustion",
+                    severity="critical" if bad or waiting > 0 else "error",
+                    evidence_id=eid,
+                    detail=f"pool {pool}",
+                )
+        for key in ("percent", "used_percent", "disk_percent", "memory_percent", "usage_percent"):
+            pct = _num(merged.get(key))
+            if pct is None:
+                continue
+            kind = "disk" if "disk" in (name + key).lower() else component
+            if "mem" in (name + key).lower():
+                kind = "memory"
+            limit = t.memory_percent if kind == "memory" else t.disk_percent
+            if kind not in ("disk", "memory"):
+                continue
+            if pct >= limit:
+                b.add(
+                    title=f"{kind} usage at {pct:.0f}% (threshold {limit:.0f}%)",
+                    component=kind,
+                    category="resource_exhaustion",
+                    severity="critical" if pct >= 97 or bad else ("error" if pct >= 95 else sev),
+                    evidence_id=eid,
+                    detail=error_text,
+                )
+
+        # latency over threshold
+        latency = _num(merged.get("latency_ms"))
+        threshold = _num(merged.get("threshold_ms") or merged.get("warn_latency_ms")) or (
+            t.latency_for(component)
+        )
+        if latency is not None and latency > threshold and not error_text:
+            b.add(
+                title=f"{name} slow: {latency:.0f} ms (threshold {threshold:.0f} ms)",
+                component=component,
+                category="latency",
+                severity="error" if bad or latency > 5 * threshold else "warning",
+                evidence_id=eid,
+            )
+
+        if not (bad or degraded) or not (error_text or bad):
+            continue
+        category = _category_of(error_text) if error_text else None
+        if category is None and bad:
+            category = "unreachable" if "connect" in error_text.lower() else "unknown"
+        if category is None:
+            continue
+        if category == "latency" and latency is not None and latency <= threshold:
+            # a timeout reported without a measured slow latency is still latency
+            pass
+        b.add(
+            title=f"{label}" + (f": {error_text[:160]}" if error_text else ""),
+            component=component,
+            category=category,
+            severity=sev,
+            evidence_id=eid,
+            detail=error_text,
+        )
+
+
+# --- circuits --------------------------------------------------------------------------------
+def _breakers(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    if isinstance(data, dict):
+        for key in ("breakers", "circuits", "items", "snapshots"):
+            if isinstance(data.get(key), list):
+                return [d for d in data[key] if isinstance(d, dict)]
+        if "state" in data and "name" in data:
+            return [data]
+        return [{"name": k, **v} for k, v in data.items() if isinstance(v, dict) and "state" in v]
+    return []
+
+
+def _circuits(record: dict[str, Any], b: _Builder) -> None:
+    eid = record["id"]
+    for br in _breakers(record.get("data")):
+        name = str(br.get("name") or "?")
+        state = str(br.get("state") or "").lower().replace("_", "-")
+        if state not in ("open", "half-open", "forced-open"):
+            continue
+        why = _text(
+            br.get("last_failure")
+            or br.get("last_error")
+            or br.get("reason")
+            or br.get("opened_reason")
+            or ""
+        )
+        failures = br.get("failures", br.get("failure_count"))
+        detail = f"state={state} failures={failures} last failure: {why}".strip()
+        b.add(
+            title=f"circuit '{name}' is {state}"
+            + (f" after {failures} failures" if failures else ""),
+            component=name,
+            category="circuit_open",
+            severity="error" if state != "half-open" else "warning",
+            evidence_id=eid,
+            detail=detail,
+        )
+        cause = _category_of(why) if why else None
+        if cause is not None and cause != "circuit_open":
+            b.add(
+                title=f"'{name}' failing upstream: {why[:160]}",
+                component=name,
+                category=cause,
+                severity="error",
+                evidence_id=eid,
+                detail=why,
+            )
+
+
+# --- error groups / logs ------------------------------------------------------------------------
+def _groups(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    if isinstance(data, dict):
+        for key in ("groups", "error_groups", "items", "entries", "results", "errors"):
+            if isinstance(data.get(key), list):
+                return [d for d in data[key] if isinstance(d, dict)]
+    return []
+
+
+def _errors(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
+    eid = record["id"]
+    for group in _groups(record.get("data")):
+        count = int(_num(group.get("count") or group.get("occurrences") or 1) or 1)
+        signature = _text(group.get("signature") or group.get("message") or group.get("key"))
+        sample = _text(group.get("sample") or group.get("example") or group.get("line") or "")
+        text = f"{signature} {sample}"
+        level = str(group.get("level") or "error").lower()
+        if level in ("debug", "info"):
+            continue
+        source = str(group.get("service") or group.get("source") or group.get("logger") or "")
+        component = _component_in_text(text) or canonical_component(
+            re.split(r"[/\\.]", source)[-1] if source else "backend"
+        )
+        if component in ("log", "logs", "jsonl", "", "app", "sandbox"):
+            component = "backend"
+        category = _category_of(text)
+        spike = count >= t.error_spike_count
+        if category is None and not spike:
+            continue
+        severity: Severity = "error" if spike or level in ("critical", "fatal") else "warning"
+        if category is not None:
+            b.add(
+                title=f"{count}× {signature[:140]}",
+                component=component,
+                category=category,
+                severity=severity,
+                evidence_id=eid,
+                detail=sample[:400],
+            )
+        if spike:
+            b.add(
+                title=f"error spike: {count}× {signature[:140]}",
+                component="backend" if category is not None else component,
+                category="error_spike",
+                severity="error" if category is None else "warning",
+                evidence_id=eid,
+                detail=sample[:400],
+            )
+
+
+# --- timeline --------------------------------------------------------------------------------
+def _events(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    if isinstance(data, dict):
+        for key in ("events", "items", "results"):
+            if isinstance(data.get(key), list):
+                return [d for d in data[key] if isinstance(d, dict)]
+    return []
+
+
+def _timeline(record: dict[str, Any], b: _Builder) -> None:
+    eid = record["id"]
+    for event in _events(record.get("data")):
+        kind = str(event.get("kind") or "")
+        if kind in ("chaos", "agent_run"):  # fault injection is not evidence of anything
+            continue
+        severity = str(event.get("severity") or "info").lower()
+        if severity not in ("warning", "error", "critical"):
+            continue
+        summary = _text(event.get("summary"))
+        subject = str(event.get("subject") or "")
+        text = f"{summary} {_text(event.get('data'))}"
+        if kind == "config_reload":
+            b.add(
+                title=f"configuration reload failed: {summary[:160]}",
+                component=subject or "configuration",
+                category="configuration",
+                severity="error",
+                evidence_id=eid,
+                detail=text[:400],
+            )
+            continue
+        category = _category_of(text)
+        if kind == "circuit_transition" and "open" in text.lower():
+            category = category or "circuit_open"
+        if category is None:
+            continue
+        sev: Severity = "error" if severity in ("error", "critical") else "warning"
+        b.add(
+            title=f"{kind or 'event'} {subject}: {summary[:160]}",
+            component=_component_in_text(f"{subject} {summary}") or subject or "backend",
+            category=category,
+            severity=sev,
+            evidence_id=eid,
+            detail=text[:400],
+        )
+
+
+def _logs(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
+    data = record.get("data")
+    entries = _groups(data) or _events(data)
+    if entries and any("signature" in e or "count" in e for e in entries):
+        _errors(record, b, t)
+        return
+    eid = record["id"]
+    for entry in entries[:200]:
+        level = str(entry.get("level") or "").lower()
+        if level not in ("error", "critical", "fatal", "warning"):
+            continue
+        text = _text(entry.get("message") or entry.get("msg") or entry.get("raw") or entry)
+        category = _category_of(text)
+        if category is None:
+            continue
+        b.add(
+            title=f"log: {text[:160]}",
+            component=_component_in_text(text) or "backend",
+            category=category,
+            severity="error" if level != "warning" else "warning",
+            evidence_id=eid,
+            detail=text[:400],
+        )
+
+
+# --- ranking ---------------------------------------------------------------------------------
+_RECOMMENDATIONS: dict[str, str] = {
+    "unreachable": "Restore connectivity to {c}: check that it is running, its host/port and "
+    "network policy; callers will recover when it answers.",
+    "latency": "Find why {c} is slow (load, locks, network); raise timeouts only as a stopgap.",
+    "error_spike": "Inspect the failing code path of {c} (see the error signature) and roll "
+    "back the change that introduced it.",
+    "resource_exhaustion": "Free or enlarge {c} (pool size, disk, memory) and look for leaks "
+    "holding it.",
+    "circuit_open": "Fix what made the {c} breaker trip; it will half-open after its recovery "
+    "timeout (close it by hand only once the cause is gone, with approval).",
+    "upstream_rate_limited": "Slow down calls to {c} (client-side rate limit, backoff "
+    "honouring Retry-After) or raise the quota.",
+    "upstream_auth": "Replace the credential used for {c}: it was rejected (401/403); "
+    "retrying will not help.",
+    "configuration": "Correct the invalid configuration of {c} and reload it.",
+    "unknown": "Gather more evidence about {c} (logs, traces) before acting.",
+}
+
+
+def recommendations_for(root: RootCause, findings: Iterable[Finding]) -> list[str]:
+    """A few concrete next steps, the root cause's first."""
+    out = [_RECOMMENDATIONS[root.category].format(c=root.component)]
+    for f in findings:
+        if f.severity in ("error", "critical") and (f.component, f.category) != (
+            root.component,
+            root.category,
+        ):
+            text = _RECOMMENDATIONS[f.category].format(c=f.component)
+            if text not in out:
+                out.append(text)
+        if len(out) >= 4:
+            break
+    return out
+
+
+def pick_root_cause(
+    findings: list[Finding], question: str = "", focus: str | None = None
+) -> RootCause:
+    """Rank (component, category) groups of findings and name the most likely cause."""
+    if not findings:
+        return RootCause(
+            component="system",
+            category="unknown",
+            summary="No evidence of a fault was found in health, breakers, error logs or "
+            "the timeline.",
+            confidence=0.2,
+        )
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.component, f.category), []).append(f)
+    hint = f"{question} {focus or ''}".lower()
+    # components whose breaker is open or whose errors spike are explained by a more
+    # fundamental finding on the same component: the chain collapses onto its cause
+    components_in_trouble = {f.component for f in findings if f.severity != "warning"}
+
+    def score(key: tuple[str, str]) -> tuple[float, int]:
+        members = groups[key]
+        component, category = key
+        sev = max(SEVERITY_WEIGHT[m.severity] for m in members)
+        sources = len({e for m in members for e in m.evidence_ids})
+        value = sev * 10.0 + (8 - CAUSAL_RANK[category]) * 1.5 + min(sources, 3) * 2.0
+        if component in components_in_trouble and CAUSAL_RANK[category] <= 5:
+            value += 2.0
+        if component != "backend" and component in hint:
+            value += 3.0
+        return value, -CAUSAL_RANK[category]
+
+    best = max(groups, key=score)
+    members = groups[best]
+    lead = max(members, key=lambda m: SEVERITY_WEIGHT[m.severity])
+    evidence_ids = sorted({e for m in members for e in m.evidence_ids}, key=_eid_key)
+    related = [
+        f
+        for f in findings
+        if f.component == best[0] and f.category != best[1] and f.severity != "warning"
+    ]
+    summary = lead.title
+    if related:
+        summary += "; which explains: " + "; ".join(r.title for r in related[:3])
+        evidence_ids = sorted(
+            set(evidence_ids) | {e for r in related for e in r.evidence_ids}, key=_eid_key
+        )
+    sources = len({e for m in members for e in m.evidence_ids})
+    confidence = 0.45 + 0.15 * min(sources, 3) + (0.1 if lead.severity != "warning" else 0.0)
+    return RootCause(
+        component=best[0],
+        category=lead.category,
+        summary=summary[:600],
+        confidence=round(min(confidence, 0.95), 2),
+        evidence_ids=evidence_ids,
+    )
+
+
+def _eid_key(eid: str) -> tuple[int, str]:
+    digits = re.sub(r"\D", "", eid)
+    return (int(digits) if digits else 0, eid)
+
+
+def _overall_status(records: list[dict[str, Any]], findings: list[Finding]) -> str:
+    for record in records:
+        if _role(record["tool"]) == "health" and isinstance(record.get("data"), dict):
+            status = str(record["data"].get("status", "")).lower()
+            if status in ("healthy", "degraded", "unhealthy"):
+                if status == "healthy" and any(f.severity != "warning" for f in findings):
+                    return "degraded"
+                return status
+    if any(f.severity == "critical" for f in findings):
+        return "unhealthy"
+    if findings:
+        return "degraded"
+    return "healthy" if records else "unknown"
+
+
+def analyse(
+    records: list[dict[str, Any]],
+    *,
+    question: str = "",
+    focus: str | None = None,
+    thresholds: Thresholds | None = None,
+    finding_prefix: str = "F",
+) -> Analysis:
+    """Run every analyzer over the evidence records; rank the findings."""
+    t = thresholds or Thresholds()
+    b = _Builder(finding_prefix)
+    for record in records:
+        if not record.get("ok", True):
+            continue
+        role = _role(str(record.get("tool", "")))
+        if role == "health":
+            _health(record, b, t)
+        elif role == "circuits":
+            _circuits(record, b)
+        elif role == "errors":
+            _errors(record, b, t)
+        elif role == "timeline":
+            _timeline(record, b)
+        elif role == "logs":
+            _logs(record, b, t)
+    findings = sorted(
+        b.findings,
+        key=lambda f: (-SEVERITY_WEIGHT[f.severity], CAUSAL_RANK[f.category], f.id),
+    )
+    root = pick_root_cause(findings, question, focus)
+    return Analysis(
+        findings=findings,
+        root_cause=root,
+        status=_overall_status(records, findings),
+        recommendations=recommendations_for(root, findings),
+    )

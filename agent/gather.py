@@ -1,0 +1,130 @@
+"""Gather: one deterministic first pass over MCP, in parallel, kept as numbered evidence.
+
+The pass calls, concurrently, whichever of these the server offers: deep health, the
+circuit-breaker list, error groups from the logs, and the recent timeline. Each answer
+(or error) becomes an evidence record ``{id, tool, arguments, ok, data, excerpt}``
+numbered ``E1, E2, …`` after the evidence already held, so follow-up questions in a
+session keep citing stable ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
+from agent.safety import redact_data
+from guilde_core.redaction import redact_text
+
+__all__ = [
+    "EXCERPT_CHARS",
+    "GATHER_ROLES",
+    "excerpt_of",
+    "fit_arguments",
+    "gather",
+    "record_from_outcome",
+]
+
+EXCERPT_CHARS = 1200
+
+#: role -> (keywords that must appear in the tool name, keywords that must not)
+GATHER_ROLES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
+    "health": (
+        (("health", "deep"), ()),
+        (("health", "check"), ("target", "history")),
+    ),
+    "circuits": ((("circuit", "list"), ()), (("circuits",), ("get", "transition", "history"))),
+    "errors": ((("error", "group"), ()), (("errors",), ())),
+    "timeline": ((("timeline",), ("resource",)),),
+}
+
+
+def _compact(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str, separators=(",", ":"), sort_keys=False)
+
+
+def excerpt_of(outcome: ToolOutcome, limit: int = EXCERPT_CHARS) -> str:
+    """A redacted, trimmed excerpt of a tool's answer (with a note when trimmed)."""
+    text = outcome.error if not outcome.ok else (_compact(outcome.data) or outcome.text)
+    text = redact_text(text or "")
+    if len(text) > limit:
+        text = f"{text[:limit]} … [trimmed {len(text) - limit} of {len(text)} chars]"
+    return text
+
+
+def record_from_outcome(evidence_id: str, outcome: ToolOutcome) -> dict[str, Any]:
+    """An evidence record (plain dict, checkpoint-friendly) for one tool outcome."""
+    return {
+        "id": evidence_id,
+        "tool": outcome.name,
+        "arguments": redact_data(outcome.arguments),
+        "ok": outcome.ok,
+        "data": outcome.data,
+        "error": outcome.error,
+        "excerpt": excerpt_of(outcome),
+    }
+
+
+def fit_arguments(spec: ToolSpec, wanted: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the wanted arguments the tool's input schema declares."""
+    props = spec.input_schema.get("properties") or {}
+    return {k: v for k, v in wanted.items() if k in props}
+
+
+def resolve_roles(tools: DiagTools) -> dict[str, str]:
+    """Map gather roles to the server's tool names (discovered, not hard-coded)."""
+    found: dict[str, str] = {}
+    for role, options in GATHER_ROLES.items():
+        for keywords, exclude in options:
+            name = tools.find(*keywords, exclude=exclude)
+            if name:
+                found[role] = name
+                break
+    return found
+
+
+def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> dict[str, Any]:
+    wanted: dict[str, Any] = {}
+    if window_minutes:
+        seconds = int(window_minutes * 60)
+        wanted |= {
+            "window_minutes": window_minutes,
+            "minutes": window_minutes,
+            "since_seconds": seconds,
+            "window_seconds": seconds,
+            "since": f"{int(window_minutes)}m",
+        }
+    if role == "timeline":
+        wanted["limit"] = 50
+    if role == "errors":
+        wanted["limit"] = 20
+    del focus  # focus ranks findings; it never narrows what is gathered
+    return wanted
+
+
+async def gather(
+    tools: DiagTools,
+    *,
+    start_index: int = 1,
+    focus: str | None = None,
+    window_minutes: float | None = None,
+) -> list[dict[str, Any]]:
+    """Run the first pass concurrently; return the evidence records in a stable order."""
+    roles = resolve_roles(tools)
+    plan: list[tuple[str, dict[str, Any]]] = []
+    for role in ("health", "circuits", "errors", "timeline"):
+        name = roles.get(role)
+        if name is None:
+            continue
+        spec = tools.spec(name)
+        assert spec is not None
+        plan.append((name, fit_arguments(spec, _wanted_args(role, focus, window_minutes))))
+    outcomes = await asyncio.gather(*(tools.call(n, a) for n, a in plan))
+    return [
+        record_from_outcome(f"E{start_index + i}", outcome) for i, outcome in enumerate(outcomes)
+    ]

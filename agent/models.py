@@ -1,0 +1,136 @@
+"""The diagnosis output contract and the small models the agent passes around.
+
+:class:`Diagnosis` is what ``dev3000 ask`` prints, ``--json`` emits, agent-web returns
+and the ``diagnose`` MCP tool answers with. Its validator guarantees that every evidence
+id cited by the root cause or a finding exists in ``evidence``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "CATEGORIES",
+    "Category",
+    "Diagnosis",
+    "Evidence",
+    "Finding",
+    "Mode",
+    "OverallStatus",
+    "PendingAction",
+    "RootCause",
+    "Severity",
+]
+
+Category = Literal[
+    "unreachable",
+    "latency",
+    "error_spike",
+    "resource_exhaustion",
+    "circuit_open",
+    "upstream_rate_limited",
+    "upstream_auth",
+    "configuration",
+    "unknown",
+]
+CATEGORIES: tuple[str, ...] = (
+    "unreachable",
+    "latency",
+    "error_spike",
+    "resource_exhaustion",
+    "circuit_open",
+    "upstream_rate_limited",
+    "upstream_auth",
+    "configuration",
+    "unknown",
+)
+Severity = Literal["info", "warning", "error", "critical"]
+OverallStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
+Mode = Literal["llm", "degraded", "offline"]
+
+
+class Evidence(BaseModel):
+    """One numbered piece of evidence: a tool call and an excerpt of what it returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Evidence id, e.g. 'E3'; findings cite it.")
+    tool: str = Field(description="MCP tool that produced it.")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    excerpt: str = Field(description="Redacted, trimmed excerpt of the tool output.")
+    error: bool = Field(False, description="The tool call failed; the excerpt is the error.")
+
+
+class Finding(BaseModel):
+    """Something found, with the evidence that shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    detail: str = ""
+    component: str
+    category: Category
+    severity: Severity
+    evidence_ids: list[str] = Field(min_length=1)
+    source: Literal["offline", "llm"] = "offline"
+
+
+class RootCause(BaseModel):
+    """The most likely cause of the question's symptom."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    component: str
+    category: Category
+    summary: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence_ids: list[str] = Field(default_factory=list)
+
+
+class PendingAction(BaseModel):
+    """A control action the investigation asked for that needs a human's approval."""
+
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    status: Literal["awaiting_approval", "approved", "denied"] = "awaiting_approval"
+    result: str | None = None
+
+
+class Diagnosis(BaseModel):
+    """The answer to a question about the system, grounded in numbered evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str
+    status: OverallStatus
+    root_cause: RootCause
+    findings: list[Finding] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+    recommendations: list[str] = Field(default_factory=list)
+    mode: Mode
+    provider: str | None = Field(None, description="Provider that produced the answer.")
+    model: str | None = Field(None, description="Model that produced the answer.")
+    steps: int = Field(0, ge=0, description="LLM steps taken.")
+    tool_calls: int = Field(0, ge=0, description="MCP tool calls made (gather included).")
+    tokens: int = Field(0, ge=0, description="LLM tokens used (input + output).")
+    duration_ms: float = Field(0.0, ge=0)
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What went wrong on the way (failed providers, trimmed output, budget).",
+    )
+    actions: list[PendingAction] = Field(default_factory=list)
+    session_id: str | None = None
+
+    @model_validator(mode="after")
+    def _cited_evidence_exists(self) -> Diagnosis:
+        known = {e.id for e in self.evidence}
+        cited = list(self.root_cause.evidence_ids)
+        for finding in self.findings:
+            cited.extend(finding.evidence_ids)
+        missing = sorted({c for c in cited if c not in known})
+        if missing:
+            raise ValueError(f"cited evidence ids do not exist: {', '.join(missing)}")
+        return self

@@ -1,0 +1,137 @@
+"""A FastMCP server that replays recorded tool outputs (scenarios without a live sandbox).
+
+Some scenarios of the suite are *recorded*: their ``scenario.yaml`` carries what each
+diagnostic tool answered while the fault was present. This server exposes those answers
+under the same tool names as dev3000's aggregate endpoint, so the agent reaches them the
+same way — over MCP — and nothing in the agent knows the difference. Control tools
+(open/close/reset a circuit) record every invocation in :attr:`RecordedState.control_calls`
+so tests can prove none ran without approval.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastmcp import FastMCP
+
+__all__ = ["RECORDED_TOOL_NAMES", "RecordedState", "build_recorded_server"]
+
+#: role in a scenario's ``recorded:`` block → tool name on the aggregate endpoint
+RECORDED_TOOL_NAMES: dict[str, str] = {
+    "health": "health_check_deep",
+    "circuits": "circuits_list_breakers",
+    "errors": "logs_error_groups",
+    "timeline": "timeline_recent",
+    "logs": "logs_search",
+    "system": "system_status",
+}
+
+
+@dataclass
+class RecordedState:
+    """What the replay server was asked (tool calls and control calls)."""
+
+    data: dict[str, Any]
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    control_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _answer(state: RecordedState, role: str, arguments: dict[str, Any]) -> Any:
+    from fastmcp.exceptions import ToolError
+
+    state.calls.append((RECORDED_TOOL_NAMES.get(role, role), arguments))
+    value = state.data.get(role)
+    if isinstance(value, dict) and set(value) == {"error"}:
+        raise ToolError(str(value["error"]))
+    if value is None:
+        return {"note": f"no {role} data recorded"}
+    return value
+
+
+def build_recorded_server(
+    data: dict[str, Any], *, name: str = "recorded"
+) -> tuple[FastMCP, RecordedState]:
+    """A FastMCP server answering from ``data`` (role → recorded output), and its log."""
+    server: FastMCP = FastMCP(name)
+    state = RecordedState(data=dict(data))
+    ro = {"readOnlyHint": True, "destructiveHint": False}
+    destructive = {"readOnlyHint": False, "destructiveHint": True}
+
+    @server.tool(name=RECORDED_TOOL_NAMES["health"], annotations=ro)
+    def health_check_deep(include: list[str] | None = None) -> dict[str, Any]:
+        """Deep health of every target: status, latency, details (seed 000 §6.2 shape)."""
+        result: dict[str, Any] = _answer(state, "health", {"include": include})
+        return result
+
+    @server.tool(name=RECORDED_TOOL_NAMES["circuits"], annotations=ro)
+    def circuits_list_breakers() -> dict[str, Any]:
+        """Every circuit breaker: state, failures, last failure, seconds to half-open."""
+        result: dict[str, Any] = _answer(state, "circuits", {})
+        return result
+
+    @server.tool(name="circuits_get_breaker", annotations=ro)
+    def circuits_get_breaker(name: str) -> dict[str, Any]:
+        """One circuit breaker by name."""
+        from fastmcp.exceptions import ToolError
+
+        listing = _answer(state, "circuits", {"name": name})
+        for br in listing.get("breakers", []) if isinstance(listing, dict) else []:
+            if br.get("name") == name:
+                return dict(br)
+        raise ToolError(f"no circuit breaker named {name!r}")
+
+    @server.tool(name=RECORDED_TOOL_NAMES["errors"], annotations=ro)
+    def logs_error_groups(limit: int = 20, since: str | None = None) -> dict[str, Any]:
+        """Errors and exceptions grouped by normalised signature, with counts and a sample."""
+        result: dict[str, Any] = _answer(state, "errors", {"limit": limit, "since": since})
+        return result
+
+    @server.tool(name=RECORDED_TOOL_NAMES["logs"], annotations=ro)
+    def logs_search(query: str, limit: int = 50) -> dict[str, Any]:
+        """Search log lines (literal or regex) across sources; newest last."""
+        lines = _answer(state, "logs", {"query": query, "limit": limit})
+        entries = lines.get("entries", []) if isinstance(lines, dict) else []
+        try:
+            pattern = re.compile(query, re.IGNORECASE)
+        except re.error:
+            pattern = re.compile(re.escape(query), re.IGNORECASE)
+        hits = [e for e in entries if pattern.search(str(e.get("message", e)))]
+        return {"query": query, "entries": hits[-limit:], "truncated": len(hits) > limit}
+
+    @server.tool(name=RECORDED_TOOL_NAMES["timeline"], annotations=ro)
+    def timeline_recent(limit: int = 50, kinds: list[str] | None = None) -> dict[str, Any]:
+        """Recent timeline events (health/circuit transitions, error lines, reloads)."""
+        result = _answer(state, "timeline", {"limit": limit, "kinds": kinds})
+        events = result.get("events", []) if isinstance(result, dict) else []
+        if kinds:
+            events = [e for e in events if e.get("kind") in kinds]
+        return {"events": events[-limit:]}
+
+    @server.tool(name=RECORDED_TOOL_NAMES["system"], annotations=ro)
+    def system_status() -> dict[str, Any]:
+        """Host and process diagnostics: CPU, memory, disk, connections."""
+        result: dict[str, Any] = _answer(state, "system", {})
+        return result
+
+    def _control(verb: str, name: str, reason: str) -> dict[str, Any]:
+        state.control_calls.append((verb, {"name": name, "reason": reason}))
+        return {"name": name, "action": verb, "ok": True}
+
+    @server.tool(name="circuits_open_breaker", annotations=destructive)
+    def circuits_open_breaker(name: str, reason: str) -> dict[str, Any]:
+        """Force a circuit breaker open (control; needs a reason)."""
+        return _control("open", name, reason)
+
+    @server.tool(name="circuits_close_breaker", annotations=destructive)
+    def circuits_close_breaker(name: str, reason: str) -> dict[str, Any]:
+        """Force a circuit breaker closed (control; needs a reason)."""
+        return _control("close", name, reason)
+
+    @server.tool(name="circuits_reset_breaker", annotations=destructive)
+    def circuits_reset_breaker(name: str, reason: str) -> dict[str, Any]:
+        """Reset a circuit breaker's counters (control; needs a reason)."""
+        return _control("reset", name, reason)
+
+    return server, state
