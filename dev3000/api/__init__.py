@@ -1,0 +1,1 @@
+"""dev3000's HTTP API: routers, auth, rate limiting, problem details, request ids."""

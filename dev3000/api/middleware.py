@@ -1,0 +1,189 @@
+"""The one pure-ASGI middleware in front of the API: request ids, metrics, rate limits.
+
+Kept as a single ASGI callable (no ``BaseHTTPMiddleware``) so the cheap probes stay cheap.
+
+* ``X-Request-ID``: the incoming value (if sane) or a new one, set as the correlation id of
+  the request (``guilde_core.correlation``) and echoed on every response, errors included.
+* Prometheus: ``dev3000_http_requests_total`` and ``dev3000_http_request_duration_seconds``
+  by method, route template and status.
+* Rate limit (:mod:`dev3000.api.ratelimit`) on rate-limited paths, per API key or client
+  address; a 429 problem carries ``Retry-After`` and ``RateLimit-*`` headers, allowed
+  responses carry the ``RateLimit-*`` headers too.
+* An exception escaping the app becomes a 500 problem (with the request id), never a
+  traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dev3000.api.auth import Keyring, extract_token
+from dev3000.api.problems import problem_response
+from dev3000.api.ratelimit import RateDecision, RateLimiter
+from guilde_core.correlation import correlation_scope
+from guilde_core.redaction import redact_text
+
+__all__ = [
+    "HTTP_REQUESTS",
+    "HTTP_REQUEST_DURATION",
+    "ApiMiddleware",
+    "is_rate_limited_path",
+]
+
+log = logging.getLogger("dev3000.api")
+
+HTTP_REQUESTS = Counter(
+    "dev3000_http_requests_total",
+    "HTTP requests served by dev3000.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "dev3000_http_request_duration_seconds",
+    "Time to serve an HTTP request of dev3000.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_RID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: cheap probes and scrapes are never rate limited (orchestrators hit them constantly)
+_EXEMPT = frozenset(
+    {"/health", "/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready", "/metrics"}
+)
+
+
+def is_rate_limited_path(path: str) -> bool:
+    """Whether requests to ``path`` count against ``DIAGNOSTIC_RATE_LIMIT``."""
+    if path in _EXEMPT:
+        return False
+    return path.startswith(("/api/", "/mcp", "/sse", "/messages"))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class ApiMiddleware:
+    """Request id + correlation, metrics, rate limiting, last-resort 500 problem."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: Callable[[], RateLimiter | None],
+        keyring: Callable[[], Keyring],
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.keyring = keyring
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        rid = incoming if incoming and _RID_RE.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        if scope["type"] == "websocket":
+            with correlation_scope(rid):
+                await self.app(scope, receive, send)
+            return
+        with correlation_scope(rid):
+            await self._http(scope, receive, send, rid)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        started = time.perf_counter()
+        method = str(scope.get("method", "GET"))
+        path = str(scope.get("path", ""))
+        status_holder = [500]
+        response_started = False
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+        decision: RateDecision | None = None
+
+        limiter = self.limiter()
+        if limiter is not None and is_rate_limited_path(path):
+            decision = await limiter.hit(self._caller(scope))
+            if not decision.allowed:
+                response = problem_response(
+                    429,
+                    f"rate limit of {decision.limit} requests per minute exceeded",
+                    code="rate_limited",
+                    instance=path,
+                    headers=decision.headers(),
+                )
+                response.headers["X-Request-ID"] = rid
+                await response(scope, receive, send)
+                self._observe(method, scope, 429, started)
+                return
+        extra_headers = (
+            [(k.lower().encode(), v.encode()) for k, v in decision.headers().items()]
+            if decision is not None
+            else []
+        )
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_holder[0] = int(message["status"])
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append(rid_header)
+                headers.extend(extra_headers)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            log.error("unhandled error on %s: %s", path, redact_text(repr(exc)))
+            if response_started:
+                raise
+            status_holder[0] = 500
+            response = problem_response(
+                500,
+                "internal error; the request id identifies it in the dev3000 log",
+                code="internal",
+                instance=path,
+            )
+            response.headers["X-Request-ID"] = rid
+            await response(scope, receive, send)
+        finally:
+            self._observe(method, scope, status_holder[0], started)
+
+    def _caller(self, scope: Scope) -> str:
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope.get("headers", ())
+            if k in (b"x-api-key", b"authorization")
+        }
+        token = extract_token(headers)
+        if token:
+            principal = self.keyring().identify(token)
+            if principal is not None:
+                return f"key:{principal.key_id}"
+        client: Any = scope.get("client")
+        host = client[0] if client else "unknown"
+        return f"ip:{host}"
+
+    @staticmethod
+    def _observe(method: str, scope: Scope, status: int, started: float) -> None:
+        route = _route_label(scope)
+        HTTP_REQUESTS.labels(method, route, str(status)).inc()
+        HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
