@@ -318,7 +318,7 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
                 continue
             if pct >= limit:
                 b.add(
-                    title=f"{kind} usage at {pct:.0f}% (threshold {limit:.0f}%)",
+                    title=f"{kind} usage at {pct:g}% (threshold {limit:g}%)",
                     component=kind,
                     category="resource_exhaustion",
                     severity="critical" if pct >= 97 or bad else ("error" if pct >= 95 else sev),

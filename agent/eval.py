@@ -1,0 +1,338 @@
+"""``dev3000 eval``: run the scenario suite and score each diagnosis against its ground truth.
+
+A scenario is a folder under ``tests/scenarios/`` with a ``scenario.yaml``::
+
+    name: pool-exhausted-chain
+    question: why is checkout failing?
+    tags: [resource_exhaustion, multi-step]
+    source: recorded          # recorded (tool outputs in the file) | live (chaos faults)
+    faults: [{id: pool_exhaustion, options: {}}]   # live: fault ids of ``dev3000 chaos``
+    recorded: {health: …, circuits: …, errors: …, timeline: …}
+    expect:
+      component: [database, postgres]   # any alias matches
+      category: resource_exhaustion
+      mention: [pool]                  # facts the diagnosis must mention
+      not_claim: [redis]               # the root cause must not say these
+      tools: [health, circuits, errors]  # tool roles it must have used
+    llm: {reply: {...}}                # llm mode: the scripted model conclusion
+
+Scores: root-cause accuracy (component and category), evidence grounding (the root cause
+cites evidence whose excerpts carry the facts), mentions, forbidden claims, tools used,
+steps, duration — per scenario and per tag.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+from agent.analyzers import _role, canonical_component
+from agent.models import CATEGORIES, Diagnosis
+
+__all__ = [
+    "EvalReport",
+    "Scenario",
+    "ScenarioResult",
+    "default_scenario_dir",
+    "load_scenarios",
+    "print_report",
+    "run_suite",
+    "score",
+]
+
+
+class Expect(BaseModel):
+    component: list[str]
+    category: str
+    mention: list[str] = Field(default_factory=list)
+    not_claim: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+
+
+class Scenario(BaseModel):
+    name: str
+    question: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    source: str = "recorded"
+    faults: list[dict[str, Any]] = Field(default_factory=list)
+    recorded: dict[str, Any] = Field(default_factory=dict)
+    expect: Expect
+    llm: dict[str, Any] = Field(default_factory=dict)
+    path: str = ""
+
+
+class ScenarioResult(BaseModel):
+    name: str
+    tags: list[str]
+    source: str
+    mode: str
+    correct: bool
+    component_ok: bool
+    category_ok: bool
+    grounded: bool
+    mentions_ok: bool
+    no_false_claims: bool
+    tools_ok: bool
+    got_component: str
+    got_category: str
+    tools_used: list[str]
+    steps: int
+    tool_calls: int
+    duration_ms: float
+    diagnosis_mode: str
+    error: str | None = None
+
+
+class TagScore(BaseModel):
+    tag: str
+    scenarios: int
+    accuracy: float
+    grounding: float
+
+
+class EvalReport(BaseModel):
+    mode: str
+    results: list[ScenarioResult]
+    tags: list[TagScore]
+    accuracy: float
+    grounding: float
+    duration_ms: float
+
+
+def default_scenario_dir() -> Path:
+    """``tests/scenarios`` of the source tree (the suite ships with the tests)."""
+    return Path(__file__).resolve().parent.parent / "tests" / "scenarios"
+
+
+def load_scenarios(folder: str | Path, tags: list[str] | None = None) -> list[Scenario]:
+    """Every ``*/scenario.yaml`` under ``folder`` (filtered by tags), sorted by name."""
+    out: list[Scenario] = []
+    for path in sorted(Path(folder).glob("*/scenario.yaml")):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        scenario = Scenario.model_validate({**raw, "path": str(path.parent)})
+        if scenario.expect.category not in CATEGORIES:
+            raise ValueError(f"{path}: unknown category {scenario.expect.category!r}")
+        if tags and not set(tags) & set(scenario.tags):
+            continue
+        out.append(scenario)
+    return out
+
+
+def _component_matches(got: str, aliases: list[str]) -> bool:
+    canon = canonical_component(got)
+    names = {canon, got.lower()}
+    for alias in aliases:
+        a = alias.lower()
+        if a in names or canonical_component(a) == canon or a in got.lower():
+            return True
+    return False
+
+
+def score(scenario: Scenario, diagnosis: Diagnosis, mode: str) -> ScenarioResult:
+    """Score one diagnosis against the scenario's ground truth."""
+    rc = diagnosis.root_cause
+    exp = scenario.expect
+    component_ok = _component_matches(rc.component, exp.component)
+    category_ok = rc.category == exp.category
+    text = " ".join(
+        [rc.summary, rc.component]
+        + [f"{f.title} {f.detail}" for f in diagnosis.findings]
+        + diagnosis.recommendations
+    ).lower()
+    mentions_ok = all(m.lower() in text for m in exp.mention)
+    root_text = f"{rc.component} {rc.summary}".lower()
+    no_false = not any(c.lower() in root_text for c in exp.not_claim)
+    by_id = {e.id: e for e in diagnosis.evidence}
+    cited = " ".join(by_id[i].excerpt for i in rc.evidence_ids if i in by_id).lower()
+    grounded = bool(rc.evidence_ids) and (
+        all(m.lower() in cited for m in exp.mention) if exp.mention else True
+    )
+    if exp.category == "unknown":
+        grounded = True  # nothing to cite when nothing is wrong
+    used = sorted({_role(e.tool) for e in diagnosis.evidence})
+    tools_ok = all(t in used for t in exp.tools)
+    return ScenarioResult(
+        name=scenario.name,
+        tags=scenario.tags,
+        source=scenario.source,
+        mode=mode,
+        correct=component_ok and category_ok,
+        component_ok=component_ok,
+        category_ok=category_ok,
+        grounded=grounded,
+        mentions_ok=mentions_ok,
+        no_false_claims=no_false,
+        tools_ok=tools_ok,
+        got_component=rc.component,
+        got_category=rc.category,
+        tools_used=used,
+        steps=diagnosis.steps,
+        tool_calls=diagnosis.tool_calls,
+        duration_ms=diagnosis.duration_ms,
+        diagnosis_mode=diagnosis.mode,
+    )
+
+
+#: opens the MCP target for a scenario: yields whatever DiagTools accepts (server or URL)
+TargetFactory = Callable[[Scenario], Any]
+
+
+@asynccontextmanager
+async def recorded_target(scenario: Scenario) -> AsyncIterator[Any]:
+    """The replay MCP server of a recorded scenario."""
+    from agent.recorded import build_recorded_server
+
+    server, _state = build_recorded_server(scenario.recorded, name=f"recorded:{scenario.name}")
+    yield server
+
+
+async def diagnose_scenario(
+    scenario: Scenario,
+    *,
+    mode: str = "offline",
+    target: Any = None,
+    chain_factory: Callable[[Scenario], Awaitable[Any]] | None = None,
+) -> Diagnosis:
+    """Run the agent once on a scenario (its recorded server unless ``target`` is given)."""
+    from agent.mcp_client import DiagTools
+    from agent.providers import ProviderChain
+    from agent.runner import DiagnosisAgent
+    from guilde_core.config import get_settings
+
+    settings = get_settings()
+    if chain_factory is not None:
+        chain = await chain_factory(scenario)
+    else:
+        chain = ProviderChain([], settings)
+    try:
+        async with recorded_target(scenario) as server:
+            async with DiagTools(target if target is not None else server) as tools:
+                agent = DiagnosisAgent(tools, chain, settings=settings)
+                result = await agent.ask(scenario.question)
+    finally:
+        await chain.aclose()
+    if result.diagnosis is None:
+        raise RuntimeError(f"{scenario.name}: no diagnosis (pending approval?)")
+    return result.diagnosis
+
+
+async def run_suite(
+    folder: str | Path,
+    *,
+    mode: str = "offline",
+    tags: list[str] | None = None,
+    chain_factory: Callable[[Scenario], Awaitable[Any]] | None = None,
+) -> EvalReport:
+    """Run every (matching) scenario; aggregate per tag."""
+    started = time.perf_counter()
+    results: list[ScenarioResult] = []
+    scenarios = load_scenarios(folder, tags)
+    if mode == "llm" and chain_factory is None:
+        from agent.llm_eval import scripted_chain_factory
+
+        chain_factory = scripted_chain_factory
+    for scenario in scenarios:
+        if scenario.source == "live":
+            from agent.live import live_target
+
+            cm: Any = live_target(scenario)
+        else:
+            cm = None
+        try:
+            if cm is not None:
+                async with cm as url:
+                    diagnosis = await diagnose_scenario(
+                        scenario, mode=mode, target=url, chain_factory=chain_factory
+                    )
+            else:
+                diagnosis = await diagnose_scenario(
+                    scenario, mode=mode, chain_factory=chain_factory
+                )
+        except Exception as exc:
+            results.append(
+                ScenarioResult(
+                    name=scenario.name,
+                    tags=scenario.tags,
+                    source=scenario.source,
+                    mode=mode,
+                    correct=False,
+                    component_ok=False,
+                    category_ok=False,
+                    grounded=False,
+                    mentions_ok=False,
+                    no_false_claims=False,
+                    tools_ok=False,
+                    got_component="",
+                    got_category="",
+                    tools_used=[],
+                    steps=0,
+                    tool_calls=0,
+                    duration_ms=0,
+                    diagnosis_mode="",
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            )
+            continue
+        results.append(score(scenario, diagnosis, mode))
+    tag_names = sorted({t for r in results for t in r.tags})
+    tag_scores = []
+    for tag in tag_names:
+        members = [r for r in results if tag in r.tags]
+        tag_scores.append(
+            TagScore(
+                tag=tag,
+                scenarios=len(members),
+                accuracy=sum(r.correct for r in members) / len(members),
+                grounding=sum(r.grounded for r in members) / len(members),
+            )
+        )
+    n = len(results) or 1
+    return EvalReport(
+        mode=mode,
+        results=results,
+        tags=tag_scores,
+        accuracy=sum(r.correct for r in results) / n,
+        grounding=sum(r.grounded for r in results) / n,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+
+
+def print_report(report: EvalReport) -> None:
+    """Per-scenario and per-tag tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"Scenarios ({report.mode} mode)")
+    for col in ("scenario", "source", "ok", "got", "grounded", "mentions", "tools", "steps", "ms"):
+        table.add_column(col)
+    for r in report.results:
+        table.add_row(
+            r.name,
+            r.source,
+            "✔" if r.correct else "✘",
+            r.error or f"{r.got_component}/{r.got_category}",
+            "✔" if r.grounded else "✘",
+            "✔" if r.mentions_ok and r.no_false_claims else "✘",
+            ",".join(r.tools_used) + ("" if r.tools_ok else " (missing)"),
+            str(r.steps),
+            f"{r.duration_ms:.0f}",
+        )
+    console.print(table)
+    tags = Table(title="Per tag")
+    for col in ("tag", "n", "accuracy", "grounding"):
+        tags.add_column(col)
+    for t in report.tags:
+        tags.add_row(t.tag, str(t.scenarios), f"{t.accuracy:.0%}", f"{t.grounding:.0%}")
+    console.print(tags)
+    console.print(
+        f"root-cause accuracy {report.accuracy:.0%} · grounding {report.grounding:.0%} · "
+        f"{len(report.results)} scenarios in {report.duration_ms:.0f} ms"
+    )
