@@ -1,0 +1,361 @@
+"""agent-web (``dev3000 agent web --port 8001``): sessions over REST, progress over WebSocket.
+
+* ``GET /health`` — liveness for the container healthcheck.
+* ``POST /api/v1/sessions`` — create (optionally with a first question);
+  ``GET /api/v1/sessions`` — list with ``limit``/``offset`` and ``status``/``q`` filters;
+  ``GET|DELETE /api/v1/sessions/{id}``; ``POST /api/v1/sessions/bulk-delete``.
+* ``GET /api/v1/sessions/{id}/messages`` — the conversation; ``POST`` — ask a follow-up
+  (``?wait=true`` answers with the diagnosis, otherwise 202 and the run streams).
+* ``POST /api/v1/sessions/{id}/approval`` — approve or deny the control action a session
+  waits on (LangGraph interrupt → resume).
+* ``WS /api/v1/sessions/{id}/stream`` — progress events of the session's runs.
+
+Auth, rate limiting, request ids and RFC 9457 problem details are dev3000's own
+(:mod:`dev3000.api`): the same ``DIAGNOSTIC_API_KEYS`` scopes and ``DIAGNOSTIC_RATE_LIMIT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Response, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
+
+from agent.checkpoint import open_checkpointer
+from agent.mcp_client import DEFAULT_URL, DiagTools
+from agent.models import Diagnosis
+from agent.providers import build_chain
+from agent.runner import DiagnosisAgent, RunResult
+from agent.sessions import SessionIndex, SessionRecord
+from dev3000.api.auth import AuthFailure, Keyring, authenticate, extract_token, require_scope
+from dev3000.api.middleware import ApiMiddleware
+from dev3000.api.problems import install_problem_handlers
+from dev3000.api.ratelimit import RateLimiter
+from guilde_core.config import Settings, get_settings
+from guilde_core.errors import NotFoundError, PermanentError
+from guilde_core.redaction import redact, redact_text
+
+__all__ = ["create_app"]
+
+_current_session: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agent_web_session", default=None
+)
+
+
+class CreateSession(BaseModel):
+    title: str | None = Field(None, max_length=200, examples=["checkout outage"])
+    question: str | None = Field(
+        None, min_length=1, max_length=4000, examples=["why is checkout failing?"]
+    )
+    provider: str | None = Field(None, examples=["openai:gpt-4o-mini,offline"])
+
+
+class AskBody(BaseModel):
+    content: str = Field(min_length=1, max_length=4000, examples=["and what about redis?"])
+
+
+class ApprovalBody(BaseModel):
+    approved: bool
+    reason: str | None = Field(None, max_length=500)
+
+
+class BulkDelete(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=500)
+
+
+class SessionPage(BaseModel):
+    items: list[SessionRecord]
+    total: int
+    limit: int
+    offset: int
+
+
+class BulkDeleteResult(BaseModel):
+    deleted: list[str]
+    missing: list[str]
+
+
+class Accepted(BaseModel):
+    session_id: str
+    status: str
+
+
+class _Hub:
+    """Progress events fanned out to the WebSocket subscribers of each session."""
+
+    def __init__(self) -> None:
+        self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+
+    def publish(self, session_id: str, event: dict[str, Any]) -> None:
+        for queue in list(self.subscribers.get(session_id, ())):
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait({**event, "session_id": session_id})
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        session_id = _current_session.get()
+        if session_id:
+            self.publish(session_id, event)
+
+    def subscribe(self, session_id: str) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=500)
+        self.subscribers.setdefault(session_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, session_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.subscribers.get(session_id, set()).discard(queue)
+
+
+class _Service:
+    def __init__(self, agent: DiagnosisAgent, index: SessionIndex, hub: _Hub) -> None:
+        self.agent = agent
+        self.index = index
+        self.hub = hub
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def _record(self, session_id: str, result: RunResult) -> None:
+        if result.pending:
+            await self.index.update(
+                session_id, status="awaiting_approval", pending=redact(result.pending)
+            )
+            self.hub.publish(session_id, {"type": "awaiting_approval", "pending": result.pending})
+            return
+        fields: dict[str, Any] = {"status": "idle", "pending": [], "last_error": None}
+        if result.diagnosis is not None:
+            fields["last_root_cause"] = result.diagnosis.root_cause.model_dump()
+        state = await self.agent.state(session_id)
+        fields["turns"] = int(state.get("turn", 0)) + 1
+        await self.index.update(session_id, **fields)
+        self.hub.publish(session_id, {"type": "done", "status": "idle"})
+
+    async def run(
+        self, session_id: str, question: str | None, decision: dict[str, Any] | None
+    ) -> RunResult:
+        token = _current_session.set(session_id)
+        try:
+            await self.index.update(session_id, status="running")
+            self.hub.publish(session_id, {"type": "run_started"})
+            if decision is not None:
+                result = await self.agent.resume(session_id, decision)
+            else:
+                assert question is not None
+                result = await self.agent.ask(question, session_id=session_id)
+            await self._record(session_id, result)
+            return result
+        except Exception as exc:
+            message = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+            await self.index.update(session_id, status="failed", last_error=message)
+            self.hub.publish(session_id, {"type": "failed", "error": message})
+            raise
+        finally:
+            _current_session.reset(token)
+
+    def start(self, session_id: str, question: str | None, decision: dict[str, Any] | None) -> None:
+        async def runner() -> None:
+            with contextlib.suppress(Exception):
+                await self.run(session_id, question, decision)
+
+        self.tasks[session_id] = asyncio.create_task(runner())
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    mcp_url: str | None = None,
+    mcp_target: Any = None,
+    checkpointer: str | None = None,
+    index_path: str | None = None,
+) -> Any:
+    """The agent-web ASGI app. ``mcp_target`` (a FastMCP server) replaces the URL in tests."""
+    settings = settings or get_settings()
+    hub = _Hub()
+    keyring = Keyring.from_settings(settings)
+    limiter = RateLimiter(
+        settings.diagnostic_rate_limit,
+        redis_url=settings.redis_url,
+        prefix="agent-web:",
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            saver = await stack.enter_async_context(open_checkpointer(settings, checkpointer))
+            tools = await stack.enter_async_context(
+                DiagTools(mcp_target if mcp_target is not None else (mcp_url or DEFAULT_URL))
+            )
+            chain = build_chain(settings)
+            stack.push_async_callback(chain.aclose)
+            path = index_path or (
+                ":memory:"
+                if (checkpointer or settings.agent_checkpointer) == "memory"
+                else str(settings.data_dir / "agent-web-sessions.sqlite")
+            )
+            index = await SessionIndex.open(path)
+            stack.push_async_callback(index.close)
+            agent = DiagnosisAgent(
+                tools, chain, settings=settings, checkpointer=saver, on_event=hub.on_event
+            )
+            app.state.service = _Service(agent, index, hub)
+            yield
+            for task in app.state.service.tasks.values():
+                task.cancel()
+
+    app = FastAPI(
+        title="guilde-diag agent-web",
+        version="0.1.0",
+        description="Sessions with the diagnosis agent: REST + a WebSocket per session.",
+        lifespan=lifespan,
+    )
+    app.state.keyring = keyring
+    install_problem_handlers(app)
+    read = Depends(require_scope("read"))
+
+    def service() -> _Service:
+        svc: _Service = app.state.service
+        return svc
+
+    async def existing(session_id: str) -> SessionRecord:
+        record = await service().index.get(session_id)
+        if record is None:
+            raise NotFoundError(f"no session {session_id!r}")
+        return record
+
+    @app.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        """Liveness of agent-web (the container healthcheck)."""
+        return {"status": "healthy", "service": "agent-web"}
+
+    @app.post("/api/v1/sessions", status_code=201, dependencies=[read], tags=["sessions"])
+    async def create_session(body: CreateSession) -> SessionRecord:
+        """Create a session; with ``question`` its first run starts at once (streamed)."""
+        svc = service()
+        session_id = uuid.uuid4().hex
+        title = body.title or (body.question or "new session")[:80]
+        await svc.index.create(session_id, redact_text(title), body.provider)
+        if body.question:
+            svc.start(session_id, body.question, None)
+        return await existing(session_id)
+
+    @app.get("/api/v1/sessions", dependencies=[read], tags=["sessions"])
+    async def list_sessions(
+        limit: int = Query(20, ge=1, le=200),
+        offset: int = Query(0, ge=0),
+        status: str | None = Query(None, pattern="^(idle|running|awaiting_approval|failed)$"),
+        q: str | None = Query(None, max_length=200, description="Title contains."),
+    ) -> SessionPage:
+        """Sessions, most recently active first."""
+        items, total = await service().index.list(limit=limit, offset=offset, status=status, q=q)
+        return SessionPage(items=items, total=total, limit=limit, offset=offset)
+
+    @app.get("/api/v1/sessions/{session_id}", dependencies=[read], tags=["sessions"])
+    async def get_session(session_id: str) -> SessionRecord:
+        return await existing(session_id)
+
+    @app.delete(
+        "/api/v1/sessions/{session_id}", status_code=204, dependencies=[read], tags=["sessions"]
+    )
+    async def delete_session(session_id: str) -> Response:
+        await existing(session_id)
+        await _delete([session_id])
+        return Response(status_code=204)
+
+    async def _delete(ids: list[str]) -> list[str]:
+        svc = service()
+        deleted = await svc.index.delete(ids)
+        for sid in deleted:
+            task = svc.tasks.pop(sid, None)
+            if task is not None:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await svc.agent.checkpointer.adelete_thread(sid)
+        return deleted
+
+    @app.post("/api/v1/sessions/bulk-delete", dependencies=[read], tags=["sessions"])
+    async def bulk_delete(body: BulkDelete) -> BulkDeleteResult:
+        """Delete many sessions at once; unknown ids are reported, not an error."""
+        deleted = await _delete(list(dict.fromkeys(body.ids)))
+        return BulkDeleteResult(deleted=deleted, missing=[i for i in body.ids if i not in deleted])
+
+    @app.get("/api/v1/sessions/{session_id}/messages", dependencies=[read], tags=["messages"])
+    async def messages(session_id: str) -> list[dict[str, Any]]:
+        """The conversation (plain-dict messages, redacted)."""
+        await existing(session_id)
+        history = await service().agent.history(session_id)
+        return [
+            redact({k: v for k, v in m.items() if k in ("id", "role", "content", "name", "turn")})
+            for m in history
+        ]
+
+    @app.post(
+        "/api/v1/sessions/{session_id}/messages",
+        dependencies=[read],
+        tags=["messages"],
+        responses={202: {"model": Accepted}},
+    )
+    async def ask(
+        session_id: str, body: AskBody, response: Response, wait: bool = Query(False)
+    ) -> Diagnosis | Accepted:
+        """Ask a question in the session; ``wait=true`` returns the diagnosis."""
+        record = await existing(session_id)
+        if record.status in ("running", "awaiting_approval"):
+            raise PermanentError(f"session {session_id} is {record.status}", status_code=409)
+        svc = service()
+        if wait:
+            result = await svc.run(session_id, body.content, None)
+            if result.diagnosis is not None:
+                return result.diagnosis
+            response.status_code = 202
+            return Accepted(session_id=session_id, status="awaiting_approval")
+        svc.start(session_id, body.content, None)
+        response.status_code = 202
+        return Accepted(session_id=session_id, status="running")
+
+    @app.post(
+        "/api/v1/sessions/{session_id}/approval",
+        dependencies=[Depends(require_scope("control"))],
+        tags=["messages"],
+    )
+    async def approval(session_id: str, body: ApprovalBody) -> Diagnosis | Accepted:
+        """Approve or deny the pending control action; the run resumes (and is answered)."""
+        record = await existing(session_id)
+        if record.status != "awaiting_approval":
+            raise PermanentError(f"session {session_id} waits on no approval", status_code=409)
+        result = await service().run(session_id, None, body.model_dump())
+        if result.diagnosis is not None:
+            return result.diagnosis
+        return Accepted(session_id=session_id, status="awaiting_approval")
+
+    @app.websocket("/api/v1/sessions/{session_id}/stream")
+    async def stream(websocket: WebSocket, session_id: str) -> None:
+        """Progress events of the session's runs, as JSON messages."""
+        try:
+            authenticate(extract_token(websocket.headers, websocket.query_params), keyring)
+        except AuthFailure as failure:
+            await websocket.close(code=4401 if failure.status == 401 else 4403)
+            return
+        svc = service()
+        if await svc.index.get(session_id) is None:
+            await websocket.close(code=4404)
+            return
+        await websocket.accept()
+        queue = svc.hub.subscribe(session_id)
+        try:
+            record = await svc.index.get(session_id)
+            await websocket.send_json(
+                {"type": "status", "status": record.status if record else "unknown"}
+            )
+            while True:
+                event = await queue.get()
+                await websocket.send_json(redact(event))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            svc.hub.unsubscribe(session_id, queue)
+
+    return ApiMiddleware(app, limiter=lambda: limiter, keyring=lambda: keyring)
