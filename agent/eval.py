@@ -212,10 +212,12 @@ async def diagnose_scenario(
     else:
         chain = ProviderChain([], settings)
     try:
-        async with recorded_target(scenario) as server:
-            async with DiagTools(target if target is not None else server) as tools:
-                agent = DiagnosisAgent(tools, chain, settings=settings)
-                result = await agent.ask(scenario.question)
+        async with (
+            recorded_target(scenario) as server,
+            DiagTools(target if target is not None else server) as tools,
+        ):
+            agent = DiagnosisAgent(tools, chain, settings=settings)
+            result = await agent.ask(scenario.question)
     finally:
         await chain.aclose()
     if result.diagnosis is None:

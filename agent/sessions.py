@@ -111,7 +111,7 @@ class SessionIndex:
         )
         await self._conn.commit()
 
-    async def list(
+    async def list_page(
         self,
         *,
         limit: int = 20,

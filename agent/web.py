@@ -250,7 +250,7 @@ def create_app(
         q: str | None = Query(None, max_length=200, description="Title contains."),
     ) -> SessionPage:
         """Sessions, most recently active first."""
-        items, total = await service().index.list(limit=limit, offset=offset, status=status, q=q)
+        items, total = await service().index.list_page(limit=limit, offset=offset, status=status, q=q)
         return SessionPage(items=items, total=total, limit=limit, offset=offset)
 
     @app.get("/api/v1/sessions/{session_id}", dependencies=[read], tags=["sessions"])
