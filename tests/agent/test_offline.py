@@ -63,7 +63,8 @@ def test_multi_step_chain_names_the_pool_not_the_breaker() -> None:
         categories = {f.category for f in d.findings}
         assert {"resource_exhaustion", "circuit_open"} <= categories
         assert len(d.root_cause.evidence_ids) >= 2
-        assert d.mode == "offline" and d.steps == 0
+        assert d.mode == "offline"
+        assert d.steps == 0
         # the gather pass ran in parallel over MCP: one call per role
         assert sorted(name for name, _ in state.calls) == sorted(
             ["health_check_deep", "circuits_list_breakers", "logs_error_groups", "timeline_recent"]
@@ -84,7 +85,8 @@ def test_tool_error_becomes_error_evidence_and_analysis_survives() -> None:
             result = await agent.ask("why is checkout failing?")
         assert result.diagnosis is not None
         errors = [e for e in result.diagnosis.evidence if e.error]
-        assert len(errors) == 1 and "permission denied" in errors[0].excerpt
+        assert len(errors) == 1
+        assert "permission denied" in errors[0].excerpt
         assert result.diagnosis.root_cause.category == "unreachable"
 
     asyncio.run(run())
@@ -126,4 +128,5 @@ def test_tag_filter_and_healthy_system_invents_no_cause() -> None:
     report = asyncio.run(run_suite(SCENARIOS, tags=["healthy"]))
     assert [r.name for r in report.results] == ["healthy-system"]
     result = report.results[0]
-    assert result.got_category == "unknown" and result.no_false_claims
+    assert result.got_category == "unknown"
+    assert result.no_false_claims
