@@ -25,8 +25,9 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Depends
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,8 +37,10 @@ __all__ = [
     "ANONYMOUS",
     "AuthFailure",
     "AuthGuard",
+    "ControlKey",
     "Keyring",
     "Principal",
+    "ReadKey",
     "ScopeName",
     "authenticate",
     "authenticate_connection",
@@ -273,3 +276,9 @@ class AuthGuard:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+
+#: ``_: ReadKey`` in a route's parameters: a key with ``read`` (when auth is required)
+ReadKey = Annotated[Principal, Depends(require_scope("read"))]
+#: ``principal: ControlKey``: a key with ``read+control`` (anonymous only when auth is optional)
+ControlKey = Annotated[Principal, Depends(require_scope("control"))]

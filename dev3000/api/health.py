@@ -1,0 +1,233 @@
+"""Health endpoints: ``/health`` and ``/api/v1/health{,/live,/ready,/deep}`` (seed §6.1).
+
+* ``/health`` — dev3000's own liveness (container ``HEALTHCHECK``); no I/O.
+* ``/api/v1/health`` (< 10 ms) and ``/live`` (< 50 ms) — never touch anything external.
+* ``/ready`` (< 500 ms) — 503 at once while shutting down (SIGTERM) or before start-up
+  finished; ``degraded`` when a shared store (Redis) is unreachable and dev3000 runs on
+  its in-memory fallback.
+* ``/deep`` (< 5 s) — the seed §6.2 report; details need a key when
+  ``DIAGNOSTIC_AUTH_REQUIRED=true`` (without one the checks are reduced to their status).
+
+Status → HTTP: healthy and degraded → 200, unhealthy → 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from dev3000.api.auth import authenticate, extract_token
+from dev3000.api.problems import PROBLEM_RESPONSES
+from dev3000.api.providers import circuit_health, observability_summary, request_metrics
+from dev3000.api.state import AppState, StateDep
+from guilde_core import __version__
+
+__all__ = ["router", "status_code"]
+
+router = APIRouter(tags=["health"], responses=PROBLEM_RESPONSES)
+
+
+def status_code(status: str) -> int:
+    """healthy/degraded → 200, unhealthy → 503."""
+    return 503 if status == "unhealthy" else 200
+
+
+def _ts() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_HEALTH_EXAMPLE = {
+    "status": "healthy",
+    "service": "dev3000",
+    "version": "0.1.0",
+    "timestamp": "2026-01-22T10:30:00.000Z",
+}
+
+
+@router.get(
+    "/health",
+    summary="dev3000's own liveness (container healthcheck)",
+    responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+)
+async def container_health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/api/v1/health",
+    summary="Basic liveness (< 10 ms, no I/O)",
+    responses={200: {"content": {"application/json": {"example": _HEALTH_EXAMPLE}}}},
+)
+async def health() -> dict[str, Any]:
+    return {"status": "healthy", "service": "dev3000", "version": __version__, "timestamp": _ts()}
+
+
+@router.get(
+    "/api/v1/health/live",
+    summary="Liveness probe (< 50 ms, never depends on external systems)",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {"status": "healthy", "uptime_seconds": 12.5, "pid": 4242}
+                }
+            }
+        }
+    },
+)
+async def live(state: StateDep) -> dict[str, Any]:
+    import os
+
+    return {
+        "status": "healthy",
+        "timestamp": _ts(),
+        "uptime_seconds": round(state.uptime, 3),
+        "pid": os.getpid(),
+    }
+
+
+def readiness(state: AppState) -> dict[str, Any]:
+    """Readiness without I/O: start-up done, not draining, shared stores reachable."""
+    checks: dict[str, Any] = {}
+    if state.draining:
+        status = "unhealthy"
+        reason: str | None = "shutting down"
+    elif not state.ready:
+        status, reason = "unhealthy", "starting"
+    else:
+        status, reason = "healthy", None
+    if state.limiter is not None:
+        limiter = state.limiter.status()
+        checks["rate_limit_store"] = {
+            "status": "degraded" if limiter["degraded"] else "healthy",
+            "backend": limiter["backend"],
+        }
+    store = circuit_store_status()
+    if store is not None:
+        checks["circuit_state_store"] = store
+    if status == "healthy" and any(c.get("status") == "degraded" for c in checks.values()):
+        status = "degraded"
+        reason = "a shared store is unreachable; running on in-memory fallback"
+    body: dict[str, Any] = {"status": status, "timestamp": _ts(), "checks": checks}
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+def circuit_store_status() -> dict[str, Any] | None:
+    from dev3000.api.providers import breaker_store_status
+
+    return breaker_store_status()
+
+
+@router.get(
+    "/api/v1/health/ready",
+    summary="Readiness probe (< 500 ms); 503 at once while shutting down",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "status": "healthy",
+                        "timestamp": "2026-01-22T10:30:00.000Z",
+                        "checks": {"rate_limit_store": {"status": "healthy", "backend": "redis"}},
+                    }
+                }
+            }
+        },
+        503: {"description": "Not ready (starting or shutting down)"},
+    },
+)
+async def ready(state: StateDep) -> JSONResponse:
+    body = readiness(state)
+    return JSONResponse(body, status_code=status_code(body["status"]))
+
+
+@router.get(
+    "/api/v1/health/deep",
+    summary="Deep diagnostics (< 5 s), seed §6.2 body",
+    description=(
+        "Checks PostgreSQL, Redis, the runtime targets, external APIs (through their "
+        "circuit breakers) and observability concurrently, each under "
+        "HEALTH_CHECK_TIMEOUT. With DIAGNOSTIC_AUTH_REQUIRED=true the details need an API "
+        "key (read scope); without one each check is reduced to its status."
+    ),
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "status": "healthy",
+                        "timestamp": "2026-01-22T10:30:00Z",
+                        "service": "dev3000",
+                        "version": "0.1.0",
+                        "environment": "development",
+                        "uptime_seconds": 3600,
+                        "checks": {
+                            "database": {"status": "healthy", "latency_ms": 5.2},
+                            "redis": {"status": "healthy", "latency_ms": 1.1},
+                            "external_apis": {
+                                "openai": {"status": "healthy", "circuit_state": "closed"}
+                            },
+                            "observability": {"logfire": {"status": "healthy"}},
+                        },
+                        "metrics": {"requests_total": 50000},
+                        "diagnostics": {"memory_mb": 80.5},
+                    }
+                }
+            }
+        },
+        503: {"description": "Unhealthy (a critical check failed)"},
+    },
+)
+async def deep(request: Request, state: StateDep) -> JSONResponse:
+    principal = authenticate(
+        extract_token(request.headers), state.keyring, scope="read", protected=False
+    )
+    include = state.settings.health_check_include_details and not (
+        state.keyring.required and principal.anonymous
+    )
+    body = await deep_body(state, include_details=include)
+    return JSONResponse(body, status_code=status_code(body["status"]))
+
+
+async def deep_body(state: AppState, *, include_details: bool) -> dict[str, Any]:
+    """The deep report, cached for ``HEALTH_CHECK_CACHE_TTL`` seconds."""
+    from dev3000.api.probes import deep_report
+
+    ttl = state.settings.health_check_cache_ttl
+    cache = state.extras.setdefault("deep_cache", {})
+    key = bool(include_details)
+    hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < ttl:
+        return dict(hit[1])
+    lock: asyncio.Lock = state.extras.setdefault("deep_lock", asyncio.Lock())
+    async with lock:
+        hit = cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < ttl:
+            return dict(hit[1])
+        targets = await _targets_or_empty(state)
+        external = await circuit_health()
+        body = await deep_report(
+            state.settings,
+            targets,
+            uptime_seconds=state.uptime,
+            external_apis=external,
+            observability=observability_summary(),
+            metrics=request_metrics(),
+            include_details=include_details,
+        )
+        cache[key] = (time.monotonic(), body)
+        return dict(body)
+
+
+async def _targets_or_empty(state: AppState) -> list[Any]:
+    try:
+        return list(await state.targets.all())
+    except Exception:  # registry store down: the deep report still answers
+        return []

@@ -1,0 +1,85 @@
+"""What the routers of one dev3000 app share (``app.state.dev3000``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from dev3000.api.auth import Keyring
+from dev3000.api.ratelimit import RateLimiter
+from guilde_core.config import Settings
+from guilde_core.events import EventKind, Severity, TimelineEvent, make_event
+
+if TYPE_CHECKING:
+    from dev3000.targets_store import TargetsStore
+    from dev3000.timeline.bus import EventBus
+
+__all__ = ["AppState", "StateDep", "get_state", "shared_redis_url"]
+
+
+def shared_redis_url(settings: Settings) -> str | None:
+    """The Redis dev3000 shares state through: ``REDIS_URL``, else ``CIRCUIT_BREAKER_REDIS_URL``."""
+    return settings.redis_url or settings.circuit_breaker_redis_url
+
+
+@dataclass
+class AppState:
+    """Mutable state of one app: swapped wholesale on configuration reload."""
+
+    settings: Settings
+    keyring: Keyring
+    limiter: RateLimiter | None
+    bus: EventBus
+    targets: TargetsStore
+    redis_prefix: str = "dev3000:"
+    started_wall: float = field(default_factory=time.time)
+    started_mono: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    draining: bool = False
+    reloads: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_mono
+
+    def emit(
+        self,
+        *,
+        kind: EventKind,
+        subject: str,
+        summary: str,
+        source: str = "dev3000",
+        severity: Severity = "info",
+        data: dict[str, Any] | None = None,
+    ) -> TimelineEvent:
+        """Publish a timeline event (redacted by ``make_event``) on the bus."""
+        event = make_event(
+            source=source, kind=kind, subject=subject, summary=summary, severity=severity, data=data
+        )
+        self.bus.publish(event)
+        return event
+
+    def drain(self) -> None:
+        """Readiness turns unhealthy at once (SIGTERM)."""
+        if not self.draining:
+            self.draining = True
+            for hook in list(self.on_drain):
+                hook()
+
+
+def get_state(conn: HTTPConnection) -> AppState:
+    """FastAPI dependency: the :class:`AppState` of the app serving ``conn``."""
+    state = conn.app.state.dev3000
+    assert isinstance(state, AppState)
+    return state
+
+
+#: ``state: StateDep`` in a route's parameters
+StateDep = Annotated[AppState, Depends(get_state)]

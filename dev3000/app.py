@@ -1,0 +1,315 @@
+"""The dev3000 HTTP application: ``create_app(settings) -> FastAPI``.
+
+Assembles the REST API (:mod:`dev3000.api`), the timeline stream (:mod:`dev3000.timeline`),
+``/metrics``, and the aggregate MCP server at ``/mcp`` (streamable HTTP) and ``/sse``
+(legacy SSE, messages at ``/messages/``). The MCP apps' lifespans run inside this app's.
+
+Operations:
+
+* :func:`begin_drain` (SIGTERM): readiness turns 503 at once, stream clients get close
+  frames, background work stops (``dev3000 serve`` then lets uvicorn finish).
+* :func:`reload_config` (SIGHUP): settings are read again, keys / rate limits / health
+  settings swapped without dropping connections, and a ``config_reload`` event emitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Scope
+
+from dev3000.api import diag, health, targets, timeline
+from dev3000.api.auth import AuthFailure, AuthGuard, Keyring, authenticate, extract_token
+from dev3000.api.middleware import ApiMiddleware
+from dev3000.api.problems import install_problem_handlers, problem_response
+from dev3000.api.ratelimit import RateLimiter
+from dev3000.api.state import AppState, shared_redis_url
+from dev3000.targets_store import open_targets_store
+from dev3000.timeline.bus import EventBus
+from dev3000.timeline.stream import StreamAuthError, StreamConfig, StreamManager
+from guilde_core import __version__
+from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
+from guilde_core.redaction import redact_text
+
+__all__ = ["MCP_BUILDERS", "begin_drain", "build_mcp_server", "create_app", "reload_config"]
+
+log = logging.getLogger("dev3000.app")
+
+DESCRIPTION = """\
+dev3000: the diagnostics API of guilde-diag (seed 000 §6).
+
+* **Auth**: `X-API-Key: <key>` or `Authorization: Bearer <key>`; keys and scopes from
+  `DIAGNOSTIC_API_KEYS` (`read`, `read+control`). With `DIAGNOSTIC_AUTH_REQUIRED=true`,
+  `/api/v1/diag/*`, the timeline, logs, targets, deep-health details, `/mcp` and the
+  stream need a key: 401 without, 403 with the wrong scope.
+* **Rate limit**: `DIAGNOSTIC_RATE_LIMIT` requests/minute per key (per address when
+  anonymous); 429 with `Retry-After` and `RateLimit-*` headers. Probes are exempt.
+* **Errors**: RFC 9457 problem details (`application/problem+json`).
+* **Request ids**: every response carries `X-Request-ID` (yours, or a new one).
+"""
+
+
+def _problem_asgi(scope: Scope, failure: AuthFailure) -> ASGIApp:
+    headers = {"WWW-Authenticate": 'Bearer realm="dev3000"'} if failure.status == 401 else None
+    return problem_response(
+        failure.status,
+        failure.message,
+        code="authentication" if failure.status == 401 else "forbidden",
+        instance=str(scope.get("path", "")),
+        headers=headers,
+    )
+
+
+# --- MCP ---------------------------------------------------------------------------------
+def _aggregate_from_d2(settings: Settings) -> Any:
+    import importlib
+
+    module = importlib.import_module("dev3000.mcp_aggregate")
+    return module.build_aggregate_server(settings)
+
+
+def _aggregate_from_servers(settings: Settings) -> Any:
+    """Until the aggregate module lands: mount each area server under its namespace."""
+    import importlib
+
+    from fastmcp import FastMCP
+
+    parent: Any = FastMCP(settings.mcp_server_name)
+    for area in ("health", "circuits", "logs", "system"):
+        try:
+            module = importlib.import_module(f"servers.{area}.server")
+        except ImportError:
+            continue
+        parent.mount(module.build_server(settings), namespace=area)
+    return parent
+
+
+#: tried in order; the first that imports wins (swap point for the aggregate server)
+MCP_BUILDERS: list[Callable[[Settings], Any]] = [_aggregate_from_d2, _aggregate_from_servers]
+
+
+def build_mcp_server(settings: Settings) -> Any:
+    """The aggregate FastMCP server dev3000 serves at ``/mcp`` and ``/sse``."""
+    errors = []
+    for builder in MCP_BUILDERS:
+        try:
+            return builder(settings)
+        except ImportError as exc:
+            errors.append(str(exc))
+    raise RuntimeError("no MCP server could be built: " + "; ".join(errors))
+
+
+# --- timeline ----------------------------------------------------------------------------
+def _stream_authorizer(app: FastAPI) -> Callable[..., Any]:
+    async def authorize(connection: Any, token: str | None) -> None:
+        keyring: Keyring = app.state.keyring
+        try:
+            authenticate(token or extract_token(connection.headers), keyring, scope="read")
+        except AuthFailure as failure:
+            if failure.status == 403:
+                raise StreamAuthError(403, failure.message) from None
+            raise StreamAuthError(401, failure.message) from None
+
+    return authorize
+
+
+# --- operations --------------------------------------------------------------------------
+async def begin_drain(app: FastAPI, *, close_timeout: float = 3.0) -> None:
+    """SIGTERM: readiness 503 now; stream clients get close frames; background work stops."""
+    state: AppState = app.state.dev3000
+    state.drain()
+    manager = state.extras.get("stream_manager")
+    if isinstance(manager, StreamManager):
+        with contextlib.suppress(Exception):
+            await manager.close_all(timeout=close_timeout)
+    with contextlib.suppress(Exception):
+        await state.bus.shutdown(timeout=close_timeout)
+
+
+def _changed(old: Settings, new: Settings) -> list[str]:
+    return sorted(
+        name.upper() for name in Settings.model_fields if getattr(old, name) != getattr(new, name)
+    )
+
+
+def reload_config(app: FastAPI) -> list[str]:
+    """SIGHUP: read the configuration again and apply it without dropping connections.
+
+    Returns the names of the variables that changed. An invalid configuration is refused
+    (the running one stays) and reported as an error event.
+    """
+    from guilde_core.config import reset_settings_cache
+
+    state: AppState = app.state.dev3000
+    reset_settings_cache()
+    try:
+        new = load_settings()
+        keyring = Keyring.from_settings(new)
+    except (ConfigurationInvalid, ValueError) as exc:
+        state.emit(
+            kind="config_reload",
+            source="config",
+            subject="dev3000",
+            severity="error",
+            summary="configuration reload refused: " + redact_text(str(exc)).splitlines()[0],
+            data={"error": redact_text(str(exc))},
+        )
+        return []
+    changed = _changed(state.settings, new)
+    state.settings = new
+    state.keyring = keyring
+    app.state.keyring = keyring
+    if state.limiter is not None:
+        state.limiter.limit = new.diagnostic_rate_limit
+    state.extras.pop("deep_cache", None)
+    state.reloads += 1
+    state.emit(
+        kind="config_reload",
+        source="config",
+        subject="dev3000",
+        summary=f"configuration reloaded ({len(changed)} change(s))",
+        data={"changed": changed, "reloads": state.reloads},
+    )
+    return changed
+
+
+# --- the app -----------------------------------------------------------------------------
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis_prefix: str = "dev3000:",
+    mcp: bool = True,
+    bus: EventBus | None = None,
+) -> FastAPI:
+    """Build the dev3000 app. ``redis_prefix`` namespaces every shared Redis key."""
+    settings = settings or get_settings()
+    keyring = Keyring.from_settings(settings)
+    redis_url = shared_redis_url(settings)
+    limiter = RateLimiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
+    bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
+    state = AppState(
+        settings=settings,
+        keyring=keyring,
+        limiter=limiter,
+        bus=bus,
+        targets=open_targets_store(settings, prefix=redis_prefix),
+        redis_prefix=redis_prefix,
+    )
+
+    mcp_server = build_mcp_server(settings) if mcp else None
+    mcp_http: Any = mcp_server.http_app(path="/mcp", transport="http") if mcp_server else None
+    mcp_sse: Any = mcp_server.http_app(path="/sse", transport="sse") if mcp_server else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus.bind_loop()
+        async with contextlib.AsyncExitStack() as stack:
+            if mcp_http is not None:
+                await stack.enter_async_context(mcp_http.lifespan(mcp_http))
+                await stack.enter_async_context(mcp_sse.lifespan(mcp_sse))
+            _install_sighup(app)
+            state.ready = True
+            state.emit(
+                kind="notice",
+                source="dev3000",
+                subject="dev3000",
+                summary=f"dev3000 {__version__} started",
+                data={"mode": settings.dev3000_mode},
+            )
+            try:
+                yield
+            finally:
+                await begin_drain(app)
+                _remove_sighup(app)
+        with contextlib.suppress(Exception):
+            await limiter.aclose()
+        with contextlib.suppress(Exception):
+            await state.targets.aclose()
+
+    app = FastAPI(
+        title="dev3000",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.dev3000 = state
+    app.state.keyring = keyring
+    install_problem_handlers(app)
+
+    app.include_router(health.router)
+    app.include_router(diag.router)
+    app.include_router(timeline.router)
+    app.include_router(targets.router)
+    from dev3000.api import logs
+
+    app.include_router(logs.router)
+
+    manager = StreamManager(
+        bus,
+        config=StreamConfig(websocket_enabled=settings.diagnostic_websocket_enabled),
+        authorize=_stream_authorizer(app),
+    )
+    state.extras["stream_manager"] = manager
+    app.include_router(manager.router())
+
+    @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics (default registry)")
+    async def metrics() -> Response:
+        _import_collectors()
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    if mcp_http is not None:
+        guard = AuthGuard(mcp_http, lambda: app.state.keyring, _problem_asgi)
+        sse_guard = AuthGuard(mcp_sse, lambda: app.state.keyring, _problem_asgi)
+        app.router.routes.append(Route("/mcp", endpoint=guard, include_in_schema=False))
+        app.router.routes.append(Route("/sse", endpoint=sse_guard, include_in_schema=False))
+        app.router.routes.append(
+            Route("/messages/", endpoint=sse_guard, methods=["POST"], include_in_schema=False)
+        )
+
+    @app.exception_handler(StreamAuthError)
+    async def _stream_auth(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StreamAuthError)
+        return problem_response(exc.status, exc.detail, instance=request.url.path)
+
+    app.add_middleware(
+        ApiMiddleware,
+        limiter=lambda: app.state.dev3000.limiter,
+        keyring=lambda: app.state.keyring,
+    )
+    return app
+
+
+def _import_collectors() -> None:
+    """Make sure the resilience collectors (breaker state, retries) are registered."""
+    import importlib
+
+    with contextlib.suppress(ImportError):
+        importlib.import_module("guilde_core.resilience.metrics")
+
+
+def _install_sighup(app: FastAPI) -> None:
+    try:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: reload_config(app))
+        app.state.sighup_installed = True
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread (tests)
+        app.state.sighup_installed = False
+
+
+def _remove_sighup(app: FastAPI) -> None:
+    if getattr(app.state, "sighup_installed", False):
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
