@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -190,8 +190,14 @@ def create_app(
     redis_prefix: str = "dev3000:",
     mcp: bool = True,
     bus: EventBus | None = None,
+    lifespans: Sequence[Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]] = (),
 ) -> FastAPI:
-    """Build the dev3000 app. ``redis_prefix`` namespaces every shared Redis key."""
+    """Build the dev3000 app.
+
+    ``redis_prefix`` namespaces every shared Redis key; ``lifespans`` are entered (in
+    order) inside the app's own lifespan, after the MCP apps (e.g. the ``--run``
+    supervisor).
+    """
     settings = settings or get_settings()
     keyring = Keyring.from_settings(settings)
     redis_url = shared_redis_url(settings)
@@ -217,6 +223,8 @@ def create_app(
             if mcp_http is not None:
                 await stack.enter_async_context(mcp_http.lifespan(mcp_http))
                 await stack.enter_async_context(mcp_sse.lifespan(mcp_sse))
+            for extra in lifespans:
+                await stack.enter_async_context(extra(app))
             _install_sighup(app)
             state.ready = True
             state.emit(

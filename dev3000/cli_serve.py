@@ -1,10 +1,72 @@
-"""Commands of this area for the `dev3000` command line (being built)."""
+"""``dev3000 serve`` (the aggregator on :3001) and ``dev3000 doctor`` (preflight checks)."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
+
+__all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to ``app``."""
-    del app
+    """Add ``serve`` and ``doctor`` to the ``dev3000`` command line."""
+    app.command("serve")(serve)
+    app.command("doctor")(doctor)
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Bind address (default DEV3000_HOST)."),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535, help="Port (default DEV3000_PORT, 3001)."
+    ),
+    run: list[str] = typer.Option(  # noqa: B008 - typer's option declaration
+        [],
+        "--run",
+        help='A dev server to supervise, e.g. --run "uvicorn app:app" (repeatable).',
+    ),
+    drain_seconds: float = typer.Option(
+        1.0,
+        "--drain-seconds",
+        min=0,
+        max=8,
+        help="After SIGTERM: seconds readiness answers 503 before the server stops.",
+    ),
+    log_level: str | None = typer.Option(None, "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve the HTTP API, the stream and the aggregate MCP endpoint (/mcp, /sse)."""
+    from dev3000.serve import run_server
+    from guilde_core.config import ConfigurationInvalid, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigurationInvalid as exc:
+        typer.echo(f"dev3000 serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    code = run_server(
+        settings,
+        host=host,
+        port=port,
+        run=run,
+        drain_seconds=drain_seconds,
+        log_level=log_level,
+    )
+    raise typer.Exit(code)
+
+
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+    timeout: float = typer.Option(2.0, "--timeout", min=0.1, max=30, help="Per-check timeout."),
+) -> None:
+    """Preflight: configuration, Redis, PostgreSQL, targets, LLM providers; what to fix."""
+    from dev3000.doctor import render, run_doctor
+
+    findings = run_doctor(timeout=timeout)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        render(findings, sys.stdout)
+    critical = [f for f in findings if f.status == "fail" and f.critical]
+    raise typer.Exit(1 if critical else 0)
