@@ -1,0 +1,487 @@
+"""The console application: screens as modes, workers for all I/O, a store in between.
+
+Workers (never the screens) talk to dev3000:
+
+* the *poller* refreshes deep health, circuits and targets every ``refresh`` seconds and
+  publishes only what changed — a quiet system costs one small request batch per period;
+* the *stream* follows ``/api/v1/diag/stream`` (resuming after reconnects) and batches
+  events into the store;
+* the *log tail* pages ``/api/v1/logs/search`` forward from the newest line it holds.
+
+A lost connection is retried with exponential back-off; the screens keep their last data
+and mark it stale. Server errors become notifications, never crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from console.client import ApiError, ConnectionLost, Dev3000Client
+from console.commands import COMMANDS, CommandError, parse_command
+from console.connection import Backoff, ConnectionInfo
+from console.messages import ConnectionChanged, StoreUpdated
+from console.models import LogLine
+from console.palette import ConsoleCommands
+from console.screens.agent import AgentScreen
+from console.screens.base import ConsoleScreen
+from console.screens.circuits import CircuitsScreen
+from console.screens.dashboard import DashboardScreen
+from console.screens.health import HealthScreen
+from console.screens.help import HelpScreen
+from console.screens.logs import LogsScreen
+from console.screens.prompt import PromptScreen
+from console.screens.timeline import TimelineScreen
+from console.store import ConsoleStore
+from console.stream import EventStream
+
+__all__ = ["SCREENS", "ConsoleApp"]
+
+#: mode name → screen class (the order of the number keys)
+SCREENS: dict[str, type[ConsoleScreen]] = {
+    "dashboard": DashboardScreen,
+    "health": HealthScreen,
+    "circuits": CircuitsScreen,
+    "logs": LogsScreen,
+    "timeline": TimelineScreen,
+    "agent": AgentScreen,
+}
+LOG_PAGE = 500
+
+
+class ConsoleApp(App[None]):
+    """``dev3000 console``: watch dev3000 and act on it."""
+
+    TITLE = "dev3000 console"
+    CSS = """
+    Screen.-stale ConnectionBar { text-style: bold; }
+    """
+    MODES: ClassVar[dict[str, Any]] = dict(SCREENS)
+    DEFAULT_MODE = "dashboard"
+    COMMANDS: ClassVar[set[Any]] = {*App.COMMANDS, ConsoleCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "show('dashboard')", "Dash"),
+        Binding("2", "show('health')", "Health"),
+        Binding("3", "show('circuits')", "Circuits"),
+        Binding("4", "show('logs')", "Logs"),
+        Binding("5", "show('timeline')", "Timeline"),
+        Binding("6", "show('agent')", "Agent"),
+        Binding("colon", "command", ":cmd"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        readonly: bool = False,
+        refresh: float = 2.0,
+        live: bool = True,
+        log_capacity: int = 100_000,
+        stream_transport: str = "ws",
+        clock: Callable[[], datetime] | None = None,
+        backoff: Callable[[], Backoff] | None = None,
+    ) -> None:
+        super().__init__()
+        if refresh <= 0:
+            raise ValueError("refresh must be > 0 seconds")
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.readonly = readonly
+        self.refresh_interval = refresh
+        self.live = live
+        self.stream_transport = "sse" if stream_transport == "sse" else "ws"
+        self.frozen_clock = clock is not None
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._backoff = backoff or (lambda: Backoff(0.5, 2.0, 15.0))
+        self.store = ConsoleStore(log_capacity=log_capacity)
+        self.client: Dev3000Client | None = None
+        self.logs_paused = False
+        self._pending: deque[LogLine] = deque(maxlen=log_capacity)
+        self._poke = asyncio.Event()
+        self._event_batch: list[Any] = []
+        self._flush_scheduled = False
+        self._last_error: str | None = None
+        self.polls = 0
+        self.publishes = 0
+
+    # ------------------------------------------------------------------ clock
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --------------------------------------------------------------- lifecycle
+
+    def on_mount(self) -> None:
+        if self.live:
+            self.client = Dev3000Client(self.url, api_key=self.api_key)
+            self.run_worker(self._poll_loop(), name="poll", group="io", exit_on_error=False)
+            self.run_worker(self._stream_loop(), name="stream", group="io", exit_on_error=False)
+            self.run_worker(self._logs_loop(), name="logs", group="io", exit_on_error=False)
+
+    async def on_unmount(self) -> None:
+        self.workers.cancel_group(self, "io")
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.aclose()
+
+    # ---------------------------------------------------------------- publish
+
+    def _main_screens(self) -> Iterable[Screen[Any]]:
+        for screen in self.screen_stack:
+            if isinstance(screen, ConsoleScreen):
+                yield screen
+
+    def publish(self, *topics: str) -> None:
+        """Tell the visible console screen that part of the store changed."""
+        if not topics:
+            return
+        self.publishes += 1
+        message_topics = frozenset(topics)
+        for screen in self._main_screens():
+            screen.post_message(StoreUpdated(message_topics))
+
+    def _connection_changed(self) -> None:
+        for screen in self._main_screens():
+            screen.post_message(ConnectionChanged(self.store.connection, self.store.stream))
+
+    def _api_error(self, where: str, exc: ApiError) -> None:
+        """Show a server error once (not again on every refresh while it persists)."""
+        text = f"{where}: {exc}"
+        if text == self._last_error:
+            return
+        self._last_error = text
+        self.notify(str(exc.detail or exc.title), title=f"{where} ({exc.status})", severity="error")
+
+    # -------------------------------------------------------------- the poller
+
+    async def _poll_loop(self) -> None:
+        backoff = self._backoff()
+        while True:
+            try:
+                topics = await self.poll_once()
+            except ConnectionLost as exc:
+                delay = backoff.next_delay()
+                self.store.connection = self.store.connection.failed(str(exc), delay)
+                self._connection_changed()
+                self.publish("health", "circuits")  # repaint titles as stale
+            else:
+                backoff.reset()
+                delay = self.refresh_interval
+                if self.store.connection.stale:
+                    self.store.connection = ConnectionInfo.ok()
+                    self._connection_changed()
+                    topics.update({"health", "circuits", "logs", "events"})
+                self.publish(*topics)
+            self._poke.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), delay)
+
+    async def poll_once(self) -> set[str]:
+        """One refresh of health, circuits and targets; returns the topics that changed."""
+        assert self.client is not None
+        self.polls += 1
+        results = await asyncio.gather(
+            self.client.deep_health(),
+            self.client.circuits(),
+            self.client.targets(),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, ConnectionLost):
+                raise result
+        topics: set[str] = set()
+        health, circuits, targets = results
+        if isinstance(health, BaseException):
+            self._report("health", health)
+        elif self.store.update_health(health):
+            topics.add("health")
+        if isinstance(circuits, BaseException):
+            self._report("circuits", circuits)
+        elif self.store.update_circuits(circuits):
+            topics.add("circuits")
+        if isinstance(targets, BaseException):
+            if not (isinstance(targets, ApiError) and targets.status == 404):
+                self._report("targets", targets)
+        elif self.store.update_targets(targets):
+            topics.add("targets")
+        return topics
+
+    def _report(self, where: str, exc: BaseException) -> None:
+        if isinstance(exc, ApiError):
+            self._api_error(where, exc)
+        elif not isinstance(exc, asyncio.CancelledError):
+            self.notify(f"{type(exc).__name__}: {exc}", title=where, severity="error")
+
+    def refresh_now(self) -> None:
+        """Wake the poller before its period ends."""
+        self._poke.set()
+
+    # -------------------------------------------------------------- the stream
+
+    def _stream_state(self, info: ConnectionInfo) -> None:
+        self.store.stream = info
+        self._connection_changed()
+
+    async def _stream_loop(self) -> None:
+        assert self.client is not None
+        while True:
+            try:
+                events = await self.client.timeline(limit=200)
+            except ConnectionLost:
+                await asyncio.sleep(self.refresh_interval)
+                continue
+            except ApiError as exc:
+                self._api_error("timeline", exc)
+                events = []
+            break
+        if self.store.add_events(events):
+            self.publish("events")
+        stream = EventStream(
+            self.url,
+            api_key=self.api_key,
+            transport="sse" if self.stream_transport == "sse" else "ws",
+            backoff=self._backoff(),
+            on_state=self._stream_state,
+            last_event_id=events[-1].id if events else None,
+        )
+        async for event in stream.events():
+            self._event_batch.append(event)
+            if event.kind in ("circuit_transition", "circuit_control", "health_transition"):
+                self.refresh_now()
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.set_timer(0.1, self._flush_events)
+
+    def _flush_events(self) -> None:
+        self._flush_scheduled = False
+        batch, self._event_batch = self._event_batch, []
+        if self.store.add_events(batch):
+            self.publish("events")
+
+    # ------------------------------------------------------------ the log tail
+
+    def _add_logs(self, lines: list[LogLine]) -> None:
+        if not lines:
+            return
+        if self.logs_paused:
+            self._pending.extend(lines)
+            self.publish("logs")
+            return
+        self.store.logs.extend(lines)
+        self.publish("logs")
+
+    @property
+    def pending_logs(self) -> int:
+        return len(self._pending)
+
+    def set_logs_paused(self, paused: bool) -> None:
+        self.logs_paused = paused
+        if not paused and self._pending:
+            lines = list(self._pending)
+            self._pending.clear()
+            self._add_logs(lines)
+
+    def add_log_lines(self, lines: list[LogLine]) -> None:
+        """Feed lines (from the tail, a trace query, a recording or a benchmark)."""
+        self._add_logs(lines)
+
+    async def _logs_loop(self) -> None:
+        assert self.client is not None
+        backoff = self._backoff()
+        since: datetime | None = None
+        seen: set[tuple[str, str]] = set()
+        while True:
+            delay = self.refresh_interval
+            try:
+                page = await self.client.log_search(since=since, limit=LOG_PAGE)
+            except ConnectionLost:
+                delay = backoff.next_delay()
+            except ApiError as exc:
+                self._api_error("logs", exc)
+                delay = max(delay, 10.0)
+            else:
+                backoff.reset()
+                lines = sorted(page.items, key=lambda line: line.ts)
+                fresh = [
+                    line
+                    for line in lines
+                    if since is None or line.ts > since or (line.source, line.text) not in seen
+                ]
+                if lines:
+                    newest = lines[-1].ts
+                    seen = {(ln.source, ln.text) for ln in lines if ln.ts == newest}
+                    since = newest
+                self._add_logs(fresh)
+            await asyncio.sleep(delay)
+
+    def fetch_trace(self, correlation_id: str) -> None:
+        """Pull the lines of one correlation id from dev3000 into the buffer."""
+        if self.client is None:
+            return
+        self.run_worker(self._fetch_trace(correlation_id), group="actions", exit_on_error=False)
+
+    async def _fetch_trace(self, correlation_id: str) -> None:
+        assert self.client is not None
+        try:
+            page = await self.client.log_search(query=correlation_id, regex=False, limit=LOG_PAGE)
+        except (ApiError, ConnectionLost) as exc:
+            self.notify(str(exc), title="trace", severity="error")
+            return
+        have = {
+            (line.ts, line.source, line.text)
+            for line in self.store.logs.view_lines()
+            if line.correlation_id == correlation_id
+        }
+        fresh = [ln for ln in page.items if (ln.ts, ln.source, ln.text) not in have]
+        if fresh:
+            self.store.logs.extend(fresh)
+            self.publish("logs")
+
+    # ------------------------------------------------------------ user actions
+
+    def run_deep_check(self) -> None:
+        if self.client is None:
+            return
+        self.run_worker(self._deep_check(), group="actions", exit_on_error=False)
+
+    async def _deep_check(self) -> None:
+        assert self.client is not None
+        try:
+            report = await self.client.deep_health(fresh=True)
+        except ConnectionLost as exc:
+            self.notify(str(exc), title="deep check: no connection", severity="error")
+            return
+        except ApiError as exc:
+            self._api_error("deep check", exc)
+            return
+        self.store.update_health(report)
+        self.publish("health")
+        self.notify(f"deep check: {report.status}", timeout=3)
+
+    def control_circuit(self, name: str, action: str, reason: str) -> None:
+        """Open / close / reset a breaker (the screen has already asked to confirm)."""
+        if self.readonly:
+            self.notify("read-only console: circuit control is disabled", severity="warning")
+            return
+        if self.client is None:
+            return
+        self.run_worker(self._control(name, action, reason), group="actions", exit_on_error=False)
+
+    async def _control(self, name: str, action: str, reason: str) -> None:
+        assert self.client is not None
+        try:
+            await self.client.circuit_action(name, action, reason)  # type: ignore[arg-type]
+        except ApiError as exc:
+            self.notify(
+                str(exc.detail or exc.title),
+                title=f"{action} {name} ({exc.status})",
+                severity="error",
+            )
+            return
+        except ConnectionLost as exc:
+            self.notify(str(exc), title=f"{action} {name}: no connection", severity="error")
+            return
+        self.notify(f"breaker {name}: {action} done ({reason})", timeout=4)
+        self.refresh_now()
+
+    # ----------------------------------------------------------- navigation
+
+    async def action_show(self, mode: str, arg: str = "") -> None:
+        if mode not in SCREENS:
+            return
+        if self.current_mode != mode:
+            await self.switch_mode(mode)
+        if arg:
+            screen = self.screen_stack[0] if self.screen_stack else None
+            if isinstance(screen, ConsoleScreen):
+                screen.apply_argument(arg)
+
+    def action_command(self) -> None:
+        def done(text: str | None) -> None:
+            if text:
+                self.call_later(self.run_command, text)
+
+        self.push_screen(PromptScreen(":", placeholder="logs | circuits api | help …"), done)
+
+    async def run_command(self, text: str) -> None:
+        """Run one ``:`` command (aliases allowed)."""
+        try:
+            command = parse_command(text)
+        except CommandError as exc:
+            self.notify(str(exc), title="command", severity="error")
+            return
+        if command.name == "quit":
+            self.exit()
+        elif command.name == "help":
+            self.action_help()
+        else:
+            await self.action_show(command.name, command.arg)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        keys: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for active in screen.active_bindings.values():
+            if not active.enabled or not active.binding.description:
+                continue
+            label = self.get_key_display(active.binding)
+            if label in seen:
+                continue
+            seen.add(label)
+            keys.append((label, active.binding.description))
+        title = getattr(screen, "SCREEN_TITLE", "") or screen.__class__.__name__
+        self.push_screen(HelpScreen(title, keys))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for name, (_aliases, text) in COMMANDS.items():
+            if name in SCREENS:
+                yield SystemCommand(f"Go to {name}", text, self._goto(name))
+
+    def _goto(self, name: str) -> Callable[[], Any]:
+        async def go() -> None:
+            await self.action_show(name)
+
+        return go
+
+    # --------------------------------------------------------------- fixtures
+
+    def load_recording(self, data: dict[str, Any]) -> None:
+        """Fill the store from a recorded JSON (``health``, ``circuits``, ``targets``,
+        ``events``, ``logs``) — the source of the snapshot tests and the benchmark."""
+        from console.models import (
+            parse_circuits,
+            parse_deep_health,
+            parse_event,
+            parse_log_line,
+            parse_targets,
+        )
+
+        if "health_history" in data:
+            for body in data["health_history"]:
+                self.store.update_health(parse_deep_health(body))
+        if "health" in data:
+            self.store.update_health(parse_deep_health(data["health"]))
+        if "circuits" in data:
+            self.store.update_circuits(parse_circuits(data["circuits"]))
+        if "targets" in data:
+            self.store.update_targets(parse_targets(data["targets"]))
+        events = [parse_event(e) for e in data.get("events", [])]
+        self.store.add_events([e for e in events if e is not None])
+        lines = [parse_log_line(item) for item in data.get("logs", [])]
+        self.store.logs.extend([ln for ln in lines if ln is not None])
+        self.store.connection = ConnectionInfo.ok()
+        self.store.stream = ConnectionInfo.ok()
+        self.publish("all")
+        self._connection_changed()

@@ -1,0 +1,164 @@
+"""Health: the checks and registered targets; drill into one; run a deep check now."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable
+
+from console.models import CheckResult
+from console.screens.base import ConsoleScreen
+from console.style import STATUS_STYLE, styled
+from console.widgets.json_view import JsonView
+
+__all__ = ["HealthScreen"]
+
+
+def _latency(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} ms"
+
+
+class HealthScreen(ConsoleScreen):
+    SCREEN_TITLE = "Health"
+    TOPICS: ClassVar[frozenset[str]] = frozenset({"health", "targets"})
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "deep_check", "Deep check now"),
+        Binding("enter", "drill", "Details", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    HealthScreen #health-left { width: 3fr; }
+    HealthScreen #health-checks { height: 2fr; border: round $primary; }
+    HealthScreen #health-targets { height: 1fr; border: round $primary; }
+    HealthScreen #health-detail { width: 2fr; }
+    HealthScreen.-stale #health-checks { border: round $warning; }
+    """
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="health-left"):
+                checks: DataTable[Text | str] = DataTable(id="health-checks", cursor_type="row")
+                checks.border_title = "Checks"
+                yield checks
+                targets: DataTable[Text | str] = DataTable(id="health-targets", cursor_type="row")
+                targets.border_title = "Registered targets"
+                yield targets
+            yield JsonView(id="health-detail")
+
+    def on_mount(self) -> None:
+        self.query_one("#health-checks", DataTable).add_columns(
+            "check", "status", "latency", "critical", "error"
+        )
+        self.query_one("#health-targets", DataTable).add_columns(
+            "target", "kind", "status", "latency", "url"
+        )
+        super().on_mount()
+
+    def refresh_data(self, topics: frozenset[str]) -> None:
+        if "all" in topics or "health" in topics:
+            self._show_checks()
+        if "all" in topics or "targets" in topics:
+            self._show_targets()
+
+    def _show_checks(self) -> None:
+        table = self.query_one("#health-checks", DataTable)
+        report = self.store.health
+        selected = self._selected_key(table)
+        table.clear()
+        if report is None:
+            return
+        table.border_title = f"Checks — overall {report.status}" + (
+            " (stale)" if self.store.connection.stale else ""
+        )
+        for check in report.checks:
+            table.add_row(
+                check.name,
+                styled(check.status, STATUS_STYLE),
+                _latency(check.latency_ms),
+                "" if check.critical is None else ("yes" if check.critical else "no"),
+                Text(check.error or "", style="red"),
+                key=check.name,
+            )
+        if selected is not None and selected in {c.name for c in report.checks}:
+            table.move_cursor(row=table.get_row_index(selected))
+        self._show_detail()
+
+    def _show_targets(self) -> None:
+        table = self.query_one("#health-targets", DataTable)
+        table.clear()
+        for target in self.store.targets:
+            table.add_row(
+                target.name,
+                target.kind,
+                styled(target.status, STATUS_STYLE),
+                _latency(target.latency_ms),
+                target.url,
+                key=f"target:{target.name}",
+            )
+
+    @staticmethod
+    def _selected_key(table: DataTable[Any]) -> str | None:
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        return key
+
+    def selected_check(self) -> CheckResult | None:
+        report = self.store.health
+        key = self._selected_key(self.query_one("#health-checks", DataTable))
+        return report.check(key) if report is not None and key else None
+
+    def _show_detail(self) -> None:
+        check = self.selected_check()
+        detail = self.query_one("#health-detail", JsonView)
+        if check is None:
+            detail.show(None, "Details")
+            return
+        detail.show(
+            {
+                "name": check.name,
+                "status": check.status,
+                "latency_ms": check.latency_ms,
+                "critical": check.critical,
+                "observed_at": check.observed_at.isoformat() if check.observed_at else None,
+                "error": check.error,
+                "details": check.details,
+            },
+            f"Details — {check.name}",
+        )
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "health-checks":
+            self._show_detail()
+        elif event.data_table.id == "health-targets" and event.row_key.value:
+            name = event.row_key.value.removeprefix("target:")
+            for target in self.store.targets:
+                if target.name == name:
+                    self.query_one("#health-detail", JsonView).show(target.raw, f"Target — {name}")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "health-checks":
+            self.action_drill()
+
+    def action_drill(self) -> None:
+        self._show_detail()
+        self.query_one("#health-detail", JsonView).focus()
+
+    def action_deep_check(self) -> None:
+        self.notify("running a deep check…", timeout=2)
+        self.console.run_deep_check()
+
+    def apply_argument(self, arg: str) -> None:
+        table = self.query_one("#health-checks", DataTable)
+        for index, check in enumerate(self.store.health.checks if self.store.health else ()):
+            if arg.lower() in check.name.lower():
+                table.move_cursor(row=index)
+                self.action_drill()
+                return
