@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from yamllint.config import YamlLintConfig  # type: ignore[import-untyped]
 from guilde_core.config import PROFILES, Settings
 from guilde_core.redaction import is_secret_name
 from tests.docs.kustomize_lite import KustomizeError, apply_json_patch, build
+from tools.harness import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -293,21 +295,56 @@ def test_production_requires_its_secret() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _routes(app: Any) -> set[str]:
-    return {getattr(route, "path", "") for route in getattr(app, "routes", [])}
+def _get_all(base_url: str, container: dict[str, Any]) -> dict[str, int]:
+    """GET each probe's path like a kubelet would."""
+    return {
+        container[p]["httpGet"]["path"]: httpx.get(
+            base_url + container[p]["httpGet"]["path"], timeout=10
+        ).status_code
+        for p in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
 
 
-def test_dev3000_app_serves_the_probe_routes() -> None:
+@pytest.fixture(scope="module")
+def dev3000_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real dev3000 app served by uvicorn (lifespan on), as its pod would run it."""
     try:
         module = importlib.import_module("dev3000.app")
     except ImportError as exc:  # pragma: no cover - until the aggregator lands
         pytest.skip(f"dev3000/app.py not available: {exc}")
-    create_app = module.create_app
-    paths = _routes(create_app(Settings()))
-    deployment = _by_key(_render("base"))[("Deployment", "dev3000")]
-    container = _container(deployment)
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"]["path"] in paths
+    cwd = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("dev3000"))  # data dir and logs in a temporary folder
+    try:
+        with ServerThread(module.create_app(Settings())) as server:
+            yield server.url
+    finally:
+        os.chdir(cwd)
+
+
+def test_dev3000_app_answers_its_probes(dev3000_url: str) -> None:
+    container = _container(_by_key(_render("base"))[("Deployment", "dev3000")])
+    statuses = _get_all(dev3000_url, container)
+    assert statuses == dict.fromkeys(statuses, 200), statuses
+    port = _port_number(container, container["livenessProbe"]["httpGet"]["port"])
+    assert port == Settings().dev3000_port
+
+
+def test_agent_web_answers_its_probe_and_binds_all_interfaces(
+    dev3000_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    try:
+        module = importlib.import_module("agent.web")
+    except ImportError as exc:  # pragma: no cover - until agent-web lands
+        pytest.skip(f"agent/web.py not available: {exc}")
+    monkeypatch.chdir(tmp_path)
+    container = _container(_by_key(_render("base"))[("Deployment", "agent-web")])
+    app = module.create_app(Settings(), mcp_url=dev3000_url + "/mcp")
+    with ServerThread(app) as server:
+        assert _get_all(server.url, container) == {"/health": 200}
+    command = container["command"]
+    # the CLI binds 127.0.0.1 by default, which a kubelet probe cannot reach
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--url") + 1] == "http://dev3000:3001/mcp"
 
 
 # --------------------------------------------------------------------------------------
