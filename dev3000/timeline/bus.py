@@ -509,7 +509,7 @@ class EventBus:
         for sub in self.subscriptions:
             sub._close(code, reason)
 
-    async def shutdown(self, grace: float = 5.0) -> None:
+    async def shutdown(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - per-hook bound
         """Stop accepting events, close every subscription (1001), stop sources/sinks."""
         if self._closing:
             return
@@ -517,7 +517,7 @@ class EventBus:
         self.close_subscriptions()
         for hook in reversed(self._shutdown_hooks):
             try:
-                await asyncio.wait_for(hook(), grace)
+                await asyncio.wait_for(hook(), timeout)
             except Exception:
                 log.exception("timeline shutdown hook failed")
 

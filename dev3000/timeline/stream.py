@@ -196,16 +196,16 @@ class StreamManager:
         self,
         code: int = CLOSE_GOING_AWAY,
         reason: str = "server shutting down",
-        grace: float = 5.0,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a bound on the wait, not a cancel scope
     ) -> None:
         """Send a close frame to every client (WebSocket ``code``; SSE a ``close`` event)
-        and wait, at most ``grace`` seconds, until they are gone."""
+        and wait, at most ``timeout`` seconds, until they are gone."""
         clients = list(self._clients.values())
         for client in clients:
             client.subscription._close(code, reason)
         if clients:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clients)), grace)
+                await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clients)), timeout)
 
     # --- parameters --------------------------------------------------------------------
     def _options(self, params: dict[str, str]) -> tuple[EventFilter, int, Overflow, int]:
