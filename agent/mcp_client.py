@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from agent.safety import redact_data
-from guilde_core.errors import classify
+from guilde_core.errors import AuthenticationError, ConnectionFailedError, classify
 from guilde_core.redaction import redact_text
 
 __all__ = [
@@ -96,7 +96,18 @@ class DiagTools:
         self.on_call = on_call
 
     async def __aenter__(self) -> Self:
-        await self._client.__aenter__()
+        try:
+            await self._client.__aenter__()
+        except Exception as exc:
+            err = classify(exc)
+            if err.code == "authentication":
+                raise AuthenticationError(
+                    f"the MCP endpoint rejected the API key: {err.message}", cause=exc
+                ) from exc
+            where = self.target if isinstance(self.target, str) else "in-process server"
+            raise ConnectionFailedError(
+                f"cannot connect to the MCP endpoint {where}: {redact_text(str(exc))}", cause=exc
+            ) from exc
         await self.refresh()
         return self
 

@@ -47,6 +47,13 @@ _current_session: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+class SessionBusy(PermanentError):
+    """The session is running or waits on an approval (409)."""
+
+    code = "conflict"
+    http_status = 409
+
+
 class CreateSession(BaseModel):
     title: str | None = Field(None, max_length=200, examples=["checkout outage"])
     question: str | None = Field(
@@ -250,7 +257,9 @@ def create_app(
         q: str | None = Query(None, max_length=200, description="Title contains."),
     ) -> SessionPage:
         """Sessions, most recently active first."""
-        items, total = await service().index.list_page(limit=limit, offset=offset, status=status, q=q)
+        items, total = await service().index.list_page(
+            limit=limit, offset=offset, status=status, q=q
+        )
         return SessionPage(items=items, total=total, limit=limit, offset=offset)
 
     @app.get("/api/v1/sessions/{session_id}", dependencies=[read], tags=["sessions"])
@@ -304,7 +313,7 @@ def create_app(
         """Ask a question in the session; ``wait=true`` returns the diagnosis."""
         record = await existing(session_id)
         if record.status in ("running", "awaiting_approval"):
-            raise PermanentError(f"session {session_id} is {record.status}", status_code=409)
+            raise SessionBusy(f"session {session_id} is {record.status}")
         svc = service()
         if wait:
             result = await svc.run(session_id, body.content, None)
@@ -325,7 +334,7 @@ def create_app(
         """Approve or deny the pending control action; the run resumes (and is answered)."""
         record = await existing(session_id)
         if record.status != "awaiting_approval":
-            raise PermanentError(f"session {session_id} waits on no approval", status_code=409)
+            raise SessionBusy(f"session {session_id} waits on no approval")
         result = await service().run(session_id, None, body.model_dump())
         if result.diagnosis is not None:
             return result.diagnosis
