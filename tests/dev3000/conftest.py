@@ -134,7 +134,9 @@ def make_app(make_settings: Callable[..., Settings]) -> AppFactory:
     ) -> FastAPI:
         from dev3000.app import create_app
 
-        return create_app(settings or make_settings(**overrides), redis_prefix=redis_prefix, mcp=mcp)
+        return create_app(
+            settings or make_settings(**overrides), redis_prefix=redis_prefix, mcp=mcp
+        )
 
     return make
 

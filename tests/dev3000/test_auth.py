@@ -1,0 +1,181 @@
+"""API keys and scopes: parsing, hashing, the 401/403 matrix, MCP and stream protection."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from dev3000.api.auth import (
+    ANONYMOUS,
+    AuthFailure,
+    Keyring,
+    authenticate,
+    extract_token,
+    parse_api_keys,
+)
+from guilde_core.errors import ConfigurationError
+
+READ_KEY = "read-key-0123456789"
+CONTROL_KEY = "control-key-9876543210"
+HASHED_KEY = "hashed-key-abcdef"
+KEYS = f"{READ_KEY}:read,{CONTROL_KEY}:read+control,sha256:{hashlib.sha256(HASHED_KEY.encode()).hexdigest()}:read"
+
+
+def test_parse_plain_and_hashed_keys_keeps_only_digests() -> None:
+    entries = parse_api_keys(KEYS)
+    assert [sorted(e.scopes) for e in entries] == [["read"], ["control", "read"], ["read"]]
+    for entry in entries:
+        assert READ_KEY.encode() not in entry.digest
+        assert len(entry.digest) == 32
+    ring = Keyring(entries)
+    assert ring.identify(HASHED_KEY) is not None
+    assert ring.identify(READ_KEY) is not None
+    assert ring.identify("sha256:" + hashlib.sha256(HASHED_KEY.encode()).hexdigest()) is None
+    assert ring.identify("nope") is None
+    assert READ_KEY not in repr(ring)
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("justakey", "no scopes"),
+        ("k:admin", "unknown scopes"),
+        ("sha256:1234:read", "64 hex"),
+        (":read", "empty key"),
+    ],
+)
+def test_bad_key_specs_name_the_variable(spec: str, fragment: str) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        parse_api_keys(spec)
+    assert "DIAGNOSTIC_API_KEYS" in str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_extract_token_from_header_bearer_and_query() -> None:
+    assert extract_token({"x-api-key": "a"}) == "a"
+    assert extract_token({"authorization": "Bearer b"}) == "b"
+    assert extract_token({"authorization": "Basic c"}) is None
+    assert extract_token({}, {"token": "d"}) == "d"
+    assert extract_token({}) is None
+
+
+def test_authenticate_decisions() -> None:
+    ring = Keyring.from_spec(KEYS, required=True)
+    with pytest.raises(AuthFailure) as err:
+        authenticate(None, ring)
+    assert err.value.status == 401
+    with pytest.raises(AuthFailure) as err:
+        authenticate("wrong", ring)
+    assert err.value.status == 401
+    with pytest.raises(AuthFailure) as err:
+        authenticate(READ_KEY, ring, scope="control")
+    assert err.value.status == 403
+    assert authenticate(CONTROL_KEY, ring, scope="control").has("control")
+    # unprotected resources let anonymous callers in even when auth is required
+    assert authenticate(None, ring, protected=False) is ANONYMOUS
+    optional = Keyring.from_spec(KEYS, required=False)
+    assert authenticate(None, optional, scope="control") is ANONYMOUS
+    with pytest.raises(AuthFailure):  # a wrong key is refused even when auth is optional
+        authenticate("wrong", optional)
+
+
+@pytest.fixture
+def secured(make_app: Callable[..., FastAPI]) -> Iterator[TestClient]:
+    app = make_app(diagnostic_auth_required=True, diagnostic_api_keys=KEYS, mcp=True)
+    with TestClient(app) as client:
+        yield client
+
+
+READ_ROUTES = [
+    ("GET", "/api/v1/diag/status"),
+    ("GET", "/api/v1/timeline"),
+    ("GET", "/api/v1/targets"),
+]
+OPEN_ROUTES = ["/health", "/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready"]
+
+
+@pytest.mark.parametrize(("method", "path"), READ_ROUTES)
+def test_read_routes_matrix(secured: TestClient, method: str, path: str) -> None:
+    none = secured.request(method, path)
+    assert none.status_code == 401
+    assert none.headers["content-type"].startswith("application/problem+json")
+    assert "www-authenticate" in none.headers
+    assert secured.request(method, path, headers={"X-API-Key": "wrong"}).status_code == 401
+    for key in (READ_KEY, CONTROL_KEY, HASHED_KEY):
+        ok = secured.request(method, path, headers={"X-API-Key": key})
+        assert ok.status_code in (200, 503), (key, ok.text)  # 503 only if status is unhealthy
+    bearer = secured.request(method, path, headers={"Authorization": f"Bearer {READ_KEY}"})
+    assert bearer.status_code in (200, 503)
+
+
+def test_control_needs_control_scope(secured: TestClient) -> None:
+    body = {"name": "t1", "kind": "tcp", "url": "tcp://127.0.0.1:1"}
+    assert secured.post("/api/v1/targets", json=body).status_code == 401
+    forbidden = secured.post("/api/v1/targets", json=body, headers={"X-API-Key": READ_KEY})
+    assert forbidden.status_code == 403
+    assert "control" in forbidden.json()["detail"]
+    created = secured.post("/api/v1/targets", json=body, headers={"X-API-Key": CONTROL_KEY})
+    assert created.status_code == 201
+    r = secured.post(
+        "/api/v1/diag/circuits/x/open", json={"reason": "test"}, headers={"X-API-Key": READ_KEY}
+    )
+    assert r.status_code == 403
+
+
+@pytest.mark.parametrize("path", OPEN_ROUTES)
+def test_probes_never_need_a_key(secured: TestClient, path: str) -> None:
+    assert secured.get(path).status_code == 200
+
+
+def test_deep_health_details_need_a_key(secured: TestClient) -> None:
+    anonymous = secured.get("/api/v1/health/deep").json()
+    assert "diagnostics" not in anonymous
+    for check in anonymous["checks"].values():
+        assert set(check) <= {"status"} or all(
+            isinstance(v, dict) and set(v) <= {"status"} for v in check.values()
+        )
+    detailed = secured.get("/api/v1/health/deep", headers={"X-API-Key": READ_KEY}).json()
+    assert "diagnostics" in detailed
+    assert secured.get("/api/v1/health/deep", headers={"X-API-Key": "wrong"}).status_code == 401
+
+
+def test_mcp_endpoint_needs_a_key(secured: TestClient) -> None:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    headers = {"accept": "application/json, text/event-stream"}
+    r = secured.post("/mcp", json=init, headers=headers)
+    assert r.status_code == 401
+    assert r.headers["content-type"].startswith("application/problem+json")
+    ok = secured.post("/mcp", json=init, headers={**headers, "X-API-Key": READ_KEY})
+    assert ok.status_code == 200
+    assert "serverInfo" in ok.text
+    assert secured.get("/sse").status_code == 401
+
+
+def test_stream_needs_a_key(secured: TestClient) -> None:
+    r = secured.get("/api/v1/diag/stream/sse")
+    assert r.status_code == 401
+
+
+def test_auth_optional_lets_anonymous_callers_control(make_app: Callable[..., FastAPI]) -> None:
+    with TestClient(make_app(diagnostic_api_keys=KEYS)) as client:
+        assert client.get("/api/v1/diag/status").status_code in (200, 503)
+        body = {"name": "t2", "kind": "tcp", "url": "tcp://127.0.0.1:1"}
+        assert client.post("/api/v1/targets", json=body).status_code == 201
+        # a key that is sent is still checked
+        r = client.post(
+            "/api/v1/targets", json=body | {"name": "t3"}, headers={"X-API-Key": READ_KEY}
+        )
+        assert r.status_code == 403
