@@ -189,6 +189,11 @@ class Settings(BaseSettings):
     mcp_tools_enabled: bool = Field(True, description="Expose MCP tools.")
     mcp_resources_enabled: bool = Field(True, description="Expose MCP resources.")
     mcp_prompts_enabled: bool = Field(False, description="Expose MCP prompts.")
+    dev3000_mcp_remotes: str | None = Field(
+        None,
+        description="Remote MCP servers the aggregate mounts: ';'-separated name=<url> "
+        "(streamable HTTP, or SSE when the path ends in /sse) or name=<stdio command line>.",
+    )
 
     # === Circuit breakers ===
     circuit_breaker_enabled: bool = Field(True, description="Feature flag: circuit breakers.")
