@@ -161,9 +161,9 @@ class ProviderChain:
 
     def _resilient(self) -> Callable[..., Awaitable[Any]]:
         if self._call is None:
-            from guilde_core.resilience import resilient_call
+            from agent.providers.resilience import get_resilient_call
 
-            self._call = resilient_call
+            self._call = get_resilient_call()
         return self._call
 
     async def complete(

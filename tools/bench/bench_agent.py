@@ -1,0 +1,114 @@
+"""Benchmark: offline diagnosis end to end against a running dev3000 (goal: under 2 s).
+
+Starts dev3000 (``dev3000.app.create_app``) on a free loopback port unless ``--url`` names
+one already running, then runs the agent in offline mode ``--runs`` times over streamable
+HTTP MCP and prints, per run and as medians: total time, time per phase (connect, gather,
+analyse, conclude) and the number of MCP calls. Beside it, in the same run, the baseline:
+the same agent over an in-process replay server (recorded outputs, no checks, no network) —
+the agent's own overhead.
+
+    uv run python tools/bench/bench_agent.py            # ~10 s
+    uv run python tools/bench/bench_agent.py --runs 20 --url http://127.0.0.1:3001/mcp
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from agent.mcp_client import DiagTools
+from agent.providers import ProviderChain
+from agent.recorded import build_recorded_server
+from agent.runner import DiagnosisAgent
+from guilde_core.config import get_settings
+
+
+async def one_run(target: Any, question: str) -> dict[str, float]:
+    marks: dict[str, float] = {}
+    settings = get_settings()
+    t0 = time.perf_counter()
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("type") == "phase":
+            marks.setdefault(str(event["phase"]), time.perf_counter())
+
+    async with DiagTools(target) as tools:
+        t_connected = time.perf_counter()
+        agent = DiagnosisAgent(
+            tools, ProviderChain([], settings), settings=settings, on_event=on_event
+        )
+        result = await agent.ask(question)
+        t_end = time.perf_counter()
+        calls = tools.calls
+    assert result.diagnosis is not None
+    gather_t = marks.get("gather", t_connected)
+    analyse_t = marks.get("analyse", t_end)
+    conclude_t = marks.get("conclude", t_end)
+    return {
+        "total_ms": (t_end - t0) * 1000,
+        "connect_ms": (t_connected - t0) * 1000,
+        "gather_ms": (analyse_t - gather_t) * 1000,
+        "analyse_ms": (conclude_t - analyse_t) * 1000,
+        "conclude_ms": (t_end - conclude_t) * 1000,
+        "mcp_calls": float(calls),
+    }
+
+
+def _summary(label: str, runs: list[dict[str, float]]) -> None:
+    keys = ["total_ms", "connect_ms", "gather_ms", "analyse_ms", "conclude_ms", "mcp_calls"]
+    med = {k: statistics.median(r[k] for r in runs) for k in keys}
+    worst = max(r["total_ms"] for r in runs)
+    print(
+        f"{label:<34} median {med['total_ms']:7.1f} ms (max {worst:7.1f})  "
+        f"connect {med['connect_ms']:6.1f}  gather {med['gather_ms']:6.1f}  "
+        f"analyse {med['analyse_ms']:5.1f}  conclude {med['conclude_ms']:5.1f}  "
+        f"MCP calls {med['mcp_calls']:.0f}"
+    )
+
+
+async def bench(url: str, runs: int, question: str, scenario: str) -> None:
+    import yaml
+
+    await one_run(url, question)  # warm-up: imports, graph compilation, first connection
+    live: list[dict[str, float]] = []
+    for _ in range(runs):
+        live.append(await one_run(url, question))
+    path = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / scenario
+    data = yaml.safe_load((path / "scenario.yaml").read_text(encoding="utf-8"))["recorded"]
+    server, _ = build_recorded_server(data)
+    base: list[dict[str, float]] = []
+    for _ in range(runs):
+        base.append(await one_run(server, question))
+    print(f"offline diagnosis, {runs} runs each (goal: dev3000 end to end < 2000 ms)")
+    _summary(f"dev3000 over HTTP ({url})", live)
+    _summary(f"baseline: in-process replay ({scenario})", base)
+    verdict = statistics.median(r["total_ms"] for r in live) < 2000
+    print("goal met" if verdict else "goal NOT met")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--url", default=None, help="a running dev3000 MCP endpoint")
+    parser.add_argument("--question", default="why is checkout failing?")
+    parser.add_argument("--scenario", default="db-unreachable")
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        url = args.url
+        if url is None:
+            from dev3000.app import create_app
+            from tools.harness import ServerThread
+
+            settings = get_settings()
+            srv = stack.enter_context(ServerThread(create_app(settings)))
+            url = f"{srv.url}/mcp"
+        asyncio.run(bench(url, max(1, args.runs), args.question, args.scenario))
+
+
+if __name__ == "__main__":
+    main()
