@@ -21,6 +21,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from agent.mcp_client import DiagTools
 from agent.providers import ProviderChain
 from agent.recorded import build_recorded_server
@@ -71,15 +73,11 @@ def _summary(label: str, runs: list[dict[str, float]]) -> None:
     )
 
 
-async def bench(url: str, runs: int, question: str, scenario: str) -> None:
-    import yaml
-
+async def bench(url: str, runs: int, question: str, data: dict[str, Any], scenario: str) -> None:
     await one_run(url, question)  # warm-up: imports, graph compilation, first connection
     live: list[dict[str, float]] = []
     for _ in range(runs):
         live.append(await one_run(url, question))
-    path = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / scenario
-    data = yaml.safe_load((path / "scenario.yaml").read_text(encoding="utf-8"))["recorded"]
     server, _ = build_recorded_server(data)
     base: list[dict[str, float]] = []
     for _ in range(runs):
@@ -107,7 +105,9 @@ def main() -> None:
             settings = get_settings()
             srv = stack.enter_context(ServerThread(create_app(settings)))
             url = f"{srv.url}/mcp"
-        asyncio.run(bench(url, max(1, args.runs), args.question, args.scenario))
+        path = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / args.scenario
+        data = yaml.safe_load((path / "scenario.yaml").read_text(encoding="utf-8"))["recorded"]
+        asyncio.run(bench(url, max(1, args.runs), args.question, data, args.scenario))
 
 
 if __name__ == "__main__":
