@@ -1,0 +1,124 @@
+"""``dev3000 serve`` as a real process: SIGHUP reload, then SIGTERM (readiness 503 at
+once, stream clients closed, exit within 10 s)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tools.harness import ManagedProcess, free_port, wait_for_http, wait_until
+
+OLD_KEY = "old-key-0123456789"
+NEW_KEY = "new-key-9876543210"
+
+
+def test_sighup_reload_then_sigterm_drain(tmp_path: Path) -> None:
+    # Settings read ``.env`` from the working directory (and DEV3000_ENV_FILE for profiles)
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"DIAGNOSTIC_AUTH_REQUIRED=true\nDIAGNOSTIC_API_KEYS={OLD_KEY}:read\n", encoding="utf-8"
+    )
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    argv = [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(port)]
+    argv += ["--drain-seconds", "1.5"]
+    env = {
+        "DEV3000_ENV_FILE": str(env_file),
+        "DEV3000_DATA_DIR": str(tmp_path / "data"),
+        "DEV3000_LOG_PATHS": str(tmp_path / "logs"),
+        "DEV3000_LOG_LEVEL": "info",
+    }
+    base = f"http://127.0.0.1:{port}"
+    with ManagedProcess(argv, env=env, cwd=tmp_path, stdout=log, stderr=log) as proc:
+        wait_for_http(base + "/api/v1/health/ready", timeout=60, status=200)
+        client = httpx.Client(base_url=base, timeout=5)
+        assert client.get("/api/v1/timeline", headers={"X-API-Key": OLD_KEY}).status_code == 200
+        assert client.get("/api/v1/timeline", headers={"X-API-Key": NEW_KEY}).status_code == 401
+
+        # --- SIGHUP: new keys apply without a restart, and a config_reload event appears
+        env_file.write_text(
+            f"DIAGNOSTIC_AUTH_REQUIRED=true\nDIAGNOSTIC_API_KEYS={NEW_KEY}:read\n",
+            encoding="utf-8",
+        )
+        held = httpx.Client(base_url=base, timeout=5)  # a keep-alive connection across reload
+        assert held.get("/api/v1/health").status_code == 200
+        proc.signal(signal.SIGHUP)
+
+        def reloaded() -> bool:
+            r = client.get("/api/v1/timeline", headers={"X-API-Key": NEW_KEY})
+            return r.status_code == 200
+
+        wait_until(reloaded, timeout=10)
+        events = client.get(
+            "/api/v1/timeline", params={"kinds": "config_reload"}, headers={"X-API-Key": NEW_KEY}
+        ).json()["items"]
+        assert events
+        assert events[0]["data"]["changed"] == ["DIAGNOSTIC_API_KEYS"]
+        assert NEW_KEY not in str(events)
+        assert client.get("/api/v1/timeline", headers={"X-API-Key": OLD_KEY}).status_code == 401
+        assert held.get("/api/v1/health").status_code == 200  # connection survived
+        assert proc.alive()
+
+        # --- a stream client that must get a close on SIGTERM
+        stream_done = threading.Event()
+        frames: list[str] = []
+
+        def listen() -> None:
+            try:
+                with httpx.stream(
+                    "GET",
+                    base + "/api/v1/diag/stream/sse",
+                    headers={"X-API-Key": NEW_KEY},
+                    timeout=20,
+                ) as r:
+                    for line in r.iter_lines():
+                        frames.append(line)
+            except httpx.HTTPError:
+                pass
+            stream_done.set()
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        wait_until(lambda: any(f.startswith("event:") for f in frames), timeout=10)
+
+        # --- SIGTERM: readiness 503 at once, the rest still answers during the drain
+        proc.signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        ready = client.get("/api/v1/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["reason"] == "shutting down"
+        assert client.get("/api/v1/health").status_code == 200
+        assert stream_done.wait(5), "stream client was not closed"
+        assert any("close" in f for f in frames), frames[-5:]
+        assert proc.proc is not None
+        proc.proc.wait(10)
+        assert time.monotonic() - t0 < 10
+        client.close()
+        held.close()
+    log.close()
+    text = (tmp_path / "serve.log").read_text(encoding="utf-8", errors="replace")
+    assert "Traceback" not in text
+    assert NEW_KEY not in text
+    assert OLD_KEY not in text
+
+
+def test_serve_refuses_an_invalid_configuration(tmp_path: Path) -> None:
+    import subprocess
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("DIAGNOSTIC_RATE_LIMIT=-4\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(free_port())],
+        env={**__import__("os").environ, "DEV3000_ENV_FILE": str(env_file)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "DIAGNOSTIC_RATE_LIMIT" in result.stderr
