@@ -39,6 +39,8 @@ __all__ = [
     "Subscription",
     "SubscriptionClosedError",
     "TimelinePage",
+    "current_bus",
+    "set_current_bus",
 ]
 
 log = logging.getLogger(__name__)
@@ -262,6 +264,7 @@ class EventBus:
         published from other threads are then handed over to that loop."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        set_current_bus(self)
 
     def _ensure_loop(self) -> None:
         if self._loop is None or self._loop.is_closed():
@@ -530,3 +533,17 @@ def _older(entry: _Entry, ref_id: str, ref_seq: int | None) -> bool:
     if ref_seq is not None:
         return entry.seq < ref_seq
     return entry.event.id < ref_id
+
+
+_current: EventBus | None = None
+
+
+def set_current_bus(bus: EventBus | None) -> None:
+    """Make ``bus`` the process's timeline (done by :meth:`EventBus.bind_loop`)."""
+    global _current
+    _current = bus
+
+
+def current_bus() -> EventBus | None:
+    """The bus of the running dev3000 (the one last bound to an event loop), if any."""
+    return _current

@@ -1,0 +1,349 @@
+"""The aggregate MCP server: every area server under its namespace, remotes, the timeline.
+
+``build_aggregate_server(settings) -> FastMCP`` mounts
+
+* the four area servers (``servers/<area>/server.py: build_server(settings)``) under the
+  namespaces ``health``, ``circuits``, ``logs``, ``system`` (tools ``health_<tool>``,
+  resources ``<scheme>://health/<path>``);
+* remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
+  SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
+  by fastmcp under its own name, so one dev3000 can front servers in other containers;
+* the timeline: the ``timeline_recent`` tool (recent events, filterable) and the
+  ``timeline://recent`` resource;
+* extra tools from other parts: each ``module:function`` of :data:`EXTRA_TOOL_MODULES`
+  that can be imported is called as ``function(server, settings)`` (the agent's
+  ``diagnose`` tool: ``agent.mcp_tool:register_diagnose``), then the functions registered
+  with :func:`register_extra_tools`, then the ``extra_tools`` argument.
+
+The same server is served by ``dev3000 serve`` at ``/mcp`` and ``/sse`` and over stdio by
+``dev3000 mcp all``. Outside a running ``dev3000 serve`` (stdio), the server's lifespan
+runs the timeline's sources itself, so the timeline tool has events to show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import re
+import shlex
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ToolError
+from fastmcp.server import create_proxy
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from dev3000.timeline.bus import EventBus, current_bus
+from dev3000.timeline.filters import EventFilter
+from guilde_core.config import Settings, get_settings
+from guilde_core.errors import ConfigurationError
+from guilde_core.events import EventKind, Severity, TimelineEvent
+from guilde_core.redaction import redact
+
+__all__ = [
+    "AREAS",
+    "EXTRA_TOOL_MODULES",
+    "RemoteServer",
+    "TimelineEvents",
+    "ToolRegistrar",
+    "build_aggregate_server",
+    "parse_remotes",
+    "register_extra_tools",
+]
+
+log = logging.getLogger(__name__)
+
+AREAS: tuple[str, ...] = ("health", "circuits", "logs", "system")
+
+#: ``registrar(server, settings)`` adds tools/resources to the aggregate
+ToolRegistrar = Callable[[FastMCP, Settings], None]
+
+#: ``module:function`` registrars called when their module can be imported
+EXTRA_TOOL_MODULES: tuple[str, ...] = ("agent.mcp_tool:register_diagnose",)
+
+_registrars: list[ToolRegistrar] = []
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_RESERVED = {*AREAS, "timeline"}
+
+
+def register_extra_tools(registrar: ToolRegistrar) -> ToolRegistrar:
+    """Have every aggregate built from now on call ``registrar(server, settings)``.
+
+    Usable as a decorator; registering the same function twice has no effect.
+    """
+    if registrar not in _registrars:
+        _registrars.append(registrar)
+    return registrar
+
+
+# --- remote servers ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RemoteServer:
+    """A remote MCP server mounted under ``name``: a URL or a stdio command line."""
+
+    name: str
+    url: str | None = None
+    command: tuple[str, ...] = ()
+
+    @property
+    def transport(self) -> Literal["http", "sse", "stdio"]:
+        if self.url is None:
+            return "stdio"
+        return "sse" if urlparse(self.url).path.rstrip("/").endswith("/sse") else "http"
+
+    def describe(self) -> dict[str, Any]:
+        target = redact(self.url) if self.url else shlex.join(self.command[:1])
+        return {"name": self.name, "transport": self.transport, "target": target}
+
+
+def parse_remotes(spec: str | None) -> list[RemoteServer]:
+    """Parse ``DEV3000_MCP_REMOTES``: ``name=<url or command>`` entries separated by ``;``.
+
+    Raises :class:`ConfigurationError` naming the bad entry.
+    """
+    remotes: list[RemoteServer] = []
+    for raw in (spec or "").split(";"):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name, sep, target = entry.partition("=")
+        name, target = name.strip(), target.strip()
+        if not sep or not target:
+            raise ConfigurationError(
+                f"DEV3000_MCP_REMOTES: entry {redact(entry)!r} must be name=<url or command>"
+            )
+        if not _NAME.match(name) or name in _RESERVED:
+            raise ConfigurationError(
+                f"DEV3000_MCP_REMOTES: {name!r} must be lower-case letters, digits or _ "
+                f"(and not one of {sorted(_RESERVED)})"
+            )
+        if any(r.name == name for r in remotes):
+            raise ConfigurationError(f"DEV3000_MCP_REMOTES: {name!r} given twice")
+        if re.match(r"^https?://", target, re.IGNORECASE):
+            remotes.append(RemoteServer(name, url=target))
+        else:
+            try:
+                argv = tuple(shlex.split(target))
+            except ValueError as exc:
+                raise ConfigurationError(f"DEV3000_MCP_REMOTES: {name}: {exc}") from None
+            remotes.append(RemoteServer(name, command=argv))
+    return remotes
+
+
+def _proxy_for(remote: RemoteServer, stdio: list[Any]) -> FastMCP:
+    from fastmcp.client.transports import SSETransport, StdioTransport, StreamableHttpTransport
+
+    transport: Any
+    if remote.url is not None:
+        transport = (
+            SSETransport(remote.url)
+            if remote.transport == "sse"
+            else StreamableHttpTransport(remote.url)
+        )
+    else:
+        transport = StdioTransport(remote.command[0], list(remote.command[1:]))
+        stdio.append(transport)
+    return create_proxy(transport, name=f"remote-{remote.name}")
+
+
+# --- the timeline tool -----------------------------------------------------------------------
+class TimelineEvents(BaseModel):
+    """Recent timeline events, oldest first."""
+
+    events: list[TimelineEvent]
+    count: int = Field(description="Events returned.")
+    buffered: int = Field(description="Events held in dev3000's buffer.")
+    buffer_size: int = Field(description="DIAGNOSTIC_STREAM_BUFFER_SIZE.")
+    instance: str = Field(description="The dev3000 instance that answered.")
+
+
+class _BusRef:
+    """The bus the timeline tool reads: given, the running dev3000's, or its own."""
+
+    def __init__(self, bus: EventBus | None, settings: Settings) -> None:
+        self.given = bus
+        self.settings = settings
+        self.own: EventBus | None = None
+
+    def get(self) -> EventBus:
+        bus = self.given or current_bus()
+        if bus is None:
+            if self.own is None:
+                self.own = EventBus(self.settings.diagnostic_stream_buffer_size)
+            bus = self.own
+        return bus
+
+
+def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
+    if settings.mcp_tools_enabled:
+
+        @server.tool(
+            name="timeline_recent",
+            description="Recent timeline events (health/circuit transitions, error log lines, "
+            "process exits, config reloads), oldest first; filter by kind, minimum "
+            "severity, source, subject or time window.",
+            annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True),
+        )
+        def timeline_recent(
+            limit: Annotated[int, Field(ge=1, le=500, description="At most this many.")] = 50,
+            kinds: Annotated[list[EventKind] | None, Field(description="Only these kinds.")] = None,
+            severity: Annotated[Severity | None, Field(description="Minimum severity.")] = None,
+            sources: Annotated[
+                list[str] | None, Field(description="Only these sources (health, logs …).")
+            ] = None,
+            subject: Annotated[
+                str | None, Field(max_length=200, description="Substring of the subject.")
+            ] = None,
+            window_minutes: Annotated[
+                float | None, Field(gt=0, le=10080, description="Only the last N minutes.")
+            ] = None,
+        ) -> TimelineEvents:
+            bus = ref.get()
+            since = (
+                datetime.now(UTC) - timedelta(minutes=window_minutes) if window_minutes else None
+            )
+            try:
+                flt = EventFilter(
+                    kinds=frozenset(kinds) if kinds else None,
+                    severity=severity,
+                    sources=frozenset(sources) if sources else None,
+                    subject=subject or None,
+                    since=since,
+                )
+            except ValueError as exc:
+                raise ToolError(f"invalid filter: {exc}") from None
+            events = bus.recent(limit, flt)
+            return TimelineEvents(
+                events=[TimelineEvent.model_validate(redact(e.model_dump())) for e in events],
+                count=len(events),
+                buffered=len(bus),
+                buffer_size=bus.buffer_size,
+                instance=bus.instance_id,
+            )
+
+    if settings.mcp_resources_enabled:
+
+        @server.resource(
+            "timeline://recent",
+            name="timeline_recent",
+            description="The last 100 timeline events as JSON (oldest first).",
+            mime_type="application/json",
+        )
+        def timeline_resource() -> str:
+            bus = ref.get()
+            events = [redact(e.model_dump(mode="json")) for e in bus.recent(100)]
+            return json.dumps({"events": events, "buffered": len(bus), "instance": bus.instance_id})
+
+
+# --- building -------------------------------------------------------------------------------
+def _area_server(area: str, settings: Settings) -> FastMCP | None:
+    module_name = f"servers.{area}.server"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            log.warning("MCP area %s is not available (%s missing)", area, module_name)
+            return None
+        raise
+    built: FastMCP = module.build_server(settings)
+    return built
+
+
+def _extra_registrars(extra: Iterable[ToolRegistrar]) -> list[ToolRegistrar]:
+    found: list[ToolRegistrar] = []
+    for spec in EXTRA_TOOL_MODULES:
+        module_name, _, function = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        registrar = getattr(module, function or "register_tools", None)
+        if callable(registrar):
+            found.append(registrar)
+    for registrar in [*_registrars, *extra]:
+        if registrar not in found:
+            found.append(registrar)
+    return found
+
+
+def build_aggregate_server(
+    settings: Settings | None = None,
+    *,
+    bus: EventBus | None = None,
+    remotes: Sequence[RemoteServer] | None = None,
+    extra_tools: Iterable[ToolRegistrar] = (),
+    areas: Sequence[str] = AREAS,
+    run_timeline_sources: bool | None = None,
+) -> FastMCP:
+    """The aggregate server (see the module doc).
+
+    ``bus``: the timeline to serve (default: the running dev3000's, else one of its own).
+    ``remotes``: instead of ``DEV3000_MCP_REMOTES``. ``run_timeline_sources``: start the
+    timeline's sources in the server's lifespan (default: only when no dev3000 app has a
+    bus bound, i.e. over stdio).
+    """
+    settings = settings or get_settings()
+    remote_list = (
+        list(remotes) if remotes is not None else parse_remotes(settings.dev3000_mcp_remotes)
+    )
+    ref = _BusRef(bus, settings)
+    stdio_transports: list[Any] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
+        del server
+        service = None
+        standalone = run_timeline_sources
+        if standalone is None:
+            standalone = bus is None and current_bus() is None
+        if standalone:
+            service = await _start_standalone_timeline(settings, ref)
+        try:
+            yield {}
+        finally:
+            if service is not None:
+                with contextlib.suppress(Exception):
+                    await service.shutdown()
+            for transport in stdio_transports:
+                with contextlib.suppress(Exception):
+                    await transport.close()
+
+    server: FastMCP = FastMCP(
+        settings.mcp_server_name,
+        instructions="guilde-diag through dev3000: health_*, circuits_*, logs_*, system_* "
+        "tools per area, timeline_recent for what happened lately, and any remote "
+        "servers under their own names.",
+        lifespan=lifespan,
+    )
+    for area in areas:
+        child = _area_server(area, settings)
+        if child is not None:
+            server.mount(child, namespace=area)
+    for remote in remote_list:
+        server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
+    _add_timeline(server, settings, ref)
+    for registrar in _extra_registrars(extra_tools):
+        registrar(server, settings)
+    return server
+
+
+async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> Any:
+    """Run the timeline's sources for a server that is not inside ``dev3000 serve``."""
+    try:
+        service_module = importlib.import_module("dev3000.timeline.service")
+    except ModuleNotFoundError:
+        return None
+    bus = ref.get()
+    service = service_module.TimelineService(settings, bus=bus)
+    await service.start()
+    return service

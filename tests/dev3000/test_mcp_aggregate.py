@@ -1,0 +1,264 @@
+"""The aggregate MCP server, used by the official ``mcp`` client over streamable HTTP and SSE."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import pytest
+from fastmcp import FastMCP
+from mcp import ClientSession
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+from dev3000.mcp_aggregate import (
+    AREAS,
+    RemoteServer,
+    build_aggregate_server,
+    parse_remotes,
+    register_extra_tools,
+)
+from dev3000.timeline.bus import EventBus
+from guilde_core.config import Settings
+from guilde_core.errors import ConfigurationError
+from guilde_core.events import make_event
+from tools.harness import ServerThread
+
+
+@asynccontextmanager
+async def mcp_session(url: str, transport: str = "http") -> AsyncIterator[ClientSession]:
+    client = streamable_http_client(url) if transport == "http" else sse_client(url)
+    async with client as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        yield session
+
+
+Transport = Literal["http", "sse"]
+
+
+def serve(server: FastMCP, transport: Transport = "http") -> ServerThread:
+    path = "/mcp" if transport == "http" else "/sse"
+    return ServerThread(server.http_app(path=path, transport=transport)).start()
+
+
+@pytest.fixture
+def served() -> Iterator[Callable[[FastMCP, Transport], str]]:
+    threads: list[ServerThread] = []
+
+    def start(server: FastMCP, transport: Transport = "http") -> str:
+        thread = serve(server, transport)
+        threads.append(thread)
+        return thread.url + ("/mcp" if transport == "http" else "/sse")
+
+    yield start
+    for thread in threads:
+        thread.stop()
+
+
+def _bus_with_events() -> tuple[EventBus, list[Any]]:
+    bus = EventBus(100)
+    events = [
+        make_event(source="health", kind="health_transition", severity="warning",
+                   subject="redis", summary="redis healthy → degraded"),
+        make_event(source="logs", kind="error_log", severity="error", subject="api.log",
+                   summary="Traceback: KeyError token=sk-abcdefghijklmnopqrstuvwxyz123456"),
+        make_event(source="config", kind="config_reload", subject="dev3000",
+                   summary="configuration reloaded"),
+    ]  # fmt: skip
+    for event in events:
+        bus.publish(event)
+    return bus, events
+
+
+@pytest.mark.parametrize("transport", ["http", "sse"])
+def test_timeline_tool_and_resource_over_both_transports(
+    transport: Transport, served: Callable[[FastMCP, Transport], str]
+) -> None:
+    bus, events = _bus_with_events()
+    url = served(build_aggregate_server(Settings(), bus=bus), transport)
+
+    async def run() -> None:
+        async with mcp_session(url, transport) as session:
+            tools = {t.name: t for t in (await session.list_tools()).tools}
+            assert "timeline_recent" in tools
+            assert tools["timeline_recent"].annotations is not None
+            assert tools["timeline_recent"].annotations.read_only_hint is True
+            everything = await session.call_tool("timeline_recent", {})
+            assert not everything.is_error
+            data = everything.structured_content
+            assert data is not None
+            assert [e["id"] for e in data["events"]] == [e.id for e in events]
+            assert "sk-abcdefghijklmnopqrstuvwxyz123456" not in str(data)
+            filtered = await session.call_tool(
+                "timeline_recent", {"severity": "warning", "kinds": ["error_log"], "limit": 5}
+            )
+            assert filtered.structured_content is not None
+            assert [e["id"] for e in filtered.structured_content["events"]] == [events[1].id]
+            bad = await session.call_tool("timeline_recent", {"severity": "loud"})
+            assert bad.is_error
+            assert "Traceback" not in str(bad.content)
+            resource = await session.read_resource("timeline://recent")
+            text = resource.contents[0].text  # type: ignore[union-attr]
+            assert events[2].id in text
+
+    anyio.run(run)
+
+
+@pytest.mark.parametrize("area", AREAS)
+def test_each_area_is_mounted_under_its_namespace(
+    area: str, served: Callable[[FastMCP, Transport], str]
+) -> None:
+    try:
+        spec = importlib.util.find_spec(f"servers.{area}.server")
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None:
+        pytest.skip(f"servers/{area}/server.py (engineer B) has not landed")
+    url = served(build_aggregate_server(Settings()), "http")
+
+    async def run() -> None:
+        async with mcp_session(url) as session:
+            tools = [t for t in (await session.list_tools()).tools if t.name.startswith(area + "_")]
+            assert tools, f"no {area}_* tools in the aggregate"
+            # call one read-only tool that needs no arguments
+            callable_tools = [
+                t
+                for t in tools
+                if not (t.input_schema or {}).get("required")
+                and t.annotations is not None
+                and t.annotations.read_only_hint
+            ]
+            assert callable_tools, f"no argument-free read-only {area} tool"
+            result = await session.call_tool(callable_tools[0].name, {})
+            assert not result.is_error, result.content
+
+    anyio.run(run)
+
+
+REMOTE_SERVER = textwrap.dedent(
+    """
+    import sys
+    from fastmcp import FastMCP
+
+    server = FastMCP("stdio-remote")
+
+    @server.tool(name="whoami")
+    def whoami() -> str:
+        return "stdio remote"
+
+    server.run("stdio", show_banner=False)
+    """
+)
+
+
+def test_remote_servers_over_http_and_stdio_appear_in_the_aggregate(
+    served: Callable[[FastMCP, Transport], str], tmp_path: Path
+) -> None:
+    remote = FastMCP("remote")
+
+    @remote.tool(name="echo")
+    def echo(text: str) -> str:
+        return f"remote says {text}"
+
+    remote_url = served(remote, "http")
+    script = tmp_path / "stdio_remote.py"
+    script.write_text(REMOTE_SERVER)
+    spec = f"far={remote_url}; local={sys.executable} {script}"
+    settings = Settings(dev3000_mcp_remotes=spec)
+    aggregate = build_aggregate_server(settings, bus=EventBus(10))
+    url = served(aggregate, "http")
+
+    async def run() -> None:
+        async with mcp_session(url) as session:
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert {"far_echo", "local_whoami", "timeline_recent"} <= names
+            result = await session.call_tool("far_echo", {"text": "hi"})
+            assert not result.is_error
+            assert "remote says hi" in str(result.content)
+            local = await session.call_tool("local_whoami", {})
+            assert "stdio remote" in str(local.content)
+
+    anyio.run(run)
+
+
+def test_parse_remotes_accepts_urls_and_commands_and_names_bad_entries() -> None:
+    remotes = parse_remotes(
+        "a=http://10.0.0.2:3001/mcp; b = https://x.example/sse ;c=uvx some-server --flag"
+    )
+    assert [(r.name, r.transport) for r in remotes] == [("a", "http"), ("b", "sse"), ("c", "stdio")]
+    assert remotes[2].command == ("uvx", "some-server", "--flag")
+    assert parse_remotes(None) == []
+    for bad, word in (
+        ("noequals", "name="),
+        ("Bad-Name=http://x", "lower-case"),
+        ("health=http://x", "not one of"),
+        ("a=http://x;a=http://y", "twice"),
+        ("a=cmd 'unclosed", "quotation"),
+    ):
+        with pytest.raises(ConfigurationError) as info:
+            parse_remotes(bad)
+        assert word in str(info.value)
+    assert RemoteServer("r", url="http://u:secret@h/mcp").describe()["target"] != (
+        "http://u:secret@h/mcp"
+    )
+
+
+def test_extra_tools_hook_adds_tools_without_editing_the_module(
+    served: Callable[[FastMCP, Transport], str],
+) -> None:
+    def add_ping(server: FastMCP, settings: Settings) -> None:
+        @server.tool(name="ping_extra")
+        def ping_extra() -> str:
+            return f"pong from {settings.mcp_server_name}"
+
+    def add_other(server: FastMCP, settings: Settings) -> None:
+        @server.tool(name="other_extra")
+        def other_extra() -> str:
+            return "other"
+
+    register_extra_tools(add_ping)
+    try:
+        url = served(
+            build_aggregate_server(Settings(), bus=EventBus(10), extra_tools=[add_other]), "http"
+        )
+    finally:
+        from dev3000 import mcp_aggregate
+
+        mcp_aggregate._registrars.remove(add_ping)
+
+    async def run() -> None:
+        async with mcp_session(url) as session:
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert {"ping_extra", "other_extra"} <= names
+            if importlib.util.find_spec("agent.mcp_tool") is not None:
+                assert "diagnose" in names  # the agent's tool, through EXTRA_TOOL_MODULES
+            result = await session.call_tool("ping_extra", {})
+            assert "pong from guilde-diag" in str(result.content)
+
+    anyio.run(run)
+
+
+def test_the_app_serves_the_aggregate_with_its_own_timeline(
+    make_app: Callable[..., Any],
+) -> None:
+    """Inside ``dev3000 serve`` the timeline tool reads the app's bus (no bus passed)."""
+    app = make_app(mcp=True)
+    with ServerThread(app) as thread:
+        event = app.state.dev3000.emit(
+            kind="chaos", subject="sandbox", summary="fault injected: redis down"
+        )
+
+        async def run() -> None:
+            async with mcp_session(thread.url + "/mcp") as session:
+                result = await session.call_tool("timeline_recent", {"kinds": ["chaos"]})
+                assert result.structured_content is not None
+                ids = [e["id"] for e in result.structured_content["events"]]
+                assert ids == [event.id]
+
+        anyio.run(run)
