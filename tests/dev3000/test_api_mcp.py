@@ -22,13 +22,12 @@ KEY = "mcp-key-0123456789"
 
 
 def _probe_server(settings: Any) -> Any:
-    server: Any = FastMCP("probe")
-
-    @server.tool
     def echo(text: str) -> str:
         """Echo the text back."""
         return f"echo:{text}"
 
+    server: Any = FastMCP("probe")
+    server.tool(echo)
     parent: Any = FastMCP(settings.mcp_server_name)
     parent.mount(server, namespace="probe")
     return parent
@@ -102,7 +101,7 @@ def test_default_aggregate_initializes(make_app: Callable[..., FastAPI]) -> None
         ):
             init = await session.initialize()
             await session.list_tools()
-            return str(init.serverInfo.name)
+            return str(init.server_info.name)
 
     with ServerThread(make_app(mcp=True)) as srv:
         name = asyncio.run(asyncio.wait_for(run(srv.url), 30))
