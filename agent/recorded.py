@@ -38,10 +38,12 @@ class RecordedState:
     control_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
-def _answer(state: RecordedState, role: str, arguments: dict[str, Any]) -> Any:
+def _answer(
+    state: RecordedState, role: str, arguments: dict[str, Any], tool: str | None = None
+) -> Any:
     from fastmcp.exceptions import ToolError
 
-    state.calls.append((RECORDED_TOOL_NAMES.get(role, role), arguments))
+    state.calls.append((tool or RECORDED_TOOL_NAMES.get(role, role), arguments))
     value = state.data.get(role)
     if isinstance(value, dict) and set(value) == {"error"}:
         raise ToolError(str(value["error"]))
@@ -76,7 +78,7 @@ def build_recorded_server(
         """One circuit breaker by name."""
         from fastmcp.exceptions import ToolError
 
-        listing = _answer(state, "circuits", {"name": name})
+        listing = _answer(state, "circuits", {"name": name}, "circuits_get_breaker")
         for br in listing.get("breakers", []) if isinstance(listing, dict) else []:
             if br.get("name") == name:
                 return dict(br)
