@@ -1,0 +1,341 @@
+"""Timeline: bus queries, files with rotation and a `current` link, and the event sources."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dev3000.timeline.bus import EventBus
+from dev3000.timeline.files import TimelineFiles, timeline_dir
+from dev3000.timeline.filters import EventFilter, parse_filter
+from dev3000.timeline.service import TimelineService
+from dev3000.timeline.sources import (
+    BreakerWatcher,
+    HealthPoller,
+    LogFollower,
+    breaker_event,
+    classify_line,
+    flatten_statuses,
+)
+from guilde_core.config import Settings
+from guilde_core.errors import InvalidInputError
+from guilde_core.events import TimelineEvent, make_event
+
+
+def ev(n: int, **kw: Any) -> TimelineEvent:
+    kw.setdefault("kind", "notice")
+    kw.setdefault("source", "test")
+    return make_event(subject=f"s{n}", summary=f"event {n}", data={"n": n}, **kw)
+
+
+# --- bus -----------------------------------------------------------------------------------
+def test_buffer_is_bounded_and_duplicates_are_ignored() -> None:
+    bus = EventBus(3)
+    events = [ev(i) for i in range(5)]
+    for e in events:
+        assert bus.publish(e)
+    assert not bus.publish(events[-1])  # same id again (e.g. back through Redis)
+    assert [e.id for e in bus.events()] == [e.id for e in events[2:]]
+    assert bus.duplicates == 1
+
+
+def test_query_pages_newest_first_with_filters() -> None:
+    bus = EventBus(100)
+    events = [
+        ev(i, kind="error_log" if i % 2 else "notice", severity="error" if i % 2 else "info")
+        for i in range(9)
+    ]
+    for e in events:
+        bus.publish(e)
+    errors = [e for e in events if e.kind == "error_log"]
+    page = bus.query(parse_filter({"kinds": "error_log"}), limit=3)
+    assert [e.id for e in page.items] == [e.id for e in reversed(errors)][:3]
+    assert page.next_cursor == page.items[-1].id
+    rest = bus.query(parse_filter({"kinds": "error_log"}), limit=3, before=page.next_cursor)
+    assert [e.id for e in rest.items] == [errors[0].id]
+    assert rest.next_cursor is None
+    newer = bus.query(EventFilter(), after=events[6].id)
+    assert [e.id for e in newer.items] == [events[8].id, events[7].id]
+    assert [e.id for e in bus.recent(2, EventFilter(severity="error"))] == [
+        errors[-2].id,
+        errors[-1].id,
+    ]
+
+
+def test_filter_parsing_names_the_bad_field() -> None:
+    with pytest.raises(InvalidInputError, match="severity"):
+        parse_filter({"severity": "loud"})
+    with pytest.raises(InvalidInputError, match="kinds"):
+        parse_filter({"kinds": "error_log,nonsense"})
+    flt = parse_filter({"kind": "error_log", "min_severity": "WARNING", "source": "logs,process"})
+    assert flt.describe() == {
+        "kinds": ["error_log"],
+        "severity": "warning",
+        "sources": ["logs", "process"],
+    }
+
+
+def test_events_published_from_another_thread_reach_the_loop() -> None:
+    async def run() -> list[str]:
+        bus = EventBus(10)
+        bus.bind_loop()
+        sub = bus.subscribe()
+        events = [ev(i) for i in range(3)]
+        await asyncio.gather(*(asyncio.to_thread(bus.publish, e) for e in events))
+        got = []
+        for _ in events:
+            item = await sub.get(max_wait=5)
+            assert isinstance(item, TimelineEvent)
+            got.append(item.id)
+        return sorted(got)
+
+    assert len(asyncio.run(run())) == 3
+
+
+# --- files ---------------------------------------------------------------------------------
+def test_files_rotate_keep_the_last_ten_and_point_current_at_the_live_one(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "logs" / "timeline"
+    files = TimelineFiles(directory, max_bytes=1024, keep=10)
+    events = [ev(i) for i in range(120)]
+    for e in events:
+        files.emit(e)
+    kept = files.files()
+    assert len(kept) == 10
+    assert files.part > 10  # older parts were deleted
+    link = directory / "current"
+    assert link.is_symlink()
+    assert os.readlink(link) == kept[-1].name  # relative: the directory can move
+    assert link.resolve() == files.path
+    lines = [json.loads(line) for p in kept for line in p.read_text().splitlines()]
+    assert [d["id"] for d in lines] == [e.id for e in events][-len(lines) :]
+    assert all(p.stat().st_size <= 1024 for p in kept)
+    # a new session gets its own file; `current` follows it
+    files.close()
+    second = TimelineFiles(directory, keep=10)
+    second.session += "-b"
+    second.emit(ev(999))
+    assert link.resolve() == second.path
+    assert second.path not in kept
+    assert len(second.files()) == 10
+    second.close()
+
+
+def test_timeline_dir_is_under_the_first_log_directory(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    settings = Settings(dev3000_log_paths=[str(tmp_path / "x/*.log"), str(tmp_path / "b")])
+    assert timeline_dir(settings) == tmp_path / "b" / "timeline"
+
+
+# --- sources: logs -------------------------------------------------------------------------
+def test_classify_line() -> None:
+    assert classify_line('{"level": "error", "msg": "x"}') == "error"
+    assert classify_line('{"levelname": "CRITICAL"}') == "critical"
+    assert classify_line('{"level": "info", "msg": "ERROR in text only"}') is None
+    assert classify_line('{"level": 50}') == "critical"
+    assert classify_line("2026-01-22 10:00:00 ERROR app: boom") == "error"
+    assert classify_line("Traceback (most recent call last):") == "error"
+    assert classify_line("INFO all good") is None
+
+
+def test_log_follower_emits_error_lines_follows_rotation_and_limits_floods(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "timeline").mkdir()
+    app_log = logs / "app.log"
+    app_log.write_text("ERROR old line, before we started\n")
+    (logs / "old.log.gz").write_bytes(gzip.compress(b"ERROR compressed\n"))
+    bus = EventBus(500)
+    follower = LogFollower(bus, [str(logs)], exclude=[logs / "timeline"], max_per_second=5)
+    follower.scan()
+    assert len(bus) == 0  # existing content is not replayed
+    with app_log.open("a") as f:
+        f.write("INFO fine\n")
+        f.write("2026-01-22 10:00:00 ERROR api: payment failed token=sk-live-abcdefghijklmnop\n")
+        f.write("Traceback (most recent call last):\n")  # logger.exception: one entry
+        f.write('  File "app.py", line 3, in <module>\n')
+        f.write("KeyError: 'x'\n")
+        f.write("INFO next request\n")
+        f.write("Traceback (most recent call last):\n")  # an uncaught one on stderr
+        f.write('  File "worker.py", line 9, in run\n')
+        f.write("ZeroDivisionError: division by zero\n")
+        f.write('{"level": "critical", "message": "db gone"}\n')
+        f.write("ERROR partial line without newline yet")
+    (logs / "timeline" / "t.jsonl").write_text('{"level": "error"}\n')  # excluded
+    follower.scan()
+    events = bus.events()
+    assert [e.severity for e in events] == ["error", "error", "critical"]
+    assert all(e.kind == "error_log" and e.source == "logs" for e in events)
+    assert "sk-live-abcdefghijklmnop" not in events[0].model_dump_json()
+    assert events[0].data["line"].count("\n") == 3  # the line and its traceback
+    assert events[0].data["line"].endswith("KeyError: 'x'")
+    assert events[1].data["line"].endswith("ZeroDivisionError: division by zero")
+    assert events[2].summary == "db gone"
+    # rotation: the file is renamed and a new one starts
+    app_log.rename(logs / "app.log.1")
+    app_log.write_text("ERROR after rotation\n")
+    follower.scan()
+    assert bus.events()[-1].summary == "ERROR after rotation"
+    # a flood is capped, with a notice of what was held back
+    before = len(bus)
+    for fol in follower._files.values():
+        fol.window_start -= 2  # a fresh one-second window
+    with app_log.open("a") as f:
+        f.writelines(f"ERROR flood {i}\n" for i in range(50))
+    follower.scan()
+    flood = bus.events()[before:]
+    assert len(flood) == 5
+    for fol in follower._files.values():
+        fol.window_start -= 2  # the next second
+    follower.scan()
+    notice = bus.events()[-1]
+    assert notice.kind == "notice"
+    assert notice.data["held_back"] == 45
+
+
+# --- sources: health -----------------------------------------------------------------------
+def _report(overall: str, db: str, openai: str) -> dict[str, Any]:
+    return {
+        "status": overall,
+        "checks": {
+            "database": {"status": db, "latency_ms": 5.0},
+            "redis": {"status": "healthy"},
+            "external_apis": {"openai": {"status": openai, "circuit_state": "closed"}},
+        },
+    }
+
+
+def test_flatten_statuses_walks_the_seed_shape() -> None:
+    flat = flatten_statuses(_report("degraded", "healthy", "degraded"))
+    assert {k: v["status"] for k, v in flat.items()} == {
+        "overall": "degraded",
+        "database": "healthy",
+        "redis": "healthy",
+        "external_apis.openai": "degraded",
+    }
+
+
+def test_health_poller_emits_only_transitions() -> None:
+    reports = [
+        _report("healthy", "healthy", "healthy"),
+        _report("healthy", "healthy", "healthy"),
+        _report("unhealthy", "unhealthy", "healthy"),
+        _report("unhealthy", "unhealthy", "healthy"),
+        RuntimeError("connection refused password=hunter2"),
+        RuntimeError("still down"),
+        _report("healthy", "healthy", "degraded"),
+    ]
+
+    async def check() -> Any:
+        item = reports.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    async def run() -> list[list[TimelineEvent]]:
+        bus = EventBus(100)
+        poller = HealthPoller(bus, check, interval=0.01)
+        return [await poller.poll_once() for _ in range(7)]
+
+    rounds = asyncio.run(run())
+    assert [len(r) for r in rounds] == [0, 0, 2, 0, 1, 0, 3]
+    overall, db = rounds[2]
+    assert (overall.subject, overall.data["from"], overall.data["to"]) == (
+        "overall",
+        "healthy",
+        "unhealthy",
+    )
+    assert db.severity == "error"
+    assert db.data["latency_ms"] == 5.0
+    failed = rounds[4][0]
+    assert failed.kind == "notice"
+    assert "hunter2" not in failed.model_dump_json()
+    recovered = {e.subject: e for e in rounds[6]}
+    assert recovered["external_apis.openai"].severity == "warning"
+    assert recovered["overall"].severity == "info"
+
+
+# --- sources: breakers ---------------------------------------------------------------------
+@dataclass
+class _Transition:  # the shape of guilde_core.resilience.BreakerTransition's fields
+    name: str
+    from_state: str
+    to_state: str
+    reason: str | None = None
+
+
+def test_breaker_event_from_a_transition() -> None:
+    event = breaker_event(_Transition("openai", "closed", "open", "3 failures"))
+    assert (event.kind, event.source, event.subject, event.severity) == (
+        "circuit_transition",
+        "circuits",
+        "openai",
+        "error",
+    )
+    assert event.summary == "openai: closed → open (3 failures)"
+    assert breaker_event(_Transition("x", "open", "half_open")).data["to"] == "half-open"
+
+
+def test_breaker_watcher_relays_the_real_registry() -> None:
+    resilience = pytest.importorskip("guilde_core.resilience")
+
+    async def run() -> list[TimelineEvent]:
+        bus = EventBus(100)
+        bus.bind_loop()
+        watcher = BreakerWatcher(bus)
+        assert watcher.start()
+        registry = resilience.get_registry()
+        await registry.force_open("d2-timeline-test", reason="test")
+        await asyncio.sleep(0.05)
+        await watcher.stop()
+        await registry.reset("d2-timeline-test", reason="test")
+        return bus.events()
+
+    events = asyncio.run(run())
+    assert any(e.kind == "circuit_transition" and e.subject == "d2-timeline-test" for e in events)
+
+
+# --- the service ---------------------------------------------------------------------------
+def test_service_writes_files_and_follows_logs(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    settings = Settings(dev3000_log_paths=[str(logs)], health_deep_check_interval=0.05)
+    polls: list[int] = []
+
+    async def check() -> dict[str, Any]:
+        polls.append(1)
+        return _report("degraded" if len(polls) > 1 else "healthy", "healthy", "healthy")
+
+    async def run() -> tuple[list[TimelineEvent], dict[str, Any]]:
+        service = TimelineService(settings, deep_check=check, fanout=False, breakers=False)
+        await service.start()
+        assert service.follower is not None
+        service.follower.interval = 0.05
+        (logs / "svc.log").write_text("ERROR from the service\n")
+        for _ in range(200):
+            kinds = {e.kind for e in service.bus.events()}
+            if {"error_log", "health_transition"} <= kinds:
+                break
+            await asyncio.sleep(0.02)
+        status = service.status()
+        await service.shutdown()
+        return service.bus.events(), status
+
+    events, status = asyncio.run(run())
+    assert {"error_log", "health_transition"} <= {e.kind for e in events}
+    current = logs / "timeline" / "current"
+    written = [json.loads(line)["id"] for line in current.read_text().splitlines()]
+    assert written == [e.id for e in events]
+    assert status["files"] is not None
+    assert status["health_poller"]
+    assert status["log_follower"]
