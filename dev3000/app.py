@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
@@ -218,6 +218,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the app may be started again after a stop (tests, ASGI hosts): start fresh
+        state.draining = False
+        state.ready = False
+        if getattr(state.targets, "closed", False):
+            state.targets = open_targets_store(state.settings, prefix=redis_prefix)
+        bus.reopen()
         bus.bind_loop()
         async with contextlib.AsyncExitStack() as stack:
             if mcp_http is not None:
@@ -273,7 +279,22 @@ def create_app(
     state.extras["stream_manager"] = manager
     app.include_router(manager.router())
 
-    @app.get("/metrics", tags=["metrics"], summary="Prometheus metrics (default registry)")
+    @app.get(
+        "/metrics",
+        tags=["metrics"],
+        summary="Prometheus metrics (default registry)",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "content": {
+                    "text/plain": {
+                        "example": 'dev3000_http_requests_total{method="GET",'
+                        'route="/api/v1/health",status="200"} 42.0\n'
+                    }
+                }
+            }
+        },
+    )
     async def metrics() -> Response:
         _import_collectors()
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -144,6 +144,7 @@ class TargetsStore(Protocol):
     """Persistence of runtime targets (async)."""
 
     backend: str
+    closed: bool
 
     async def all(self) -> list[Target]: ...
     async def get(self, name: str) -> Target: ...
@@ -204,6 +205,7 @@ class SqliteTargetsStore(_Base):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.closed = False
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -277,6 +279,7 @@ class SqliteTargetsStore(_Base):
     async def aclose(self) -> None:
         with self._lock:
             self._conn.close()
+            self.closed = True
 
 
 class RedisTargetsStore(_Base):
@@ -285,6 +288,7 @@ class RedisTargetsStore(_Base):
     backend = "redis"
 
     def __init__(self, url: str, *, prefix: str = "dev3000:") -> None:
+        self.closed = False
         import redis.asyncio as aioredis
 
         self.key = f"{prefix}targets"
@@ -342,6 +346,7 @@ class RedisTargetsStore(_Base):
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        self.closed = True
 
 
 def open_targets_store(settings: Any, *, prefix: str = "dev3000:") -> TargetsStore:
