@@ -54,6 +54,12 @@ def _chromium() -> str:
     )
 
 
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=MERMAID_DIR, env=env, capture_output=True, text=True, timeout=110, check=False
+    )
+
+
 def _ensure_node_modules() -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.fail(
@@ -70,15 +76,7 @@ def _ensure_node_modules() -> None:
             "PUPPETEER_SKIP_DOWNLOAD": "1",
             "PUPPETEER_SKIP_CHROMIUM_DOWNLOAD": "1",
         }
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=MERMAID_DIR,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=110,
-            check=False,
-        )
+        done = _run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], env)
         if done.returncode != 0 or not marker.is_file():
             pytest.fail(f"npm ci in tools/mermaid failed:\n{done.stdout}\n{done.stderr}")
 
@@ -91,15 +89,7 @@ def render(sources: list[tuple[str, str]], tmp: Path) -> list[dict[str, Any]]:
         json.dumps([{"id": i, "source": s} for i, s in sources]), encoding="utf-8"
     )
     env = {**os.environ, "CHROMIUM_PATH": _chromium()}
-    done = subprocess.run(
-        ["node", str(RENDERER), str(blocks_file)],
-        cwd=MERMAID_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
+    done = _run(["node", str(RENDERER), str(blocks_file)], env)
     assert done.returncode == 0, f"the renderer crashed:\n{done.stderr[-4000:]}"
     results: list[dict[str, Any]] = json.loads(done.stdout)
     assert [r["id"] for r in results] == [i for i, _ in sources]
