@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-__all__ = ["CIRCUIT_STYLE", "SEVERITY_STYLE", "STATUS_STYLE", "styled"]
+__all__ = ["CIRCUIT_STYLE", "SEVERITY_STYLE", "STATUS_STYLE", "plain", "styled"]
 
 STATUS_STYLE = {
     "healthy": "bold green",
@@ -26,6 +26,11 @@ SEVERITY_STYLE = {
     "error": "bold red",
     "critical": "bold white on red",
 }
+
+
+def plain(value: object, style: str = "") -> Text:
+    """``value`` as literal text: server and user strings are never parsed as markup."""
+    return Text("" if value is None else str(value), style=style)
 
 
 def styled(value: str, table: dict[str, str]) -> Text:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -15,6 +16,7 @@ from console.agent_bridge import AgentUnavailable, InProcessAgent, describe_even
 from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmScreen
 from console.widgets.diagnosis import diagnosis_markdown
+from guilde_core.redaction import redact
 
 __all__ = ["AgentScreen"]
 
@@ -100,7 +102,8 @@ class AgentScreen(ConsoleScreen):
         reason = await self.app.push_screen_wait(
             ConfirmScreen(
                 f"Agent asks to run {tool}",
-                f"The agent proposes [b]{tool}[/b] with {request.get('arguments') or {}}.",
+                f"The agent proposes [b]{escape(tool)}[/b] with "
+                f"{escape(str(redact(request.get('arguments') or {})))}.",
                 action_label="Approve",
             )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar
 
+from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,7 +17,7 @@ from console.models import CircuitInfo
 from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmScreen
 from console.screens.prompt import PromptScreen
-from console.style import CIRCUIT_STYLE, styled
+from console.style import CIRCUIT_STYLE, plain, styled
 from console.widgets.json_view import JsonView
 
 __all__ = ["CircuitsScreen"]
@@ -86,20 +87,22 @@ class CircuitsScreen(ConsoleScreen):
         circuits = self.shown_circuits()
         for circuit in circuits:
             table.add_row(
-                circuit.name,
+                plain(circuit.name),
                 styled(circuit.state, CIRCUIT_STYLE),
                 str(circuit.failure_count),
                 circuit.last_failure.strftime("%H:%M:%S") if circuit.last_failure else "—",
                 _countdown(circuit, now),
-                circuit.reason or circuit.last_error or "",
+                plain(circuit.reason or circuit.last_error),
                 key=circuit.name,
             )
         if selected is not None and selected in {c.name for c in circuits}:
             table.move_cursor(row=table.get_row_index(selected))
         self.query_one("#circuit-filter", Static).update(
-            f"filter: {self.name_filter}  ({len(circuits)} of {len(self.store.circuits)})"
-            if self.name_filter
-            else f"{len(circuits)} breakers"
+            plain(
+                f"filter: {self.name_filter}  ({len(circuits)} of {len(self.store.circuits)})"
+                if self.name_filter
+                else f"{len(circuits)} breakers"
+            )
         )
         table.border_title = "Circuit breakers" + (
             " (stale)" if self.store.connection.stale else ""
@@ -181,7 +184,7 @@ class CircuitsScreen(ConsoleScreen):
         self.app.push_screen(
             ConfirmScreen(
                 f"{action.capitalize()} breaker {name}?",
-                f"This will {action} the circuit breaker [b]{name}[/b] "
+                f"This will {action} the circuit breaker [b]{escape(name)}[/b] "
                 f"(now {circuit.state}) for every process sharing it.",
                 action_label=action.capitalize(),
             ),

@@ -59,6 +59,7 @@ class ConfirmScreen(ModalScreen[str | None]):
         reason = self.query_one("#confirm-reason", Input).value.strip()
         if not reason:
             self.query_one("#confirm-error", Static).update("A reason is required.")
+            self.query_one("#confirm-reason", Input).focus()
             return
         self.dismiss(reason)
 

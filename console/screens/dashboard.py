@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Sparkline, Static
 
 from console.screens.base import ConsoleScreen
-from console.style import CIRCUIT_STYLE, SEVERITY_STYLE, STATUS_STYLE, styled
+from console.style import CIRCUIT_STYLE, SEVERITY_STYLE, STATUS_STYLE, plain, styled
 from console.widgets.target_row import TargetRow
 
 __all__ = ["DashboardScreen"]
@@ -115,7 +115,7 @@ class DashboardScreen(ConsoleScreen):
             table.add_row(
                 event.ts.strftime("%H:%M:%S") if event.ts else "",
                 styled(event.severity, SEVERITY_STYLE),
-                event.kind,
-                event.subject,
-                event.summary,
+                plain(event.kind),
+                plain(event.subject),
+                plain(event.summary),
             )

@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 
 from console.models import CheckResult
 from console.screens.base import ConsoleScreen
-from console.style import STATUS_STYLE, styled
+from console.style import STATUS_STYLE, plain, styled
 from console.widgets.json_view import JsonView
 
 __all__ = ["HealthScreen"]
@@ -76,11 +76,11 @@ class HealthScreen(ConsoleScreen):
         )
         for check in report.checks:
             table.add_row(
-                check.name,
+                plain(check.name),
                 styled(check.status, STATUS_STYLE),
                 _latency(check.latency_ms),
                 "" if check.critical is None else ("yes" if check.critical else "no"),
-                Text(check.error or "", style="red"),
+                plain(check.error, "red"),
                 key=check.name,
             )
         if selected is not None and selected in {c.name for c in report.checks}:
@@ -92,11 +92,11 @@ class HealthScreen(ConsoleScreen):
         table.clear()
         for target in self.store.targets:
             table.add_row(
-                target.name,
-                target.kind,
+                plain(target.name),
+                plain(target.kind),
                 styled(target.status, STATUS_STYLE),
                 _latency(target.latency_ms),
-                target.url,
+                plain(target.url),
                 key=f"target:{target.name}",
             )
 

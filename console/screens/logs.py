@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -108,9 +109,10 @@ class LogsScreen(ConsoleScreen):
             return
         self._known_sources = sources
         current = self.store.logs.filter.source or ALL_SOURCES
-        options = [("all sources (merged)", ALL_SOURCES)] + [(s, s) for s in sources]
+        options: list[tuple[Text | str, str]] = [("all sources (merged)", ALL_SOURCES)]
+        options += [(Text(s), s) for s in sources]
         if current != ALL_SOURCES and current not in sources:
-            options.append((current, current))
+            options.append((Text(current), current))
         with self.prevent(Select.Changed):
             select.set_options(options)
             select.value = current
@@ -136,7 +138,7 @@ class LogsScreen(ConsoleScreen):
             line = buffer.view_line(cursor)
             if line.correlation_id:
                 text += f"  │ line id={line.correlation_id}"
-        self.query_one("#log-status", Static).update(text)
+        self.query_one("#log-status", Static).update(Text(text))
         self.log_view.border_title = "Logs" + (" (stale)" if self.store.connection.stale else "")
 
     def set_filter(self, new: LogFilter) -> bool:

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Select
 
 from console.models import Event
 from console.screens.base import ConsoleScreen
-from console.style import SEVERITY_STYLE, styled
+from console.style import SEVERITY_STYLE, plain, styled
 from console.widgets.json_view import JsonView
 
 __all__ = ["TimelineScreen"]
@@ -110,10 +110,10 @@ class TimelineScreen(ConsoleScreen):
         table.add_row(
             event.ts.strftime("%H:%M:%S") if event.ts else "",
             styled(event.severity, SEVERITY_STYLE),
-            event.source,
-            event.kind,
-            event.subject,
-            event.summary,
+            plain(event.source),
+            plain(event.kind),
+            plain(event.subject),
+            plain(event.summary),
             key=key,
         )
 
@@ -131,7 +131,7 @@ class TimelineScreen(ConsoleScreen):
             self._options[attr] = values
             select = self.query_one(select_id, Select)
             with self.prevent(Select.Changed):
-                select.set_options([(label, ANY)] + [(v, v) for v in values])
+                select.set_options([(label, ANY)] + [(plain(v), v) for v in values])
                 select.value = current or ANY
 
     def on_select_changed(self, event: Select.Changed) -> None:

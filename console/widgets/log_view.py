@@ -127,7 +127,7 @@ class LogView(ScrollView, can_focus=True):
         height = self.buffer.row_count
         self.virtual_size = Size(self._width, height)
         if self.follow:
-            self.scroll_to(y=max(0, height - self.size.height), animate=False, immediate=True)
+            self.scroll_end(animate=False, immediate=True, x_axis=False, force=True)
         self.refresh()
 
     # ------------------------------------------------------------- cursor

@@ -1,0 +1,108 @@
+"""The bounded, merged, filtered log buffer behind the Logs screen."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from console.logbuffer import FilterError, LogBuffer, LogFilter
+from console.models import LogLine
+
+T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+
+
+def line(i: int, source: str = "app", level: str = "info", text: str | None = None) -> LogLine:
+    return LogLine(
+        ts=T0 + timedelta(seconds=i),
+        source=source,
+        level=level,
+        text=text if text is not None else f"line {i}",
+        correlation_id=f"req-{i % 3}",
+    )
+
+
+def texts(buffer: LogBuffer) -> list[str]:
+    return [ln.text for ln in buffer.view_lines()]
+
+
+def test_bounded_buffer_evicts_oldest_and_keeps_view_consistent() -> None:
+    buffer = LogBuffer(maxlen=1000)
+    buffer.set_filter(LogFilter(text="5$"))
+    for start in range(0, 5000, 250):
+        buffer.extend(line(i) for i in range(start, start + 250))
+    assert len(buffer) == 1000
+    assert buffer.evicted == 4000
+    assert texts(buffer) == [f"line {i}" for i in range(4000, 5000) if i % 10 == 5]
+    assert buffer.view_line(0).text == "line 4005"
+
+
+def test_merged_sources_are_ordered_by_time() -> None:
+    buffer = LogBuffer()
+    buffer.extend([line(0, "api"), line(2, "api"), line(4, "api")])
+    buffer.extend([line(1, "worker"), line(3, "worker")])  # arrive late, belong in between
+    assert texts(buffer) == [f"line {i}" for i in range(5)]
+    assert buffer.sources == {"api": 3, "worker": 2}
+    buffer.set_filter(LogFilter(source="worker"))
+    assert texts(buffer) == ["line 1", "line 3"]
+
+
+def test_level_regex_inverse_and_correlation_filters() -> None:
+    buffer = LogBuffer()
+    buffer.extend(
+        [
+            line(0, level="debug", text="cache miss"),
+            line(1, level="info", text="GET /orders 200"),
+            line(2, level="error", text="GET /checkout 500"),
+            line(3, level="warning", text="slow query 900ms"),
+        ]
+    )
+    buffer.set_filter(LogFilter(min_level="warning"))
+    assert texts(buffer) == ["GET /checkout 500", "slow query 900ms"]
+    buffer.set_filter(LogFilter(text=r"GET /\w+ [45]\d\d"))
+    assert texts(buffer) == ["GET /checkout 500"]
+    buffer.set_filter(LogFilter(text="GET", inverse=True))
+    assert texts(buffer) == ["cache miss", "slow query 900ms"]
+    buffer.set_filter(LogFilter(text="/ORDERS", regex=False))
+    assert texts(buffer) == ["GET /orders 200"]
+    buffer.set_filter(LogFilter(correlation_id="req-2"))
+    assert texts(buffer) == ["GET /checkout 500"]
+    with pytest.raises(FilterError, match="bad regular expression"):
+        buffer.set_filter(LogFilter(text="(unclosed"))
+    assert texts(buffer) == ["GET /checkout 500"]  # a bad filter keeps the previous one
+
+
+def test_pretty_rows_map_screen_rows_to_lines() -> None:
+    buffer = LogBuffer()
+    buffer.extend([line(0, text='{"a": 1, "b": 2}'), line(1, text="plain"), line(2, text="{}")])
+    assert buffer.row_count == 3
+    assert buffer.locate(1) == (1, 0)
+    buffer.set_pretty(True)
+    assert buffer.row_count == 4 + 1 + 1
+    assert buffer.locate(0) == (0, 0)
+    assert buffer.locate(3) == (0, 3)
+    assert buffer.locate(4) == (1, 0)
+    assert buffer.locate(5) == (2, 0)
+    assert buffer.locate(6) is None
+    assert buffer.row_of(2) == 5
+    buffer.extend([line(3, text='{"c": 3}')])
+    assert buffer.row_count == 9
+    assert buffer.locate(8) == (3, 2)
+
+
+def test_jump_to_time_finds_first_line_at_or_after() -> None:
+    buffer = LogBuffer()
+    buffer.extend(line(i * 10) for i in range(100))
+    assert buffer.index_at(T0 + timedelta(seconds=255)) == 26
+    assert buffer.index_at(T0 - timedelta(days=1)) == 0
+    assert buffer.index_at(T0 + timedelta(days=1)) == 100
+
+
+def test_appended_and_generation_counters_drive_incremental_repaint() -> None:
+    buffer = LogBuffer()
+    buffer.extend([line(1), line(2)])
+    generation, appended = buffer.generation, buffer.appended
+    buffer.extend([line(3)])
+    assert (buffer.generation, buffer.appended) == (generation, appended + 1)
+    buffer.extend([line(0)])  # out of order: the view is rebuilt, not appended to
+    assert buffer.generation == generation + 1

@@ -1,0 +1,124 @@
+"""The Logs screen: live tail, follow/pause, filters, JSON pretty-print, jump, trace."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from textual.widgets import Select, Static
+
+from console.app import ConsoleApp
+from console.models import LogLine
+from console.screens.logs import LogsScreen, parse_jump_time
+from console.screens.prompt import PromptScreen
+from console.widgets.log_view import LogView
+from tests.console.conftest import READ_KEY, Dev3000, wait_for
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+
+
+def lines(start: int, count: int, source: str = "orders") -> list[LogLine]:
+    out = []
+    for i in range(start, start + count):
+        level = "error" if i % 10 == 0 else "info"
+        text = (
+            f'{{"msg": "payment timeout", "order": {i}, "request_id": "req-{i % 7}"}}'
+            if i % 10 == 0
+            else f"GET /orders/{i} 200 in {i % 50}ms"
+        )
+        out.append(
+            LogLine(
+                ts=T0 + timedelta(seconds=i),
+                source=source,
+                level=level,
+                text=text,
+                correlation_id=f"req-{i % 7}",
+            )
+        )
+    return out
+
+
+def test_parse_jump_time() -> None:
+    assert parse_jump_time("10:00:30", T0) == T0 + timedelta(seconds=30)
+    assert parse_jump_time("2026-01-01T10:01:00Z", None) == T0 + timedelta(minutes=1)
+    with pytest.raises(ValueError, match="not a time"):
+        parse_jump_time("soon", T0)
+
+
+async def test_logs_tail_follow_pause_filters_pretty_jump_trace(dev3000: Dev3000) -> None:
+    app = ConsoleApp(dev3000.url, api_key=READ_KEY, refresh=5, log_capacity=1500)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        view = screen.query_one(LogView)
+        buffer = app.store.logs
+
+        # live tail, merged sources, bounded buffer, follow keeps the newest line in sight
+        app.add_log_lines(lines(0, 1000, "orders"))
+        app.add_log_lines(lines(1000, 1000, "payments"))
+        await wait_for(pilot, lambda: view.virtual_size.height == 1500, what="tail painted")
+        assert len(buffer) == 1500
+        assert buffer.view_line(0).ts == T0 + timedelta(seconds=500)
+        assert view.follow
+        assert view.scroll_y == view.max_scroll_y > 0
+        assert view.renders < 200  # only visible rows were rendered, not 2,000 lines
+
+        # pause holds new lines back; resuming lets them in
+        await pilot.press("space")
+        app.add_log_lines(lines(2000, 10, "payments"))
+        await pilot.pause()
+        assert app.pending_logs == 10
+        assert buffer.view_len == 1500
+        assert "PAUSED" in str(screen.query_one("#log-status", Static).content)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: buffer.view_line(buffer.view_len - 1).text.endswith("ms"))
+        assert app.pending_logs == 0
+        assert buffer.view_lines()[-1].ts == T0 + timedelta(seconds=2009)
+
+        # `/` regex filter, `!` inverse, `x` plain text
+        await pilot.press("slash")
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"timeout", "enter")
+        # the buffer now holds lines 510..2009 (1,500): every tenth is a timeout
+        await wait_for(pilot, lambda: buffer.view_len == 150, what="regex filter")
+        await pilot.press("exclamation_mark")
+        assert buffer.view_len == 1500 - 150
+        await pilot.press("exclamation_mark", "slash", "ctrl+a", "ctrl+k", *"[", "enter")
+        await pilot.pause()
+        assert buffer.filter.text == "timeout"  # a bad regex was refused, the filter kept
+        await pilot.press("x", "slash", "ctrl+a", "ctrl+k", *"[", "enter")
+        await wait_for(pilot, lambda: buffer.filter.text == "[" and not buffer.filter.regex)
+        assert buffer.view_len == 0
+        await pilot.press("escape")  # clear filters
+        await wait_for(pilot, lambda: buffer.view_len == 1500)
+
+        # source picker and level filter
+        screen.query_one("#log-source", Select).value = "orders"
+        await wait_for(pilot, lambda: buffer.view_len == 490)
+        screen.query_one("#log-level", Select).value = "error"
+        await wait_for(pilot, lambda: buffer.view_len == 49)
+        await pilot.press("escape")
+
+        # JSON pretty-print: a JSON line takes several rows
+        rows = buffer.row_count
+        await pilot.press("p")
+        assert buffer.pretty
+        assert buffer.row_count == rows + 150 * 4
+        await pilot.press("p")
+
+        # jump to a time
+        await pilot.press("g", *"10:20:00", "enter")
+        await wait_for(pilot, lambda: not view.follow)
+        line = buffer.view_line(view.cursor)
+        assert line.ts == T0 + timedelta(minutes=20)
+
+        # trace the correlation id of the selected line, across sources
+        await pilot.press("t", "enter")
+        await wait_for(pilot, lambda: buffer.filter.correlation_id == line.correlation_id)
+        traced = buffer.view_lines()
+        assert {ln.source for ln in traced} == {"orders", "payments"}
+        assert all(ln.correlation_id == line.correlation_id for ln in traced)
+        assert [ln.ts for ln in traced] == sorted(ln.ts for ln in traced)
