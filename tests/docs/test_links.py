@@ -116,3 +116,33 @@ def test_link_extraction_skips_code(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert [link.target for link in links(path)] == ["one.md", "four.png", "five.md"]
+
+
+_TEST_REF = re.compile(r"`(tests/[\w/]+\.py)?::(\w+)`")
+
+
+def test_docs_name_only_tests_that_exist() -> None:
+    """The failure-mode table (and any `tests/x.py::test_y` in the docs) names real tests;
+    a bare `::test_y` refers to the file named last before it on the same line."""
+    problems = []
+    for doc in _documents():
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), start=1):
+            current: str | None = None
+            for match in _TEST_REF.finditer(line):
+                current = match.group(1) or current
+                if current is None:
+                    problems.append(
+                        f"{doc.relative_to(ROOT)}:{number}: ::{match.group(2)} without a file"
+                    )
+                    continue
+                path = ROOT / current
+                name = match.group(2)
+                if not path.is_file():
+                    problems.append(f"{doc.relative_to(ROOT)}:{number}: {current} does not exist")
+                elif not re.search(
+                    rf"^\s*(?:async\s+)?def {name}\(", path.read_text(encoding="utf-8"), re.M
+                ):
+                    problems.append(
+                        f"{doc.relative_to(ROOT)}:{number}: no test {name} in {current}"
+                    )
+    assert not problems, "docs name tests that do not exist:\n" + "\n".join(problems)
