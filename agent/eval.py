@@ -233,23 +233,52 @@ async def run_suite(
     chain_factory: Callable[[Scenario], Awaitable[Any]] | None = None,
 ) -> EvalReport:
     """Run every (matching) scenario; aggregate per tag."""
+    if mode == "llm" and chain_factory is None:
+        from agent.llm_eval import scripted_providers
+
+        with scripted_providers() as factory:
+            return await _run_all(folder, mode, tags, factory)
+    return await _run_all(folder, mode, tags, chain_factory)
+
+
+def _failed(scenario: Scenario, mode: str, error: str) -> ScenarioResult:
+    return ScenarioResult(
+        name=scenario.name,
+        tags=scenario.tags,
+        source=scenario.source,
+        mode=mode,
+        correct=False,
+        component_ok=False,
+        category_ok=False,
+        grounded=False,
+        mentions_ok=False,
+        no_false_claims=False,
+        tools_ok=False,
+        got_component="",
+        got_category="",
+        tools_used=[],
+        steps=0,
+        tool_calls=0,
+        duration_ms=0,
+        diagnosis_mode="",
+        error=error,
+    )
+
+
+async def _run_all(
+    folder: str | Path,
+    mode: str,
+    tags: list[str] | None,
+    chain_factory: Callable[[Scenario], Awaitable[Any]] | None,
+) -> EvalReport:
     started = time.perf_counter()
     results: list[ScenarioResult] = []
-    scenarios = load_scenarios(folder, tags)
-    if mode == "llm" and chain_factory is None:
-        from agent.llm_eval import scripted_chain_factory
-
-        chain_factory = scripted_chain_factory
-    for scenario in scenarios:
-        if scenario.source == "live":
-            from agent.live import live_target
-
-            cm: Any = live_target(scenario)
-        else:
-            cm = None
+    for scenario in load_scenarios(folder, tags):
         try:
-            if cm is not None:
-                async with cm as url:
+            if scenario.source == "live":
+                from agent.live import live_target
+
+                async with live_target(scenario) as url:
                     diagnosis = await diagnose_scenario(
                         scenario, mode=mode, target=url, chain_factory=chain_factory
                     )
@@ -258,29 +287,7 @@ async def run_suite(
                     scenario, mode=mode, chain_factory=chain_factory
                 )
         except Exception as exc:
-            results.append(
-                ScenarioResult(
-                    name=scenario.name,
-                    tags=scenario.tags,
-                    source=scenario.source,
-                    mode=mode,
-                    correct=False,
-                    component_ok=False,
-                    category_ok=False,
-                    grounded=False,
-                    mentions_ok=False,
-                    no_false_claims=False,
-                    tools_ok=False,
-                    got_component="",
-                    got_category="",
-                    tools_used=[],
-                    steps=0,
-                    tool_calls=0,
-                    duration_ms=0,
-                    diagnosis_mode="",
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            )
+            results.append(_failed(scenario, mode, f"{type(exc).__name__}: {exc}"))
             continue
         results.append(score(scenario, diagnosis, mode))
     tag_names = sorted({t for r in results for t in r.tags})

@@ -79,7 +79,8 @@ class FakeLLM:
         if fault.delay:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
-            return None
+            # a hang: the client has given up by now; the late answer consumes no step
+            return JSONResponse({"error": {"message": "late"}}, status_code=504)
         headers = {"retry-after": fault.retry_after} if fault.retry_after else {}
         if api == "openai":
             body = fault.body or {
@@ -97,17 +98,21 @@ class FakeLLM:
             }
         return JSONResponse(body, status_code=fault.status, headers=headers)
 
-    async def _record(self, api: str, request: Request) -> tuple[dict[str, Any], Step]:
-        body = await request.json()
+    async def _record(self, api: str, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = await request.json()
         self.requests.append(Recorded(api, body, dict(request.headers)))
-        step = self.script.pop(0) if self.script else Step(text="(no script)")
-        return body, step
+        return body
+
+    def _next_step(self) -> Step:
+        """The next scripted turn (a faulted request consumes none)."""
+        return self.script.pop(0) if self.script else Step(text="(no script)")
 
     async def _openai(self, request: Request) -> Response:
-        body, step = await self._record("openai", request)
+        body = await self._record("openai", request)
         fault = await self._fault("openai")
         if fault is not None:
             return fault
+        step = self._next_step()
         message: dict[str, Any] = {"role": "assistant", "content": step.text or None}
         if step.tool_calls:
             message["tool_calls"] = [
@@ -140,10 +145,11 @@ class FakeLLM:
         )
 
     async def _anthropic(self, request: Request) -> Response:
-        body, step = await self._record("anthropic", request)
+        body = await self._record("anthropic", request)
         fault = await self._fault("anthropic")
         if fault is not None:
             return fault
+        step = self._next_step()
         content: list[dict[str, Any]] = []
         if step.text:
             content.append({"type": "text", "text": step.text})

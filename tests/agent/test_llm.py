@@ -192,7 +192,7 @@ def test_anthropic_tool_loop(fake: FakeLLM) -> None:
 # --- the seed 004 fault matrix ----------------------------------------------------------------
 def test_rate_limit_backs_off_honouring_retry_after(fake: FakeLLM) -> None:
     fake.faults = [Fault(status=429, retry_after="1", times=1)]
-    fake.script = [Step(text="(rate limited)"), _final()]
+    fake.script = [_final()]
     started = time.monotonic()
     result, _, _ = _run("openai:gpt-fake")
     elapsed = time.monotonic() - started
@@ -204,7 +204,7 @@ def test_rate_limit_backs_off_honouring_retry_after(fake: FakeLLM) -> None:
 
 def test_model_unavailable_opens_breaker_then_falls_back(fake: FakeLLM) -> None:
     fake.faults = [Fault(status=503, times=3)]
-    fake.script = [Step(), Step(), Step(), _final()]
+    fake.script = [_final()]
     result, _, _ = _run("openai:gpt-fake,anthropic:claude-fake,offline")
     d = result.diagnosis
     assert d is not None
@@ -223,7 +223,7 @@ def test_model_unavailable_opens_breaker_then_falls_back(fake: FakeLLM) -> None:
 
 def test_auth_error_is_not_retried_and_reported(fake: FakeLLM) -> None:
     fake.faults = [Fault(status=401, times=1)]
-    fake.script = [Step(), _final()]
+    fake.script = [_final()]
     result, _, _ = _run("anthropic:claude-fake,openai:gpt-fake,offline")
     d = result.diagnosis
     assert d is not None
@@ -239,7 +239,7 @@ def test_timeout_is_retried_with_a_larger_timeout(
     monkeypatch.setenv("TIMEOUT_LLM", "1")
     monkeypatch.setenv("TIMEOUT_LLM_MULTIPLIER", "4")
     fake.faults = [Fault(delay=1.6, times=1)]
-    fake.script = [Step(), _final()]
+    fake.script = [_final()]
     result, _, _ = _run("openai:gpt-fake")
     assert result.diagnosis is not None
     assert result.diagnosis.mode == "llm"
@@ -420,3 +420,26 @@ def test_secrets_in_logs_and_config_never_reach_a_prompt(
         assert secret not in sent
         assert secret not in output
     assert len(fake.requests) == 2
+
+
+# --- the scenario suite in LLM mode -------------------------------------------------------------
+def test_llm_mode_eval_runs_the_loop_and_the_fault_chain() -> None:
+    from agent.eval import run_suite
+    from tests.agent.conftest import SCENARIOS
+
+    reset_local_breakers()
+    report = asyncio.run(run_suite(SCENARIOS, mode="llm", tags=["llm"]))
+    reset_local_breakers()
+    assert {r.name for r in report.results} == {
+        "anthropic-auth",
+        "llm-upstream-timeouts",
+        "openai-rate-limited",
+        "secrets-in-logs-auth",
+    }
+    for r in report.results:
+        assert r.error is None, r.error
+        assert r.diagnosis_mode == "llm", r.name
+        assert r.steps == 2, r.name  # one tool step, one answer
+        assert "logs" in r.tools_used, r.name  # the scripted tool call went over MCP
+        assert r.correct, r.name
+        assert r.grounded, r.name
