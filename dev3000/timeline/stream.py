@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import logging
 import time
@@ -32,7 +33,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from prometheus_client import Gauge
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from guilde_core.errors import InvalidInputError
@@ -47,6 +48,7 @@ from .bus import (
     SubscriptionClosedError,
 )
 from .filters import EventFilter, parse_filter
+from .page import render_timeline_page
 
 __all__ = [
     "CLOSE_AUTH_REQUIRED",
@@ -55,6 +57,7 @@ __all__ = [
     "CLOSE_IDLE",
     "CLOSE_INVALID",
     "CLOSE_SLOW_CONSUMER",
+    "PAGE_PATH",
     "STREAM_CLIENTS",
     "STREAM_PATH",
     "Authorizer",
@@ -66,6 +69,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STREAM_PATH = "/api/v1/diag/stream"
+PAGE_PATH = "/timeline"
 
 CLOSE_GOING_AWAY = 1001  # server shutting down
 CLOSE_SLOW_CONSUMER = 1008  # policy violation: fell too far behind (overflow=disconnect)
@@ -159,6 +163,7 @@ class StreamManager:
         self.authorize: Authorizer = authorize or allow_all
         self._clients: dict[str, _Client] = {}
         self._frames = _FrameCache()
+        self._path = STREAM_PATH
 
     # --- clients ---------------------------------------------------------------------
     @property
@@ -417,15 +422,54 @@ class StreamManager:
         finally:
             self._remove(client)
 
+    # --- the /timeline page ---------------------------------------------------------------
+    async def page_endpoint(self, request: Request) -> Response:
+        params = dict(request.query_params)
+        try:
+            await self.authorize(request, params.get("token"))
+        except StreamAuthError as exc:
+            return HTMLResponse(
+                f"<!doctype html><title>{exc.status}</title><h1>{exc.status}</h1>"
+                f"<p>{html.escape(exc.detail)}</p><p>Open <code>/timeline?token=&lt;API key&gt;"
+                "</code>.</p>",
+                status_code=exc.status,
+            )
+        try:
+            flt = parse_filter(params)
+        except InvalidInputError as exc:
+            return HTMLResponse(
+                f"<!doctype html><title>422</title><p>{html.escape(exc.message)}</p>",
+                status_code=422,
+            )
+        keep = ("kinds", "severity", "sources", "subject", "token")
+        stream_params = {k: params[k] for k in keep if params.get(k)}
+        page = render_timeline_page(
+            self.bus.recent(200, flt),
+            flt,
+            stream_path=request.scope.get("root_path", "") + self._path,
+            params=stream_params,
+        )
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
     # --- routes ------------------------------------------------------------------------
-    def router(self, path: str = STREAM_PATH) -> APIRouter:
-        """The WebSocket route and its SSE twin (at ``path`` and ``path/sse``).
+    def router(self, path: str = STREAM_PATH, page_path: str = PAGE_PATH) -> APIRouter:
+        """The WebSocket route, its SSE twin (at ``path`` and ``path/sse``) and the
+        ``/timeline`` page.
 
         The SSE route is left out of the OpenAPI schema: an endless response would hang
         schema-driven fuzzers; docs/stream.md documents it.
         """
+        self._path = path
         router = APIRouter()
         router.add_api_websocket_route(path, self.websocket_endpoint, name="diag_stream_ws")
+        router.add_api_route(
+            page_path,
+            self.page_endpoint,
+            methods=["GET"],
+            name="timeline_page",
+            include_in_schema=False,
+            response_model=None,
+        )
         for sse_path, name in ((path, "diag_stream_sse"), (path + "/sse", "diag_stream_sse_alias")):
             router.add_api_route(
                 sse_path,

@@ -258,6 +258,11 @@ def test_stream_auth_close_codes_and_http_statuses(stream_server: StreamFactory)
     assert forbidden.status_code == 403
     assert forbidden.headers["content-type"].startswith("application/problem+json")
     assert forbidden.json()["status"] == 403
+    # the /timeline page takes the same token and hands it to its stream
+    assert httpx.get(srv.url + "/timeline", timeout=5).status_code == 401
+    page = httpx.get(srv.url + "/timeline", params={"token": "good"}, timeout=5)
+    assert page.status_code == 200
+    assert '"token": "good"' in page.text
 
 
 def test_sse_twin_filters_resumes_with_last_event_id_and_beats(
