@@ -427,12 +427,20 @@ def _errors(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
     for group in _groups(record.get("data")):
         count = int(_num(group.get("count") or group.get("occurrences") or 1) or 1)
         signature = _text(group.get("signature") or group.get("message") or group.get("key"))
-        sample = _text(group.get("sample") or group.get("example") or group.get("line") or "")
-        text = f"{signature} {sample}"
-        level = str(group.get("level") or "error").lower()
+        raw_sample = group.get("sample") or group.get("example") or group.get("line") or ""
+        entry = raw_sample if isinstance(raw_sample, dict) else {}
+        sample = _text(entry.get("message") if entry else raw_sample)
+        text = f"{signature} {group.get('exception') or ''} {sample}"
+        level = str(group.get("level") or entry.get("level") or "error").lower()
         if level in ("debug", "info"):
             continue
-        source = str(group.get("service") or group.get("source") or group.get("logger") or "")
+        sources = group.get("sources") if isinstance(group.get("sources"), list) else []
+        source = str(
+            group.get("service")
+            or group.get("source")
+            or entry.get("logger")
+            or (sources[0] if sources else "")
+        )
         component = _component_in_text(text) or canonical_component(
             re.split(r"[/\\.]", source)[-1] if source else "backend"
         )

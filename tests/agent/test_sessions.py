@@ -116,3 +116,21 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
     result = _cli(["ask", "q", "--url", url], {})
     assert result.exit_code == 2
     assert "cannot reach the dev3000 MCP endpoint" in result.stderr
+
+
+def test_chat_keeps_context_between_questions(
+    mcp_http: tuple[str, RecordedState], tmp_path: Path
+) -> None:
+    url, _ = mcp_http
+    env = {"AGENT_CHECKPOINTER": "sqlite", "AGENT_CHECKPOINT_URL": str(tmp_path / "c.sqlite")}
+    result = CliRunner().invoke(
+        app,
+        ["chat", "--session", "chat-1", "--url", url],
+        input="why is checkout failing?\nand the breaker?\n\n",
+        env=env,
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("Root cause") == 2
+    assert "E8" in result.stdout  # the second answer's evidence continues the session's
+    assert "dev3000 chat --session chat-1" in result.stderr
