@@ -184,6 +184,24 @@ class Subscription:
             return self._track(self._queue.popleft())
         return None
 
+    def take_events(self, limit: int) -> list[TimelineEvent]:
+        """Up to ``limit`` events waiting right now, stopping before any gap notice (for
+        senders that batch several events into one frame)."""
+        out: list[TimelineEvent] = []
+        while len(out) < limit and self._closed is None and not self._slow:
+            if self._replay:
+                head = self._replay[0]
+                if not isinstance(head, TimelineEvent):
+                    break
+                self._replay.popleft()
+            elif self._queue and not self._dropped:
+                head = self._queue.popleft()
+            else:
+                break
+            self._track(head)
+            out.append(head)
+        return out
+
     def _track(self, item: StreamItem) -> StreamItem:
         if isinstance(item, TimelineEvent):
             self.delivered += 1

@@ -213,13 +213,16 @@ class StreamManager:
                 await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clients)), timeout)
 
     # --- parameters --------------------------------------------------------------------
-    def _options(self, params: dict[str, str]) -> tuple[EventFilter, int, Overflow, int]:
+    def _options(self, params: dict[str, str]) -> tuple[EventFilter, int, Overflow, int, int]:
         flt = parse_filter(params)
         try:
             queue_size = int(params.get("queue_size", self.config.queue_size))
             replay = int(params.get("replay", 0))
+            batch = int(params.get("batch", 1))
         except ValueError:
-            raise InvalidInputError("queue_size and replay must be integers") from None
+            raise InvalidInputError("queue_size, replay and batch must be integers") from None
+        if not 1 <= batch <= 1000:
+            raise InvalidInputError("batch must be between 1 and 1000")
         if not 1 <= queue_size <= self.config.max_queue_size:
             raise InvalidInputError(
                 f"queue_size must be between 1 and {self.config.max_queue_size}"
@@ -229,7 +232,7 @@ class StreamManager:
         overflow = params.get("overflow", self.config.overflow)
         if overflow not in ("drop_oldest", "disconnect"):
             raise InvalidInputError("overflow must be drop_oldest or disconnect")
-        return flt, queue_size, overflow, replay  # type: ignore[return-value]
+        return flt, queue_size, overflow, replay, batch  # type: ignore[return-value]
 
     def _hello(self, sub: Subscription, resumed: str | None) -> dict[str, Any]:
         return {
@@ -262,7 +265,7 @@ class StreamManager:
             await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
             return
         try:
-            flt, queue_size, overflow, replay = self._options(params)
+            flt, queue_size, overflow, replay, batch = self._options(params)
         except InvalidInputError as exc:
             await websocket.close(CLOSE_INVALID, exc.message[:120])
             return
@@ -274,7 +277,7 @@ class StreamManager:
         last_heard = [time.monotonic()]
         try:
             await websocket.send_text(json.dumps(self._hello(sub, resume_from)))
-            sender = asyncio.create_task(self._ws_send_loop(websocket, sub, last_heard))
+            sender = asyncio.create_task(self._ws_send_loop(websocket, sub, last_heard, batch))
             receiver = asyncio.create_task(self._ws_receive_loop(websocket, sub, last_heard))
             done, pending = await asyncio.wait(
                 {sender, receiver}, return_when=asyncio.FIRST_COMPLETED
@@ -301,7 +304,7 @@ class StreamManager:
             self._remove(client)
 
     async def _ws_send_loop(
-        self, websocket: WebSocket, sub: Subscription, last_heard: list[float]
+        self, websocket: WebSocket, sub: Subscription, last_heard: list[float], batch: int = 1
     ) -> None:
         cfg = self.config
         while True:
@@ -326,7 +329,15 @@ class StreamManager:
             elif isinstance(item, Gap):
                 text = item.model_dump_json()
             else:
-                text = '{"type":"event","event":' + self._frames.event_json(item) + "}"
+                more = sub.take_events(batch - 1) if batch > 1 else []
+                if more:
+                    text = (
+                        '{"type":"events","events":['
+                        + ",".join(self._frames.event_json(e) for e in (item, *more))
+                        + "]}"
+                    )
+                else:
+                    text = '{"type":"event","event":' + self._frames.event_json(item) + "}"
             try:
                 await asyncio.wait_for(websocket.send_text(text), cfg.send_timeout)
             except TimeoutError:
@@ -375,7 +386,7 @@ class StreamManager:
         if self.bus.closing:
             return _problem(503, "server shutting down")
         try:
-            flt, queue_size, overflow, replay = self._options(params)
+            flt, queue_size, overflow, replay, _ = self._options(params)
         except InvalidInputError as exc:
             return _problem(422, exc.message)
         resume_from = (
@@ -417,8 +428,13 @@ class StreamManager:
                     )
                 elif isinstance(item, Gap):
                     yield _sse("gap", item.model_dump_json())
-                else:
-                    yield _sse("timeline", self._frames.event_json(item), event_id=item.id)
+                else:  # several waiting events go out in one chunk (same frames)
+                    chunk = [_sse("timeline", self._frames.event_json(item), event_id=item.id)]
+                    chunk.extend(
+                        _sse("timeline", self._frames.event_json(e), event_id=e.id)
+                        for e in sub.take_events(99)
+                    )
+                    yield "".join(chunk)
         finally:
             self._remove(client)
 

@@ -151,6 +151,32 @@ def test_slow_client_gets_a_gap_notice_and_others_get_everything(
         assert rest == [e.id for e in burst[15:]]
 
 
+def test_batch_mode_sends_waiting_events_in_one_frame(stream_server: StreamFactory) -> None:
+    srv = stream_server()
+    burst = [ev(i) for i in range(20)]
+    with srv.ws("batch=50") as batched, srv.ws() as single:
+        recv_json(batched)
+        recv_json(single)
+        wait_until(lambda: srv.manager.client_count == 2)
+        srv.bus.publish_many(burst)
+        got: list[str] = []
+        sizes = []
+        while len(got) < len(burst):
+            frame = recv_json(batched)
+            if frame["type"] == "events":
+                sizes.append(len(frame["events"]))
+                got.extend(e["id"] for e in frame["events"])
+            elif frame["type"] == "event":
+                sizes.append(1)
+                got.append(frame["event"]["id"])
+        assert got == [e.id for e in burst]
+        assert max(sizes) > 1
+        # without batch=, one event per frame
+        assert [recv_until(single, "event")["event"]["id"] for _ in burst] == [e.id for e in burst]
+    with srv.ws("batch=0") as bad:
+        assert closed_with(bad)[0] == 4400
+
+
 def test_slow_client_with_disconnect_policy_is_closed_with_a_reason(
     stream_server: StreamFactory,
 ) -> None:
