@@ -120,6 +120,16 @@ async def wait_for(
         await pilot.pause(0.05)
 
 
+async def submit(pilot: Pilot[Any], text: str) -> None:
+    """Type ``text`` into the focused input (in one step) and press enter."""
+    from textual.widgets import Input
+
+    focused = pilot.app.focused
+    assert isinstance(focused, Input), f"expected an Input to have focus, not {focused!r}"
+    focused.value = text
+    await pilot.press("enter")
+
+
 def screen_text(app: App[Any]) -> str:
     """Plain text of what the app shows now (every widget's content and border title)."""
     from rich.console import Console

@@ -12,7 +12,7 @@ from console.models import LogLine
 from console.screens.logs import LogsScreen, parse_jump_time
 from console.screens.prompt import PromptScreen
 from console.widgets.log_view import LogView
-from tests.console.conftest import READ_KEY, Dev3000, wait_for
+from tests.console.conftest import READ_KEY, Dev3000, submit, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -81,15 +81,17 @@ async def test_logs_tail_follow_pause_filters_pretty_jump_trace(dev3000: Dev3000
         # `/` regex filter, `!` inverse, `x` plain text
         await pilot.press("slash")
         assert isinstance(app.screen, PromptScreen)
-        await pilot.press(*"timeout", "enter")
+        await submit(pilot, "timeout")
         # the buffer now holds lines 510..2009 (1,500): every tenth is a timeout
         await wait_for(pilot, lambda: buffer.view_len == 150, what="regex filter")
         await pilot.press("exclamation_mark")
         assert buffer.view_len == 1500 - 150
-        await pilot.press("exclamation_mark", "slash", "ctrl+a", "ctrl+k", *"[", "enter")
+        await pilot.press("exclamation_mark", "slash")
+        await submit(pilot, "[")
         await pilot.pause()
         assert buffer.filter.text == "timeout"  # a bad regex was refused, the filter kept
-        await pilot.press("x", "slash", "ctrl+a", "ctrl+k", *"[", "enter")
+        await pilot.press("x", "slash")
+        await submit(pilot, "[")
         await wait_for(pilot, lambda: buffer.filter.text == "[" and not buffer.filter.regex)
         assert buffer.view_len == 0
         await pilot.press("escape")  # clear filters
@@ -110,7 +112,8 @@ async def test_logs_tail_follow_pause_filters_pretty_jump_trace(dev3000: Dev3000
         await pilot.press("p")
 
         # jump to a time
-        await pilot.press("g", *"10:20:00", "enter")
+        await pilot.press("g")
+        await submit(pilot, "10:20:00")
         await wait_for(pilot, lambda: not view.follow)
         line = buffer.view_line(view.cursor)
         assert line.ts == T0 + timedelta(minutes=20)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from textual.widgets import DataTable, Select
+from textual.widgets import DataTable, OptionList, Select
 
 from console.app import ConsoleApp
 from console.connection import ConnectionState
@@ -15,7 +15,7 @@ from console.screens.help import HelpScreen
 from console.screens.timeline import TimelineScreen
 from console.widgets.json_view import JsonView
 from console.widgets.target_row import TargetRow
-from tests.console.conftest import CONTROL_KEY, READ_KEY, Dev3000, screen_text, wait_for
+from tests.console.conftest import CONTROL_KEY, READ_KEY, Dev3000, screen_text, submit, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -116,8 +116,7 @@ async def test_circuits_server_error_is_a_notification_and_control_confirms(
         await pilot.click("#confirm-ok")  # no reason: refused, the modal stays
         assert isinstance(app.screen, ConfirmScreen)
         assert "reason is required" in str(app.screen.query_one("#confirm-error").render())
-        await pilot.press(*"maintenance window")
-        await pilot.press("enter")
+        await submit(pilot, "maintenance window")
         assert isinstance(app.screen, CircuitsScreen)
         await wait_for(
             pilot,
@@ -190,13 +189,16 @@ async def test_timeline_streams_live_filters_and_shows_event_data(dev3000: Dev30
 async def test_command_mode_aliases_palette_and_help(dev3000: Dev3000) -> None:
     app = ConsoleApp(dev3000.url, api_key=READ_KEY, refresh=5)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await pilot.press("colon", *"c api", "enter")
+        await pilot.press("colon")
+        await submit(pilot, "c api")
         await wait_for(pilot, lambda: isinstance(app.screen, CircuitsScreen))
         assert isinstance(app.screen, CircuitsScreen)
         assert app.screen.name_filter == "api"
-        await pilot.press("colon", "l", "enter")
+        await pilot.press("colon")
+        await submit(pilot, "l")
         await wait_for(pilot, lambda: app.current_mode == "logs")
-        await pilot.press("colon", *"zz", "enter")
+        await pilot.press("colon")
+        await submit(pilot, "zz")
         await wait_for(
             pilot, lambda: any("unknown command" in n.message for n in app._notifications)
         )
@@ -207,6 +209,14 @@ async def test_command_mode_aliases_palette_and_help(dev3000: Dev3000) -> None:
         assert ":circuits" in help_text
         await pilot.press("escape")
         await pilot.press("ctrl+p")
-        await pilot.press(*"timel")
+        await pilot.press("t", "i", "m")
+        await wait_for(pilot, lambda: _palette_offers(app, ":timeline"), what="palette hits")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.current_mode == "timeline", what="palette command")
+
+
+def _palette_offers(app: ConsoleApp, text: str) -> bool:
+    options = app.screen.query_one(OptionList)
+    return any(
+        text in str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
+    )
