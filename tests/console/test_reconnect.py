@@ -23,8 +23,10 @@ async def test_lost_connection_is_stale_retried_and_recovered(bare_env: None) ->
         async with app.run_test(size=(120, 30)) as pilot:
             await wait_for(
                 pilot,
-                lambda: app.store.health is not None
-                and app.store.stream.state is ConnectionState.CONNECTED,
+                lambda: (
+                    app.store.health is not None
+                    and app.store.stream.state is ConnectionState.CONNECTED
+                ),
                 what="connected",
             )
             last_report = app.store.health
@@ -33,8 +35,10 @@ async def test_lost_connection_is_stale_retried_and_recovered(bare_env: None) ->
             first.server.stop()
             await wait_for(
                 pilot,
-                lambda: app.store.connection.state is ConnectionState.RECONNECTING
-                and app.store.connection.attempt >= 3,
+                lambda: (
+                    app.store.connection.state is ConnectionState.RECONNECTING
+                    and app.store.connection.attempt >= 3
+                ),
                 what="retries with back-off",
             )
             bar = str(app.screen.query_one(ConnectionBar).content)
@@ -44,15 +48,15 @@ async def test_lost_connection_is_stale_retried_and_recovered(bare_env: None) ->
             assert app.store.health is last_report  # the last data stays on screen
             assert app.store.connection.retry_in is not None
             assert app.store.connection.retry_in <= 0.4
-            await wait_for(
-                pilot, lambda: app.store.stream.state is ConnectionState.RECONNECTING
-            )
+            await wait_for(pilot, lambda: app.store.stream.state is ConnectionState.RECONNECTING)
 
             second = start_dev3000("console-reconnect:", port)
             await wait_for(
                 pilot,
-                lambda: app.store.connection.state is ConnectionState.CONNECTED
-                and app.store.stream.state is ConnectionState.CONNECTED,
+                lambda: (
+                    app.store.connection.state is ConnectionState.CONNECTED
+                    and app.store.stream.state is ConnectionState.CONNECTED
+                ),
                 what="recovered",
             )
             await wait_for(pilot, lambda: not app.screen.has_class("-stale"))
