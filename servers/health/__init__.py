@@ -1,0 +1,1 @@
+"""The health diagnostic area: logic (plain async functions) and its thin MCP server."""

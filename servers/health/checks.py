@@ -1,0 +1,296 @@
+"""One coroutine per check kind. Each returns ``(status, details)`` or raises; the caller
+(:func:`run_check`) measures latency, applies the timeout and turns exceptions into an
+``unhealthy`` result with a short error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import psutil
+
+from guilde_core.config import Settings
+from guilde_core.redaction import redact, redact_text
+from servers.health.metrics import MetricsSample, summarise
+from servers.health.models import CheckResult, Status, Target, worst
+
+__all__ = ["breaker_snapshots", "run_check"]
+
+Outcome = tuple[Status, dict[str, Any]]
+
+
+def _by_latency(ms: float, warn: float) -> Status:
+    return "degraded" if ms > warn else "healthy"
+
+
+def _url(target: Target) -> str:
+    if not target.url:
+        raise ValueError(f"target {target.name} has no url")
+    base = target.url.rstrip("/")
+    if target.path:
+        return base + "/" + target.path.lstrip("/")
+    return target.url
+
+
+async def _http(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
+    url = _url(target)
+    async with httpx.AsyncClient(timeout=budget, follow_redirects=False) as client:
+        started = time.perf_counter()
+        response = await client.get(url, headers={"User-Agent": "dev3000-health"})
+        ms = (time.perf_counter() - started) * 1000
+    warn = target.warn_ms or settings.health_warn_api_latency_ms
+    details: dict[str, Any] = {
+        "url": url,
+        "status_code": response.status_code,
+        "expected_status": target.expected_status,
+        "latency_ms": round(ms, 3),
+        "warn_latency_ms": warn,
+    }
+    if response.status_code != target.expected_status:
+        raise _Failed(f"HTTP {response.status_code} (expected {target.expected_status})", details)
+    return _by_latency(ms, warn), details
+
+
+async def _redis(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
+    import redis.asyncio as aioredis
+
+    if not target.url:
+        raise ValueError("redis target has no url")
+    client = aioredis.from_url(target.url, socket_timeout=budget, socket_connect_timeout=budget)
+    try:
+        started = time.perf_counter()
+        await client.ping()
+        ms = (time.perf_counter() - started) * 1000
+        memory = await client.info("memory")
+        clients = await client.info("clients")
+        server = await client.info("server")
+    finally:
+        await client.aclose()
+    warn = target.warn_ms or settings.health_warn_redis_latency_ms
+    details = {
+        "latency_ms": round(ms, 3),
+        "warn_latency_ms": warn,
+        "memory_used_mb": round(float(memory.get("used_memory", 0)) / 1024 / 1024, 3),
+        "connected_clients": int(clients.get("connected_clients", 0)),
+        "version": server.get("redis_version"),
+    }
+    return _by_latency(ms, warn), details
+
+
+async def _postgres(
+    target: Target, settings: Settings, budget: float, ctx: dict[str, Any]
+) -> Outcome:
+    import psycopg
+
+    if not target.url:
+        raise ValueError("postgres target has no url")
+    conn = await psycopg.AsyncConnection.connect(
+        target.url, connect_timeout=max(1, int(budget)), autocommit=True
+    )
+    try:
+        started = time.perf_counter()
+        await conn.execute("SELECT 1")
+        ms = (time.perf_counter() - started) * 1000
+        cur = await conn.execute(
+            "SELECT current_setting('server_version'), current_setting('max_connections')::int,"
+            " (SELECT count(*) FROM pg_stat_activity)::int"
+        )
+        row = await cur.fetchone()
+    finally:
+        await conn.close()
+    version, max_conn, in_use = row if row else (None, None, None)
+    warn = target.warn_ms or settings.health_warn_db_latency_ms
+    details = {
+        "latency_ms": round(ms, 3),
+        "warn_latency_ms": warn,
+        "server_version": version,
+        "connections_in_use": in_use,
+        "connections_max": max_conn,
+        "connections_available": (max_conn - in_use) if max_conn and in_use is not None else None,
+    }
+    return _by_latency(ms, warn), details
+
+
+async def _tcp(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
+    if not target.host or not target.port:
+        raise ValueError(f"tcp target {target.name} needs host and port")
+    started = time.perf_counter()
+    _, writer = await asyncio.open_connection(target.host, target.port)
+    ms = (time.perf_counter() - started) * 1000
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    warn = target.warn_ms or settings.health_warn_api_latency_ms
+    return _by_latency(ms, warn), {"host": target.host, "port": target.port, "connect_ms": ms}
+
+
+async def _disk(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
+    usage = await asyncio.to_thread(shutil.disk_usage, target.path or ".")
+    percent = 100.0 * usage.used / usage.total if usage.total else 0.0
+    status: Status = "unhealthy" if percent >= 98 else "degraded" if percent >= 90 else "healthy"
+    return status, {
+        "path": target.path or ".",
+        "total_gb": round(usage.total / 1e9, 3),
+        "free_gb": round(usage.free / 1e9, 3),
+        "used_percent": round(percent, 2),
+    }
+
+
+async def _memory(
+    target: Target, settings: Settings, budget: float, ctx: dict[str, Any]
+) -> Outcome:
+    vm = psutil.virtual_memory()
+    warn = settings.health_warn_memory_percent
+    status: Status = "degraded" if vm.percent >= warn else "healthy"
+    return status, {
+        "used_percent": vm.percent,
+        "warn_percent": warn,
+        "available_mb": round(vm.available / 1024 / 1024, 1),
+        "total_mb": round(vm.total / 1024 / 1024, 1),
+    }
+
+
+async def _cpu(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
+    percent = await asyncio.to_thread(psutil.cpu_percent, 0.1)
+    warn = settings.health_warn_cpu_percent
+    status: Status = "degraded" if percent >= warn else "healthy"
+    return status, {"cpu_percent": percent, "warn_percent": warn, "cpus": psutil.cpu_count()}
+
+
+async def breaker_snapshots() -> list[dict[str, Any]] | None:
+    """Every circuit breaker (incl. other processes' through Redis) as plain dicts, or
+    ``None`` when the resilience package is not available."""
+    try:
+        module: Any = importlib.import_module("guilde_core.resilience")
+    except ImportError:
+        return None
+    registry = module.get_registry()
+    snaps = await registry.snapshots()
+    items = list(snaps.values()) if isinstance(snaps, dict) else list(snaps)
+    out = [s.model_dump(mode="json") if hasattr(s, "model_dump") else dict(s) for s in items]
+    return sorted(out, key=lambda s: str(s.get("name")))
+
+
+def breaker_status(snap: dict[str, Any]) -> Status:
+    state = str(snap.get("state", "closed")).replace("_", "-")
+    if snap.get("disabled"):
+        return "degraded"
+    if state == "closed":
+        return "healthy"
+    return "degraded" if state == "half-open" else "unhealthy"
+
+
+async def _external(
+    target: Target, settings: Settings, budget: float, ctx: dict[str, Any]
+) -> Outcome:
+    snaps = await breaker_snapshots()
+    if snaps is None:
+        return "healthy", {"available": False, "breakers": {}}
+    if target.name != "external_apis":
+        snaps = [s for s in snaps if s.get("name") == target.name]
+        if not snaps:
+            raise LookupError(f"no circuit breaker named {target.name}")
+    breakers = {
+        str(s.get("name")): {
+            "status": breaker_status(s),
+            "circuit_state": str(s.get("state", "closed")).replace("_", "-"),
+            "failure_count": s.get("failure_count", 0),
+            "last_failure": s.get("last_failure_at"),
+            "last_success": s.get("last_success_at"),
+        }
+        for s in snaps
+    }
+    status = worst([b["status"] for b in breakers.values()])
+    # an open breaker fails fast by design: the dependency is unhealthy, this process copes
+    return status, {"available": True, "breakers": breakers}
+
+
+async def _metrics(
+    target: Target, settings: Settings, budget: float, ctx: dict[str, Any]
+) -> Outcome:
+    url = _url(target.model_copy(update={"path": target.path or "/metrics"}))
+    async with httpx.AsyncClient(timeout=budget) as client:
+        response = await client.get(url)
+    if response.status_code != 200:
+        raise _Failed(f"HTTP {response.status_code} from {url}", {"url": url})
+    previous: MetricsSample | None = ctx.get("previous")
+    sample = summarise(response.text, previous=previous)
+    ctx["sample"] = sample
+    details = sample.model_dump(mode="json", exclude={"at"})
+    details["url"] = url
+    status: Status = "healthy"
+    if sample.error_rate_percent >= 5:
+        status = "unhealthy"
+    elif sample.error_rate_percent >= 1:
+        status = "degraded"
+    warn = target.warn_ms or settings.health_warn_api_latency_ms
+    if sample.p99_latency_ms is not None and sample.p99_latency_ms > warn and status == "healthy":
+        status = "degraded"
+    return status, details
+
+
+_KINDS: dict[str, Callable[[Target, Settings, float, dict[str, Any]], Awaitable[Outcome]]] = {
+    "http": _http,
+    "redis": _redis,
+    "postgres": _postgres,
+    "tcp": _tcp,
+    "disk": _disk,
+    "memory": _memory,
+    "cpu": _cpu,
+    "external_api": _external,
+    "metrics": _metrics,
+}
+
+
+class _Failed(Exception):
+    """A check that got an answer, and the answer is a failure."""
+
+    def __init__(self, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return redact_text(f"{name}: {text}" if text else name)[:300]
+
+
+async def run_check(
+    target: Target, settings: Settings, ctx: dict[str, Any] | None = None
+) -> CheckResult:
+    """Run one check under its timeout; never raises."""
+    timeout = target.timeout or settings.health_check_timeout
+    ctx = ctx if ctx is not None else {}
+    started = time.perf_counter()
+    status: Status
+    error: str | None = None
+    details: dict[str, Any] = {}
+    try:
+        status, details = await asyncio.wait_for(
+            _KINDS[target.kind](target, settings, timeout, ctx), timeout
+        )
+    except TimeoutError:
+        status, error = "unhealthy", f"timeout after {timeout:g}s"
+    except _Failed as exc:
+        status, error, details = "unhealthy", str(exc), exc.details
+    except Exception as exc:
+        status, error = "unhealthy", _short(exc)
+    latency = (time.perf_counter() - started) * 1000
+    return CheckResult(
+        name=target.name,
+        kind=target.kind,
+        critical=target.critical,
+        status=status,
+        latency_ms=round(latency, 3),
+        observed_at=datetime.now(UTC),
+        details=redact(details),
+        error=error,
+    )

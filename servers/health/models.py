@@ -1,0 +1,172 @@
+"""Pydantic models of the health area (checks, targets, reports, seed 000 §6.2 deep report)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["healthy", "degraded", "unhealthy"]
+CheckKind = Literal[
+    "http", "redis", "postgres", "tcp", "disk", "memory", "cpu", "external_api", "metrics"
+]
+Scope = Literal["live", "ready", "deep"]
+
+_RANK: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+
+
+def worst(statuses: list[Status]) -> Status:
+    """The worst of ``statuses`` (healthy when empty)."""
+    out: Status = "healthy"
+    for s in statuses:
+        if _RANK[s] > _RANK[out]:
+            out = s
+    return out
+
+
+class Target(BaseModel):
+    """Something to check. ``url`` for http/metrics/redis/postgres, ``host``+``port`` for
+    tcp, ``path`` for disk (and the HTTP path for http/metrics)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][\w.\-]*$")
+    kind: CheckKind
+    url: str | None = None
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    path: str | None = None
+    expected_status: int = Field(200, ge=100, le=599)
+    critical: bool = False
+    timeout: float | None = Field(None, gt=0, le=300, description="Seconds (default: setting).")
+    warn_ms: float | None = Field(None, gt=0, description="Latency warning threshold override.")
+    source: str = Field("config", description="settings | file | builtin | runtime")
+
+
+class CheckResult(BaseModel):
+    name: str
+    kind: CheckKind
+    critical: bool
+    status: Status
+    latency_ms: float
+    observed_at: datetime
+    details: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class HealthReport(BaseModel):
+    """Result of one scope (live / ready / deep) or of a selection of targets."""
+
+    status: Status
+    scope: Scope
+    observed_at: datetime
+    checks: list[CheckResult]
+    cached: bool = Field(False, description="Served from the HEALTH_CHECK_CACHE_TTL cache.")
+    elapsed_ms: float
+
+
+class TargetList(BaseModel):
+    targets: list[Target]
+    targets_file: str | None = None
+    errors: list[str] = Field(default_factory=list, description="Problems loading targets.")
+
+
+class TargetHistory(BaseModel):
+    name: str
+    results: list[CheckResult] = Field(description="Newest last (bounded ring).")
+    capacity: int
+
+
+# --- seed 000 §6.2 -------------------------------------------------------------------------
+class PoolInfo(BaseModel):
+    size: int | None = None
+    available: int | None = None
+    in_use: int | None = None
+
+
+class DatabaseCheck(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    latency_ms: float | None = None
+    type: str = "postgresql"
+    pool: PoolInfo | None = None
+    error: str | None = None
+
+
+class RedisCheck(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    latency_ms: float | None = None
+    memory_used_mb: float | None = None
+    connected_clients: int | None = None
+    error: str | None = None
+
+
+class ExternalApiCheck(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    circuit_state: Literal["closed", "open", "half-open"]
+    last_success: datetime | None = None
+    last_failure: datetime | None = None
+    failure_count: int = 0
+
+
+class LogfireStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    spans_exported: int = 0
+    export_errors: int = 0
+
+
+class SentryStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: Status
+    events_sent: int = 0
+    rate_limited: bool = False
+
+
+class ObservabilityChecks(BaseModel):
+    logfire: LogfireStatus
+    sentry: SentryStatus
+
+
+class DeepChecks(BaseModel):
+    database: DatabaseCheck | None = None
+    redis: RedisCheck | None = None
+    external_apis: dict[str, ExternalApiCheck] = Field(default_factory=dict)
+    observability: ObservabilityChecks
+
+
+class RequestMetrics(BaseModel):
+    requests_total: int = 0
+    requests_per_second: float = 0.0
+    error_rate_percent: float = 0.0
+    p50_latency_ms: float | None = None
+    p99_latency_ms: float | None = None
+
+
+class Diagnostics(BaseModel):
+    memory_mb: float
+    cpu_percent: float
+    open_connections: int
+    active_tasks: int
+
+
+class DeepHealthReport(BaseModel):
+    """Exactly the shape of seed 000 §6.2."""
+
+    status: Status
+    timestamp: datetime
+    service: str
+    version: str
+    environment: str
+    uptime_seconds: float
+    checks: DeepChecks
+    metrics: RequestMetrics
+    diagnostics: Diagnostics
