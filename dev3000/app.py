@@ -71,14 +71,14 @@ def _problem_asgi(scope: Scope, failure: AuthFailure) -> ASGIApp:
 
 
 # --- MCP ---------------------------------------------------------------------------------
-def _aggregate_from_d2(settings: Settings) -> Any:
+def _aggregate_from_d2(settings: Settings, bus: EventBus | None = None) -> Any:
     import importlib
 
     module = importlib.import_module("dev3000.mcp_aggregate")
-    return module.build_aggregate_server(settings)
+    return module.build_aggregate_server(settings, bus=bus)
 
 
-def _aggregate_from_servers(settings: Settings) -> Any:
+def _aggregate_from_servers(settings: Settings, bus: EventBus | None = None) -> Any:
     """Until the aggregate module lands: mount each area server under its namespace."""
     import importlib
 
@@ -94,16 +94,19 @@ def _aggregate_from_servers(settings: Settings) -> Any:
     return parent
 
 
-#: tried in order; the first that imports wins (swap point for the aggregate server)
-MCP_BUILDERS: list[Callable[[Settings], Any]] = [_aggregate_from_d2, _aggregate_from_servers]
+#: tried in order; the first that imports wins: ``builder(settings, bus) -> FastMCP``
+MCP_BUILDERS: list[Callable[[Settings, EventBus | None], Any]] = [
+    _aggregate_from_d2,
+    _aggregate_from_servers,
+]
 
 
-def build_mcp_server(settings: Settings) -> Any:
+def build_mcp_server(settings: Settings, bus: EventBus | None = None) -> Any:
     """The aggregate FastMCP server dev3000 serves at ``/mcp`` and ``/sse``."""
     errors = []
     for builder in MCP_BUILDERS:
         try:
-            return builder(settings)
+            return builder(settings, bus)
         except ImportError as exc:
             errors.append(str(exc))
     raise RuntimeError("no MCP server could be built: " + "; ".join(errors))
@@ -191,12 +194,14 @@ def create_app(
     mcp: bool = True,
     bus: EventBus | None = None,
     lifespans: Sequence[Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]] = (),
+    timeline_sources: bool = True,
 ) -> FastAPI:
     """Build the dev3000 app.
 
     ``redis_prefix`` namespaces every shared Redis key; ``lifespans`` are entered (in
     order) inside the app's own lifespan, after the MCP apps (e.g. the ``--run``
-    supervisor).
+    supervisor). ``timeline_sources`` runs the timeline's files, Redis fan-out, health
+    poller (fed by this app's deep report), breaker watcher and log follower.
     """
     settings = settings or get_settings()
     keyring = Keyring.from_settings(settings)
@@ -212,7 +217,7 @@ def create_app(
         redis_prefix=redis_prefix,
     )
 
-    mcp_server = build_mcp_server(settings) if mcp else None
+    mcp_server = build_mcp_server(settings, bus) if mcp else None
     mcp_http: Any = mcp_server.http_app(path="/mcp", transport="http") if mcp_server else None
     mcp_sse: Any = mcp_server.http_app(path="/sse", transport="sse") if mcp_server else None
 
@@ -221,11 +226,15 @@ def create_app(
         # the app may be started again after a stop (tests, ASGI hosts): start fresh
         state.draining = False
         state.ready = False
+        state.extras.pop("deep_lock", None)  # asyncio primitives belong to one loop
+        state.extras.pop("deep_cache", None)
         if getattr(state.targets, "closed", False):
             state.targets = open_targets_store(state.settings, prefix=redis_prefix)
         bus.reopen()
         bus.bind_loop()
         async with contextlib.AsyncExitStack() as stack:
+            if timeline_sources:
+                await stack.enter_async_context(_timeline_sources(app))
             if mcp_http is not None:
                 await stack.enter_async_context(mcp_http.lifespan(mcp_http))
                 await stack.enter_async_context(mcp_sse.lifespan(mcp_sse))
@@ -319,6 +328,19 @@ def create_app(
         keyring=lambda: app.state.keyring,
     )
     return app
+
+
+def _timeline_sources(app: FastAPI) -> contextlib.AbstractAsyncContextManager[Any]:
+    """The timeline service (engineer D2's) fed by this app's deep report."""
+    from dev3000.api.health import deep_body
+    from dev3000.timeline.service import timeline_lifespan
+
+    state: AppState = app.state.dev3000
+
+    async def deep_check() -> dict[str, Any]:
+        return await deep_body(state, include_details=True)
+
+    return timeline_lifespan(app, deep_check=deep_check)
 
 
 def _import_collectors() -> None:

@@ -123,7 +123,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def make_app(make_settings: Callable[..., Settings]) -> AppFactory:
-    """``make_app(settings=None, redis_prefix=…, mcp=False, **setting_overrides)``."""
+    """``make_app(settings=None, redis_prefix=…, mcp=False, timeline_sources=False, **overrides)``."""
 
     def make(
         settings: Settings | None = None,

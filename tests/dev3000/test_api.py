@@ -251,3 +251,19 @@ def test_diag_status_summarises_everything(api: TestClient) -> None:
     assert body["rate_limit"]["backend"] == "memory"
     assert body["targets"]["backend"] == "sqlite"
     assert body["stream"]["clients"] == 0
+
+
+def test_app_runs_the_timeline_service_fed_by_its_deep_report(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    with TestClient(make_app(timeline_sources=True)) as client:
+        state: AppState = client.app.state.dev3000  # type: ignore[attr-defined]
+        service = state.extras["timeline_service"]
+        assert service.started
+        assert service.poller is not None
+        assert client.portal is not None
+        report = client.portal.call(service.poller.check)
+        assert report["service"] == "dev3000"
+        assert "checks" in report
+        client.portal.call(service.poller.poll_once)
+        assert service.poller.last["overall"] == "healthy"

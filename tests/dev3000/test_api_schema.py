@@ -34,6 +34,7 @@ APP = create_app(
         health_check_cache_ttl=60,
     ),
     mcp=False,
+    timeline_sources=False,
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP).include(method="GET")
 
