@@ -1,0 +1,196 @@
+"""Logfire and Sentry set-up, and what they report about themselves.
+
+``setup_observability(settings)``
+
+* Logfire: ``send_to_logfire`` only when a write token is configured
+  (``DEV3000_LOGFIRE_TOKEN``/``LOGFIRE_TOKEN``); console output per ``LOGFIRE_CONSOLE_*``
+  (written to **stderr**, so MCP over stdio keeps stdout for the protocol); a span processor
+  counts spans handed to the exporter and a log handler counts OpenTelemetry export errors.
+* Sentry (``DEV3000_SENTRY_DSN``/``SENTRY_DSN``): ``send_default_pii`` off, sampling,
+  environment and release from ``SENTRY_*``, and a ``before_send`` that redacts every event
+  (``guilde_core.redaction.redact``) and counts what is sent.
+
+Both are harmless without credentials: nothing leaves the process. Calling it again
+reconfigures. ``observability_status()`` returns the seed 000 §6.2 ``checks.observability``
+block (plus ``configured`` and the figures the SDKs expose).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from guilde_core.config import Settings
+from guilde_core.redaction import redact
+
+__all__ = ["observability_status", "scrub_event", "setup_observability"]
+
+log = logging.getLogger(__name__)
+
+
+class _Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.logfire_configured = False
+        self.logfire_sending = False
+        self.spans_exported = 0
+        self.export_errors = 0
+        self.sentry_configured = False
+        self.events_sent = 0
+        self.events_scrubbed = 0
+        self.error: str | None = None
+
+    def bump(self, name: str, by: int = 1) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + by)
+
+
+_state = _Counters()
+
+
+class _ExportErrorHandler(logging.Handler):
+    """Counts OpenTelemetry's export failures (it logs them; it has no counter)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING and "export" in record.getMessage().lower():
+            _state.bump("export_errors")
+
+
+_export_handler = _ExportErrorHandler()
+
+
+def _span_counter() -> Any:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    class CountingProcessor(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            if _state.logfire_sending:
+                _state.bump("spans_exported")
+
+    return CountingProcessor()
+
+
+def scrub_event(event: Mapping[str, Any], hint: Mapping[str, Any] | None = None) -> Any:
+    """Sentry ``before_send``: the event with every secret-looking value masked."""
+    del hint
+    _state.bump("events_sent")
+    _state.bump("events_scrubbed")
+    cleaned = redact(dict(event))
+    request = cleaned.get("request")
+    if isinstance(request, dict):  # no cookies or auth headers, whatever their name
+        request.pop("cookies", None)
+        headers = request.get("headers")
+        if isinstance(headers, dict):
+            for key in list(headers):
+                if key.lower() in ("authorization", "cookie", "x-api-key", "proxy-authorization"):
+                    headers[key] = "***REDACTED***"
+    cleaned.pop("user", None)
+    return cleaned
+
+
+def _scrub_transaction(event: Mapping[str, Any], hint: Mapping[str, Any] | None = None) -> Any:
+    del hint
+    return redact(dict(event))
+
+
+def _setup_logfire(settings: Settings) -> None:
+    import logfire
+
+    token = settings.logfire_write_token
+    console: Any = False
+    if settings.logfire_console_enabled:
+        console = logfire.ConsoleOptions(
+            colors="auto" if settings.logfire_console_colors else "never",
+            include_timestamps=settings.logfire_console_include_timestamps,
+            verbose=settings.logfire_console_verbose,
+            output=sys.stderr,
+        )
+    logfire.configure(
+        send_to_logfire="if-token-present",
+        token=token.get_secret_value() if token is not None else None,
+        service_name=settings.mcp_server_name,
+        environment=settings.dev3000_mode,
+        resource_attributes=settings.resource_attributes() or None,
+        console=console,
+        additional_span_processors=[_span_counter()],
+        inspect_arguments=False,
+    )
+    _state.logfire_configured = True
+    _state.logfire_sending = token is not None
+    otel_logger = logging.getLogger("opentelemetry")
+    if _export_handler not in otel_logger.handlers:
+        otel_logger.addHandler(_export_handler)
+
+
+def _setup_sentry(settings: Settings) -> None:
+    import sentry_sdk
+
+    dsn = settings.sentry_dsn_value
+    if dsn is None:
+        _state.sentry_configured = False
+        return
+    sentry_sdk.init(
+        dsn=dsn.get_secret_value(),
+        send_default_pii=False,
+        traces_sample_rate=settings.sentry_traces_sample_rate,
+        profiles_sample_rate=settings.sentry_profiles_sample_rate,
+        environment=settings.sentry_environment,
+        release=settings.sentry_release,
+        debug=settings.sentry_debug,
+        attach_stacktrace=settings.sentry_attach_stacktrace,
+        before_send=scrub_event,
+        before_send_transaction=_scrub_transaction,
+        include_local_variables=False,
+    )
+    _state.sentry_configured = True
+
+
+def setup_observability(settings: Settings) -> None:
+    """Configure Logfire and Sentry from ``settings`` (never raises)."""
+    for part, setup in (("logfire", _setup_logfire), ("sentry", _setup_sentry)):
+        try:
+            setup(settings)
+        except Exception as exc:  # observability must never stop the service
+            _state.error = f"{part}: {type(exc).__name__}"
+            log.warning("observability: %s set-up failed: %s", part, type(exc).__name__)
+
+
+def _sentry_rate_limited() -> bool:
+    try:
+        import sentry_sdk
+
+        transport: Any = sentry_sdk.get_client().transport
+    except Exception:
+        return False
+    check = getattr(transport, "_check_disabled", None)
+    if callable(check):
+        try:
+            return bool(check("error"))
+        except Exception:
+            return False
+    return False
+
+
+def observability_status() -> dict[str, Any]:
+    """``{"logfire": {...}, "sentry": {...}}`` in the seed 000 §6.2 shape."""
+    limited = _sentry_rate_limited() if _state.sentry_configured else False
+    lf_status = "degraded" if _state.export_errors and _state.logfire_sending else "healthy"
+    return {
+        "logfire": {
+            "status": lf_status,
+            "configured": _state.logfire_configured,
+            "sending": _state.logfire_sending,
+            "spans_exported": _state.spans_exported,
+            "export_errors": _state.export_errors,
+        },
+        "sentry": {
+            "status": "degraded" if limited else "healthy",
+            "configured": _state.sentry_configured,
+            "events_sent": _state.events_sent,
+            "rate_limited": limited,
+        },
+        **({"error": _state.error} if _state.error else {}),
+    }
