@@ -74,9 +74,21 @@ async def open_checkpointer(
             ) from exc
         if not url:
             raise ConfigurationError("AGENT_CHECKPOINTER=redis needs AGENT_CHECKPOINT_URL")
-        async with AsyncRedisSaver.from_conn_string(url) as saver:
-            await saver.asetup()
-            yield saver
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                redis_saver: Any = await stack.enter_async_context(
+                    AsyncRedisSaver.from_conn_string(url)
+                )
+                await redis_saver.asetup()
+            except Exception as exc:
+                text = str(exc)
+                if "unknown command" in text.lower() or "FT." in text:
+                    raise ConfigurationError(
+                        "AGENT_CHECKPOINTER=redis: the Redis server lacks the RediSearch and "
+                        "RedisJSON modules (use Redis 8 or Redis Stack, or another checkpointer)"
+                    ) from exc
+                raise
+            yield redis_saver
     else:
         raise ConfigurationError(
             f"AGENT_CHECKPOINTER: unknown checkpointer {kind!r} "

@@ -101,7 +101,7 @@ async def local_resilient_call(
 def get_resilient_call() -> Callable[..., Awaitable[Any]]:
     """The shared layer's ``resilient_call`` when installed, else the local one."""
     try:
-        from guilde_core.resilience import resilient_call  # type: ignore[import-untyped,unused-ignore]
+        from guilde_core.resilience import resilient_call  # type: ignore[import-untyped,attr-defined,unused-ignore]
     except ImportError:
         return local_resilient_call
     return resilient_call  # type: ignore[no-any-return,unused-ignore]
