@@ -1,0 +1,119 @@
+"""The circuits MCP server: a thin layer over :mod:`servers.circuits.logic`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastmcp import FastMCP
+from pydantic import Field
+
+from guilde_core.config import Settings, get_settings
+from servers.circuits import logic
+from servers.circuits.models import Breaker, BreakerList, ControlResult, TransitionList
+from servers.common import CONTROL, READ_ONLY, as_tool_errors, to_json
+
+__all__ = ["build_server"]
+
+Name = Annotated[str, Field(min_length=1, max_length=100, description="Breaker name.")]
+Reason = Annotated[
+    str, Field(min_length=3, max_length=500, description="Why (recorded with the change).")
+]
+
+
+def build_server(settings: Settings | None = None) -> FastMCP:
+    """The circuits server (tools, resources, prompt as enabled by MCP_*_ENABLED)."""
+    s = settings or get_settings()
+    server: FastMCP = FastMCP(
+        "guilde-diag-circuits",
+        instructions="Circuit breakers shared across processes: state, failures, "
+        "transitions; operators may force them open/closed when control is enabled.",
+    )
+
+    if s.mcp_tools_enabled:
+
+        @server.tool(
+            name="list_breakers",
+            description="List every circuit breaker with its state, failures, last "
+            "failure/success, seconds until half-open and configuration.",
+            annotations=READ_ONLY,
+        )
+        @as_tool_errors
+        async def list_breakers() -> BreakerList:
+            return await logic.list_breakers(s)
+
+        @server.tool(
+            name="get_breaker",
+            description="One circuit breaker in detail.",
+            annotations=READ_ONLY,
+        )
+        @as_tool_errors
+        async def get_breaker(name: Name) -> Breaker:
+            return await logic.get_breaker(name, s)
+
+        @server.tool(
+            name="recent_transitions",
+            description="Recent breaker state changes (closed/open/half-open), newest last.",
+            annotations=READ_ONLY,
+        )
+        @as_tool_errors
+        async def recent_transitions(
+            limit: Annotated[int, Field(ge=1, le=500)] = 50,
+        ) -> TransitionList:
+            return await logic.recent_transitions(limit, s)
+
+        actions: tuple[tuple[logic.Action, str], ...] = (
+            ("open", "Force a breaker OPEN (calls fail fast)"),
+            ("close", "Force a breaker CLOSED (calls go through)"),
+            ("reset", "Reset a breaker to closed with zero failures"),
+        )
+        for action, verb in actions:
+            _add_control(server, s, action, verb)
+
+    if s.mcp_resources_enabled:
+
+        @server.resource(
+            "circuits://breakers",
+            name="circuit_breakers",
+            description="Every circuit breaker as JSON.",
+            mime_type="application/json",
+        )
+        async def all_resource() -> str:
+            return to_json(await logic.list_breakers(s))
+
+        @server.resource(
+            "circuits://breakers/{name}",
+            name="circuit_breaker",
+            description="One circuit breaker as JSON.",
+            mime_type="application/json",
+        )
+        async def one_resource(name: str) -> str:
+            return to_json(await logic.get_breaker(name, s))
+
+    if s.mcp_prompts_enabled:
+
+        @server.prompt(
+            name="explain_circuits",
+            description="Ask the model to explain which dependencies are failing fast.",
+        )
+        def explain_circuits() -> str:
+            return (
+                "Call list_breakers and recent_transitions. For each breaker not closed, say "
+                "which dependency it protects, since when, the last error, when it will try "
+                "again (seconds until half-open) and whether forcing it is advisable."
+            )
+
+    return server
+
+
+def _add_control(server: FastMCP, s: Settings, action: logic.Action, verb: str) -> None:
+    async def control(name: Name, reason: Reason) -> ControlResult:
+        return await logic.control(name, action, reason, s)
+
+    control.__name__ = f"{action}_breaker"
+    server.tool(
+        as_tool_errors(control),
+        name=f"{action}_breaker",
+        description=f"{verb}; a reason is required; refused unless "
+        "DIAGNOSTIC_CONTROL_ENABLED=true.",
+        annotations=CONTROL,
+    )

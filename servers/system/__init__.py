@@ -1,0 +1,1 @@
+"""The system diagnostic area: logic (plain async functions) and its thin MCP server."""
