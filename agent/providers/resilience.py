@@ -39,8 +39,13 @@ _BREAKERS: dict[str, _Breaker] = {}
 
 
 def reset_local_breakers() -> None:
-    """Forget the local breakers' state (tests)."""
+    """Forget breaker state (tests): the local breakers and the shared layer's registry."""
     _BREAKERS.clear()
+    try:
+        from guilde_core.resilience import reset_registry  # type: ignore[import-untyped,attr-defined,unused-ignore]
+    except ImportError:
+        return
+    reset_registry()
 
 
 async def local_resilient_call(
