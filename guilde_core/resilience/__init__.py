@@ -18,6 +18,7 @@ imports neither Prometheus nor any logging back-end. See ``docs/resilience.md``.
 from __future__ import annotations
 
 from guilde_core.resilience._breaker import BreakerRegistry, CircuitBreaker, counts_as_failure
+from guilde_core.resilience._call import full_jitter, resilient_call
 from guilde_core.resilience._hooks import add_retry_hook
 from guilde_core.resilience._machine import BreakerState, Machine
 from guilde_core.resilience._models import (
@@ -27,6 +28,23 @@ from guilde_core.resilience._models import (
     StoreStatus,
 )
 from guilde_core.resilience._registry import get_registry, reset_registry
+from guilde_core.resilience.deadletter import (
+    DeadLetter,
+    DeadLetterStore,
+    FileDeadLetterStore,
+    RedisDeadLetterStore,
+    get_dead_letter_store,
+    list_dead_letters,
+    register_replay_handler,
+    replay_dead_letter,
+    reset_dead_letter_store,
+)
+from guilde_core.resilience.ratelimit import (
+    ClientRateLimiter,
+    RateLimitDecision,
+    RetryBudget,
+    ServerRateLimiter,
+)
 
 __all__ = [
     "BreakerRegistry",
@@ -34,11 +52,26 @@ __all__ = [
     "BreakerState",
     "BreakerTransition",
     "CircuitBreaker",
+    "ClientRateLimiter",
+    "DeadLetter",
+    "DeadLetterStore",
+    "FileDeadLetterStore",
     "Machine",
+    "RateLimitDecision",
+    "RedisDeadLetterStore",
+    "RetryBudget",
     "RetryEvent",
+    "ServerRateLimiter",
     "StoreStatus",
     "add_retry_hook",
     "counts_as_failure",
+    "full_jitter",
+    "get_dead_letter_store",
     "get_registry",
+    "list_dead_letters",
+    "register_replay_handler",
+    "replay_dead_letter",
+    "reset_dead_letter_store",
     "reset_registry",
+    "resilient_call",
 ]

@@ -155,7 +155,7 @@ class CircuitBreaker:
         Rejections raise a fresh :class:`CircuitOpenError` (or return ``fallback(error)``).
         """
         reg = self._reg
-        if not reg.enabled():
+        if not (reg._settings or get_settings()).circuit_breaker_enabled:
             return await fn(*args, **kwargs)
         m = self._m
         remote = reg.remote
@@ -168,7 +168,7 @@ class CircuitBreaker:
             if adm.change is not None:
                 self._local_change(adm.change)
         if not adm.admitted:
-            self.calls[NOT_PERMITTED] += 1
+            self.calls[3] += 1  # not_permitted
             err = CircuitOpenError(self.name, retry_at=adm.retry_at, state=m.state.value)
             if fallback is not None:
                 return await _run_fallback(fallback, err)  # type: ignore[no-any-return]
@@ -186,7 +186,7 @@ class CircuitBreaker:
                 if adm.trial:
                     await self._record_ignored(adm)
             raise
-        self.calls[SUCCESSFUL] += 1
+        self.calls[0] += 1  # successful
         if remote is None or remote.degraded:
             m.last_success_at = time.time()
             if m.state is not CLOSED or m.failure_count:
@@ -269,6 +269,8 @@ class BreakerRegistry:
         self._history: deque[BreakerTransition] = deque(maxlen=history)
         self.origin = f"{os.getpid()}-{os.urandom(3).hex()}"
         self.prefix = prefix
+        #: per-service runtime of ``resilient_call`` (limiter, budget, counters)
+        self.services: dict[tuple[str, str], Any] = {}
         self.remote: RedisBackend | None = None
         if redis_url:
             from guilde_core.resilience._redis import RedisBackend

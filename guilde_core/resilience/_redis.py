@@ -58,7 +58,9 @@ class RedisBackend:
         key_ttl: int = 7 * 86400,
         trial_lease: float = 60.0,
         probe_interval: float = 0.5,
+        max_connections: int = 16,
     ) -> None:
+        self.max_connections = max_connections
         self.registry = registry
         self.url = url
         self.prefix = prefix
@@ -88,13 +90,18 @@ class RedisBackend:
             for key, (old, _) in list(self._clients.items()):
                 if old.is_closed():
                     del self._clients[key]
-            client = aioredis.Redis.from_url(
+            # a bounded pool: a burst of concurrent calls queues for a few connections
+            # instead of opening one each (slow under load, and a reason to time out)
+            pool = aioredis.BlockingConnectionPool.from_url(
                 self.url,
-                socket_connect_timeout=0.5,
-                socket_timeout=1.0,
+                max_connections=self.max_connections,
+                timeout=2.0,
+                socket_connect_timeout=1.0,
+                socket_timeout=2.0,
                 retry=Retry(NoBackoff(), 0),
                 health_check_interval=0,
             )
+            client = aioredis.Redis.from_pool(pool)
             entry = self._clients[id(loop)] = (loop, client)
         return entry[1]
 

@@ -1,0 +1,273 @@
+"""Rate limits and the retry budget.
+
+* :class:`ClientRateLimiter` — token bucket per upstream (``CLIENT_RATE_LIMIT_<SERVICE>``
+  requests/second): waits for a token, or raises :class:`RateLimitExceededError` when the
+  wait would be longer than allowed.
+* :class:`ServerRateLimiter` — the HTTP API's limiter, per key per route, ``limit`` requests
+  per minute as a token bucket (burst = the limit). With a Redis URL the bucket lives in
+  Redis and is updated by one Lua script (time from Redis ``TIME``), so every instance
+  shares it; without one, or while Redis is unreachable, an in-process bucket decides.
+* :class:`RetryBudget` — gRPC-retry-throttling-style budget: retries allowed in a sliding
+  window = ``min_retries + ratio × calls``; when spent, callers fail fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import redis.exceptions as rex
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from guilde_core.errors import RateLimitExceededError
+from guilde_core.redaction import redact_text
+
+__all__ = ["ClientRateLimiter", "RateLimitDecision", "RetryBudget", "ServerRateLimiter"]
+
+log = logging.getLogger("guilde.resilience.ratelimit")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class ClientRateLimiter:
+    """Token bucket: ``rate`` tokens/second, at most ``burst`` (default max(1, rate))."""
+
+    __slots__ = ("_clock", "_sleep", "_stamp", "burst", "rate", "service", "tokens")
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        service: str | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive (requests/second)")
+        self.rate = rate
+        self.burst = burst if burst is not None else max(1.0, rate)
+        self.service = service
+        self.tokens = self.burst
+        self._clock = clock
+        self._sleep = sleep
+        self._stamp = clock()
+
+    def _refill(self) -> float:
+        now = self._clock()
+        self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        return now
+
+    def try_acquire(self) -> float:
+        """Take a token if there is one: returns 0.0, else the seconds until one is due."""
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+    async def acquire(self, max_wait: float | None = None) -> None:
+        """Take a token, waiting for it if needed; raise when the wait would exceed
+        ``max_wait`` seconds (None: wait as long as needed)."""
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return
+        wait = (1 - self.tokens) / self.rate
+        if max_wait is not None and wait > max_wait:
+            raise RateLimitExceededError(
+                f"client rate limit of {self.rate:g}/s for {self.service or 'service'} reached",
+                retry_after=wait,
+                service=self.service,
+            )
+        self.tokens -= 1  # reserve: later callers queue behind this one
+        await self._sleep(wait)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitDecision:
+    """Outcome of one server-side rate-limit check (``X-RateLimit-*`` header values)."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float  # seconds until the bucket is full again
+    retry_after: float  # seconds until one request is allowed (0 when allowed)
+
+
+_SERVER_LUA = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local cap = tonumber(ARGV[1])
+local rate = cap / 60.0
+local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(h[1]) or cap
+local ts = tonumber(h[2]) or now
+tokens = math.min(cap, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], 120)
+return {allowed, tostring(tokens)}
+"""
+
+
+class ServerRateLimiter:
+    """Per key per route limiter for the HTTP API (see module doc)."""
+
+    def __init__(
+        self,
+        limit_per_minute: int,
+        redis_url: str | None = None,
+        *,
+        prefix: str = "",
+        clock: Clock = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        if limit_per_minute < 1:
+            raise ValueError("limit_per_minute must be at least 1")
+        self.limit = limit_per_minute
+        self.rate = limit_per_minute / 60.0
+        self.redis_url = redis_url
+        self.prefix = prefix
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._client: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+        self._sha: str | None = None
+        self.degraded = False
+
+    @property
+    def backend(self) -> str:
+        if self.redis_url is None:
+            return "memory"
+        return "memory-fallback" if self.degraded else "redis"
+
+    def _decision(self, allowed: bool, tokens: float) -> RateLimitDecision:
+        return RateLimitDecision(
+            allowed=allowed,
+            limit=self.limit,
+            remaining=max(0, math.floor(tokens)),
+            reset_after=max(0.0, (self.limit - tokens) / self.rate),
+            retry_after=0.0 if allowed else max(0.0, (1 - tokens) / self.rate),
+        )
+
+    def _memory_hit(self, bucket: str) -> RateLimitDecision:
+        now = self._clock()
+        tokens, stamp = self._buckets.pop(bucket, (float(self.limit), now))
+        tokens = min(float(self.limit), tokens + (now - stamp) * self.rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        self._buckets[bucket] = (tokens, now)
+        while len(self._buckets) > self._max_keys:
+            self._buckets.popitem(last=False)
+        return self._decision(allowed, tokens)
+
+    def _redis(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client[0] is not loop:
+            assert self.redis_url is not None
+            client = aioredis.Redis.from_url(
+                self.redis_url,
+                socket_connect_timeout=0.5,
+                socket_timeout=1.0,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self._client = (loop, client)
+        return self._client[1]
+
+    async def hit(self, key: str, route: str = "*") -> RateLimitDecision:
+        """Count one request of ``key`` on ``route`` and say whether it may proceed."""
+        bucket = f"{route}\x00{key}"
+        if self.redis_url is None:
+            return self._memory_hit(bucket)
+        rkey = f"{self.prefix}ratelimit:{route}:{key}"
+        try:
+            client = self._redis()
+            if self._sha is None:
+                self._sha = await client.script_load(_SERVER_LUA)
+            try:
+                res = await client.evalsha(self._sha, 1, rkey, self.limit)
+            except rex.NoScriptError:
+                self._sha = await client.script_load(_SERVER_LUA)
+                res = await client.evalsha(self._sha, 1, rkey, self.limit)
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            if not self.degraded:
+                self.degraded = True
+                log.error(
+                    "rate-limit store %s unreachable (%s); limiting in memory meanwhile",
+                    redact_text(self.redis_url),
+                    type(exc).__name__,
+                )
+            return self._memory_hit(bucket)
+        if self.degraded:
+            self.degraded = False
+            log.warning("rate-limit store %s is back", redact_text(self.redis_url))
+        return self._decision(int(res[0]) == 1, float(res[1]))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            loop, client = self._client
+            self._client = None
+            if loop is asyncio.get_running_loop():
+                await client.aclose()
+
+
+class RetryBudget:
+    """Retries allowed over a sliding ``window``: ``min_retries + ratio × calls``.
+
+    Two fixed buckets (current and previous window, the previous one weighted by how much
+    of it still overlaps the sliding window) keep ``deposit`` at a few float operations.
+    """
+
+    __slots__ = ("_prev", "_start", "calls", "min_retries", "ratio", "retries", "window")
+
+    def __init__(self, ratio: float, window: float, min_retries: int) -> None:
+        self.ratio = ratio
+        self.window = window
+        self.min_retries = min_retries
+        self._start = -math.inf
+        self.calls = 0
+        self.retries = 0
+        self._prev = (0, 0)
+
+    def _roll(self, now: float) -> None:
+        elapsed = now - self._start
+        if elapsed >= self.window:
+            self._prev = (self.calls, self.retries) if elapsed < 2 * self.window else (0, 0)
+            self.calls = 0
+            self.retries = 0
+            self._start = now if elapsed >= 2 * self.window else self._start + self.window
+
+    def deposit(self, now: float) -> None:
+        """One call was made."""
+        if now - self._start >= self.window:
+            self._roll(now)
+        self.calls += 1
+
+    def available(self, now: float) -> float:
+        self._roll(now)
+        weight = max(0.0, 1.0 - (now - self._start) / self.window)
+        calls = self.calls + self._prev[0] * weight
+        retries = self.retries + self._prev[1] * weight
+        return self.min_retries + self.ratio * calls - retries
+
+    def try_spend(self, now: float) -> bool:
+        """Take one retry from the budget; False when it is spent."""
+        if self.available(now) < 1:
+            return False
+        self.retries += 1
+        return True
