@@ -97,7 +97,15 @@ StreamItem = TimelineEvent | Gap
 
 
 class Subscription:
-    """A live view of the bus for one client, with its own bounded queue."""
+    """A live view of the bus for one client.
+
+    It is a cursor into the bus's ring buffer, so a client costs the same memory however
+    far behind it is; its *queue* is the stretch between its cursor and the newest event,
+    bounded by ``queue_size`` (and the buffer). Past that bound the oldest are skipped with
+    a :class:`Gap` (``drop_oldest``) or :class:`SlowConsumerError` is raised
+    (``disconnect``). A replay (resume) may exceed ``queue_size``; live events after it may
+    not.
+    """
 
     def __init__(
         self,
@@ -106,126 +114,140 @@ class Subscription:
         *,
         queue_size: int,
         overflow: Overflow,
-        replay: list[StreamItem],
+        cursor: int,
+        notices: list[Gap],
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.bus = bus
         self.filter = event_filter
+        self._match_all = event_filter == EventFilter()
         self.queue_size = max(1, queue_size)
         self.overflow = overflow
-        self._replay: deque[StreamItem] = deque(replay)
-        self._queue: deque[TimelineEvent] = deque()
-        self._wakeup = asyncio.Event()
-        self._dropped = 0
-        self._first_dropped: str | None = None
-        self._last_dropped: str | None = None
+        self._notices: deque[Gap] = deque(notices)
+        self.cursor = cursor
+        self._replay_until = bus._seq  # events up to here were replayed, not live
         self._closed: SubscriptionClosedError | None = None
-        self._slow = False
         self.delivered = 0
         self.last_event_id: str | None = None
-
-    # --- producer side (the bus, on its loop) ----------------------------------------
-    def _offer(self, event: TimelineEvent) -> None:
-        if self._closed is not None or self._slow or not self.filter.matches(event):
-            return
-        if len(self._queue) >= self.queue_size:
-            if self.overflow == "disconnect":
-                self._slow = True
-                self._wakeup.set()
-                return
-            dropped = self._queue.popleft()
-            self._dropped += 1
-            self._first_dropped = self._first_dropped or dropped.id
-            self._last_dropped = dropped.id
-        self._queue.append(event)
-        self._wakeup.set()
 
     def _close(self, code: int, reason: str) -> None:
         if self._closed is None:
             self._closed = SubscriptionClosedError(code, reason)
-        self._wakeup.set()
+        self.bus._notify()
 
     # --- consumer side -------------------------------------------------------------
     @property
     def pending(self) -> int:
-        return len(self._queue) + len(self._replay)
+        """Events (before filtering) and notices waiting for this subscriber."""
+        return len(self._notices) + max(0, self.bus._seq - self.cursor)
 
     @property
     def closed(self) -> bool:
         return self._closed is not None
 
+    def _allowed_backlog(self) -> int:
+        allowed = self.queue_size
+        if self.cursor < self._replay_until:
+            allowed += self._replay_until - self.cursor
+        return min(allowed, self.bus.buffer_size)
+
+    def _overflow(self) -> Gap | None:
+        """Skip ahead when too far behind (or raise under ``disconnect``)."""
+        bus = self.bus
+        head = bus._seq
+        if head - self.cursor <= self._allowed_backlog():
+            return None
+        if self.overflow == "disconnect":
+            raise SlowConsumerError(
+                f"slow consumer: more than {self.queue_size} events waiting; disconnected"
+            )
+        new_cursor = head - min(self.queue_size, bus.buffer_size)
+        oldest = bus._oldest_seq()
+        first = max(self.cursor + 1, oldest)
+        lost = max(0, oldest - (self.cursor + 1))  # already overwritten in the ring
+        skipped = [
+            e
+            for e in (bus._at(seq) for seq in range(first, new_cursor + 1))
+            if e is not None and (self._match_all or self.filter.matches(e))
+        ]
+        missed: int | None = len(skipped) + lost if self._match_all or not lost else None
+        self.cursor = new_cursor
+        self._replay_until = min(self._replay_until, new_cursor)
+        return Gap(
+            reason="slow_consumer",
+            missed=missed,
+            first_missed_id=skipped[0].id if skipped else None,
+            last_missed_id=skipped[-1].id if skipped else None,
+            detail=f"the client fell more than {self.queue_size} events behind; "
+            "the oldest were dropped",
+        )
+
     def get_nowait(self) -> StreamItem | None:
         """The next item, or None when nothing is waiting.
 
         Raises :class:`SlowConsumerError` after an overflow under ``disconnect`` and
-        :class:`SubscriptionClosedError` once closed and drained of nothing more.
+        :class:`SubscriptionClosedError` once closed.
         """
         if self._closed is not None:
             raise self._closed
-        if self._replay:
-            return self._track(self._replay.popleft())
-        if self._slow:
-            raise SlowConsumerError(
-                f"slow consumer: more than {self.queue_size} events waiting; disconnected"
-            )
-        if self._dropped:
-            gap = Gap(
-                reason="slow_consumer",
-                missed=self._dropped,
-                first_missed_id=self._first_dropped,
-                last_missed_id=self._last_dropped,
-                detail=f"the client fell more than {self.queue_size} events behind; "
-                "the oldest were dropped",
-            )
-            self._dropped = 0
-            self._first_dropped = self._last_dropped = None
+        if self._notices:
+            return self._notices.popleft()
+        gap = self._overflow()
+        if gap is not None:
             return gap
-        if self._queue:
-            return self._track(self._queue.popleft())
+        bus = self.bus
+        while self.cursor < bus._seq:
+            self.cursor += 1
+            event = bus._at(self.cursor)
+            if event is not None and (self._match_all or self.filter.matches(event)):
+                self.delivered += 1
+                self.last_event_id = event.id
+                return event
         return None
 
     def take_events(self, limit: int) -> list[TimelineEvent]:
-        """Up to ``limit`` events waiting right now, stopping before any gap notice (for
-        senders that batch several events into one frame)."""
+        """Up to ``limit`` events waiting right now, never past a gap notice (for senders
+        that batch several events into one frame)."""
         out: list[TimelineEvent] = []
-        while len(out) < limit and self._closed is None and not self._slow:
-            if self._replay:
-                head = self._replay[0]
-                if not isinstance(head, TimelineEvent):
-                    break
-                self._replay.popleft()
-            elif self._queue and not self._dropped:
-                head = self._queue.popleft()
-            else:
-                break
-            self._track(head)
-            out.append(head)
+        bus = self.bus
+        if self._closed is not None or self._notices:
+            return out
+        if bus._seq - self.cursor > self._allowed_backlog():
+            return out  # the next get_nowait() reports the overflow
+        while len(out) < limit and self.cursor < bus._seq:
+            self.cursor += 1
+            event = bus._at(self.cursor)
+            if event is not None and (self._match_all or self.filter.matches(event)):
+                out.append(event)
+        if out:
+            self.delivered += len(out)
+            self.last_event_id = out[-1].id
         return out
-
-    def _track(self, item: StreamItem) -> StreamItem:
-        if isinstance(item, TimelineEvent):
-            self.delivered += 1
-            self.last_event_id = item.id
-        return item
 
     async def get(self, max_wait: float | None = None) -> StreamItem | None:
         """Wait for the next item; None when ``max_wait`` seconds pass first."""
+        loop = asyncio.get_running_loop()
+        deadline = None if max_wait is None else loop.time() + max_wait
         while True:
             item = self.get_nowait()
             if item is not None:
                 return item
-            self._wakeup.clear()
-            if max_wait is None:
-                await self._wakeup.wait()
-            else:
-                try:
-                    await asyncio.wait_for(self._wakeup.wait(), max_wait)
-                except TimeoutError:
-                    return None
+            signal = self.bus._signal
+            if deadline is None:
+                await signal.wait()
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(signal.wait(), remaining)
+            except TimeoutError:
+                return None
 
     def update_filter(self, event_filter: EventFilter) -> None:
         """Change what this subscription receives from now on."""
         self.filter = event_filter
+        self._match_all = event_filter == EventFilter()
 
     def close(self) -> None:
         self.bus.unsubscribe(self)
@@ -260,8 +282,9 @@ class EventBus:
     ) -> None:
         self.buffer_size = max(1, buffer_size)
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
-        self._buffer: deque[_Entry] = deque()
+        self._ring: list[TimelineEvent | None] = [None] * self.buffer_size
         self._index: dict[str, int] = {}
+        self._signal = asyncio.Event()
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._dedupe_size = dedupe_size or max(10_000, 2 * self.buffer_size)
         self._seq = 0
@@ -282,6 +305,7 @@ class EventBus:
         published from other threads are then handed over to that loop."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._signal = asyncio.Event()  # never one bound to an earlier loop
         set_current_bus(self)
 
     def _ensure_loop(self) -> None:
@@ -289,6 +313,7 @@ class EventBus:
             with contextlib.suppress(RuntimeError):
                 self._loop = asyncio.get_running_loop()
                 self._loop_thread = threading.get_ident()
+                self._signal = asyncio.Event()
 
     def _foreign_thread(self) -> bool:
         """True when called outside the running loop the bus is bound to."""
@@ -347,27 +372,49 @@ class EventBus:
         if self._closing:
             return
         for event in events:
-            self._publish_here(event, remote)
+            self._publish_here(event, remote, notify=False)
+        self._notify()
 
-    def _publish_here(self, event: TimelineEvent, remote: bool) -> bool:
+    def _notify(self) -> None:
+        """Wake every waiting subscriber (one event object swap, however many wait)."""
+        signal, self._signal = self._signal, asyncio.Event()
+        signal.set()
+
+    def _oldest_seq(self) -> int:
+        return max(1, self._seq - self.buffer_size + 1)
+
+    def _at(self, seq: int) -> TimelineEvent | None:
+        """The event with sequence number ``seq`` while it is in the ring."""
+        if seq < self._oldest_seq() or seq > self._seq:
+            return None
+        return self._ring[seq % self.buffer_size]
+
+    def _entries(self) -> list[_Entry]:
+        out = []
+        for seq in range(self._oldest_seq(), self._seq + 1):
+            event = self._ring[seq % self.buffer_size]
+            if event is not None:
+                out.append(_Entry(seq, event))
+        return out
+
+    def _publish_here(self, event: TimelineEvent, remote: bool, notify: bool = True) -> bool:
         with self._lock:
             if event.id in self._index or event.id in self._seen:
                 self.duplicates += 1
                 return False
             self._seen[event.id] = None
-            self._seen.move_to_end(event.id)
             while len(self._seen) > self._dedupe_size:
                 self._seen.popitem(last=False)
             self._seq += 1
-            self._buffer.append(_Entry(self._seq, event))
+            slot = self._seq % self.buffer_size
+            old = self._ring[slot]
+            if old is not None:
+                self._index.pop(old.id, None)
+            self._ring[slot] = event
             self._index[event.id] = self._seq
-            while len(self._buffer) > self.buffer_size:
-                old = self._buffer.popleft()
-                self._index.pop(old.event.id, None)
             self.published += 1
-            subs = list(self._subs.values())
-        for sub in subs:
-            sub._offer(event)
+        if notify:
+            self._notify()
         for listener in list(self._listeners):
             try:
                 listener(event)
@@ -387,12 +434,12 @@ class EventBus:
 
     # --- reading ---------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._buffer)
+        return min(self._seq, self.buffer_size)
 
     def events(self) -> list[TimelineEvent]:
         """The buffer, oldest first."""
         with self._lock:
-            return [e.event for e in self._buffer]
+            return [e.event for e in self._entries()]
 
     def recent(
         self, limit: int = 50, event_filter: EventFilter | None = None
@@ -401,7 +448,7 @@ class EventBus:
         flt = event_filter or EventFilter()
         out: list[TimelineEvent] = []
         with self._lock:
-            for entry in reversed(self._buffer):
+            for entry in reversed(self._entries()):
                 if flt.matches(entry.event):
                     out.append(entry.event)
                     if len(out) >= limit:
@@ -426,7 +473,7 @@ class EventBus:
         flt = event_filter or EventFilter()
         limit = max(1, min(limit, 1000))
         with self._lock:
-            entries = list(self._buffer)
+            entries = self._entries()
             before_seq = self._position(before)
             after_seq = self._position(after)
         items: list[TimelineEvent] = []
@@ -473,31 +520,35 @@ class EventBus:
         self._ensure_loop()
         flt = event_filter or EventFilter()
         with self._lock:
-            items = self._replay_items(flt, resume_from, replay)
-            sub = Subscription(self, flt, queue_size=queue_size, overflow=overflow, replay=items)
+            cursor, notices = self._start_position(flt, resume_from, replay)
+            sub = Subscription(
+                self, flt, queue_size=queue_size, overflow=overflow, cursor=cursor, notices=notices
+            )
             if self._closing:
                 sub._close(1001, "server shutting down")
             self._subs[sub.id] = sub
         return sub
 
-    def _replay_items(
+    def _start_position(
         self, flt: EventFilter, resume_from: str | None, replay: int
-    ) -> list[StreamItem]:
-        entries = list(self._buffer)
+    ) -> tuple[int, list[Gap]]:
+        """Where a new subscription's cursor starts, and the notices it gets first."""
+        head = self._seq
+        entries = self._entries()
         if resume_from is None:
             if replay <= 0:
-                return []
-            matching: list[StreamItem] = [e.event for e in entries if flt.matches(e.event)]
-            return matching[-replay:]
+                return head, []
+            matching = [e.seq for e in entries if flt.matches(e.event)]
+            return (matching[-replay] - 1 if matching else head), []
         seq = self._index.get(resume_from)
         if seq is not None:
-            return [e.event for e in entries if e.seq > seq and flt.matches(e.event)]
+            return seq, []
         # Not in the buffer: everything newer (by time-ordered id) that we still hold,
         # after a gap notice when the id is older than the buffer.
-        items: list[StreamItem] = []
+        notices: list[Gap] = []
         oldest = entries[0].event.id if entries else None
         if oldest is None or resume_from < oldest:
-            items.append(
+            notices.append(
                 Gap(
                     reason="resume_point_not_buffered",
                     missed=None,
@@ -507,8 +558,8 @@ class EventBus:
                     "buffer; events between it and the oldest buffered one are lost",
                 )
             )
-        items.extend(e.event for e in entries if e.event.id > resume_from and flt.matches(e.event))
-        return items
+        newer = [e.seq for e in entries if e.event.id > resume_from]
+        return (newer[0] - 1 if newer else head), notices
 
     def unsubscribe(self, sub: Subscription) -> None:
         with self._lock:

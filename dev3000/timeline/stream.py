@@ -213,16 +213,23 @@ class StreamManager:
                 await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in clients)), timeout)
 
     # --- parameters --------------------------------------------------------------------
-    def _options(self, params: dict[str, str]) -> tuple[EventFilter, int, Overflow, int, int]:
+    def _options(
+        self, params: dict[str, str]
+    ) -> tuple[EventFilter, int, Overflow, int, tuple[int, float]]:
         flt = parse_filter(params)
         try:
             queue_size = int(params.get("queue_size", self.config.queue_size))
             replay = int(params.get("replay", 0))
             batch = int(params.get("batch", 1))
+            linger_ms = int(params.get("linger_ms", 0))
         except ValueError:
-            raise InvalidInputError("queue_size, replay and batch must be integers") from None
+            raise InvalidInputError(
+                "queue_size, replay, batch and linger_ms must be integers"
+            ) from None
         if not 1 <= batch <= 1000:
             raise InvalidInputError("batch must be between 1 and 1000")
+        if not 0 <= linger_ms <= 1000:
+            raise InvalidInputError("linger_ms must be between 0 and 1000")
         if not 1 <= queue_size <= self.config.max_queue_size:
             raise InvalidInputError(
                 f"queue_size must be between 1 and {self.config.max_queue_size}"
@@ -232,7 +239,7 @@ class StreamManager:
         overflow = params.get("overflow", self.config.overflow)
         if overflow not in ("drop_oldest", "disconnect"):
             raise InvalidInputError("overflow must be drop_oldest or disconnect")
-        return flt, queue_size, overflow, replay, batch  # type: ignore[return-value]
+        return flt, queue_size, overflow, replay, (batch, linger_ms / 1000)  # type: ignore[return-value]
 
     def _hello(self, sub: Subscription, resumed: str | None) -> dict[str, Any]:
         return {
@@ -265,7 +272,7 @@ class StreamManager:
             await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
             return
         try:
-            flt, queue_size, overflow, replay, batch = self._options(params)
+            flt, queue_size, overflow, replay, (batch, linger) = self._options(params)
         except InvalidInputError as exc:
             await websocket.close(CLOSE_INVALID, exc.message[:120])
             return
@@ -277,7 +284,9 @@ class StreamManager:
         last_heard = [time.monotonic()]
         try:
             await websocket.send_text(json.dumps(self._hello(sub, resume_from)))
-            sender = asyncio.create_task(self._ws_send_loop(websocket, sub, last_heard, batch))
+            sender = asyncio.create_task(
+                self._ws_send_loop(websocket, sub, last_heard, batch, linger)
+            )
             receiver = asyncio.create_task(self._ws_receive_loop(websocket, sub, last_heard))
             done, pending = await asyncio.wait(
                 {sender, receiver}, return_when=asyncio.FIRST_COMPLETED
@@ -304,7 +313,12 @@ class StreamManager:
             self._remove(client)
 
     async def _ws_send_loop(
-        self, websocket: WebSocket, sub: Subscription, last_heard: list[float], batch: int = 1
+        self,
+        websocket: WebSocket,
+        sub: Subscription,
+        last_heard: list[float],
+        batch: int = 1,
+        linger: float = 0.0,
     ) -> None:
         cfg = self.config
         while True:
@@ -329,6 +343,8 @@ class StreamManager:
             elif isinstance(item, Gap):
                 text = item.model_dump_json()
             else:
+                if batch > 1 and linger > 0 and sub.pending < batch - 1:
+                    await asyncio.sleep(linger)  # let a few more events join this frame
                 more = sub.take_events(batch - 1) if batch > 1 else []
                 if more:
                     text = (

@@ -113,6 +113,21 @@ def test_ws_resume_after_reconnect_loses_nothing(stream_server: StreamFactory) -
         assert recv_until(ws, "event")["event"]["id"] == live.id
 
 
+def test_resume_longer_than_the_client_queue_is_still_lossless(
+    stream_server: StreamFactory,
+) -> None:
+    srv = stream_server(buffer_size=100)
+    start = ev(0)
+    srv.bus.publish(start)
+    missed = [ev(i) for i in range(1, 41)]
+    srv.bus.publish_many(missed)
+    with srv.ws(f"resume_from={start.id}&queue_size=5") as ws:
+        recv_json(ws)
+        frames = [recv_json(ws) for _ in missed]
+        assert [f["type"] for f in frames] == ["event"] * len(missed)
+        assert [f["event"]["id"] for f in frames] == [e.id for e in missed]
+
+
 def test_resume_older_than_the_buffer_starts_with_a_gap(stream_server: StreamFactory) -> None:
     srv = stream_server(buffer_size=5)
     old = ev(0)
