@@ -262,7 +262,8 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
         return
     for name, check in _iter_checks(data):
         status = str(check.get("status", "")).lower()
-        component = canonical_component(str(check.get("type") or name))
+        kind = str(check.get("kind") or check.get("type") or "")
+        component = canonical_component(kind or name)
         if component not in _COMPONENT_ALIASES:
             component = canonical_component(name)
         details = check.get("details") if isinstance(check.get("details"), dict) else {}
@@ -306,12 +307,32 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
                     evidence_id=eid,
                     detail=f"pool {pool}",
                 )
+        conn_avail = _num(merged.get("connections_available"))
+        if conn_avail is not None and conn_avail <= 0:
+            b.add(
+                title=f"{name}: no server connections left ({merged.get('connections_in_use')} "
+                "in use)",
+                component=component,
+                category="resource_exhaustion",
+                severity="critical" if bad else "error",
+                evidence_id=eid,
+            )
+        error_rate = _num(merged.get("error_rate_percent"))
+        if error_rate is not None and error_rate >= 5 and check.get("status") != "healthy":
+            b.add(
+                title=f"{name}: error rate {error_rate:g}%",
+                component=component,
+                category="error_spike",
+                severity="error" if bad else "warning",
+                evidence_id=eid,
+            )
         for key in ("percent", "used_percent", "disk_percent", "memory_percent", "usage_percent"):
             pct = _num(merged.get(key))
             if pct is None:
                 continue
-            kind = "disk" if "disk" in (name + key).lower() else component
-            if "mem" in (name + key).lower():
+            label = f"{name} {key} {check.get('kind') or ''}".lower()
+            kind = "disk" if "disk" in label else component
+            if "mem" in label:
                 kind = "memory"
             limit = t.memory_percent if kind == "memory" else t.disk_percent
             if kind not in ("disk", "memory"):
@@ -328,9 +349,9 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
 
         # latency over threshold
         latency = _num(merged.get("latency_ms"))
-        threshold = _num(merged.get("threshold_ms") or merged.get("warn_latency_ms")) or (
-            t.latency_for(component)
-        )
+        threshold = _num(
+            merged.get("threshold_ms") or merged.get("warn_latency_ms") or merged.get("warn_ms")
+        ) or (t.latency_for(component))
         if latency is not None and latency > threshold and not error_text:
             b.add(
                 title=f"{name} slow: {latency:.0f} ms (threshold {threshold:.0f} ms)",

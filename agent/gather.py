@@ -1,7 +1,8 @@
 """Gather: one deterministic first pass over MCP, in parallel, kept as numbered evidence.
 
-The pass calls, concurrently, whichever of these the server offers: deep health, the
-circuit-breaker list, error groups from the logs, and the recent timeline. Each answer
+The pass calls, concurrently, whichever of these the server offers: deep health (the seed
+§6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
+error groups from the logs, and the recent timeline. Each answer
 (or error) becomes an evidence record ``{id, tool, arguments, ok, data, excerpt}``
 numbered ``E1, E2, …`` after the evidence already held, so follow-up questions in a
 session keep citing stable ids.
@@ -30,9 +31,10 @@ EXCERPT_CHARS = 1200
 
 #: role -> (keywords that must appear in the tool name, keywords that must not)
 GATHER_ROLES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
-    "health": (
-        (("health", "deep"), ()),
-        (("health", "check"), ("target", "history")),
+    "health": ((("health", "deep"), ()),),
+    "checks": (
+        (("health", "check", "health"), ()),
+        (("health", "check"), ("target", "history", "deep")),
     ),
     "circuits": ((("circuit", "list"), ()), (("circuits",), ("get", "transition", "history"))),
     "errors": ((("error", "group"), ()), (("errors",), ())),
@@ -101,6 +103,8 @@ def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> 
         }
     if role == "timeline":
         wanted["limit"] = 50
+    if role == "checks":
+        wanted["scope"] = "deep"
     if role == "errors":
         wanted["limit"] = 20
     del focus  # focus ranks findings; it never narrows what is gathered
@@ -117,7 +121,7 @@ async def gather(
     """Run the first pass concurrently; return the evidence records in a stable order."""
     roles = resolve_roles(tools)
     plan: list[tuple[str, dict[str, Any]]] = []
-    for role in ("health", "circuits", "errors", "timeline"):
+    for role in ("health", "checks", "circuits", "errors", "timeline"):
         name = roles.get(role)
         if name is None:
             continue

@@ -43,7 +43,7 @@ def conclusion_for(scenario: Scenario) -> dict[str, Any]:
             "category": exp.category,
             "summary": f"{exp.component[0]}: {exp.category.replace('_', ' ')} ({mention})",
             "confidence": 0.8,
-            "evidence_ids": ["E1", "E5"],
+            "evidence_ids": [f"E{i}" for i in range(1, 8)],
         },
         "findings": [],
         "recommendations": [f"Investigate {exp.component[0]}."],

@@ -20,12 +20,13 @@ __all__ = ["RECORDED_TOOL_NAMES", "RecordedState", "build_recorded_server"]
 
 #: role in a scenario's ``recorded:`` block → tool name on the aggregate endpoint
 RECORDED_TOOL_NAMES: dict[str, str] = {
-    "health": "health_check_deep",
+    "health": "health_deep_health",
+    "checks": "health_check_health",
     "circuits": "circuits_list_breakers",
     "errors": "logs_error_groups",
     "timeline": "timeline_recent",
     "logs": "logs_search",
-    "system": "system_status",
+    "system": "system_overview",
 }
 
 
@@ -62,9 +63,17 @@ def build_recorded_server(
     destructive = {"readOnlyHint": False, "destructiveHint": True}
 
     @server.tool(name=RECORDED_TOOL_NAMES["health"], annotations=ro)
-    def health_check_deep(include: list[str] | None = None) -> dict[str, Any]:
-        """Deep health of every target: status, latency, details (seed 000 §6.2 shape)."""
-        result: dict[str, Any] = _answer(state, "health", {"include": include})
+    def health_deep_health() -> dict[str, Any]:
+        """Deep health in the seed 000 §6.2 shape (database, redis, external APIs)."""
+        result: dict[str, Any] = _answer(state, "health", {})
+        return result
+
+    @server.tool(name=RECORDED_TOOL_NAMES["checks"], annotations=ro)
+    def health_check_health(
+        scope: str = "ready", include: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Check health by scope (live|ready|deep): every check's status, latency, details."""
+        result: dict[str, Any] = _answer(state, "checks", {"scope": scope, "include": include})
         return result
 
     @server.tool(name=RECORDED_TOOL_NAMES["circuits"], annotations=ro)
@@ -112,7 +121,7 @@ def build_recorded_server(
         return {"events": events[-limit:]}
 
     @server.tool(name=RECORDED_TOOL_NAMES["system"], annotations=ro)
-    def system_status() -> dict[str, Any]:
+    def system_overview() -> dict[str, Any]:
         """Host and process diagnostics: CPU, memory, disk, connections."""
         result: dict[str, Any] = _answer(state, "system", {})
         return result

@@ -37,7 +37,7 @@ CONCLUSION = {
         "category": "unreachable",
         "summary": "PostgreSQL refuses connections on 5432; the breaker opened.",
         "confidence": 0.9,
-        "evidence_ids": ["E1", "E5"],
+        "evidence_ids": ["E1", "E6"],
     },
     "findings": [
         {
@@ -45,7 +45,7 @@ CONCLUSION = {
             "component": "database",
             "category": "circuit_open",
             "severity": "error",
-            "evidence_ids": ["E5", "E77"],
+            "evidence_ids": ["E6", "E77"],
         }
     ],
     "recommendations": ["Start PostgreSQL and check port 5432."],
@@ -134,15 +134,15 @@ def test_openai_tool_loop_parallel_refusal_trim_errors(fake: FakeLLM) -> None:
     assert (d.root_cause.component, d.root_cause.category) == ("database", "unreachable")
     # the model's E77 does not exist: dropped, the finding kept with its valid id
     llm_findings = [f for f in d.findings if f.source == "llm"]
-    assert llm_findings[0].evidence_ids == ["E5"]
+    assert llm_findings[0].evidence_ids == ["E6"]
     assert not any("finding 1 dropped" in n for n in d.notes)
     # offline findings survive the LLM conclusion
     assert any(f.source == "offline" for f in d.findings)
     # three calls of step 1 ran (in one parallel batch), the repeat was refused
     called = [name for name, _ in state.calls]
     assert called.count("circuits_get_breaker") == 2
-    assert {e.id for e in d.evidence} >= {"E5", "E6", "E7"}
-    assert d.tool_calls == 4 + 3
+    assert {e.id for e in d.evidence} >= {"E6", "E7", "E8"}
+    assert d.tool_calls == 5 + 3
     second, third = fake.requests[1].body, fake.requests[2].body
     tool_msgs = [m for m in second["messages"] if m["role"] == "tool"]
     assert len(tool_msgs) == 3

@@ -29,7 +29,7 @@ def _diagnosis(**over: object) -> dict[str, object]:
                 "evidence_ids": ["E1"],
             }
         ],
-        "evidence": [{"id": "E1", "tool": "health_check_deep", "excerpt": "{}"}],
+        "evidence": [{"id": "E1", "tool": "health_deep_health", "excerpt": "{}"}],
         "mode": "offline",
     }
     base.update(over)
