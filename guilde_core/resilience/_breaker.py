@@ -100,6 +100,7 @@ class CircuitBreaker:
         "dirty",
         "fresh_until",
         "name",
+        "synced",
     )
 
     def __init__(
@@ -118,6 +119,8 @@ class CircuitBreaker:
         self.fresh_until = 0.0
         #: changed locally while Redis was unreachable (pushed on resync)
         self.dirty = False
+        #: the Redis-backed cache has been loaded (and the watch keeps it current)
+        self.synced = False
 
     # --- configuration ------------------------------------------------------------------
     @property

@@ -212,6 +212,7 @@ class RedisBackend:
         m.forced = _FORCED.get(vals[7])
         m.disabled = vals[8] == "1"
         brk.fresh_until = time.monotonic() + self.cache_ttl
+        brk.synced = True
         if vals[9]:
             self.registry.emit_change(
                 brk.name,
@@ -230,8 +231,10 @@ class RedisBackend:
     # --- breaker operations ---------------------------------------------------------------
     async def admit(self, brk: CircuitBreaker) -> Admission:
         m = brk.machine
-        if m.state is CLOSED or m.disabled:
+        if (m.state is CLOSED or m.disabled) and brk.synced:
             return ADMIT
+        if not self._watch_wanted:
+            self.ensure_watching()
         cfg = brk.config
         if m.state is OPEN:
             # rejected locally: no round trip while open (a forced open is re-checked once
@@ -410,6 +413,9 @@ class RedisBackend:
             try:
                 pubsub = self.client().pubsub()
                 await pubsub.subscribe(self.channel)
+                # transitions may have been missed while not subscribed: reload on next use
+                for brk in list(self.registry._breakers.values()):
+                    brk.synced = False
                 while self._watch_wanted:
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if msg is not None and msg.get("type") == "message":
