@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Scope
 from dev3000.api import diag, health, targets, timeline
 from dev3000.api.auth import AuthFailure, AuthGuard, Keyring, authenticate, extract_token
 from dev3000.api.middleware import ApiMiddleware
+from dev3000.api.probes import targets_provider
 from dev3000.api.problems import install_problem_handlers, problem_response
 from dev3000.api.ratelimit import RateLimiter
 from dev3000.api.state import AppState, shared_redis_url
@@ -40,6 +41,7 @@ from dev3000.timeline.stream import StreamAuthError, StreamConfig, StreamManager
 from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
 from guilde_core.redaction import redact_text
+from servers.health import logic as health_logic
 
 __all__ = ["MCP_BUILDERS", "begin_drain", "build_mcp_server", "create_app", "reload_config"]
 
@@ -139,6 +141,11 @@ async def begin_drain(app: FastAPI, *, close_timeout: float = 3.0) -> None:
         await state.bus.shutdown(timeout=close_timeout)
 
 
+def _health_service(settings: Settings, provider: Any) -> Any:
+    """Engineer B's health service for this app, with the runtime targets added."""
+    return health_logic.HealthService(settings, extra_targets=provider)
+
+
 def _changed(old: Settings, new: Settings) -> list[str]:
     return sorted(
         name.upper() for name in Settings.model_fields if getattr(old, name) != getattr(new, name)
@@ -170,6 +177,7 @@ def reload_config(app: FastAPI) -> list[str]:
         return []
     changed = _changed(state.settings, new)
     state.settings = new
+    state.health = _health_service(new, state.health.extra_targets)
     state.keyring = keyring
     app.state.keyring = keyring
     if state.limiter is not None:
@@ -216,6 +224,8 @@ def create_app(
         targets=open_targets_store(settings, prefix=redis_prefix),
         redis_prefix=redis_prefix,
     )
+    provider = targets_provider(lambda: state.targets)
+    state.health = _health_service(settings, provider)
 
     mcp_server = build_mcp_server(settings, bus) if mcp else None
     mcp_http: Any = mcp_server.http_app(path="/mcp", transport="http") if mcp_server else None
@@ -233,6 +243,9 @@ def create_app(
         bus.reopen()
         bus.bind_loop()
         async with contextlib.AsyncExitStack() as stack:
+            if mcp:  # the health MCP tools see the runtime targets too
+                health_logic.register_targets_provider(provider)
+                stack.callback(health_logic.unregister_targets_provider, provider)
             if timeline_sources:
                 await stack.enter_async_context(_timeline_sources(app))
             if mcp_http is not None:

@@ -54,7 +54,8 @@ class ControlRequest(BaseModel):
                     }
                 }
             }
-        }
+        },
+        503: {"description": "Unhealthy: the same body, status unhealthy"},
     },
 )
 async def status(

@@ -14,6 +14,7 @@ Status → HTTP: healthy and degraded → 200, unhealthy → 503.
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +24,9 @@ from fastapi.responses import JSONResponse
 
 from dev3000.api.auth import authenticate, extract_token
 from dev3000.api.problems import PROBLEM_RESPONSES
-from dev3000.api.providers import circuit_health, observability_summary, request_metrics
 from dev3000.api.state import AppState, StateDep
 from guilde_core import __version__
+from guilde_core.redaction import redact
 
 __all__ = ["router", "status_code"]
 
@@ -197,37 +198,62 @@ async def deep(request: Request, state: StateDep) -> JSONResponse:
 
 
 async def deep_body(state: AppState, *, include_details: bool) -> dict[str, Any]:
-    """The deep report, cached for ``HEALTH_CHECK_CACHE_TTL`` seconds."""
-    from dev3000.api.probes import deep_report
+    """The seed §6.2 report from the health logic, plus dev3000's own parts.
 
+    ``checks.targets`` holds the latest result of each runtime target and
+    ``checks.shared_state`` the reachability of the stores dev3000 shares through Redis
+    (losing them only degrades: dev3000 falls back to memory). Cached for
+    ``HEALTH_CHECK_CACHE_TTL`` seconds.
+    """
     ttl = state.settings.health_check_cache_ttl
     cache = state.extras.setdefault("deep_cache", {})
-    key = bool(include_details)
-    hit = cache.get(key)
-    if hit is not None and time.monotonic() - hit[0] < ttl:
-        return dict(hit[1])
-    lock: asyncio.Lock = state.extras.setdefault("deep_lock", asyncio.Lock())
-    async with lock:
-        hit = cache.get(key)
-        if hit is not None and time.monotonic() - hit[0] < ttl:
-            return dict(hit[1])
-        targets = await _targets_or_empty(state)
-        external = await circuit_health()
-        body = await deep_report(
-            state.settings,
-            targets,
-            uptime_seconds=state.uptime,
-            external_apis=external,
-            observability=observability_summary(),
-            metrics=request_metrics(),
-            include_details=include_details,
-        )
-        cache[key] = (time.monotonic(), body)
-        return dict(body)
+    hit = cache.get("full")
+    if hit is None or time.monotonic() - hit[0] >= ttl:
+        lock: asyncio.Lock = state.extras.setdefault("deep_lock", asyncio.Lock())
+        async with lock:
+            hit = cache.get("full")
+            if hit is None or time.monotonic() - hit[0] >= ttl:
+                hit = (time.monotonic(), await _full_report(state))
+                cache["full"] = hit
+    body: dict[str, Any] = copy.deepcopy(hit[1])
+    if not include_details:
+        body["checks"] = {name: _summary(value) for name, value in body["checks"].items()}
+        body.pop("diagnostics", None)
+    return body
 
 
-async def _targets_or_empty(state: AppState) -> list[Any]:
+async def _full_report(state: AppState) -> dict[str, Any]:
+    report = await state.health.deep_report()
+    body: dict[str, Any] = report.model_dump(mode="json")
+    checks: dict[str, Any] = body["checks"]
+    runtime = await _runtime_names(state)
+    targets: dict[str, Any] = {}
+    for name in runtime:
+        ring = state.health.history.get(name)
+        if ring:
+            targets[name] = ring[-1].model_dump(mode="json")
+    if targets:
+        checks["targets"] = targets
+    shared = readiness(state)["checks"]
+    if shared:
+        worst = "degraded" if any(c["status"] != "healthy" for c in shared.values()) else "healthy"
+        checks["shared_state"] = {"status": worst, **shared}
+        if worst != "healthy" and body["status"] == "healthy":
+            body["status"] = "degraded"
+    out: dict[str, Any] = redact(body)
+    return out
+
+
+async def _runtime_names(state: AppState) -> list[str]:
     try:
-        return list(await state.targets.all())
+        return [t.name for t in await state.targets.all()]
     except Exception:  # registry store down: the deep report still answers
         return []
+
+
+def _summary(value: Any) -> Any:
+    if isinstance(value, dict) and "status" in value:
+        return {"status": value["status"]}
+    if isinstance(value, dict):
+        return {k: _summary(v) for k, v in value.items()}
+    return value

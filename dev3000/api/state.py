@@ -36,6 +36,7 @@ class AppState:
     limiter: RateLimiter | None
     bus: EventBus
     targets: TargetsStore
+    health: Any = None  # servers.health.logic.HealthService (runtime targets included)
     redis_prefix: str = "dev3000:"
     started_wall: float = field(default_factory=time.time)
     started_mono: float = field(default_factory=time.monotonic)

@@ -50,7 +50,7 @@ class BulkDeleted(BaseModel):
 
 
 async def _check_and_store(state: AppState, target: Target) -> Target:
-    result = await check_target(target, state.settings)
+    result = await check_target(state.health, target)
     checked = target.model_copy(update={"last_check": result})
     try:
         await state.targets.save(checked)

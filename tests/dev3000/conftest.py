@@ -109,13 +109,35 @@ from guilde_core.config import Settings  # noqa: E402
 AppFactory = Callable[..., FastAPI]
 
 
+@pytest.fixture(scope="session")
+def stack_service() -> Iterator[ServerThread]:
+    """A live service standing in for the stack: ``/health`` and ``/`` 200, ``/broken`` 500."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def ok(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def broken(_: Request) -> Response:
+        return JSONResponse({"status": "down"}, status_code=500)
+
+    app = Starlette(routes=[Route("/health", ok), Route("/", ok), Route("/broken", broken)])
+    with ServerThread(app) as srv:
+        yield srv
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """``make_settings(diagnostic_rate_limit=5, …)``: settings with a private data dir."""
+def make_settings(tmp_path: Path, stack_service: ServerThread) -> Callable[..., Settings]:
+    """``make_settings(diagnostic_rate_limit=5, …)``: settings with a private data dir and
+    the backend/agent/frontend pointed at :func:`stack_service` (healthy)."""
 
     def make(**overrides: Any) -> Settings:
         overrides.setdefault("dev3000_data_dir", str(tmp_path / "data"))
         overrides.setdefault("dev3000_log_paths", [str(tmp_path / "logs")])
+        for name in ("backend", "agent", "frontend"):
+            overrides.setdefault(f"dev3000_{name}_url", stack_service.url)
         return Settings(**overrides)
 
     return make
@@ -123,19 +145,23 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def make_app(make_settings: Callable[..., Settings]) -> AppFactory:
-    """``make_app(settings=None, redis_prefix=…, mcp=False, timeline_sources=False, **overrides)``."""
+    """``make_app(settings=None, *, redis_prefix, mcp, timeline_sources, **overrides)``."""
 
     def make(
         settings: Settings | None = None,
         *,
         redis_prefix: str = "dev3000-test:",
         mcp: bool = False,
+        timeline_sources: bool = False,
         **overrides: Any,
     ) -> FastAPI:
         from dev3000.app import create_app
 
         return create_app(
-            settings or make_settings(**overrides), redis_prefix=redis_prefix, mcp=mcp
+            settings or make_settings(**overrides),
+            redis_prefix=redis_prefix,
+            mcp=mcp,
+            timeline_sources=timeline_sources,
         )
 
     return make

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tools.harness import ManagedProcess, free_port, wait_for_http, wait_until
 
@@ -107,18 +108,16 @@ def test_sighup_reload_then_sigterm_drain(tmp_path: Path) -> None:
     assert OLD_KEY not in text
 
 
-def test_serve_refuses_an_invalid_configuration(tmp_path: Path) -> None:
-    import subprocess
+def test_serve_refuses_an_invalid_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
 
-    env_file = tmp_path / ".env"
-    env_file.write_text("DIAGNOSTIC_RATE_LIMIT=-4\n", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(free_port())],
-        env={**__import__("os").environ, "DEV3000_ENV_FILE": str(env_file)},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert "DIAGNOSTIC_RATE_LIMIT" in result.stderr
+    from dev3000.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("DIAGNOSTIC_RATE_LIMIT=-4\n", encoding="utf-8")
+    monkeypatch.setenv("DEV3000_ENV_FILE", str(tmp_path / ".env"))
+    result = CliRunner().invoke(app, ["serve", "--port", str(free_port())])
+    assert result.exit_code == 2
+    assert "DIAGNOSTIC_RATE_LIMIT" in result.output

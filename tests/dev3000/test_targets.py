@@ -3,31 +3,19 @@ persistence across restarts (SQLite and Redis), and targets in deep health."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from tools.harness import ServerThread, free_port
 
 
 @pytest.fixture
-def upstream() -> Iterator[ServerThread]:
+def upstream(stack_service: ServerThread) -> ServerThread:
     """A live HTTP service: /health 200, /broken 500."""
-
-    async def ok(_: object) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def broken(_: object) -> Response:
-        return JSONResponse({"status": "down"}, status_code=500)
-
-    app = Starlette(routes=[Route("/health", ok), Route("/broken", broken)])
-    with ServerThread(app) as srv:
-        yield srv
+    return stack_service
 
 
 def test_crud_with_immediate_check(api: TestClient, upstream: ServerThread) -> None:
@@ -36,7 +24,7 @@ def test_crud_with_immediate_check(api: TestClient, upstream: ServerThread) -> N
     assert r.headers["location"] == "/api/v1/targets/up"
     body = r.json()
     assert body["last_check"]["status"] == "healthy"
-    assert body["last_check"]["status_code"] == 200
+    assert body["last_check"]["details"]["status_code"] == 200
     assert api.get("/api/v1/targets/up").json()["last_check"]["status"] == "healthy"
 
     dup = api.post("/api/v1/targets", json={"name": "up", "url": upstream.url})
@@ -47,7 +35,7 @@ def test_crud_with_immediate_check(api: TestClient, upstream: ServerThread) -> N
     assert patched.status_code == 200
     assert patched.json()["path"] == "/broken"
     assert patched.json()["last_check"]["status"] == "unhealthy"
-    assert "HTTP 500" in patched.json()["last_check"]["error"]
+    assert "500" in patched.json()["last_check"]["error"]
 
     replaced = api.put(
         "/api/v1/targets/up", json={"name": "up", "url": upstream.url, "tags": ["x"]}
