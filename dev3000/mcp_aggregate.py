@@ -16,8 +16,8 @@
   with :func:`register_extra_tools`, then the ``extra_tools`` argument.
 
 The same server is served by ``dev3000 serve`` at ``/mcp`` and ``/sse`` and over stdio by
-``dev3000 mcp all``. Outside a running ``dev3000 serve`` (stdio), the server's lifespan
-runs the timeline's sources itself, so the timeline tool has events to show.
+``dev3000 mcp all`` (:func:`build_standalone_server`, whose lifespan runs the timeline's
+sources itself, so the timeline tool has events to show outside ``dev3000 serve``).
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ __all__ = [
     "TimelineEvents",
     "ToolRegistrar",
     "build_aggregate_server",
+    "build_standalone_server",
     "parse_remotes",
     "register_extra_tools",
 ]
@@ -283,14 +284,14 @@ def build_aggregate_server(
     remotes: Sequence[RemoteServer] | None = None,
     extra_tools: Iterable[ToolRegistrar] = (),
     areas: Sequence[str] = AREAS,
-    run_timeline_sources: bool | None = None,
+    run_timeline_sources: bool = False,
 ) -> FastMCP:
     """The aggregate server (see the module doc).
 
     ``bus``: the timeline to serve (default: the running dev3000's, else one of its own).
     ``remotes``: instead of ``DEV3000_MCP_REMOTES``. ``run_timeline_sources``: start the
-    timeline's sources in the server's lifespan (default: only when no dev3000 app has a
-    bus bound, i.e. over stdio).
+    timeline's sources (files, poller, log follower …) in the server's lifespan when no
+    dev3000 app runs them; :func:`build_standalone_server` (``dev3000 mcp all``) sets it.
     """
     settings = settings or get_settings()
     remote_list = (
@@ -303,10 +304,7 @@ def build_aggregate_server(
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         del server
         service = None
-        standalone = run_timeline_sources
-        if standalone is None:
-            standalone = bus is None and current_bus() is None
-        if standalone:
+        if run_timeline_sources and bus is None and current_bus() is None:
             service = await _start_standalone_timeline(settings, ref)
         try:
             yield {}
@@ -335,6 +333,12 @@ def build_aggregate_server(
     for registrar in _extra_registrars(extra_tools):
         registrar(server, settings)
     return server
+
+
+def build_standalone_server(settings: Settings | None = None) -> FastMCP:
+    """The aggregate for ``dev3000 mcp all`` (stdio, no ``dev3000 serve`` around it): it
+    runs the timeline's sources itself so ``timeline_recent`` has events to show."""
+    return build_aggregate_server(settings, run_timeline_sources=True)
 
 
 async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> Any:

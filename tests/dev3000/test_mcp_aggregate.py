@@ -262,3 +262,50 @@ def test_the_app_serves_the_aggregate_with_its_own_timeline(
                 assert ids == [event.id]
 
         anyio.run(run)
+
+
+def test_mcp_all_over_stdio_serves_every_area_and_a_live_timeline(tmp_path: Path) -> None:
+    """``dev3000 mcp all --transport stdio`` as Claude Desktop would start it."""
+    import os
+
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "dev3000.cli", "mcp", "all", "--transport", "stdio"],
+        env={
+            **os.environ,
+            "DEV3000_ENV_FILE": os.devnull,
+            "DEV3000_LOG_PATHS": str(logs),
+            "DEV3000_DATA_DIR": str(tmp_path / "data"),
+            "HEALTH_DEEP_CHECK_INTERVAL": "3600",
+        },
+        cwd=str(tmp_path),
+    )
+
+    async def run() -> None:
+        with (tmp_path / "stderr.txt").open("w") as errlog:
+            async with (
+                stdio_client(params, errlog=errlog) as streams,
+                ClientSession(streams[0], streams[1]) as session,
+            ):
+                await session.initialize()
+                names = {t.name for t in (await session.list_tools()).tools}
+                for prefix in (*AREAS, "timeline"):
+                    assert any(n.startswith(prefix + "_") for n in names), prefix
+                (logs / "app.log").write_text("ERROR checkout failed: card declined\n")
+                with anyio.fail_after(30):
+                    while True:
+                        result = await session.call_tool(
+                            "timeline_recent", {"kinds": ["error_log"]}
+                        )
+                        assert result.structured_content is not None
+                        summaries = [e["summary"] for e in result.structured_content["events"]]
+                        if any("checkout failed" in s for s in summaries):
+                            break
+                        await anyio.sleep(0.3)
+
+    anyio.run(run)
+    assert (logs / "timeline" / "current").is_symlink()  # the timeline file of this session
