@@ -138,7 +138,9 @@ async def control(
     state: StateDep,
     principal: ControlKey,
 ) -> dict[str, Any]:
-    snapshot = await circuit_control(name, action, request.reason)
+    snapshot = await circuit_control(
+        name, action, request.reason, configured=state.settings.breaker_services()
+    )
     state.emit(
         kind="circuit_control",
         source="circuits",

@@ -1,72 +1,95 @@
-"""``GET /api/v1/logs/search``: search the configured log sources (engineer B's logic)."""
+"""``GET /api/v1/logs/search``: search the configured log sources (``servers.logs``).
+
+Literal or regex search with source, level and time filters, paged by ``limit`` and
+``offset``; the search itself is bounded by a time budget and says when it stopped early.
+Every line served is redacted.
+"""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from dev3000.api.auth import ReadKey
 from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.state import StateDep
-from guilde_core.errors import ServiceUnavailableError
 from guilde_core.redaction import redact
+from servers.logs import logic
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/logs", tags=["logs"], responses=PROBLEM_RESPONSES)
 
+_EXAMPLE = {
+    "items": [
+        {
+            "source": "app.log",
+            "line": 1042,
+            "ts": "2026-01-22T10:29:55Z",
+            "level": "error",
+            "message": "upstream timeout after 30s",
+        }
+    ],
+    "matched": 1,
+    "stopped_early": False,
+    "stop_reason": None,
+    "limit": 50,
+    "offset": 0,
+    "next_offset": None,
+}
 
-@router.get("/search", summary="Search log lines (literal or regex) with filters and paging")
+
+@router.get(
+    "/search",
+    summary="Search log lines (literal or regex) with filters and paging",
+    responses={200: {"content": {"application/json": {"example": _EXAMPLE}}}},
+)
 async def search(
     *,
     q: Annotated[str, Query(min_length=1, max_length=500, description="Text (or regex) to find")],
     regex: Annotated[bool, Query(description="Treat q as a regular expression")] = False,
+    ignore_case: Annotated[bool, Query(description="Case-insensitive match")] = False,
     sources: Annotated[
-        str | None, Query(max_length=1000, description="Comma-separated sources")
+        str | None,
+        Query(max_length=1000, description="Comma-separated sources (see MCP logs_sources)"),
     ] = None,
     level: Annotated[
-        str | None,
-        Query(pattern=r"^(debug|info|warning|error|critical)$", description="Minimum level"),
+        Literal["debug", "info", "warning", "error", "critical"] | None,
+        Query(description="Minimum level"),
     ] = None,
-    since: Annotated[datetime | None, Query()] = None,
-    until: Annotated[datetime | None, Query()] = None,
+    since: Annotated[datetime | None, Query(description="Lines at or after this time")] = None,
+    until: Annotated[datetime | None, Query(description="Lines before this time")] = None,
+    context: Annotated[int, Query(ge=0, le=20, description="Lines of context")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=9_000)] = 0,
     state: StateDep,
     _: ReadKey,
 ) -> dict[str, Any]:
-    try:
-        logic: Any = importlib.import_module("servers.logs.logic")
-    except ImportError:
-        raise ServiceUnavailableError("log search is not available in this build") from None
-    fn = logic.search
-    params = inspect.signature(fn).parameters
-    kwargs: dict[str, Any] = {
-        "query": q,
-        "regex": regex,
-        "sources": [s for s in (sources or "").split(",") if s] or None,
-        "level": level,
-        "since": since,
-        "until": until,
-        "limit": offset + limit,
-    }
-    if "settings" in params:
-        kwargs["settings"] = state.settings
-    result = await fn(**{k: v for k, v in kwargs.items() if k in params})
-    data = result.model_dump(mode="json") if hasattr(result, "model_dump") else dict(result)
-    items = data.pop("entries", data.pop("items", []))
-    page = items[offset : offset + limit]
-    out: dict[str, Any] = redact(
+    result = await logic.search(
+        q,
+        regex=regex,
+        sources=[s.strip() for s in (sources or "").split(",") if s.strip()] or None,
+        level=level,
+        since=since,
+        until=until,
+        limit=offset + limit + 1,
+        context=context,
+        ignore_case=ignore_case,
+        settings=state.settings,
+    )
+    data = result.model_dump(mode="json")
+    entries = data.pop("entries")
+    page = entries[offset : offset + limit]
+    more = len(entries) > offset + limit
+    body: dict[str, Any] = redact(
         {
-            **data,
             "items": page,
+            **data,
             "limit": limit,
             "offset": offset,
-            "next_offset": offset + limit if len(items) > offset + limit else None,
+            "next_offset": offset + limit if more else None,
         }
     )
-    return out
+    return body

@@ -81,13 +81,18 @@ async def circuit_snapshots() -> list[dict[str, Any]]:
 _ACTIONS = {"open": "force_open", "close": "force_close", "reset": "reset"}
 
 
-async def circuit_control(name: str, action: str, reason: str) -> dict[str, Any]:
-    """Force a breaker open/closed or reset it; returns its new snapshot."""
+async def circuit_control(
+    name: str, action: str, reason: str, *, configured: list[str] | None = None
+) -> dict[str, Any]:
+    """Force a breaker open/closed or reset it; returns its new snapshot.
+
+    ``name`` must be a known breaker (registered here or in Redis) or one of the
+    ``configured`` services (``settings.breaker_services()``)."""
     registry = _registry()
     if registry is None:
         raise ServiceUnavailableError("circuit breakers are not available in this build")
     known = {str(s.get("name")) for s in await circuit_snapshots()}
-    known.update(registry.settings.breaker_services())
+    known.update(configured or ())
     if name not in known:
         raise NotFoundError(f"no circuit breaker named {name!r}")
     method = getattr(registry, _ACTIONS[action])
