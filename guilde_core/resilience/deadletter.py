@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import redis.asyncio as aioredis
 from pydantic import BaseModel, Field
 
 from guilde_core.config import Settings, get_settings
@@ -167,11 +166,13 @@ class RedisDeadLetterStore:
         self.url = url
         self.stream = f"{prefix}deadletters"
         self.maxlen = maxlen
-        self._client: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+        self._client: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
-    def _redis(self) -> aioredis.Redis:
+    def _redis(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._client is None or self._client[0] is not loop:
+            import redis.asyncio as aioredis  # lazily: file-store users never load redis
+
             self._client = (loop, aioredis.Redis.from_url(self.url, socket_timeout=2.0))
         return self._client[1]
 

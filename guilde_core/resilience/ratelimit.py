@@ -20,16 +20,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import redis.asyncio as aioredis
-import redis.exceptions as rex
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from typing import TYPE_CHECKING, Any
 
 from guilde_core.errors import RateLimitExceededError
 from guilde_core.redaction import redact_text
 
 __all__ = ["ClientRateLimiter", "RateLimitDecision", "RetryBudget", "ServerRateLimiter"]
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 log = logging.getLogger("guilde.resilience.ratelimit")
 
@@ -145,7 +144,7 @@ class ServerRateLimiter:
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._client: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
+        self._client: tuple[asyncio.AbstractEventLoop, Any] | None = None
         self._sha: str | None = None
         self.degraded = False
 
@@ -179,6 +178,10 @@ class ServerRateLimiter:
     def _redis(self) -> aioredis.Redis:
         loop = asyncio.get_running_loop()
         if self._client is None or self._client[0] is not loop:
+            import redis.asyncio as aioredis  # lazily: memory-only users never load redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
             assert self.redis_url is not None
             client = aioredis.Redis.from_url(
                 self.redis_url,
@@ -195,6 +198,9 @@ class ServerRateLimiter:
         if self.redis_url is None:
             return self._memory_hit(bucket)
         rkey = f"{self.prefix}ratelimit:{route}:{key}"
+        import redis.exceptions as rex
+
+        res: Any
         try:
             client = self._redis()
             if self._sha is None:

@@ -87,7 +87,7 @@ def test_two_processes_share_one_breaker(redis_url: str, redis_prefix: str) -> N
         seen: list[BreakerTransition] = []
         reg.subscribe(seen.append)  # starts the watch task
         brk = reg.breaker("shared", cfg)
-        assert await brk.call(asyncio.sleep, 0, "ok") == "ok"
+        assert await brk.call(_ok) == "ok"
         await asyncio.sleep(0.2)  # let the watch subscribe
         child = _child(redis_url, redis_prefix, "open")
         out, err = await asyncio.to_thread(child.communicate, timeout=60)
@@ -106,7 +106,7 @@ def test_two_processes_share_one_breaker(redis_url: str, redis_prefix: str) -> N
         assert remote[0].origin != reg.origin
         # ... and this process now refuses calls without having seen a failure itself
         with pytest.raises(CircuitOpenError):
-            await brk.call(asyncio.sleep, 0)
+            await brk.call(_ok)
         snaps = {s.name: s for s in await reg.snapshots()}
         assert snaps["shared"].state is BreakerState.OPEN
         assert snaps["shared"].failure_count == 3
