@@ -7,8 +7,8 @@ citing the first-pass evidence and the new one). ``llm.faults`` inject provider 
 also drives the retry/fallback chain. This proves the loop, the chain and the fault handling
 end to end; the accuracy it reports is the script's, by construction.
 
-The fake provider server is the tools engineer's ``tools.fakellm`` when it offers the same
-scripted interface, otherwise the scripted fake of the agent tests (``tests.agent.fake_llm``).
+The fake provider server is the tools engineer's ``tools.fakellm`` (scripts and faults set
+through its control API).
 """
 
 from __future__ import annotations
@@ -50,35 +50,48 @@ def conclusion_for(scenario: Scenario) -> dict[str, Any]:
     }
 
 
+_FAULT_KINDS = {429: "rate_limit", 503: "unavailable", 529: "overloaded", 401: "auth"}
+
+
 @contextmanager
 def scripted_providers() -> Iterator[ChainFactory]:
     """Run the fake provider server; yield a chain factory scripted per scenario."""
-    from tests.agent.fake_llm import FakeLLM, Fault, Step
-    from tools.harness import ServerThread
+    from tools.fakellm import fakellm_server
 
-    fake = FakeLLM()
-    with ServerThread(fake.app) as srv:
+    with fakellm_server() as fake:
 
         async def factory(scenario: Scenario) -> ProviderChain:
             query = (scenario.expect.mention or scenario.expect.component)[0]
             calls = scenario.llm.get("tool_calls") or [["logs_search", {"query": query}]]
-            fake.script = [
-                Step(tool_calls=[(str(name), dict(args)) for name, args in calls]),
-                Step(text=json.dumps(conclusion_for(scenario))),
-            ]
-            fake.faults = [
-                Fault(
-                    status=f.get("status"),
+            fake.control.reset()
+            fake.control.set_script(
+                [
+                    {
+                        "tool_calls": [
+                            {"name": str(name), "arguments": dict(args)} for name, args in calls
+                        ]
+                    },
+                    {"text": json.dumps(conclusion_for(scenario))},
+                ]
+            )
+            for f in scenario.llm.get("faults") or []:
+                status = f.get("status")
+                kind = _FAULT_KINDS.get(status, "status") if status else "hang"
+                fake.control.inject(
+                    kind,
+                    status=status if kind == "status" else None,
                     retry_after=f.get("retry_after"),
-                    delay=float(f.get("delay", 0)),
+                    delay=f.get("delay"),
                     times=int(f.get("times", 1)),
                 )
-                for f in scenario.llm.get("faults") or []
-            ]
             settings = get_settings()
             first = scenario.llm.get("first", "openai")
-            openai = OpenAIProvider("fake-gpt", api_key="sk-fake-eval", base_url=f"{srv.url}/v1")
-            anthropic = AnthropicProvider("fake-claude", api_key="sk-fake-eval", base_url=srv.url)
+            openai = OpenAIProvider(
+                "fake-gpt", api_key="sk-fake-eval", base_url=fake.openai_base_url
+            )
+            anthropic = AnthropicProvider(
+                "fake-claude", api_key="sk-fake-eval", base_url=fake.anthropic_base_url
+            )
             order: list[Any] = [openai, anthropic] if first == "openai" else [anthropic, openai]
             return ProviderChain(order, settings)
 

@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -24,8 +25,7 @@ from agent.recorded import RecordedState, build_recorded_server
 from agent.runner import DiagnosisAgent, RunResult
 from guilde_core.config import get_settings
 from tests.agent.conftest import scenario_data
-from tests.agent.fake_llm import FakeLLM, Fault, Step
-from tools.harness import ServerThread
+from tools.fakellm import RunningFakeLLM, fakellm_server
 
 OPENAI_KEY = "sk-test-PLANTEDOPENAIKEY0123456789"
 ANTHROPIC_KEY = "sk-ant-PLANTEDANTHROPIC0123456789"
@@ -52,19 +52,97 @@ CONCLUSION = {
 }
 
 
+@dataclass
+class Fault:
+    """A fault for the fake server: ``status`` (429/503/529/401/…) or a hang of ``delay`` s."""
+
+    status: int | None = None
+    retry_after: str | None = None
+    delay: float | None = None
+    times: int = 1
+
+
+_KINDS = {
+    429: "rate_limit",
+    503: "unavailable",
+    529: "overloaded",
+    401: "auth",
+    500: "server_error",
+}
+
+
+@dataclass
+class Request:
+    api: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+class Fake:
+    """The tools engineer's fake provider server, driven through its control helper."""
+
+    def __init__(self, running: RunningFakeLLM) -> None:
+        self.running = running
+        self.control = running.control
+
+    @property
+    def script(self) -> list[dict[str, Any]]:
+        return []
+
+    @script.setter
+    def script(self, steps: list[dict[str, Any]]) -> None:
+        self.control.set_script(list(steps))
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        return self.control.faults()
+
+    @faults.setter
+    def faults(self, faults: list[Fault]) -> None:
+        self.control.clear_faults()
+        for f in faults:
+            if f.status is None:
+                self.control.inject("hang", times=f.times, delay=f.delay)
+            elif f.status in _KINDS:
+                self.control.inject(_KINDS[f.status], times=f.times, retry_after=f.retry_after)
+            else:
+                self.control.inject("status", status=f.status, times=f.times)
+
+    @property
+    def requests(self) -> list[Request]:
+        return [Request(r["endpoint"], r["body"], r["headers"]) for r in self.control.requests()]
+
+    def prompt_text(self) -> str:
+        return self.running.fake.prompt_text()
+
+
+def Step(
+    text: str = "",
+    tool_calls: list[tuple[str, dict[str, Any]]] | None = None,
+    *,
+    input_tokens: int = 100,
+    output_tokens: int = 20,
+) -> dict[str, Any]:
+    """One scripted model turn (tool calls or a final text) in the fake's script format."""
+    return {
+        "text": text,
+        "tool_calls": [{"name": n, "arguments": a} for n, a in tool_calls or []],
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }
+
+
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLM]:
-    llm = FakeLLM()
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
     reset_local_breakers()
-    with ServerThread(llm.app) as srv:
+    with fakellm_server() as running:
         monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-        monkeypatch.setenv("OPENAI_BASE_URL", f"{srv.url}/v1")
+        monkeypatch.setenv("OPENAI_BASE_URL", running.openai_base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", srv.url)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", running.anthropic_base_url)
         monkeypatch.setenv("RETRY_LLM_BASE_DELAY", "0.01")
         monkeypatch.setenv("RETRY_LLM_MAX_DELAY", "2")
         monkeypatch.setenv("TIMEOUT_LLM", "10")
-        yield llm
+        yield Fake(running)
     reset_local_breakers()
 
 
@@ -107,12 +185,12 @@ def _run(
     return asyncio.run(go()), state, resumed
 
 
-def _final(conclusion: dict[str, Any] | None = None) -> Step:
-    return Step(text="```json\n" + json.dumps(conclusion or CONCLUSION) + "\n```")
+def _final(conclusion: dict[str, Any] | None = None) -> dict[str, Any]:
+    return Step("```json\n" + json.dumps(conclusion or CONCLUSION) + "\n```")
 
 
 # --- the loop ---------------------------------------------------------------------------------
-def test_openai_tool_loop_parallel_refusal_trim_errors(fake: FakeLLM) -> None:
+def test_openai_tool_loop_parallel_refusal_trim_errors(fake: Fake) -> None:
     fake.script = [
         Step(
             tool_calls=[
@@ -153,7 +231,7 @@ def test_openai_tool_loop_parallel_refusal_trim_errors(fake: FakeLLM) -> None:
     assert "tools" in fake.requests[0].body  # the MCP tools were offered
 
 
-def test_oversized_tool_output_is_trimmed_with_a_note(fake: FakeLLM) -> None:
+def test_oversized_tool_output_is_trimmed_with_a_note(fake: Fake) -> None:
     fake.script = [Step(tool_calls=[("logs_search", {"query": ".", "limit": 500})]), _final()]
     data = scenario_data("db-unreachable")
     data["logs"] = {"entries": [{"message": f"line {i} " + "x" * 80} for i in range(400)]}
@@ -176,7 +254,7 @@ def test_oversized_tool_output_is_trimmed_with_a_note(fake: FakeLLM) -> None:
     assert len(tool_msg["content"]) < 5000
 
 
-def test_anthropic_tool_loop(fake: FakeLLM) -> None:
+def test_anthropic_tool_loop(fake: Fake) -> None:
     fake.script = [Step(tool_calls=[("circuits_get_breaker", {"name": "database"})]), _final()]
     result, _, _ = _run("anthropic:claude-fake,offline")
     d = result.diagnosis
@@ -190,7 +268,7 @@ def test_anthropic_tool_loop(fake: FakeLLM) -> None:
 
 
 # --- the seed 004 fault matrix ----------------------------------------------------------------
-def test_rate_limit_backs_off_honouring_retry_after(fake: FakeLLM) -> None:
+def test_rate_limit_backs_off_honouring_retry_after(fake: Fake) -> None:
     fake.faults = [Fault(status=429, retry_after="1", times=1)]
     fake.script = [_final()]
     started = time.monotonic()
@@ -202,7 +280,7 @@ def test_rate_limit_backs_off_honouring_retry_after(fake: FakeLLM) -> None:
     assert elapsed >= 1.0  # waited for Retry-After, not the 10 ms base delay
 
 
-def test_model_unavailable_opens_breaker_then_falls_back(fake: FakeLLM) -> None:
+def test_model_unavailable_opens_breaker_then_falls_back(fake: Fake) -> None:
     fake.faults = [Fault(status=503, times=3)]
     fake.script = [_final()]
     result, _, _ = _run("openai:gpt-fake,anthropic:claude-fake,offline")
@@ -221,7 +299,7 @@ def test_model_unavailable_opens_breaker_then_falls_back(fake: FakeLLM) -> None:
     assert any("circuit" in n and "open" in n for n in again.diagnosis.notes)
 
 
-def test_auth_error_is_not_retried_and_reported(fake: FakeLLM) -> None:
+def test_auth_error_is_not_retried_and_reported(fake: Fake) -> None:
     fake.faults = [Fault(status=401, times=1)]
     fake.script = [_final()]
     result, _, _ = _run("anthropic:claude-fake,openai:gpt-fake,offline")
@@ -234,7 +312,7 @@ def test_auth_error_is_not_retried_and_reported(fake: FakeLLM) -> None:
 
 
 def test_timeout_is_retried_with_a_larger_timeout(
-    fake: FakeLLM, monkeypatch: pytest.MonkeyPatch
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TIMEOUT_LLM", "1")
     monkeypatch.setenv("TIMEOUT_LLM_MULTIPLIER", "4")
@@ -248,7 +326,7 @@ def test_timeout_is_retried_with_a_larger_timeout(
     assert timeouts[1] > timeouts[0]
 
 
-def test_overloaded_everywhere_gives_a_degraded_offline_answer(fake: FakeLLM) -> None:
+def test_overloaded_everywhere_gives_a_degraded_offline_answer(fake: Fake) -> None:
     fake.faults = [Fault(status=529, times=100)]
     result, _, _ = _run("anthropic:claude-fake,openai:gpt-fake,offline")
     d = result.diagnosis
@@ -260,7 +338,7 @@ def test_overloaded_everywhere_gives_a_degraded_offline_answer(fake: FakeLLM) ->
     assert len(fake.requests) <= 6  # bounded by the retry policy, then breakers
 
 
-def test_all_providers_failing_falls_back_to_offline(fake: FakeLLM) -> None:
+def test_all_providers_failing_falls_back_to_offline(fake: Fake) -> None:
     fake.faults = [Fault(status=401, times=10)]
     result, _, _ = _run("openai:gpt-fake,anthropic:claude-fake,offline")
     d = result.diagnosis
@@ -271,7 +349,7 @@ def test_all_providers_failing_falls_back_to_offline(fake: FakeLLM) -> None:
     assert d.root_cause.category == "unreachable"
 
 
-def test_missing_key_skips_provider(fake: FakeLLM, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_key_skips_provider(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "")
     fake.script = [_final()]
@@ -283,7 +361,7 @@ def test_missing_key_skips_provider(fake: FakeLLM, monkeypatch: pytest.MonkeyPat
 
 
 # --- budgets ----------------------------------------------------------------------------------
-def test_step_budget_concludes_with_what_is_known(fake: FakeLLM) -> None:
+def test_step_budget_concludes_with_what_is_known(fake: Fake) -> None:
     fake.script = [Step(tool_calls=[("logs_search", {"query": f"q{i}"})]) for i in range(10)]
     result, _, _ = _run("openai:gpt-fake", max_steps=2)
     d = result.diagnosis
@@ -294,7 +372,7 @@ def test_step_budget_concludes_with_what_is_known(fake: FakeLLM) -> None:
     assert d.root_cause.category == "unreachable"  # the offline analysis stands
 
 
-def test_token_budget_concludes_with_what_is_known(fake: FakeLLM) -> None:
+def test_token_budget_concludes_with_what_is_known(fake: Fake) -> None:
     fake.script = [
         Step(tool_calls=[("logs_search", {"query": f"q{i}"})], input_tokens=400) for i in range(10)
     ]
@@ -306,7 +384,7 @@ def test_token_budget_concludes_with_what_is_known(fake: FakeLLM) -> None:
 
 
 # --- approval -----------------------------------------------------------------------------------
-def test_control_call_waits_for_approval_and_resume_repeats_nothing(fake: FakeLLM) -> None:
+def test_control_call_waits_for_approval_and_resume_repeats_nothing(fake: Fake) -> None:
     fake.script = [
         Step(
             tool_calls=[
@@ -328,7 +406,7 @@ def test_control_call_waits_for_approval_and_resume_repeats_nothing(fake: FakeLL
     assert first.diagnosis.mode == "llm"
 
 
-def test_pending_approval_is_reported_and_denial_runs_nothing(fake: FakeLLM) -> None:
+def test_pending_approval_is_reported_and_denial_runs_nothing(fake: Fake) -> None:
     fake.script = [
         Step(tool_calls=[("circuits_open_breaker", {"name": "redis", "reason": "x"})]),
         _final(),
@@ -359,7 +437,7 @@ def test_pending_approval_is_reported_and_denial_runs_nothing(fake: FakeLLM) -> 
 
 
 # --- prompt injection and secrets ----------------------------------------------------------------
-def test_injected_log_line_leads_to_no_control_call(fake: FakeLLM) -> None:
+def test_injected_log_line_leads_to_no_control_call(fake: Fake) -> None:
     # a model that obeys the injected line and asks to open every circuit
     fake.script = [
         Step(
@@ -389,7 +467,7 @@ def test_injected_log_line_leads_to_no_control_call(fake: FakeLLM) -> None:
 
 
 def test_secrets_in_logs_and_config_never_reach_a_prompt(
-    fake: FakeLLM, monkeypatch: pytest.MonkeyPatch
+    fake: Fake, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:configPLANTED99@db/prod")
     fake.script = [Step(tool_calls=[("logs_search", {"query": "Authorization"})]), _final()]
