@@ -112,6 +112,7 @@ class ConsoleApp(App[None]):
         self._event_batch: list[Any] = []
         self._flush_scheduled = False
         self._last_error: str | None = None
+        self._retry_after = 0.0
         self.polls = 0
         self.publishes = 0
 
@@ -168,8 +169,9 @@ class ConsoleApp(App[None]):
     async def _poll_loop(self) -> None:
         backoff = self._backoff()
         while True:
+            self._poke.clear()
             try:
-                topics = await self.poll_once()
+                await self.poll_once()
             except ConnectionLost as exc:
                 delay = backoff.next_delay()
                 self.store.connection = self.store.connection.failed(str(exc), delay)
@@ -178,46 +180,49 @@ class ConsoleApp(App[None]):
             else:
                 backoff.reset()
                 delay = self.refresh_interval
+                if self._retry_after:
+                    delay, self._retry_after = max(delay, self._retry_after), 0.0
                 if self.store.connection.stale:
                     self.store.connection = ConnectionInfo.ok()
                     self._connection_changed()
-                    topics.update({"health", "circuits", "logs", "events"})
-                self.publish(*topics)
-            self._poke.clear()
+                    self.publish("health", "circuits", "targets", "logs", "events")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), delay)
 
-    async def poll_once(self) -> set[str]:
-        """One refresh of health, circuits and targets; returns the topics that changed."""
+    async def poll_once(self) -> None:
+        """One refresh of health, circuits and targets, fetched concurrently; each part is
+        published as soon as it arrives and only if it changed (a slow deep check never
+        delays the breakers). Raises :class:`ConnectionLost` when dev3000 is unreachable."""
         assert self.client is not None
+        client = self.client
         self.polls += 1
-        results = await asyncio.gather(
-            self.client.deep_health(),
-            self.client.circuits(),
-            self.client.targets(),
-            return_exceptions=True,
-        )
+
+        async def health() -> None:
+            if self.store.update_health(await client.deep_health()):
+                self.publish("health")
+
+        async def circuits() -> None:
+            if self.store.update_circuits(await client.circuits()):
+                self.publish("circuits")
+
+        async def targets() -> None:
+            if self.store.update_targets(await client.targets()):
+                self.publish("targets")
+
+        results = await asyncio.gather(health(), circuits(), targets(), return_exceptions=True)
         for result in results:
             if isinstance(result, ConnectionLost):
                 raise result
-        topics: set[str] = set()
-        health, circuits, targets = results
-        if isinstance(health, BaseException):
-            self._report("health", health)
-        elif self.store.update_health(health):
-            topics.add("health")
-        if isinstance(circuits, BaseException):
-            self._report("circuits", circuits)
-        elif self.store.update_circuits(circuits):
-            topics.add("circuits")
-        if isinstance(targets, BaseException):
-            if not (isinstance(targets, ApiError) and targets.status == 404):
-                self._report("targets", targets)
-        elif self.store.update_targets(targets):
-            topics.add("targets")
-        return topics
+        for where, result in zip(("health", "circuits", "targets"), results, strict=True):
+            if isinstance(result, ApiError) and where == "targets" and result.status == 404:
+                continue
+            if isinstance(result, BaseException):
+                self._report(where, result)
 
     def _report(self, where: str, exc: BaseException) -> None:
+        if isinstance(exc, ApiError) and exc.status == 429:
+            retry = exc.problem.get("retry_after")
+            self._retry_after = max(self._retry_after, float(retry or 10.0))
         if isinstance(exc, ApiError):
             self._api_error(where, exc)
         elif not isinstance(exc, asyncio.CancelledError):
@@ -393,6 +398,9 @@ class ConsoleApp(App[None]):
             self.notify(str(exc), title=f"{action} {name}: no connection", severity="error")
             return
         self.notify(f"breaker {name}: {action} done ({reason})", timeout=4)
+        with contextlib.suppress(ApiError, ConnectionLost):
+            if self.store.update_circuits(await self.client.circuits()):
+                self.publish("circuits")
         self.refresh_now()
 
     # ----------------------------------------------------------- navigation

@@ -295,13 +295,20 @@ def parse_circuits(payload: object) -> list[CircuitInfo]:
         reason = _first(item, "reason", "forced_reason", "control_reason")
         retry_at = parse_ts(_first(item, "retry_at", "half_open_at", "next_attempt_at"))
         if retry_at is None:
-            remaining = _float(_first(item, "seconds_to_half_open", "retry_after"))
-            if remaining is not None:
-                retry_at = datetime.now(UTC) + timedelta(seconds=remaining)
+            remaining = _float(
+                _first(item, "seconds_until_half_open", "seconds_to_half_open", "retry_after")
+            )
+            if remaining is not None:  # whole seconds: an unchanged breaker compares equal
+                retry_at = datetime.now(UTC).replace(microsecond=0) + timedelta(
+                    seconds=round(remaining)
+                )
+        if item.get("forced") and not reason:
+            reason = "forced by an operator"
+        state = "disabled" if item.get("disabled") else _state(item.get("state"))
         circuits.append(
             CircuitInfo(
                 name=str(item.get("name") or "?"),
-                state=_state(item.get("state")),
+                state=state,
                 failure_count=int(failures),
                 last_failure=parse_ts(_first(item, "last_failure", "last_failure_at")),
                 last_error=redact_text(str(error)) if error else None,

@@ -44,7 +44,7 @@ class CircuitsScreen(ConsoleScreen):
 
     DEFAULT_CSS = """
     CircuitsScreen #circuit-filter { height: 1; padding: 0 1; color: $text-muted; }
-    CircuitsScreen #circuit-table { width: 3fr; border: round $primary; }
+    CircuitsScreen #circuit-table { width: 3fr; height: 1fr; border: round $primary; }
     CircuitsScreen #circuit-detail { width: 2fr; }
     CircuitsScreen.-stale #circuit-table { border: round $warning; }
     """
@@ -68,6 +68,7 @@ class CircuitsScreen(ConsoleScreen):
         )
         self._ticker = self.set_interval(1.0, self._tick, pause=True)
         super().on_mount()
+        self.query_one("#circuit-table", DataTable).focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # control is hidden from the footer and refused in read-only mode

@@ -54,8 +54,6 @@ class DashboardScreen(ConsoleScreen):
         yield table
 
     def on_mount(self) -> None:
-        table = self.query_one("#dash-events", DataTable)
-        table.add_columns("time", "severity", "kind", "subject", "summary")
         super().on_mount()
 
     def refresh_data(self, topics: frozenset[str]) -> None:
@@ -110,7 +108,8 @@ class DashboardScreen(ConsoleScreen):
 
     def _show_events(self) -> None:
         table = self.query_one("#dash-events", DataTable)
-        table.clear()
+        table.clear(columns=True)  # columns re-measured for the new rows
+        table.add_columns("time", "severity", "kind", "subject", "summary")
         for event in list(self.store.events)[-EVENTS_SHOWN:][::-1]:
             table.add_row(
                 event.ts.strftime("%H:%M:%S") if event.ts else "",

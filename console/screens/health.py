@@ -57,6 +57,7 @@ class HealthScreen(ConsoleScreen):
             "target", "kind", "status", "latency", "url"
         )
         super().on_mount()
+        self.query_one("#health-checks", DataTable).focus()
 
     def refresh_data(self, topics: frozenset[str]) -> None:
         if "all" in topics or "health" in topics:

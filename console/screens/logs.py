@@ -57,7 +57,7 @@ class LogsScreen(ConsoleScreen):
     DEFAULT_CSS = """
     LogsScreen #log-toolbar { height: 3; }
     LogsScreen #log-source { width: 30; }
-    LogsScreen #log-level { width: 20; }
+    LogsScreen #log-level { width: 26; }
     LogsScreen #log-status { height: 1; padding: 0 1; background: $boost; }
     LogsScreen #log-view { height: 1fr; border: round $primary; }
     LogsScreen.-stale #log-view { border: round $warning; }

@@ -27,7 +27,7 @@ class TimelineScreen(ConsoleScreen):
     DEFAULT_CSS = """
     TimelineScreen #tl-toolbar { height: 3; }
     TimelineScreen #tl-toolbar Select { width: 1fr; }
-    TimelineScreen #tl-events { width: 3fr; border: round $primary; }
+    TimelineScreen #tl-events { width: 3fr; height: 1fr; border: round $primary; }
     TimelineScreen #tl-detail { width: 2fr; }
     TimelineScreen.-stale #tl-events { border: round $warning; }
     """
@@ -62,6 +62,7 @@ class TimelineScreen(ConsoleScreen):
             "time", "severity", "source", "kind", "subject", "summary"
         )
         super().on_mount()
+        self.query_one("#tl-events", DataTable).focus()
 
     def matches(self, event: Event) -> bool:
         if self.kind and event.kind != self.kind:

@@ -3,12 +3,13 @@ ephemeral port, backed by the machine's real PostgreSQL and Redis, with real tar
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -16,6 +17,8 @@ from textual.app import App
 from textual.pilot import Pilot
 
 from tools.harness import ServerThread, free_port
+
+T = TypeVar("T")
 
 READ_KEY = "console-read-key-0001"
 CONTROL_KEY = "console-control-key-0002"
@@ -40,6 +43,11 @@ class Dev3000:
     def emit(self, **event: Any) -> Any:
         """Publish a timeline event on the real bus (as a chaos tool or a probe would)."""
         return self.app.state.dev3000.emit(**event)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the server's own event loop (e.g. to drive its breakers)."""
+        loop = self.app.state.dev3000.bus._loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(60)
 
     def add_target(self, **target: Any) -> None:
         response = httpx.post(

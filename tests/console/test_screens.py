@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
-from textual.widgets import DataTable, OptionList, Select
+from textual.widgets import DataTable, OptionList, Select, Static
 
 from console.app import ConsoleApp
 from console.connection import ConnectionState
@@ -15,6 +17,7 @@ from console.screens.help import HelpScreen
 from console.screens.timeline import TimelineScreen
 from console.widgets.json_view import JsonView
 from console.widgets.target_row import TargetRow
+from guilde_core.config import BreakerConfig
 from tests.console.conftest import CONTROL_KEY, READ_KEY, Dev3000, screen_text, submit, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -96,37 +99,114 @@ async def test_health_screen_drills_into_a_check_and_runs_a_deep_check(dev3000: 
         assert app.polls == polls  # it was the explicit deep check, not the poller
 
 
-async def test_circuits_server_error_is_a_notification_and_control_confirms(
-    dev3000: Dev3000,
+@pytest.fixture
+def breakers() -> Iterator[None]:
+    """A fresh process-wide breaker registry (the one the in-thread dev3000 reports)."""
+    from guilde_core.resilience import reset_registry
+
+    reset_registry()
+    yield
+    reset_registry()
+
+
+async def _fail() -> None:
+    raise ConnectionError("payments upstream refused the connection")
+
+
+async def test_circuits_state_countdown_and_confirmed_control(
+    dev3000: Dev3000, breakers: None
 ) -> None:
-    app = ConsoleApp(dev3000.url, api_key=CONTROL_KEY, refresh=5)
-    async with app.run_test(size=(130, 40), notifications=True) as pilot:
+    config = BreakerConfig(
+        failure_threshold=2, recovery_timeout=30, half_open_requests=1, success_threshold=1
+    )
+
+    async def trip() -> None:  # on dev3000's loop, where its registry lives
+        from guilde_core.resilience import get_registry
+
+        registry = get_registry()
+        payments = registry.breaker("payments-api", config)
+        registry.breaker("search-api", config)
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                await payments.call(_fail)
+
+    dev3000.run(trip())
+    app = ConsoleApp(dev3000.url, api_key=CONTROL_KEY, refresh=0.5)
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
         await pilot.press("3")
         assert isinstance(app.screen, CircuitsScreen)
-        await wait_for(pilot, lambda: app.polls >= 1 and app.store.health is not None)
-        # a breaker as dev3000 reports one; the control request below goes to the real server
-        app.load_recording(
-            {"circuits": {"circuits": [{"name": "openai", "state": "closed", "failure_count": 0}]}}
-        )
         table = app.screen.query_one("#circuit-table", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1)
+        await wait_for(pilot, lambda: table.row_count == 2, what="breakers listed")
+        row = [str(cell) for cell in table.get_row("payments-api")]
+        assert row[1] == "open"
+        assert row[2] == "2"
+        assert row[3] != "—"  # last failure time
+        assert "refused" in row[5]
+        first = float(row[4].rstrip("s"))
+        assert 0 < first <= 30
+        await wait_for(
+            pilot,
+            lambda: float(str(table.get_row("payments-api")[4]).rstrip("s")) < first,
+            what="the countdown to half-open ticking",
+        )
+
+        # open search-api: the confirmation asks for a reason first
         table.focus()
+        table.move_cursor(row=table.get_row_index("search-api"))
         await pilot.press("o")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.click("#confirm-ok")  # no reason: refused, the modal stays
         assert isinstance(app.screen, ConfirmScreen)
-        assert "reason is required" in str(app.screen.query_one("#confirm-error").render())
+        assert "reason is required" in str(app.screen.query_one("#confirm-error", Static).content)
         await submit(pilot, "maintenance window")
         assert isinstance(app.screen, CircuitsScreen)
         await wait_for(
             pilot,
-            lambda: any(
-                n.title.startswith("open openai") or "openai: open" in n.message
-                for n in app._notifications
-            ),
-            what="result of the control request",
+            lambda: str(table.get_row("search-api")[1]) == "open",
+            what=f"search-api forced open ({[n.message for n in app._notifications]})",
         )
-        assert app.is_running  # whatever the server answered, the console is alive
+        await wait_for(
+            pilot,
+            lambda: any(
+                e.kind == "circuit_control" and "maintenance window" in e.summary
+                for e in app.store.events
+            ),
+            what="the control event on the timeline",
+        )
+        # reset payments-api; cancelling first does nothing
+        table.move_cursor(row=table.get_row_index("payments-api"))
+        await pilot.press("r")
+        await pilot.press("escape")
+        assert str(table.get_row("payments-api")[1]) == "open"
+        await pilot.press("r")
+        await submit(pilot, "upstream fixed")
+        await wait_for(pilot, lambda: str(table.get_row("payments-api")[1]) == "closed")
+
+
+async def test_control_refused_by_the_server_is_a_notification(
+    dev3000: Dev3000, breakers: None
+) -> None:
+    async def create() -> None:
+        from guilde_core.resilience import get_registry
+
+        get_registry().breaker("search-api")
+
+    dev3000.run(create())
+    app = ConsoleApp(dev3000.url, api_key=READ_KEY, refresh=5)  # a read-only key
+    async with app.run_test(size=(130, 40), notifications=True) as pilot:
+        await pilot.press("3")
+        table = app.screen.query_one("#circuit-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        table.focus()
+        await pilot.press("c")
+        await submit(pilot, "try it")
+        await wait_for(
+            pilot,
+            lambda: any("(403)" in (n.title or "") for n in app._notifications),
+            what="the 403 problem shown as a notification",
+        )
+        assert app.is_running
+        assert str(table.get_row("search-api")[1]) == "closed"
 
 
 async def test_readonly_hides_and_refuses_circuit_control(dev3000: Dev3000) -> None:
