@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dev3000.cli_serve",  # serve, doctor (aggregator)
     "agent.cli",  # ask, chat, eval, agent web (agent)
     "console.cli",  # console (console)
+    "guilde_core.resilience.cli",  # breakers …, deadletters list|replay (resilience)
 )
 
 
