@@ -210,7 +210,7 @@ def breaker_event(transition: Any) -> TimelineEvent:
     new = _state(_first(transition, "to_state", "new_state", "state", "new", "to"))
     reason = _first(transition, "reason", "cause")
     data: dict[str, Any] = {"from": old, "to": new}
-    for key in ("failure_count", "failures", "origin", "process", "forced", "retry_at"):
+    for key in ("manual", "origin", "failure_count", "failures", "retry_at"):
         value = _first(transition, key)
         if value is not None:
             data[key] = _plain(value) if not isinstance(value, str | int | float | bool) else value

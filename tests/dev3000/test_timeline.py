@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -301,8 +302,16 @@ def test_breaker_watcher_relays_the_real_registry() -> None:
         await registry.reset("d2-timeline-test", reason="test")
         return bus.events()
 
-    events = asyncio.run(run())
-    assert any(e.kind == "circuit_transition" and e.subject == "d2-timeline-test" for e in events)
+    events = [e for e in asyncio.run(run()) if e.subject == "d2-timeline-test"]
+    assert events, "no circuit_transition relayed"
+    opened = events[0]
+    assert (opened.kind, opened.severity, opened.data["to"]) == (
+        "circuit_transition",
+        "error",
+        "open",
+    )
+    assert opened.data["manual"] is True
+    assert "test" in opened.summary  # the reason given to force_open
 
 
 # --- the service ---------------------------------------------------------------------------
@@ -339,3 +348,48 @@ def test_service_writes_files_and_follows_logs(tmp_path: Path) -> None:
     assert status["files"] is not None
     assert status["health_poller"]
     assert status["log_follower"]
+
+
+def test_breaker_transitions_of_another_process_reach_the_timeline(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """A breaker opened by a different process (sharing Redis) becomes a timeline event."""
+    import subprocess
+    import sys
+
+    resilience = pytest.importorskip("guilde_core.resilience")
+    other = (
+        "import asyncio, sys\n"
+        "from guilde_core.resilience import BreakerRegistry\n"
+        "async def main():\n"
+        "    reg = BreakerRegistry(redis_url=sys.argv[1], prefix=sys.argv[2])\n"
+        "    reg.breaker('d2-remote-upstream')\n"
+        "    await reg.force_open('d2-remote-upstream', reason='opened elsewhere')\n"
+        "asyncio.run(main())\n"
+    )
+
+    async def run() -> list[TimelineEvent]:
+        bus = EventBus(100)
+        bus.bind_loop()
+        registry = resilience.BreakerRegistry(redis_url=redis_url, prefix=redis_prefix)
+        watcher = BreakerWatcher(bus, registry)
+        assert watcher.start()
+        await asyncio.sleep(0.5)  # the Redis subscription is in place
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", other, redis_url, redis_prefix, stderr=subprocess.PIPE
+        )
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        for _ in range(200):
+            if any(e.subject == "d2-remote-upstream" for e in bus.events()):
+                break
+            await asyncio.sleep(0.05)
+        await watcher.stop()
+        with contextlib.suppress(Exception):
+            await registry.aclose()
+        return bus.events()
+
+    events = [e for e in asyncio.run(run()) if e.subject == "d2-remote-upstream"]
+    assert events, "the other process's transition did not arrive"
+    assert events[0].data["to"] == "open"
+    assert events[0].data.get("origin")  # which process made the change
