@@ -11,12 +11,12 @@ command exit 1.
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import socket
 import tempfile
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
@@ -187,9 +187,7 @@ def _port(settings: Settings) -> Finding:
 
 
 def _log_paths(settings: Settings) -> Finding:
-    missing = [
-        p for p in settings.dev3000_log_paths if not any(Path().glob(p)) and not Path(p).exists()
-    ]
+    missing = [p for p in settings.dev3000_log_paths if not glob.glob(p)]
     if missing:
         return Finding(
             "log sources",

@@ -1,0 +1,108 @@
+"""``dev3000 doctor``: findings, fixes, and the exit code (1 only on critical problems)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dev3000.cli import app
+from tools.harness import ServerThread, free_port
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stack_service: ServerThread) -> Any:
+    (tmp_path / "logs").mkdir()
+    values = {
+        "DEV3000_DATA_DIR": str(tmp_path / "data"),
+        "DEV3000_LOG_PATHS": str(tmp_path / "logs"),
+        "DEV3000_PORT": str(free_port()),
+        "DEV3000_BACKEND_URL": stack_service.url,
+        "DEV3000_AGENT_URL": stack_service.url,
+        "DEV3000_FRONTEND_URL": stack_service.url,
+        "AGENT_PROVIDERS": "offline",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return monkeypatch
+
+
+def _run(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+    result = CliRunner().invoke(app, ["doctor", "--json", "--timeout", "1", *args])
+    findings = json.loads(result.output) if result.output.strip().startswith("[") else []
+    return result.exit_code, findings, result.output
+
+
+def _by_check(findings: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {f["check"]: f for f in findings}
+
+
+def test_all_reachable_exits_zero(env: Any, redis_url: str, pg_dsn: str) -> None:
+    env.setenv("REDIS_URL", redis_url)
+    env.setenv("DATABASE_URL", pg_dsn)
+    code, findings, output = _run()
+    assert code == 0, output
+    checks = _by_check(findings)
+    for name in ("configuration", "api keys", "data directory", "redis", "postgresql"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert checks["target backend"]["status"] == "ok"
+
+
+def test_unreachable_database_is_critical(env: Any) -> None:
+    env.setenv("DATABASE_URL", f"postgresql://postgres:s3cretpw@127.0.0.1:{free_port()}/test")
+    code, findings, output = _run()
+    assert code == 1
+    pg = _by_check(findings)["postgresql"]
+    assert pg["status"] == "fail"
+    assert pg["critical"] is True
+    assert "DATABASE_URL" in pg["fix"]
+    assert "s3cretpw" not in output
+
+
+def test_unreachable_llm_provider_and_target_only_warn(env: Any) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    env.setenv("AGENT_PROVIDERS", "openai:gpt-test,offline")
+    env.setenv("OPENAI_BASE_URL", dead + "/v1")
+    env.setenv("DEV3000_FRONTEND_URL", dead)
+    code, findings, _ = _run()
+    assert code == 0
+    checks = _by_check(findings)
+    assert checks["llm openai"]["status"] == "warn"
+    assert checks["llm openai key"]["status"] == "warn"
+    assert "OPENAI_API_KEY" in checks["llm openai key"]["fix"]
+    assert checks["target frontend"]["status"] == "warn"
+    assert "DEV3000_FRONTEND_URL" in checks["target frontend"]["fix"]
+
+
+def test_invalid_configuration_names_the_variable(env: Any) -> None:
+    env.setenv("DIAGNOSTIC_RATE_LIMIT", "0")
+    code, findings, _ = _run()
+    assert code == 1
+    bad = _by_check(findings)["config DIAGNOSTIC_RATE_LIMIT"]
+    assert bad["status"] == "fail"
+    assert bad["critical"] is True
+
+
+def test_bad_api_keys_and_required_auth_without_keys(env: Any) -> None:
+    env.setenv("DIAGNOSTIC_API_KEYS", "nokey")
+    code, findings, _ = _run()
+    assert code == 1
+    assert "DIAGNOSTIC_API_KEYS" in _by_check(findings)["api keys"]["detail"]
+    env.setenv("DIAGNOSTIC_API_KEYS", "")
+    env.setenv("DIAGNOSTIC_AUTH_REQUIRED", "true")
+    code, findings, _ = _run()
+    assert code == 1
+    assert "no one can call" in _by_check(findings)["api keys"]["detail"]
+
+
+def test_table_output_says_how_to_fix(env: Any) -> None:
+    env.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+    env.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["doctor", "--timeout", "1"])
+    assert result.exit_code == 1
+    assert "how to fix" in result.output
+    assert "start PostgreSQL or fix DATABASE_URL" in result.output
+    assert "1 critical" in result.output
