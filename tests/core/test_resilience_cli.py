@@ -1,0 +1,72 @@
+"""``dev3000 breakers`` and ``dev3000 deadletters`` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dev3000.cli import app
+from guilde_core.resilience import DeadLetter, FileDeadLetterStore
+
+runner = CliRunner()
+
+
+async def handler(payload: object) -> str:
+    return f"done {payload}"
+
+
+def test_breakers_commands_on_shared_redis(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CIRCUIT_BREAKER_REDIS_URL", redis_url)
+    # the CLI uses the process-wide registry; give it our prefix
+    from guilde_core.resilience import BreakerRegistry, reset_registry
+
+    reset_registry(BreakerRegistry(redis_url=redis_url, prefix=redis_prefix))
+    result = runner.invoke(app, ["breakers", "set", "payments", "open", "--reason", "drill"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["state"] == "open"
+    reset_registry(BreakerRegistry(redis_url=redis_url, prefix=redis_prefix))
+    result = runner.invoke(app, ["breakers", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["store"]["backend"] == "redis"
+    assert [b["state"] for b in body["breakers"] if b["name"] == "payments"] == ["open"]
+    result = runner.invoke(app, ["breakers", "set", "payments", "explode", "--reason", "x"])
+    assert result.exit_code == 2
+    assert "unknown action" in result.output
+
+
+def test_deadletters_list_and_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEV3000_DATA_DIR", str(tmp_path))
+    store = FileDeadLetterStore(tmp_path / "deadletters.jsonl")
+    letter_id = asyncio.run(
+        store.add(
+            DeadLetter(
+                service="orders",
+                service_type="third_party_api",
+                operation="tests.core.test_resilience_cli:handler",
+                payload={"order": 3},
+                reason="non_retryable",
+                error_type="PermanentError",
+                error_code="permanent",
+                error="HTTP 400",
+                attempts=1,
+                at=datetime.now(UTC),
+            )
+        )
+    )
+    result = runner.invoke(app, ["deadletters", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [x["id"] for x in json.loads(result.output)] == [letter_id]
+    result = runner.invoke(app, ["deadletters", "replay", letter_id])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["result"] == "done {'order': 3}"
+    result = runner.invoke(app, ["deadletters", "replay", letter_id])
+    assert result.exit_code == 1
+    assert "no dead letter" in result.output
