@@ -1,7 +1,7 @@
 """Benchmark: offline diagnosis end to end against a running dev3000 (goal: under 2 s).
 
-Starts dev3000 (``dev3000.app.create_app``) on a free loopback port unless ``--url`` names
-one already running, then runs the agent in offline mode ``--runs`` times over streamable
+Starts ``dev3000 serve`` (its own process, logs and data in a temporary directory) on a
+free loopback port unless ``--url`` names one already running, then runs the agent in offline mode ``--runs`` times over streamable
 HTTP MCP and prints, per run and as medians: total time, time per phase (connect, gather,
 analyse, conclude) and the number of MCP calls. Beside it, in the same run, the baseline:
 the same agent over an in-process replay server (recorded outputs, no checks, no network) —
@@ -39,7 +39,12 @@ async def one_run(target: Any, question: str) -> dict[str, float]:
         if event.get("type") == "phase":
             marks.setdefault(str(event["phase"]), time.perf_counter())
 
-    async with DiagTools(target) as tools:
+    tool_ms: dict[str, float] = {}
+
+    def on_call(outcome: Any) -> None:
+        tool_ms[outcome.name] = outcome.duration_ms
+
+    async with DiagTools(target, on_call=on_call) as tools:
         t_connected = time.perf_counter()
         agent = DiagnosisAgent(
             tools, ProviderChain([], settings), settings=settings, on_event=on_event
@@ -58,6 +63,7 @@ async def one_run(target: Any, question: str) -> dict[str, float]:
         "analyse_ms": (conclude_t - analyse_t) * 1000,
         "conclude_ms": (t_end - conclude_t) * 1000,
         "mcp_calls": float(calls),
+        **{f"tool:{name}": ms for name, ms in tool_ms.items()},
     }
 
 
@@ -65,12 +71,17 @@ def _summary(label: str, runs: list[dict[str, float]]) -> None:
     keys = ["total_ms", "connect_ms", "gather_ms", "analyse_ms", "conclude_ms", "mcp_calls"]
     med = {k: statistics.median(r[k] for r in runs) for k in keys}
     worst = max(r["total_ms"] for r in runs)
+    tools = sorted({k for r in runs for k in r if k.startswith("tool:")})
+    per_tool = "  ".join(
+        f"{k[5:]} {statistics.median(r.get(k, 0.0) for r in runs):.0f}" for k in tools
+    )
     print(
         f"{label:<34} median {med['total_ms']:7.1f} ms (max {worst:7.1f})  "
         f"connect {med['connect_ms']:6.1f}  gather {med['gather_ms']:6.1f}  "
         f"analyse {med['analyse_ms']:5.1f}  conclude {med['conclude_ms']:5.1f}  "
         f"MCP calls {med['mcp_calls']:.0f}"
     )
+    print(f"{'':<34} per tool (ms): {per_tool}")
 
 
 async def bench(url: str, runs: int, question: str, data: dict[str, Any], scenario: str) -> None:
@@ -99,12 +110,23 @@ def main() -> None:
     with ExitStack() as stack:
         url = args.url
         if url is None:
-            from dev3000.app import create_app
-            from tools.harness import ServerThread
+            import os
+            import sys
+            import tempfile
 
-            settings = get_settings()
-            srv = stack.enter_context(ServerThread(create_app(settings)))
-            url = f"{srv.url}/mcp"
+            from tools.harness import ManagedProcess, free_port, wait_for_http
+
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-agent-"))
+            port = free_port()
+            env = {
+                "DEV3000_LOG_PATHS": tmp,
+                "DEV3000_DATA_DIR": tmp,
+                "DEV3000_ENV_FILE": os.devnull,
+            }
+            argv = [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(port)]
+            stack.enter_context(ManagedProcess(argv, env=env))
+            wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60)
+            url = f"http://127.0.0.1:{port}/mcp"
         path = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / args.scenario
         data = yaml.safe_load((path / "scenario.yaml").read_text(encoding="utf-8"))["recorded"]
         asyncio.run(bench(url, max(1, args.runs), args.question, data, args.scenario))
