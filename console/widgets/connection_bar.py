@@ -55,6 +55,8 @@ class ConnectionBar(Static):
     ) -> None:
         text = Text()
         text.append(f" {title} ", style="bold reverse")
+        if readonly:
+            text.append(" read-only ", style="bold magenta")
         text.append(f"  {url}  ")
         label, colour = describe(rest)
         text.append(label, style=f"bold {colour}")
@@ -67,7 +69,5 @@ class ConnectionBar(Static):
                 text.append(f" — {rest.error[:60]}", style="yellow")
         elif updated_at is not None:
             text.append(f"  updated {updated_at:%H:%M:%S}", style="dim")
-        if readonly:
-            text.append("  [read-only]", style="bold magenta")
         self.set_class(rest.stale and rest.stale_since is not None, "-stale")
         self.update(text)

@@ -226,7 +226,7 @@ async def test_readonly_hides_and_refuses_circuit_control(dev3000: Dev3000) -> N
             if readonly:
                 assert not control & enabled
                 assert not isinstance(app.screen, ConfirmScreen)
-                assert "[read-only]" in screen_text(app)
+                assert "read-only" in screen_text(app)
             else:
                 assert control <= enabled
                 assert isinstance(app.screen, ConfirmScreen)
