@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: longest line text kept (bytes); the rest is cut and the entry marked ``truncated``
-MAX_LINE = 64 * 1024
+MAX_LINE = 16 * 1024
 
 LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error", "critical")
 _RANK = {name: i for i, name in enumerate(LEVELS)}
@@ -136,7 +136,9 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 
 _TS_KEYS = ("timestamp", "ts", "time", "@timestamp", "asctime", "datetime", "date", "start_time")
-_LEVEL_KEYS = ("level", "levelname", "severity", "log.level", "lvl", "loglevel", "level_name")
+_LEVEL_KEYS = (
+    "level", "levelname", "severity", "log.level", "lvl", "loglevel", "level_name", "log_level"
+)  # fmt: skip
 _MSG_KEYS = ("message", "msg", "event", "span_name", "text", "log")
 _LOGGER_KEYS = ("logger", "name", "logger_name", "log.logger", "module")
 _CID_KEYS = (

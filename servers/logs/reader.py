@@ -93,7 +93,7 @@ def tail_lines(path: Path, count: int, max_bytes: int) -> tuple[list[tuple[str, 
         parts.pop()
     if not at_start and parts:
         parts.pop(0)  # a partial first line
-    return [decode(p) for p in parts[-count:]], read, at_start
+    return [decode(p) for p in parts[-count:]], read, at_start and len(parts) <= count
 
 
 def _bounded_lines(fh: _Readable) -> Iterator[bytes]:
