@@ -101,13 +101,14 @@ class TimelineService:
         if self._want["logs"]:
             with _logged("log follower"):
                 exclude = [self.files.directory] if self.files else []
-                self.follower = LogFollower(
-                    self.bus,
-                    self._log_paths if self._log_paths is not None
-                    else self.settings.dev3000_log_paths,
-                    exclude=exclude,
-                )  # fmt: skip
-                self.follower.start()
+                settings = self.settings
+                if self._log_paths is not None:
+                    settings = settings.model_copy(update={"dev3000_log_paths": self._log_paths})
+                follower = LogFollower(self.bus, settings, exclude=exclude)
+                if follower.start():
+                    self.follower = follower
+                else:
+                    log.info("timeline: servers/logs is not available; log follower not started")
         if self._want["health"] and self.settings.health_deep_check_enabled:
             check = self._deep_check or default_deep_check(self.settings)
             if check is not None:

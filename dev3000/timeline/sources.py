@@ -6,24 +6,22 @@
 * :class:`BreakerWatcher` — subscribes to the resilience registry
   (``guilde_core.resilience.get_registry()``), which relays other processes' transitions
   through Redis, and emits ``circuit_transition``.
-* :class:`LogFollower` — follows the log files under ``DEV3000_LOG_PATHS`` (new lines only,
-  surviving rotation and truncation) and emits ``error_log`` for error lines, at most
-  ``max_per_second`` per file (a notice says how many were held back).
+* :class:`LogFollower` — takes the entries of the logs server's ``follow`` (new entries of
+  the files under ``DEV3000_LOG_PATHS``, rotation and tracebacks handled there) and emits
+  ``error_log`` for error and critical ones, at most ``max_per_second`` per source (a
+  notice says how many were held back).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import importlib
 import inspect
-import json
 import logging
-import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +36,6 @@ __all__ = [
     "HealthPoller",
     "LogFollower",
     "breaker_event",
-    "classify_line",
     "flatten_statuses",
 ]
 
@@ -266,222 +263,155 @@ class BreakerWatcher:
 
 
 # --- logs ----------------------------------------------------------------------------------
-_LEVEL_WORDS = re.compile(r"\b(CRITICAL|FATAL|ERROR|EXCEPTION|Traceback)\b")
-_CONTINUATION = ("Traceback", "During handling", "The above exception")
-_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?::\s|$)")
-_LEVEL_KEYS = ("level", "levelname", "severity", "log.level", "lvl")
-_ERROR_LEVELS: dict[str, Severity] = {
-    "error": "error",
-    "err": "error",
-    "exception": "error",
-    "critical": "critical",
-    "fatal": "critical",
-    "crit": "critical",
-    "emergency": "critical",
-    "alert": "critical",
-}
+MAX_MESSAGE = 1500  # characters of a log entry kept in an event (redaction cost grows fast)
+
+LogFollow = Callable[..., AsyncIterator[Any]]
 
 
-def classify_line(line: str) -> Severity | None:
-    """``error``/``critical`` for an error line (JSON ``level`` field, or the words ERROR,
-    CRITICAL, FATAL, Traceback), else None."""
-    text = line.strip()
-    if not text:
+def _default_follow() -> LogFollow | None:
+    """The logs server's ``follow`` (``servers/logs``: parsing, traceback joining,
+    rotation, path safety, redaction), when that module is present."""
+    try:
+        module = importlib.import_module("servers.logs.logic")
+    except ImportError:
         return None
-    if text.startswith("{"):
-        with contextlib.suppress(ValueError):
-            body = json.loads(text)
-            if isinstance(body, dict):
-                for key in _LEVEL_KEYS:
-                    value = body.get(key)
-                    if isinstance(value, str):
-                        return _ERROR_LEVELS.get(value.lower())
-                    if isinstance(value, int):  # numeric logging levels
-                        return "critical" if value >= 50 else "error" if value >= 40 else None
-                return None
-    match = _LEVEL_WORDS.search(text)
-    if match is None:
-        return None
-    return "critical" if match.group(1) in ("CRITICAL", "FATAL") else "error"
-
-
-def _summary(line: str) -> str:
-    text = line.strip()
-    if text.startswith("{"):
-        with contextlib.suppress(ValueError):
-            body = json.loads(text)
-            if isinstance(body, dict):
-                for key in ("message", "msg", "event", "error"):
-                    if isinstance(body.get(key), str):
-                        return str(body[key])[:300]
-    return text[:300]
+    follow = getattr(module, "follow", None)
+    return follow if callable(follow) else None
 
 
 @dataclass
-class _Followed:
-    path: Path
-    inode: int
-    position: int
-    partial: str = ""
-    window_start: float = 0.0
-    in_window: int = 0
+class _Window:
+    start: float = 0.0
+    count: int = 0
     held_back: int = 0
-    pending: list[str] = field(default_factory=list)
 
 
 class LogFollower:
-    """Follows log files and publishes their error lines as ``error_log`` events."""
-
-    SUFFIXES = (".log", ".jsonl", ".json", ".txt", ".out", ".err")
+    """Publishes the error entries the logs server's ``follow`` sees as ``error_log``
+    events: at most ``max_per_second`` per source, then one notice of how many were held
+    back; files under ``exclude`` (the timeline's own files) are ignored."""
 
     def __init__(
         self,
         bus: EventBus,
-        paths: Iterable[str | Path],
+        settings: Settings,
         *,
         exclude: Iterable[Path] = (),
         interval: float = 0.5,
         max_per_second: int = 20,
+        follow: LogFollow | None = None,
     ) -> None:
         self.bus = bus
-        self.paths = [str(p) for p in paths]
+        self.settings = settings
         self.exclude = [Path(p).resolve() for p in exclude]
         self.interval = interval
         self.max_per_second = max_per_second
-        self._files: dict[Path, _Followed] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._primed = False
+        self.follow = follow or _default_follow()
+        self._windows: dict[str, _Window] = {}
+        self._tasks: list[asyncio.Task[None]] = []
         self.emitted = 0
 
-    def _excluded(self, path: Path) -> bool:
-        resolved = path.resolve()
-        return any(resolved == ex or ex in resolved.parents for ex in self.exclude)
+    @property
+    def available(self) -> bool:
+        return self.follow is not None
 
-    def discover(self) -> list[Path]:
-        found: list[Path] = []
-        for spec in self.paths:
-            if glob.has_magic(spec):
-                candidates = [Path(p) for p in glob.glob(spec, recursive=True)]
-            else:
-                root = Path(spec)
-                candidates = (
-                    [p for p in root.rglob("*") if p.suffix in self.SUFFIXES]
-                    if root.is_dir()
-                    else [root]
-                )
-            for path in candidates:
-                if path.is_file() and not path.is_symlink() and not self._excluded(path):
-                    found.append(path)
-        return sorted(set(found))
+    def _excluded(self, source: str) -> bool:
+        for root in self.settings.dev3000_log_paths:
+            path = (Path(root) / source).resolve()
+            if any(path == ex or ex in path.parents for ex in self.exclude):
+                return True
+        return False
 
-    def scan(self) -> None:
-        """Pick up files and read every followed file's new lines. Files present at the
-        first scan are followed from their end; files that appear later from their start."""
-        now = time.monotonic()
-        for path in self.discover():
-            if path not in self._files:
-                with contextlib.suppress(OSError):
-                    stat = path.stat()
-                    start = stat.st_size if not self._primed else 0
-                    self._files[path] = _Followed(path, stat.st_ino, start)
-        self._primed = True
-        for path, followed in list(self._files.items()):
-            try:
-                self._read(followed, now)
-            except FileNotFoundError:
-                del self._files[path]
-            except OSError as exc:
-                log.debug("log follower: %s: %s", path, exc)
-
-    def _read(self, f: _Followed, now: float) -> None:
-        stat = f.path.stat()
-        if stat.st_ino != f.inode or stat.st_size < f.position:  # rotated or truncated
-            f.inode, f.position, f.partial = stat.st_ino, 0, ""
-        if stat.st_size == f.position:
-            self._flush(f, now)
+    def handle(self, entry: Any, now: float | None = None) -> None:
+        """One entry from ``follow``: publish it when it is an error (within the cap)."""
+        level = getattr(entry, "level", None)
+        if level not in ("error", "critical") and "Traceback (most recent call last)" in str(
+            getattr(entry, "message", "")
+        ):
+            level = "error"  # a traceback (joined to whatever line came before it)
+        if level not in ("error", "critical"):
             return
-        with f.path.open("rb") as handle:
-            handle.seek(f.position)
-            chunk = handle.read(min(stat.st_size - f.position, 4 * 2**20))
-        f.position += len(chunk)
-        text = f.partial + chunk.decode("utf-8", errors="replace")
-        lines = text.split("\n")
-        f.partial = lines.pop()[-MAX_LINE:]
-        current: list[str] = []
-        for line in lines:
-            line = line.rstrip("\r")
-            if current and (line[:1] in (" ", "\t") or line.startswith(_CONTINUATION)):
-                current.append(line[:MAX_LINE])  # a traceback's continuation
-                continue
-            in_traceback = any(c.startswith("Traceback") for c in current)
-            if in_traceback and _EXCEPTION_LINE.match(line):  # "KeyError: 'x'" ends it
-                current.append(line[:MAX_LINE])
-                f.pending.append("\n".join(current)[: MAX_LINE * 2])
-                current = []
-                continue
-            if current:
-                f.pending.append("\n".join(current)[: MAX_LINE * 2])
-                current = []
-            if classify_line(line) is not None:
-                current = [line[:MAX_LINE]]
-        if current:
-            f.pending.append("\n".join(current)[: MAX_LINE * 2])
-        self._flush(f, now)
-
-    def _flush(self, f: _Followed, now: float) -> None:
-        if now - f.window_start >= 1.0:
-            if f.held_back:
-                self._publish_notice(f)
-            f.window_start, f.in_window = now, 0
-        while f.pending:
-            entry = f.pending.pop(0)
-            if f.in_window >= self.max_per_second:
-                f.held_back += 1 + len(f.pending)
-                f.pending.clear()
-                break
-            f.in_window += 1
-            self._publish_line(f.path, entry)
-
-    def _publish_line(self, path: Path, entry: str) -> None:
-        first = entry.split("\n", 1)[0]
-        severity = classify_line(first) or "error"
-        event = make_event(
-            source="logs",
-            kind="error_log",
-            severity=severity,
-            subject=path.name,
-            summary=_summary(first),
-            data={"path": str(path), "line": entry},
+        source = str(getattr(entry, "source", "logs"))
+        if self._excluded(source):
+            return
+        now = time.monotonic() if now is None else now
+        window = self._windows.setdefault(source, _Window(start=now))
+        if now - window.start >= 1.0:
+            self._flush(source, window)
+            window.start, window.count = now, 0
+        if window.count >= self.max_per_second:
+            window.held_back += 1
+            return
+        window.count += 1
+        message = str(getattr(entry, "message", ""))[:MAX_MESSAGE]
+        data: dict[str, Any] = {"source": source, "message": message}
+        for key in ("line", "logger", "format"):
+            value = getattr(entry, key, None)
+            if value is not None:
+                data[key] = value
+        ts = getattr(entry, "ts", None)
+        if ts is not None:
+            data["logged_at"] = ts.isoformat()
+        self.bus.publish(
+            make_event(
+                source="logs",
+                kind="error_log",
+                severity=level,
+                subject=source,
+                summary=(message.splitlines() or [""])[0][:300],
+                data=data,
+                correlation_id=getattr(entry, "correlation_id", None),
+            )
         )
-        self.bus.publish(event)
         self.emitted += 1
 
-    def _publish_notice(self, f: _Followed) -> None:
+    def _flush(self, source: str, window: _Window) -> None:
+        if not window.held_back:
+            return
         self.bus.publish(
             make_event(
                 source="logs",
                 kind="notice",
                 severity="warning",
-                subject=f.path.name,
-                summary=f"{f.held_back} more error line(s) in {f.path.name} not shown "
+                subject=source,
+                summary=f"{window.held_back} more error entr(y/ies) in {source} not shown "
                 f"(over {self.max_per_second}/s)",
-                data={"path": str(f.path), "held_back": f.held_back},
+                data={"source": source, "held_back": window.held_back},
             )
         )
-        f.held_back = 0
+        window.held_back = 0
 
-    async def run(self) -> None:
+    def flush_all(self, now: float | None = None) -> None:
+        """Publish the held-back notices of every window that has ended."""
+        now = time.monotonic() if now is None else now
+        for source, window in self._windows.items():
+            if now - window.start >= 1.0:
+                self._flush(source, window)
+
+    async def _follow_loop(self) -> None:
+        assert self.follow is not None
+        async for entry in self.follow(settings=self.settings, poll_interval=self.interval):
+            self.handle(entry)
+
+    async def _flush_loop(self) -> None:
         while True:
-            await asyncio.to_thread(self.scan)
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(1.0)
+            self.flush_all()
 
-    def start(self) -> None:
-        self.scan()  # remember where every existing file ends, synchronously
-        self._task = asyncio.create_task(self.run(), name="timeline-log-follower")
+    def start(self) -> bool:
+        """Start following; False when the logs server's ``follow`` is not available."""
+        if self.follow is None:
+            return False
+        self._tasks = [
+            asyncio.create_task(self._follow_loop(), name="timeline-log-follower"),
+            asyncio.create_task(self._flush_loop(), name="timeline-log-notices"),
+        ]
+        return True
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []

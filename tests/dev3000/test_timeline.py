@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import json
 import os
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from dev3000.timeline.sources import (
     HealthPoller,
     LogFollower,
     breaker_event,
-    classify_line,
     flatten_statuses,
 )
 from guilde_core.config import Settings
@@ -137,71 +135,66 @@ def test_timeline_dir_is_under_the_first_log_directory(tmp_path: Path) -> None:
 
 
 # --- sources: logs -------------------------------------------------------------------------
-def test_classify_line() -> None:
-    assert classify_line('{"level": "error", "msg": "x"}') == "error"
-    assert classify_line('{"levelname": "CRITICAL"}') == "critical"
-    assert classify_line('{"level": "info", "msg": "ERROR in text only"}') is None
-    assert classify_line('{"level": 50}') == "critical"
-    assert classify_line("2026-01-22 10:00:00 ERROR app: boom") == "error"
-    assert classify_line("Traceback (most recent call last):") == "error"
-    assert classify_line("INFO all good") is None
-
-
-def test_log_follower_emits_error_lines_follows_rotation_and_limits_floods(
+def test_log_follower_publishes_the_error_entries_the_logs_server_follows(
     tmp_path: Path,
 ) -> None:
     logs = tmp_path / "logs"
-    logs.mkdir()
-    (logs / "timeline").mkdir()
+    (logs / "timeline").mkdir(parents=True)
     app_log = logs / "app.log"
     app_log.write_text("ERROR old line, before we started\n")
-    (logs / "old.log.gz").write_bytes(gzip.compress(b"ERROR compressed\n"))
-    bus = EventBus(500)
-    follower = LogFollower(bus, [str(logs)], exclude=[logs / "timeline"], max_per_second=5)
-    follower.scan()
-    assert len(bus) == 0  # existing content is not replayed
-    with app_log.open("a") as f:
-        f.write("INFO fine\n")
-        f.write("2026-01-22 10:00:00 ERROR api: payment failed token=sk-live-abcdefghijklmnop\n")
-        f.write("Traceback (most recent call last):\n")  # logger.exception: one entry
-        f.write('  File "app.py", line 3, in <module>\n')
-        f.write("KeyError: 'x'\n")
-        f.write("INFO next request\n")
-        f.write("Traceback (most recent call last):\n")  # an uncaught one on stderr
-        f.write('  File "worker.py", line 9, in run\n')
-        f.write("ZeroDivisionError: division by zero\n")
-        f.write('{"level": "critical", "message": "db gone"}\n')
-        f.write("ERROR partial line without newline yet")
-    (logs / "timeline" / "t.jsonl").write_text('{"level": "error"}\n')  # excluded
-    follower.scan()
-    events = bus.events()
-    assert [e.severity for e in events] == ["error", "error", "critical"]
-    assert all(e.kind == "error_log" and e.source == "logs" for e in events)
-    assert "sk-live-abcdefghijklmnop" not in events[0].model_dump_json()
-    assert events[0].data["line"].count("\n") == 3  # the line and its traceback
-    assert events[0].data["line"].endswith("KeyError: 'x'")
-    assert events[1].data["line"].endswith("ZeroDivisionError: division by zero")
-    assert events[2].summary == "db gone"
-    # rotation: the file is renamed and a new one starts
-    app_log.rename(logs / "app.log.1")
-    app_log.write_text("ERROR after rotation\n")
-    follower.scan()
-    assert bus.events()[-1].summary == "ERROR after rotation"
-    # a flood is capped, with a notice of what was held back
-    before = len(bus)
-    for fol in follower._files.values():
-        fol.window_start -= 2  # a fresh one-second window
-    with app_log.open("a") as f:
-        f.writelines(f"ERROR flood {i}\n" for i in range(50))
-    follower.scan()
-    flood = bus.events()[before:]
-    assert len(flood) == 5
-    for fol in follower._files.values():
-        fol.window_start -= 2  # the next second
-    follower.scan()
-    notice = bus.events()[-1]
-    assert notice.kind == "notice"
-    assert notice.data["held_back"] == 45
+    settings = Settings(dev3000_log_paths=[str(logs)])
+
+    async def wait_for(bus: EventBus, count: int, timeout: float = 15) -> list[TimelineEvent]:
+        for _ in range(int(timeout / 0.05)):
+            if len(bus) >= count:
+                break
+            await asyncio.sleep(0.05)
+        return bus.events()
+
+    async def run() -> None:
+        bus = EventBus(500)
+        bus.bind_loop()
+        follower = LogFollower(
+            bus, settings, exclude=[logs / "timeline"], interval=0.05, max_per_second=5
+        )
+        assert follower.start()
+        await asyncio.sleep(0.5)  # existing content is not replayed
+        with app_log.open("a") as f:
+            f.write("INFO fine\n")
+            f.write(
+                "2026-01-22 10:00:00 ERROR api: payment failed token=sk-live-abcdefghijklmnop\n"
+            )
+            f.write('{"level": "critical", "message": "db gone", "correlation_id": "c-42"}\n')
+            f.write("INFO request done\n")
+            f.write("Traceback (most recent call last):\n")  # joined to the INFO line
+            f.write('  File "worker.py", line 9, in run\n')
+            f.write("ZeroDivisionError: division by zero\n")
+            f.write("INFO next\n")
+        (logs / "timeline" / "t.jsonl").write_text('{"level": "error", "message": "x"}\n')
+        events = await wait_for(bus, 3)
+        assert [e.severity for e in events] == ["error", "critical", "error"]
+        assert all(e.kind == "error_log" and e.source == "logs" for e in events)
+        assert "sk-live-abcdefghijklmnop" not in events[0].model_dump_json()
+        assert events[1].correlation_id == "c-42"
+        assert "ZeroDivisionError" in events[2].data["message"]  # the traceback is one event
+        assert "old line" not in str([e.summary for e in events])
+        # rotation: the file is renamed and a new one starts
+        app_log.rename(logs / "app.log.1")
+        app_log.write_text("ERROR after rotation\n")
+        events = await wait_for(bus, 4)
+        assert events[-1].summary == "ERROR after rotation"
+        # a flood is capped, with a notice of what was held back
+        await asyncio.sleep(1.1)  # a fresh one-second window
+        with app_log.open("a") as f:
+            f.writelines(f"ERROR flood {i}\n" for i in range(50))
+        events = await wait_for(bus, 4 + 5 + 1, timeout=20)
+        flood = [e for e in events[4:] if e.kind == "error_log"]
+        notices = [e for e in events[4:] if e.kind == "notice"]
+        assert len(flood) == 5
+        assert [n.data["held_back"] for n in notices] == [45]
+        await follower.stop()
+
+    asyncio.run(run())
 
 
 # --- sources: health -----------------------------------------------------------------------
@@ -329,9 +322,9 @@ def test_service_writes_files_and_follows_logs(tmp_path: Path) -> None:
         service = TimelineService(settings, deep_check=check, fanout=False, breakers=False)
         await service.start()
         assert service.follower is not None
-        service.follower.interval = 0.05
+        await asyncio.sleep(0.5)  # the follower has looked at what exists
         (logs / "svc.log").write_text("ERROR from the service\n")
-        for _ in range(200):
+        for _ in range(500):
             kinds = {e.kind for e in service.bus.events()}
             if {"error_log", "health_transition"} <= kinds:
                 break
