@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from dev3000.api.auth import authenticate, extract_token
+from dev3000.api.metrics import record_deep_report
 from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.state import AppState, StateDep
 from guilde_core import __version__
@@ -241,6 +242,7 @@ async def _full_report(state: AppState) -> dict[str, Any]:
         if worst != "healthy" and body["status"] == "healthy":
             body["status"] = "degraded"
     out: dict[str, Any] = redact(body)
+    record_deep_report(out)
     return out
 
 
