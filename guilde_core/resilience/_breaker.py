@@ -86,6 +86,40 @@ async def _run_fallback(fallback: Fallback, exc: BaseException) -> Any:
     return result
 
 
+class Rejected(CircuitOpenError):
+    """The :class:`CircuitOpenError` a rejection raises — a new one each time (purgatory
+    re-raises one shared instance whose traceback grows with every rejection).
+
+    Built cheaply: ``CircuitOpenError.__init__`` formats a datetime into its message, which
+    would dominate the cost of a rejection, so the message is only made when it is read.
+    """
+
+    def __init__(self, name: str, retry_at: float | None, state: str) -> None:
+        # deliberately not calling CircuitOpenError.__init__ (see above)
+        self.name = name
+        self.retry_at = retry_at
+        self.state = state
+        self.service = name
+        self.status_code = None
+
+    @property
+    def message(self) -> str:  # type: ignore[override]
+        return CircuitOpenError(self.name, retry_at=self.retry_at, state=self.state).message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"CircuitOpenError({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Rejected, (self.name, self.retry_at, self.state))
+
+
+# it *is* a CircuitOpenError: logs, problem details and ``type(e).__name__`` say so
+Rejected.__name__ = Rejected.__qualname__ = "CircuitOpenError"
+
+
 class CircuitBreaker:
     """One named breaker. Use :meth:`call`; get instances from :class:`BreakerRegistry`."""
 
@@ -166,13 +200,21 @@ class CircuitBreaker:
             adm = await remote.admit(self)
         elif m.state is CLOSED or m.disabled:
             adm = ADMIT
+        elif m.state is OPEN and (
+            m.forced is OPEN or time.time() < m.opened_at + self.config.recovery_timeout  # type: ignore[operator]
+        ):  # the common rejection, without building an Admission
+            self.calls[3] += 1  # not_permitted
+            err = Rejected(self.name, m.retry_at(self.config), "open")
+            if fallback is not None:
+                return await _run_fallback(fallback, err)  # type: ignore[no-any-return]
+            raise err
         else:
             adm = m.admit(time.time(), self.config)
             if adm.change is not None:
                 self._local_change(adm.change)
         if not adm.admitted:
             self.calls[3] += 1  # not_permitted
-            err = CircuitOpenError(self.name, retry_at=adm.retry_at, state=m.state.value)
+            err = Rejected(self.name, adm.retry_at, m.state.value)
             if fallback is not None:
                 return await _run_fallback(fallback, err)  # type: ignore[no-any-return]
             raise err

@@ -44,7 +44,7 @@ HALF_OPEN = BreakerState.HALF_OPEN
 Change = tuple[BreakerState, BreakerState, str]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Admission:
     """Result of asking to make a call: admitted (maybe as a half-open trial) or not."""
 

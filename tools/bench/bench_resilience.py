@@ -1,0 +1,348 @@
+"""Benchmark of the resilience layer against the libraries it replaces or wraps.
+
+    uv run python -m tools.bench.bench_resilience [--calls N] [--repeat R] [--redis-url URL]
+
+Prints, in one run, per-call cost (best of R runs of N calls) of:
+
+* a closed breaker: bare call, ours in memory, ours on Redis (with its measured Redis round
+  trips per call), purgatory 3.0.1 (in memory), pybreaker (sync, its native API);
+* an open breaker's rejection: ours vs purgatory, with the memory retained (tracemalloc);
+* a retry wrapper on a call that succeeds first time: ours (``resilient_call``: limiter +
+  breaker + timeout + retry + budget) vs a bare tenacity ``@retry`` and ``stamina.retry``;
+
+then the goals of issue 2 and whether each is met. Redis keys live under a unique prefix and
+are deleted at the end; Redis rows are skipped when it is unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import time
+import tracemalloc
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from guilde_core.config import BreakerConfig, Settings
+from guilde_core.errors import CircuitOpenError, ServiceUnavailableError
+from guilde_core.resilience import BreakerRegistry, resilient_call
+
+CFG = BreakerConfig(
+    failure_threshold=5, recovery_timeout=3600, half_open_requests=1, success_threshold=1
+)
+
+
+async def _ok(*_: Any) -> int:
+    return 1
+
+
+def _ok_sync() -> int:
+    return 1
+
+
+async def _best(fn: Callable[[int], Awaitable[None]], calls: int, repeat: int) -> float:
+    """Best per-call seconds over ``repeat`` runs of ``calls`` calls."""
+    await fn(min(calls, 1000))  # warm up
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        await fn(calls)
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return best
+
+
+def _best_sync(fn: Callable[[int], None], calls: int, repeat: int) -> float:
+    fn(min(calls, 1000))
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn(calls)
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return best
+
+
+async def _retained(reject: Callable[[int], Awaitable[None]], n: int) -> float:
+    """Bytes still allocated per rejection after ``n`` rejections (tracemalloc)."""
+    await reject(min(n, 1000))
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    await reject(n)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return max(0.0, (after - before) / n)
+
+
+class _RoundTrips:
+    """Counts commands sent by redis-py's asyncio connections."""
+
+    def __init__(self) -> None:
+        from redis.asyncio.connection import AbstractConnection
+
+        self.count = 0
+        self._cls = AbstractConnection
+        self._orig = AbstractConnection.send_packed_command
+        orig = self._orig
+
+        async def counted(conn: Any, *args: Any, **kwargs: Any) -> None:
+            self.count += 1
+            await orig(conn, *args, **kwargs)
+
+        AbstractConnection.send_packed_command = counted  # type: ignore[method-assign,assignment]
+
+    def restore(self) -> None:
+        self._cls.send_packed_command = self._orig  # type: ignore[method-assign]
+
+
+async def _redis_ok(url: str) -> bool:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(await client.ping())
+    except Exception:
+        return False
+    finally:
+        await client.aclose()
+
+
+async def _cleanup(url: str, prefix: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def bench(calls: int, repeat: int, redis_url: str | None) -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    settings = Settings(retry_budget_enabled=True)
+
+    # --- closed breakers --------------------------------------------------------------
+    async def bare(n: int) -> None:
+        for _ in range(n):
+            await _ok()
+
+    rows["bare"] = await _best(bare, calls, repeat)
+
+    reg = BreakerRegistry(settings=settings)
+    brk = reg.breaker("bench", CFG)
+
+    async def ours(n: int) -> None:
+        for _ in range(n):
+            await brk.call(_ok)
+
+    rows["ours_memory"] = await _best(ours, calls, repeat)
+
+    from purgatory import AsyncCircuitBreakerFactory
+
+    factory = AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=3600)
+
+    @factory("bench")  # type: ignore[untyped-decorator]
+    async def guarded() -> int:
+        return 1
+
+    async def purg(n: int) -> None:
+        for _ in range(n):
+            await guarded()
+
+    rows["purgatory"] = await _best(purg, calls, repeat)
+
+    import pybreaker
+
+    pyb = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=3600)
+
+    def bare_sync(n: int) -> None:
+        for _ in range(n):
+            _ok_sync()
+
+    def pyb_call(n: int) -> None:
+        for _ in range(n):
+            pyb.call(_ok_sync)
+
+    rows["bare_sync"] = _best_sync(bare_sync, calls, repeat)
+    rows["pybreaker"] = _best_sync(pyb_call, calls, repeat)
+
+    # --- Redis-backed breaker ------------------------------------------------------------
+    if redis_url and await _redis_ok(redis_url):
+        prefix = f"guilde-bench:{uuid.uuid4().hex[:8]}:"
+        try:
+            for label, ttl in (("ours_redis", 1.0), ("ours_redis_nocache", 0.0)):
+                rreg = BreakerRegistry(
+                    redis_url=redis_url, prefix=prefix, settings=settings, cache_ttl=ttl
+                )
+                rbrk = rreg.breaker(f"bench-{label}", CFG)
+                await rbrk.call(_ok)
+                trips = _RoundTrips()
+
+                async def on_redis(n: int, b: Any = rbrk) -> None:
+                    for _ in range(n):
+                        await b.call(_ok)
+
+                try:
+                    start = trips.count
+                    n_calls = max(200, calls // 20)
+                    rows[label] = await _best(on_redis, n_calls, repeat)
+                    done = n_calls * repeat + min(n_calls, 1000)
+                    rows[label + "_trips"] = (trips.count - start) / done
+                finally:
+                    trips.restore()
+                await rreg.aclose()
+        finally:
+            await _cleanup(redis_url, prefix)
+
+    # --- open breaker: rejection cost and memory ---------------------------------------
+    open_reg = BreakerRegistry(settings=settings)
+    open_brk = open_reg.breaker("open", CFG)
+    await open_reg.force_open("open", reason="bench")
+
+    async def reject_ours(n: int) -> None:
+        for _ in range(n):
+            with contextlib.suppress(CircuitOpenError):
+                await open_brk.call(_ok)
+
+    rows["reject_ours"] = await _best(reject_ours, calls, repeat)
+    rows["reject_ours_bytes"] = await _retained(reject_ours, calls)
+
+    pfactory = AsyncCircuitBreakerFactory(default_threshold=1, default_ttl=3600)
+
+    @pfactory("open")  # type: ignore[untyped-decorator]
+    async def failing() -> int:
+        raise ServiceUnavailableError("down")
+
+    with contextlib.suppress(ServiceUnavailableError):
+        await failing()
+
+    async def reject_purg(n: int) -> None:
+        for _ in range(n):
+            with contextlib.suppress(Exception):  # purgatory re-raises its shared error
+                await failing()
+
+    n_reject = max(50, calls // 10)  # purgatory's rejections get slower as they grow
+    rows["reject_purgatory"] = await _best(reject_purg, n_reject, 1)
+    rows["reject_purgatory_bytes"] = await _retained(reject_purg, n_reject)
+
+    # --- retry wrappers, first-try success -------------------------------------------------
+    import stamina
+    from tenacity import retry, stop_after_attempt, wait_random_exponential
+
+    @retry(stop=stop_after_attempt(3), wait=wait_random_exponential(multiplier=0.1, max=1))
+    async def with_tenacity() -> int:
+        return 1
+
+    @stamina.retry(on=ServiceUnavailableError, attempts=3)
+    async def with_stamina() -> int:
+        return 1
+
+    async def ten(n: int) -> None:
+        for _ in range(n):
+            await with_tenacity()
+
+    async def sta(n: int) -> None:
+        for _ in range(n):
+            await with_stamina()
+
+    rc_reg = BreakerRegistry(settings=settings)
+
+    async def full(n: int) -> None:
+        for _ in range(n):
+            await resilient_call("bench", _ok, registry=rc_reg)
+
+    rows["tenacity"] = await _best(ten, max(100, calls // 5), repeat)
+    rows["stamina"] = await _best(sta, max(100, calls // 5), repeat)
+    rows["resilient_call"] = await _best(full, calls, repeat)
+    return rows
+
+
+def report(rows: dict[str, Any]) -> list[tuple[str, bool]]:
+    us = 1e6
+    bare, bare_sync = rows["bare"], rows["bare_sync"]
+
+    def line(label: str, key: str, base: float, extra: str = "") -> None:
+        if key not in rows:
+            print(f"  {label:<44} {'skipped (Redis unreachable)':>24}")
+            return
+        cost = rows[key]
+        print(f"  {label:<44} {cost * us:9.2f} µs  {max(0.0, cost - base) * us:9.2f} µs  {extra}")
+
+    print(f"\n  {'closed breaker, per call':<44} {'total':>12}  {'overhead':>12}")
+    line("bare await (baseline)", "bare", bare)
+    line("guilde breaker, memory", "ours_memory", bare)
+    if "ours_redis" in rows:
+        line("guilde breaker, Redis (cache 1 s)", "ours_redis", bare,
+             f"{rows['ours_redis_trips']:.3f} round trips/call")  # fmt: skip
+        line("guilde breaker, Redis (no cache)", "ours_redis_nocache", bare,
+             f"{rows['ours_redis_nocache_trips']:.3f} round trips/call")  # fmt: skip
+    else:
+        line("guilde breaker, Redis", "ours_redis", bare)
+    line("purgatory 3.0.1, memory", "purgatory", bare)
+    line("bare sync call (baseline)", "bare_sync", bare_sync)
+    line("pybreaker 1.4 (sync call)", "pybreaker", bare_sync)
+
+    print(f"\n  {'open breaker, per rejection':<44} {'total':>12}  {'retained':>12}")
+    for label, key in (("guilde", "reject_ours"), ("purgatory 3.0.1", "reject_purgatory")):
+        print(f"  {label:<44} {rows[key] * us:9.2f} µs  {rows[key + '_bytes']:8.1f} B/rej")
+
+    print(f"\n  {'retry wrapper, first-try success':<44} {'total':>12}  {'overhead':>12}")
+    line("tenacity @retry", "tenacity", bare)
+    line("stamina.retry", "stamina", bare)
+    line("guilde resilient_call (limiter+breaker+", "resilient_call", bare)
+    print("    timeout+retry+budget)")
+
+    over = {k: max(0.0, rows[k] - bare) for k in ("ours_memory", "purgatory", "resilient_call",
+                                                   "tenacity", "stamina")}  # fmt: skip
+    pyb_over = max(0.0, rows["pybreaker"] - bare_sync)
+    goals: list[tuple[str, bool]] = [
+        ("in-memory breaker overhead <= purgatory's", over["ours_memory"] <= over["purgatory"]),
+        ("rejection < 2 µs", rows["reject_ours"] < 2e-6),
+        ("rejection retains no memory (< 1 B/rejection)", rows["reject_ours_bytes"] < 1.0),
+    ]
+    if "ours_redis_nocache_trips" in rows:
+        goals.append(
+            ("Redis breaker, closed: <= 1 round trip/call",
+             rows["ours_redis_nocache_trips"] <= 1.0 and rows["ours_redis_trips"] <= 1.0)
+        )  # fmt: skip
+    goals += [
+        ("resilient_call overhead < 5 µs", over["resilient_call"] < 5e-6),
+        (
+            "resilient_call ahead of purgatory, pybreaker, tenacity, stamina",
+            over["resilient_call"]
+            < min(over["purgatory"], pyb_over, over["tenacity"], over["stamina"]),
+        ),
+    ]
+    print("\n  goals (issue 2)")
+    for text, met in goals:
+        print(f"  [{'met' if met else 'NOT met':>7}] {text}")
+    return goals
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=20000, help="calls per timed run")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs (best is kept)")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("CIRCUIT_BREAKER_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="Redis for the shared-breaker rows ('' to skip)",
+    )
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    rows = asyncio.run(bench(args.calls, args.repeat, args.redis_url or None))
+    print(f"guilde-diag resilience benchmark — {args.calls} calls x {args.repeat} runs, best run")
+    report(rows)
+    print(f"\n  ({time.perf_counter() - started:.1f} s; CPU load affects absolute numbers, "
+          "compare rows of the same run)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
