@@ -201,10 +201,11 @@ class CircuitBreaker:
         elif m.state is CLOSED or m.disabled:
             adm = ADMIT
         elif m.state is OPEN and (
-            m.forced is OPEN or time.time() < m.opened_at + self.config.recovery_timeout  # type: ignore[operator]
+            m.forced is OPEN
+            or time.time() < (retry_at := m.opened_at + self.config.recovery_timeout)  # type: ignore[operator]
         ):  # the common rejection, without building an Admission
             self.calls[3] += 1  # not_permitted
-            err = Rejected(self.name, m.retry_at(self.config), "open")
+            err = Rejected(self.name, None if m.forced is OPEN else retry_at, "open")
             if fallback is not None:
                 return await _run_fallback(fallback, err)  # type: ignore[no-any-return]
             raise err

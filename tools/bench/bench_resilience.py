@@ -31,6 +31,9 @@ from guilde_core.config import BreakerConfig, Settings
 from guilde_core.errors import CircuitOpenError, ServiceUnavailableError
 from guilde_core.resilience import BreakerRegistry, resilient_call
 
+#: tenacity's first-try overhead on the machines the issue's goals were set on (36-47 µs)
+TENACITY_REFERENCE = 41.5e-6
+
 CFG = BreakerConfig(
     failure_threshold=5, recovery_timeout=3600, half_open_requests=1, success_threshold=1
 )
@@ -322,6 +325,18 @@ def report(rows: dict[str, Any]) -> list[tuple[str, bool]]:
     print("\n  goals (issue 2)")
     for text, met in goals:
         print(f"  [{'met' if met else 'NOT met':>7}] {text}")
+    # The absolute goals (2 µs, 5 µs) were set on machines where tenacity's first-try
+    # overhead is 36-47 µs. Say how loaded this run's machine was by that yardstick.
+    factor = over["tenacity"] / TENACITY_REFERENCE
+    print(
+        f"\n  machine factor: tenacity overhead here / {TENACITY_REFERENCE * us:.0f} µs "
+        f"(issue's reference) = {factor:.1f}x"
+    )
+    if factor > 1.2:
+        print(
+            f"  scaled to the reference machine: rejection {rows['reject_ours'] / factor * us:.2f}"
+            f" µs, resilient_call overhead {over['resilient_call'] / factor * us:.2f} µs"
+        )
     return goals
 
 
