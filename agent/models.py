@@ -7,7 +7,7 @@ id cited by the root cause or a finding exists in ``evidence``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -35,17 +35,7 @@ Category = Literal[
     "configuration",
     "unknown",
 ]
-CATEGORIES: tuple[str, ...] = (
-    "unreachable",
-    "latency",
-    "error_spike",
-    "resource_exhaustion",
-    "circuit_open",
-    "upstream_rate_limited",
-    "upstream_auth",
-    "configuration",
-    "unknown",
-)
+CATEGORIES: tuple[str, ...] = get_args(Category)
 Severity = Literal["info", "warning", "error", "critical"]
 OverallStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
 Mode = Literal["llm", "degraded", "offline"]

@@ -29,3 +29,28 @@ def mcp_http() -> Iterator[tuple[str, RecordedState]]:
     app = server.http_app(path="/mcp")
     with ServerThread(app) as srv:
         yield f"{srv.url}/mcp", state
+
+
+def diagnose(server: Any, question: str, providers: str | None = None) -> Any:
+    """One diagnosis of ``question`` over an in-process MCP server (offline unless
+    ``providers`` names a chain); returns the :class:`~agent.models.Diagnosis`."""
+    import asyncio
+
+    from agent.mcp_client import DiagTools
+    from agent.providers import ProviderChain, build_chain
+    from agent.runner import DiagnosisAgent
+    from guilde_core.config import get_settings
+
+    async def run() -> Any:
+        settings = get_settings()
+        chain = build_chain(settings, providers) if providers else ProviderChain([], settings)
+        try:
+            async with DiagTools(server) as tools:
+                agent = DiagnosisAgent(tools, chain, settings=settings)
+                result = await agent.ask(question)
+        finally:
+            await chain.aclose()
+        assert result.diagnosis is not None
+        return result.diagnosis
+
+    return asyncio.run(run())

@@ -24,7 +24,7 @@ from agent.providers.resilience import reset_local_breakers
 from agent.recorded import RecordedState, build_recorded_server
 from agent.runner import DiagnosisAgent, RunResult
 from guilde_core.config import get_settings
-from tests.agent.conftest import scenario_data
+from tests.agent.conftest import diagnose, scenario_data
 from tools.fakellm import RunningFakeLLM, fakellm_server
 
 OPENAI_KEY = "sk-test-PLANTEDOPENAIKEY0123456789"
@@ -237,18 +237,7 @@ def test_oversized_tool_output_is_trimmed_with_a_note(fake: Fake) -> None:
     data["logs"] = {"entries": [{"message": f"line {i} " + "x" * 80} for i in range(400)]}
     server, _ = build_recorded_server(data)
 
-    async def go() -> None:
-        settings = get_settings()
-        chain = build_chain(settings, "openai:gpt-fake")
-        try:
-            async with DiagTools(server) as tools:
-                agent = DiagnosisAgent(tools, chain, settings=settings)
-                result = await agent.ask("why?")
-                assert result.diagnosis is not None
-        finally:
-            await chain.aclose()
-
-    asyncio.run(go())
+    diagnose(server, "why?", "openai:gpt-fake")
     tool_msg = next(m for m in fake.requests[1].body["messages"] if m["role"] == "tool")
     assert "output trimmed" in tool_msg["content"]
     assert len(tool_msg["content"]) < 5000
@@ -480,19 +469,9 @@ def test_secrets_in_logs_and_config_never_reach_a_prompt(
     }
     server, _ = build_recorded_server(data)
 
-    async def go() -> str:
-        settings = get_settings()
-        chain = build_chain(settings, "openai:gpt-fake")
-        try:
-            async with DiagTools(server) as tools:
-                agent = DiagnosisAgent(tools, chain, settings=settings)
-                result = await agent.ask("why does the OpenAI integration fail?")
-                assert result.diagnosis is not None
-                return result.diagnosis.model_dump_json()
-        finally:
-            await chain.aclose()
-
-    output = asyncio.run(go())
+    output = diagnose(
+        server, "why does the OpenAI integration fail?", "openai:gpt-fake"
+    ).model_dump_json()
     sent = fake.prompt_text()
     for secret in ("PLANTEDSECRET", "hunter2planted", "configPLANTED99", OPENAI_KEY):
         assert secret not in sent

@@ -5,29 +5,16 @@ from __future__ import annotations
 import asyncio
 
 from agent.eval import load_scenarios, run_suite
-from agent.mcp_client import DiagTools
-from agent.providers import ProviderChain
+from agent.models import CATEGORIES
 from agent.recorded import build_recorded_server
-from agent.runner import DiagnosisAgent
-from guilde_core.config import get_settings
-from tests.agent.conftest import SCENARIOS, scenario_data
+from tests.agent.conftest import SCENARIOS, diagnose, scenario_data
 
 
 def test_suite_has_15_scenarios_covering_every_category() -> None:
     scenarios = load_scenarios(SCENARIOS)
     assert len(scenarios) >= 15
     categories = {s.expect.category for s in scenarios}
-    assert categories == {
-        "unreachable",
-        "latency",
-        "error_spike",
-        "resource_exhaustion",
-        "circuit_open",
-        "upstream_rate_limited",
-        "upstream_auth",
-        "configuration",
-        "unknown",
-    }
+    assert categories == set(CATEGORIES)
     assert any("red-herring" in s.tags for s in scenarios)
     assert any("multi-step" in s.tags for s in scenarios)
 
@@ -48,35 +35,27 @@ def test_offline_suite_finds_root_cause_in_90_percent() -> None:
 def test_multi_step_chain_names_the_pool_not_the_breaker() -> None:
     server, state = build_recorded_server(scenario_data("pool-exhausted-chain"))
 
-    async def run() -> None:
-        settings = get_settings()
-        async with DiagTools(server) as tools:
-            agent = DiagnosisAgent(tools, ProviderChain([], settings), settings=settings)
-            result = await agent.ask("why is checkout failing?")
-        assert result.diagnosis is not None
-        d = result.diagnosis
-        assert (d.root_cause.component, d.root_cause.category) == (
-            "database",
-            "resource_exhaustion",
-        )
-        # the chain is explained: the breaker finding is cited in the root cause
-        categories = {f.category for f in d.findings}
-        assert {"resource_exhaustion", "circuit_open"} <= categories
-        assert len(d.root_cause.evidence_ids) >= 2
-        assert d.mode == "offline"
-        assert d.steps == 0
-        # the gather pass ran in parallel over MCP: one call per role
-        assert sorted(name for name, _ in state.calls) == sorted(
-            [
-                "health_deep_health",
-                "health_check_health",
-                "circuits_list_breakers",
-                "logs_error_groups",
-                "timeline_recent",
-            ]
-        )
-
-    asyncio.run(run())
+    d = diagnose(server, "why is checkout failing?")
+    assert (d.root_cause.component, d.root_cause.category) == (
+        "database",
+        "resource_exhaustion",
+    )
+    # the chain is explained: the breaker finding is cited in the root cause
+    categories = {f.category for f in d.findings}
+    assert {"resource_exhaustion", "circuit_open"} <= categories
+    assert len(d.root_cause.evidence_ids) >= 2
+    assert d.mode == "offline"
+    assert d.steps == 0
+    # the gather pass ran in parallel over MCP: one call per role
+    assert sorted(name for name, _ in state.calls) == sorted(
+        [
+            "health_deep_health",
+            "health_check_health",
+            "circuits_list_breakers",
+            "logs_error_groups",
+            "timeline_recent",
+        ]
+    )
 
 
 def test_tool_error_becomes_error_evidence_and_analysis_survives() -> None:
@@ -84,32 +63,17 @@ def test_tool_error_becomes_error_evidence_and_analysis_survives() -> None:
     data["errors"] = {"error": "log source unreadable: permission denied"}
     server, _ = build_recorded_server(data)
 
-    async def run() -> None:
-        settings = get_settings()
-        async with DiagTools(server) as tools:
-            agent = DiagnosisAgent(tools, ProviderChain([], settings), settings=settings)
-            result = await agent.ask("why is checkout failing?")
-        assert result.diagnosis is not None
-        errors = [e for e in result.diagnosis.evidence if e.error]
-        assert len(errors) == 1
-        assert "permission denied" in errors[0].excerpt
-        assert result.diagnosis.root_cause.category == "unreachable"
-
-    asyncio.run(run())
+    d = diagnose(server, "why is checkout failing?")
+    errors = [e for e in d.evidence if e.error]
+    assert len(errors) == 1
+    assert "permission denied" in errors[0].excerpt
+    assert d.root_cause.category == "unreachable"
 
 
 def test_planted_secrets_never_reach_the_output() -> None:
     server, _ = build_recorded_server(scenario_data("secrets-in-logs-auth"))
 
-    async def run() -> str:
-        settings = get_settings()
-        async with DiagTools(server) as tools:
-            agent = DiagnosisAgent(tools, ProviderChain([], settings), settings=settings)
-            result = await agent.ask("why does the OpenAI integration fail?")
-        assert result.diagnosis is not None
-        return result.diagnosis.model_dump_json()
-
-    out = asyncio.run(run())
+    out = diagnose(server, "why does the OpenAI integration fail?").model_dump_json()
     assert "PLANTEDSECRET" not in out
     assert "hunter2planted" not in out
     assert "upstream_auth" in out
@@ -118,16 +82,9 @@ def test_planted_secrets_never_reach_the_output() -> None:
 def test_empty_server_gives_unknown_not_a_crash() -> None:
     from fastmcp import FastMCP
 
-    async def run() -> None:
-        settings = get_settings()
-        async with DiagTools(FastMCP("empty")) as tools:
-            agent = DiagnosisAgent(tools, ProviderChain([], settings), settings=settings)
-            result = await agent.ask("anything wrong?")
-        assert result.diagnosis is not None
-        assert result.diagnosis.root_cause.category == "unknown"
-        assert result.diagnosis.evidence == []
-
-    asyncio.run(run())
+    d = diagnose(FastMCP("empty"), "anything wrong?")
+    assert d.root_cause.category == "unknown"
+    assert d.evidence == []
 
 
 def test_tag_filter_and_healthy_system_invents_no_cause() -> None:
