@@ -341,10 +341,11 @@ def test_agent_web_answers_its_probe_and_binds_all_interfaces(
     app = module.create_app(Settings(), mcp_url=dev3000_url + "/mcp")
     with ServerThread(app) as server:
         assert _get_all(server.url, container) == {"/health": 200}
-    command = container["command"]
+    args = container["args"]
+    assert args[:2] == ["agent", "web"]
     # the CLI binds 127.0.0.1 by default, which a kubelet probe cannot reach
-    assert command[command.index("--host") + 1] == "0.0.0.0"
-    assert command[command.index("--url") + 1] == "http://dev3000:3001/mcp"
+    assert args[args.index("--host") + 1] == "0.0.0.0"
+    assert args[args.index("--url") + 1] == "http://dev3000:3001/mcp"
 
 
 # --------------------------------------------------------------------------------------
@@ -415,3 +416,52 @@ def test_mesh_streams_have_no_timeout_and_no_retries() -> None:
     assert stream["retries"]["attempts"] == 0
     # the stream route comes first, so no later catch-all can put a timeout on it
     assert vs["spec"]["http"][0] is stream
+
+
+# --------------------------------------------------------------------------------------
+# The manifests run the image the project builds
+# --------------------------------------------------------------------------------------
+
+
+def _dockerfile_runtime() -> dict[str, str]:
+    """Instructions of the last stage of Dockerfile.dev3000 (continuation lines joined)."""
+    text = (ROOT / "Dockerfile.dev3000").read_text(encoding="utf-8").replace("\\\n", " ")
+    stage = text.rsplit("\nFROM ", 1)[-1]
+    out: dict[str, str] = {}
+    for line in stage.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word.isupper() and rest:
+            out[word] = (out.get(word, "") + " " + rest).strip() if word == "ENV" else rest
+    return out
+
+
+def test_manifests_match_the_image() -> None:
+    if not (ROOT / "Dockerfile.dev3000").is_file():  # pragma: no cover - before the container
+        pytest.skip("Dockerfile.dev3000 not in this checkout")
+    image = _dockerfile_runtime()
+    uid, _, gid = image["USER"].partition(":")
+    entrypoint = yaml.safe_load(image["ENTRYPOINT"])
+    assert entrypoint == ["dev3000"]
+    resources = _by_key(_render("base"))
+    for app, port in (("dev3000", 3001), ("agent-web", 8001)):
+        deployment = resources[("Deployment", app)]
+        pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
+        assert str(pod_security["runAsUser"]) == uid
+        assert str(pod_security["runAsGroup"]) == (gid or uid)
+        container = _container(deployment)
+        assert container["image"].split(":")[0] == "guilde-dev3000"
+        # no `command`: the image's ENTRYPOINT (dev3000) runs with these args
+        assert "command" not in container
+        assert container["args"][0] in {"serve", "agent"}
+        assert container["ports"][0]["containerPort"] == port
+    assert "3001" in image["EXPOSE"].split()
+    assert yaml.safe_load(image["CMD"]) == _container(resources[("Deployment", "dev3000")])["args"]
+    # the paths the image prepares are the ones the ConfigMap and the mounts use
+    data = _config(list(resources.values()))
+    mounts = {
+        m["mountPath"] for m in _container(resources[("Deployment", "dev3000")])["volumeMounts"]
+    }
+    assert data["DEV3000_DATA_DIR"] in image["ENV"]
+    assert data["DEV3000_DATA_DIR"] in mounts
+    assert data["DEV3000_LOG_PATHS"] in image["ENV"]
+    assert data["DEV3000_LOG_PATHS"] in mounts
