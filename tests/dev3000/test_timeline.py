@@ -135,7 +135,7 @@ def test_timeline_dir_is_under_the_first_log_directory(tmp_path: Path) -> None:
 
 
 # --- sources: logs -------------------------------------------------------------------------
-def test_log_follower_publishes_the_error_entries_the_logs_server_follows(
+def test_log_follower_emits_error_lines_follows_rotation_and_limits_floods(
     tmp_path: Path,
 ) -> None:
     logs = tmp_path / "logs"
