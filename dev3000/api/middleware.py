@@ -26,6 +26,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dev3000.api.auth import Keyring, extract_token
+from dev3000.api.health import fast_probe
 from dev3000.api.problems import problem_response
 from dev3000.api.ratelimit import RateDecision, RateLimiter
 from guilde_core.correlation import correlation_scope
@@ -116,6 +117,13 @@ class ApiMiddleware:
         rid_header = (b"x-request-id", rid.encode("latin-1"))
         decision: RateDecision | None = None
 
+        if method in ("GET", "HEAD"):
+            body = fast_probe(path)
+            if body is not None:  # cheap probes skip routing (same body as their routes)
+                await self._fast(send, body if method == "GET" else b"", len(body), rid)
+                self._observe(method, scope, 200, started, route=path)
+                return
+
         limiter = self.limiter()
         if limiter is not None and is_rate_limited_path(path):
             decision = await limiter.hit(self._caller(scope))
@@ -183,7 +191,24 @@ class ApiMiddleware:
         return f"ip:{host}"
 
     @staticmethod
-    def _observe(method: str, scope: Scope, status: int, started: float) -> None:
-        route = _route_label(scope)
+    async def _fast(send: Send, body: bytes, length: int, rid: str) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(length).encode()),
+                    (b"x-request-id", rid.encode("latin-1")),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _observe(
+        method: str, scope: Scope, status: int, started: float, *, route: str | None = None
+    ) -> None:
+        route = route or _route_label(scope)
         HTTP_REQUESTS.labels(method, route, str(status)).inc()
         HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)

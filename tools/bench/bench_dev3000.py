@@ -1,0 +1,266 @@
+"""Benchmark: dev3000's HTTP app beside bare baselines, in one run.
+
+1. ``/api/v1/health`` throughput and p99 at ``--connections`` concurrent keep-alive
+   connections, beside a bare Starlette app with one route, both under the same uvicorn
+   settings (one worker, no access log). Goal: >= 80 % of the bare throughput, p99 <= 10 ms.
+   The load comes from ``wrk`` when installed (Debian package ``wrk``), else from an asyncio
+   raw-socket client; either runs in its own process.
+2. MCP ``tools/call`` latency through the aggregate at dev3000's ``/mcp`` beside the same
+   tool on the standalone logs server (``servers.logs.server``) over streamable HTTP, with
+   the official ``mcp`` client. Goal: <= 1.3x.
+3. Cold start (spawn to ``/api/v1/health/ready`` 200) and idle RSS of ``dev3000 serve``,
+   beside the bare app.
+
+    uv run python tools/bench/bench_dev3000.py                   # ~40 s
+    uv run python tools/bench/bench_dev3000.py --duration 3 --calls 30 --connections 20
+    uv run python tools/bench/bench_dev3000.py --duration 30 --calls 1000
+
+Loopback only; every server process is stopped at the end. On a shared 2-core machine
+load client and server compete for the CPU: compare the columns of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools.harness import ManagedProcess, free_port, wait_for_http  # noqa: E402
+
+UVICORN = {"log_level": "warning", "access_log": False, "lifespan": "on"}
+
+
+# --- servers (run in child processes) ------------------------------------------------------
+def _bare_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "healthy"})
+
+    return Starlette(routes=[Route("/api/v1/health", health)])
+
+
+def _standalone_mcp() -> Any:
+    from servers.logs.server import build_server
+
+    return build_server().http_app(path="/mcp")
+
+
+def serve(kind: str, port: int) -> None:
+    import uvicorn
+
+    if kind == "bare":
+        app = _bare_app()
+    elif kind == "dev3000":
+        from dev3000.app import create_app
+
+        app = create_app()
+    else:
+        app = _standalone_mcp()
+    uvicorn.run(app, host="127.0.0.1", port=port, **UVICORN)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def server(kind: str, env: dict[str, str], ready_path: str) -> Iterator[tuple[str, int, float]]:
+    port = free_port()
+    argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
+    started = time.perf_counter()
+    with ManagedProcess(argv, env=env, cwd=env["BENCH_DIR"]) as proc:
+        # the MCP endpoint answers a plain GET with a 4xx: any answer means it is up
+        status = None if ready_path == "/mcp" else 200
+        wait_for_http(f"http://127.0.0.1:{port}{ready_path}", timeout=90, status=status)
+        cold = time.perf_counter() - started
+        yield f"http://127.0.0.1:{port}", proc.pid, cold
+
+
+# --- load ------------------------------------------------------------------------------------
+def wrk(url: str, connections: int, duration: float) -> tuple[float, float]:
+    """(requests/s, p99 ms) from wrk."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(duration))}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    return rps, p99
+
+
+async def _raw_load(host: str, port: int, path: str, connections: int, duration: float) -> str:
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    latencies: list[float] = []
+    deadline = time.perf_counter() + duration
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - t0)
+        writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[int(0.99 * (len(latencies) - 1))] * 1000
+    return f"{len(latencies) / elapsed} {p99}"
+
+
+def load(url: str, connections: int, duration: float) -> tuple[float, float, str]:
+    if shutil.which("wrk"):
+        return (*wrk(url, connections, duration), "wrk")
+    parts = httpx.URL(url)
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", parts.host, str(parts.port), parts.path,
+         str(connections), str(duration)],
+        capture_output=True, text=True, timeout=duration + 60, check=True,
+    ).stdout.split()  # fmt: skip
+    return float(out[0]), float(out[1]), "asyncio raw-socket client"
+
+
+# --- MCP ----------------------------------------------------------------------------------
+async def mcp_calls(url: str, tool: str, calls: int) -> list[float]:
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with (
+        httpx2.AsyncClient(timeout=30) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        for _ in range(5):  # warm-up
+            await session.call_tool(tool, {})
+        out = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            result = await session.call_tool(tool, {})
+            out.append((time.perf_counter() - t0) * 1000)
+            if result.is_error:
+                raise RuntimeError(f"{tool} failed: {result.content}")
+        return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(q * (len(ordered) - 1))]
+
+
+def rss_mb(pid: int) -> float:
+    proc = psutil.Process(pid)
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += child.memory_info().rss
+    return total / 1_048_576
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of HTTP load")
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--calls", type=int, default=200, help="MCP tools/call per system")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--load", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return 0
+    if args.load:
+        host, port, path, conns, dur = args.load
+        print(asyncio.run(_raw_load(host, int(port), path, int(conns), float(dur))))
+        return 0
+
+    work = tempfile.mkdtemp(prefix="bench-dev3000-")
+    (Path(work) / "logs").mkdir()
+    (Path(work) / "logs" / "app.log").write_text('{"level": "info", "message": "x"}\n')
+    env = {
+        "BENCH_DIR": work,
+        "DEV3000_ENV_FILE": os.devnull,
+        "DEV3000_DATA_DIR": str(Path(work) / "data"),
+        "DEV3000_LOG_PATHS": str(Path(work) / "logs"),
+        "DIAGNOSTIC_RATE_LIMIT": "1000000",
+        "DEV3000_LOG_LEVEL": "warning",
+        "PYTHONPATH": str(ROOT),
+    }
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        print(f"[1/3] /api/v1/health, {args.connections} connections, {args.duration:g} s each")
+        results: dict[str, tuple[float, float, float, float]] = {}
+        client = ""
+        for kind, ready in (("bare", "/api/v1/health"), ("dev3000", "/api/v1/health/ready")):
+            with server(kind, env, ready) as (url, pid, cold):
+                time.sleep(1.0)
+                idle = rss_mb(pid)
+                rps, p99, client = load(url + "/api/v1/health", args.connections, args.duration)
+                results[kind] = (rps, p99, cold, idle)
+        bare, dev = results["bare"], results["dev3000"]
+        ratio = dev[0] / bare[0]
+        rows += [
+            ("health req/s (bare Starlette)", f"{bare[0]:,.0f}", "", client),
+            ("health req/s (dev3000)", f"{dev[0]:,.0f}", f"{ratio:.0%} of bare", "goal >= 80%"),
+            ("health p99 ms (bare)", f"{bare[1]:.2f}", "", ""),
+            ("health p99 ms (dev3000)", f"{dev[1]:.2f}", "", "goal <= 10 ms"),
+        ]
+
+        print(f"[2/3] MCP tools/call x{args.calls}: aggregate /mcp vs standalone logs server")
+        with server("dev3000", env, "/api/v1/health/ready") as (url, _, _):
+            agg = asyncio.run(mcp_calls(url + "/mcp", "logs_list_sources", args.calls))
+        with server("standalone", env, "/mcp") as (url, _, _):
+            alone = asyncio.run(mcp_calls(url + "/mcp", "list_sources", args.calls))
+        med_ratio = statistics.median(agg) / statistics.median(alone)
+        rows += [
+            ("tools/call median ms (standalone)", f"{statistics.median(alone):.2f}",
+             f"p99 {pct(alone, 0.99):.2f}", "list_sources"),
+            ("tools/call median ms (aggregate)", f"{statistics.median(agg):.2f}",
+             f"p99 {pct(agg, 0.99):.2f}", f"{med_ratio:.2f}x (goal <= 1.3x)"),
+        ]  # fmt: skip
+
+        print("[3/3] cold start and idle RSS")
+        rows += [
+            ("cold start s (bare)", f"{bare[2]:.2f}", f"idle RSS {bare[3]:.0f} MB", ""),
+            ("cold start s (dev3000)", f"{dev[2]:.2f}", f"idle RSS {dev[3]:.0f} MB",
+             "spawn → /ready 200"),
+        ]  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    width = max(len(r[0]) for r in rows)
+    print()
+    for name, value, extra, note in rows:
+        print(f"{name:<{width}}  {value:>10}  {extra:<18}  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
