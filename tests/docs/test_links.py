@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import yaml
 
 from tests.docs.markdown import ROOT, Link, fenced_blocks, links, markdown_files
 
@@ -146,3 +147,15 @@ def test_docs_name_only_tests_that_exist() -> None:
                         f"{doc.relative_to(ROOT)}:{number}: no test {name} in {current}"
                     )
     assert not problems, "docs name tests that do not exist:\n" + "\n".join(problems)
+
+
+def test_every_alert_rule_has_a_runbook() -> None:
+    rules_file = ROOT / "deploy" / "prometheus" / "alerts.yml"
+    if not rules_file.is_file():  # pragma: no cover - before the aggregator's rules land
+        pytest.skip("deploy/prometheus/alerts.yml not in this checkout")
+    rules = yaml.safe_load(rules_file.read_text(encoding="utf-8"))
+    alerts = [r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r]
+    assert alerts
+    runbooks = anchors(ROOT / "docs" / "operations.md")
+    missing = [a for a in alerts if a.lower() not in runbooks]
+    assert not missing, f"alerts without a runbook heading in docs/operations.md: {missing}"
