@@ -456,9 +456,10 @@ class RedisBackend:
         if brk is not None:
             m = brk.machine
             m.state = to
+            m.forced = _FORCED.get(str(body.get("forced") or ""))
+            m.disabled = str(body.get("disabled")) == "1"
             if to is OPEN:
                 m.opened_at = transition.at.timestamp()
-                m.forced = OPEN if transition.manual and "forced" in transition.reason else None
             elif to is CLOSED:
                 m.failure_count = 0
                 m.opened_at = None

@@ -21,7 +21,7 @@ tooling and dashboards can still read a breaker; the rest is ours:
 ====================================  ============================================
 
 Channel ``{p}cbr::__transitions__``: JSON ``{event: "state_changed", name, from_state,
-to_state, at, reason, manual, origin}`` (``state_changed`` is purgatory's hook event name).
+to_state, at, reason, manual, origin, forced, disabled}`` (``state_changed`` is purgatory's hook event name).
 
 Every script returns the same 12-item reply (numbers as strings: Lua would truncate floats)::
 
@@ -68,7 +68,7 @@ local function transition(to, reason, manual)
     state = PSTATE[to], opened_at = opened_at or cjson.null}), 'EX', ttl)
   redis.call('PUBLISH', channel, cjson.encode({event = 'state_changed', name = name,
     from_state = cfrom, to_state = to, at = now, reason = reason, manual = manual,
-    origin = origin}))
+    origin = origin, forced = forced, disabled = disabled}))
 end
 
 local function open_now()

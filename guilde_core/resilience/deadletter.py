@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import GuildeError, NotFoundError, classify
 from guilde_core.redaction import redact, redact_text
+from guilde_core.resilience._loopclient import LoopClient
 
 __all__ = [
     "DeadLetter",
@@ -166,15 +167,10 @@ class RedisDeadLetterStore:
         self.url = url
         self.stream = f"{prefix}deadletters"
         self.maxlen = maxlen
-        self._client: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._client = LoopClient(url, socket_timeout=2.0, socket_connect_timeout=1.0)
 
     def _redis(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client[0] is not loop:
-            import redis.asyncio as aioredis  # lazily: file-store users never load redis
-
-            self._client = (loop, aioredis.Redis.from_url(self.url, socket_timeout=2.0))
-        return self._client[1]
+        return self._client.get()
 
     async def add(self, letter: DeadLetter) -> str:
         data = letter.model_dump_json(exclude={"id"})
@@ -211,11 +207,7 @@ class RedisDeadLetterStore:
             return False
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            loop, client = self._client
-            self._client = None
-            if loop is asyncio.get_running_loop():
-                await client.aclose()
+        await self._client.aclose()
 
 
 _store: DeadLetterStore | None = None

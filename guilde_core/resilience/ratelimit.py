@@ -20,15 +20,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from guilde_core.errors import RateLimitExceededError
 from guilde_core.redaction import redact_text
+from guilde_core.resilience._loopclient import LoopClient
 
 __all__ = ["ClientRateLimiter", "RateLimitDecision", "RetryBudget", "ServerRateLimiter"]
-
-if TYPE_CHECKING:
-    import redis.asyncio as aioredis
 
 log = logging.getLogger("guilde.resilience.ratelimit")
 
@@ -144,7 +142,11 @@ class ServerRateLimiter:
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._client: tuple[asyncio.AbstractEventLoop, Any] | None = None
+        self._client = (
+            LoopClient(redis_url, socket_connect_timeout=0.5, socket_timeout=1.0)
+            if redis_url
+            else None
+        )
         self._sha: str | None = None
         self.degraded = False
 
@@ -175,23 +177,6 @@ class ServerRateLimiter:
             self._buckets.popitem(last=False)
         return self._decision(allowed, tokens)
 
-    def _redis(self) -> aioredis.Redis:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client[0] is not loop:
-            import redis.asyncio as aioredis  # lazily: memory-only users never load redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
-            assert self.redis_url is not None
-            client = aioredis.Redis.from_url(
-                self.redis_url,
-                socket_connect_timeout=0.5,
-                socket_timeout=1.0,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._client = (loop, client)
-        return self._client[1]
-
     async def hit(self, key: str, route: str = "*") -> RateLimitDecision:
         """Count one request of ``key`` on ``route`` and say whether it may proceed."""
         bucket = f"{route}\x00{key}"
@@ -202,7 +187,8 @@ class ServerRateLimiter:
 
         res: Any
         try:
-            client = self._redis()
+            assert self._client is not None
+            client = self._client.get()
             if self._sha is None:
                 self._sha = await client.script_load(_SERVER_LUA)
             try:
@@ -226,10 +212,7 @@ class ServerRateLimiter:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            loop, client = self._client
-            self._client = None
-            if loop is asyncio.get_running_loop():
-                await client.aclose()
+            await self._client.aclose()
 
 
 class RetryBudget:

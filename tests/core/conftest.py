@@ -3,13 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from guilde_core.config import BreakerConfig, Settings
-from guilde_core.resilience import BreakerRegistry, reset_dead_letter_store, reset_registry
+from guilde_core.resilience import (
+    BreakerRegistry,
+    DeadLetter,
+    reset_dead_letter_store,
+    reset_registry,
+)
 
 RegistryFactory = Callable[..., BreakerRegistry]
+
+
+class FakeTime:
+    """A controlled clock: ``sleep`` advances it instead of waiting."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.now += delay
+
+
+def dead_letter(**overrides: Any) -> DeadLetter:
+    """A dead letter with plausible values."""
+    values: dict[str, Any] = {
+        "service": "orders",
+        "service_type": "third_party_api",
+        "operation": None,
+        "payload": {"order": 1},
+        "reason": "non_retryable",
+        "error_type": "PermanentError",
+        "error_code": "permanent",
+        "error": "HTTP 400",
+        "attempts": 1,
+        "at": datetime.now(UTC),
+    }
+    values.update(overrides)
+    return DeadLetter.model_validate(values)
 
 
 def small_config(**overrides: float) -> BreakerConfig:

@@ -28,6 +28,7 @@ from guilde_core.resilience import (
     reset_dead_letter_store,
     resilient_call,
 )
+from tests.core.conftest import dead_letter
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 REPLAYED: list[Any] = []
@@ -137,27 +138,12 @@ def test_redis_stream_dead_letters_for_exhausted_retries_and_budget(
 
 
 def test_redis_replay_by_registered_operation(redis_url: str, redis_prefix: str) -> None:
-    from datetime import UTC, datetime
-
-    from guilde_core.resilience import DeadLetter
-
     store = RedisDeadLetterStore(redis_url, prefix=redis_prefix)
     register_replay_handler("orders.submit", replay_handler)
 
     async def run() -> None:
         letter_id = await store.add(
-            DeadLetter(
-                service="orders",
-                service_type="third_party_api",
-                operation="orders.submit",
-                payload={"order": 9},
-                reason="retries_exhausted",
-                error_type="X",
-                error_code="unavailable",
-                error="503",
-                attempts=3,
-                at=datetime.now(UTC),
-            )
+            dead_letter(operation="orders.submit", payload={"order": 9}, attempts=3)
         )
         assert await replay_dead_letter(letter_id, store=store) == "replayed order 9"
         assert await store.get(letter_id) is None

@@ -15,24 +15,12 @@ from guilde_core.resilience import (
     ServerRateLimiter,
     resilient_call,
 )
+from tests.core.conftest import FakeTime
 from tools.harness import PrivateRedis
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
-
-
 def test_client_limiter_waits_or_refuses() -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     limiter = ClientRateLimiter(2.0, service="api", clock=fake.clock, sleep=fake.sleep)
 
     async def run() -> None:
@@ -82,7 +70,7 @@ def test_resilient_call_applies_the_configured_client_limit(
 
 
 def test_server_limiter_in_memory_per_key_and_route() -> None:
-    fake = FakeTime()
+    fake = FakeTime(0.0)
     limiter = ServerRateLimiter(3, clock=fake.clock)
 
     async def run() -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from dev3000.cli import app
-from guilde_core.resilience import DeadLetter, FileDeadLetterStore
+from guilde_core.resilience import FileDeadLetterStore
+from tests.core.conftest import dead_letter
 
 runner = CliRunner()
 
@@ -47,18 +47,7 @@ def test_deadletters_list_and_replay(tmp_path: Path, monkeypatch: pytest.MonkeyP
     store = FileDeadLetterStore(tmp_path / "deadletters.jsonl")
     letter_id = asyncio.run(
         store.add(
-            DeadLetter(
-                service="orders",
-                service_type="third_party_api",
-                operation="tests.core.test_resilience_cli:handler",
-                payload={"order": 3},
-                reason="non_retryable",
-                error_type="PermanentError",
-                error_code="permanent",
-                error="HTTP 400",
-                attempts=1,
-                at=datetime.now(UTC),
-            )
+            dead_letter(operation="tests.core.test_resilience_cli:handler", payload={"order": 3})
         )
     )
     result = runner.invoke(app, ["deadletters", "list", "--json"])

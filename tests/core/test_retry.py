@@ -24,22 +24,7 @@ from guilde_core.errors import (
     error_from_status,
 )
 from guilde_core.resilience import BreakerRegistry, full_jitter, resilient_call
-from tests.core.conftest import small_config
-
-
-class FakeTime:
-    """A controlled clock: ``sleep`` advances it instead of waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, delay: float) -> None:
-        self.sleeps.append(delay)
-        self.now += delay
+from tests.core.conftest import FakeTime, small_config
 
 
 def _registry(**overrides: Any) -> BreakerRegistry:
