@@ -261,6 +261,7 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
     if not isinstance(data, dict | list):
         return
     for name, check in _iter_checks(data):
+        found_before = len(b.findings)
         status = str(check.get("status", "")).lower()
         kind = str(check.get("kind") or check.get("type") or "")
         component = canonical_component(kind or name)
@@ -365,12 +366,11 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
             continue
         category = _category_of(error_text) if error_text else None
         if category is None and bad:
+            if len(b.findings) > found_before:
+                continue  # already explained by a specific finding of this check
             category = "unreachable" if "connect" in error_text.lower() else "unknown"
         if category is None:
             continue
-        if category == "latency" and latency is not None and latency <= threshold:
-            # a timeout reported without a measured slow latency is still latency
-            pass
         b.add(
             title=f"{label}" + (f": {error_text[:160]}" if error_text else ""),
             component=component,
@@ -447,10 +447,17 @@ def _errors(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
     eid = record["id"]
     for group in _groups(record.get("data")):
         count = int(_num(group.get("count") or group.get("occurrences") or 1) or 1)
-        signature = _text(group.get("signature") or group.get("message") or group.get("key"))
+        signature = _text(
+            group.get("signature")
+            or group.get("fingerprint")
+            or group.get("message")
+            or group.get("key")
+        )
         raw_sample = group.get("sample") or group.get("example") or group.get("line") or ""
         entry = raw_sample if isinstance(raw_sample, dict) else {}
         sample = _text(entry.get("message") if entry else raw_sample)
+        if entry.get("fields"):
+            sample = f"{sample} {_text(entry['fields'])}"
         text = f"{signature} {group.get('exception') or ''} {sample}"
         level = str(group.get("level") or entry.get("level") or "error").lower()
         if level in ("debug", "info"):
