@@ -1,0 +1,153 @@
+"""``dev3000 chaos …`` against a running sandbox, the bounded load generator, and
+``dev3000 demo`` as a real process tree that SIGINT takes down completely."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from typer.testing import CliRunner
+
+from dev3000.cli import app
+from guilde_core.errors import InvalidInputError
+from tests.tools.conftest import Sandbox
+from tools.chaos.load import run_load
+from tools.harness import wait_until
+
+runner = CliRunner()
+
+
+def test_chaos_cli_against_a_running_sandbox(sandbox: Sandbox, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(sandbox.token)
+    common = ["--url", sandbox.url, "--token-file", str(token_file)]
+
+    listed = runner.invoke(app, ["chaos", "list"])
+    assert listed.exit_code == 0
+    assert "pool-exhaustion" in listed.output
+    assert "health:" in listed.output
+
+    injected = runner.invoke(
+        app, ["chaos", "inject", "db-latency", "--param", "delay_ms=150", "--ttl", "60", *common]
+    )
+    assert injected.exit_code == 0, injected.output
+    assert "injected db-latency" in injected.output
+    assert sandbox.health()["checks"]["database"]["status"] == "degraded"
+
+    status = runner.invoke(app, ["chaos", "status", "--json", *common])
+    active = json.loads(status.output)
+    assert [(f["id"], f["params"]["delay_ms"]) for f in active] == [("db-latency", 150)]
+
+    cleared = runner.invoke(app, ["chaos", "clear", *common])
+    assert "cleared: db-latency" in cleared.output
+    assert sandbox.health()["checks"]["database"]["status"] == "healthy"
+    assert "no active faults" in runner.invoke(app, ["chaos", "status", *common]).output
+
+    bad = runner.invoke(app, ["chaos", "inject", "disk-fill", "-p", "cap_mb=99999", *common])
+    assert bad.exit_code == 2
+    assert "cap_mb" in bad.output
+    assert "Traceback" not in bad.output
+    token_file.write_text("wrong-token")
+    refused = runner.invoke(app, ["chaos", "status", *common])
+    assert refused.exit_code == 2
+    assert "refused the token" in refused.output
+    far = runner.invoke(
+        app, ["chaos", "status", "--url", "http://192.0.2.1:80", "--token-file", str(token_file)]
+    )
+    assert far.exit_code == 2
+    assert "loopback only" in far.output
+
+
+def test_load_is_bounded_and_summarised(sandbox: Sandbox) -> None:
+    summary = asyncio.run(run_load(sandbox.url, rps=20, duration=1.0, seed=1))
+    assert 0 < summary.count <= 20
+    assert sum(summary.statuses.values()) + summary.transport_errors == summary.count
+    assert set(summary.statuses) <= {200, 201}
+    assert summary.percentile(0.99) >= summary.percentile(0.5) > 0
+    assert summary.duration_s < 5
+    assert sandbox.metric("sandbox_http_requests_total") >= summary.count
+    with pytest.raises(InvalidInputError, match="loopback"):
+        asyncio.run(run_load("http://example.com", rps=1, duration=1))
+    with pytest.raises(InvalidInputError, match="rps"):
+        asyncio.run(run_load(sandbox.url, rps=10_000, duration=1))
+    with pytest.raises(InvalidInputError, match="duration"):
+        asyncio.run(run_load(sandbox.url, rps=1, duration=10_000))
+    out = runner.invoke(
+        app, ["chaos", "load", "--rps", "10", "--duration", "0.5", "--url", sandbox.url]
+    )
+    assert out.exit_code == 0, out.output
+    assert "p50" in out.output
+    assert "p99" in out.output
+
+
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return members
+
+
+def test_demo_starts_answers_and_stops_on_sigint(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("SANDBOX_DATABASE_URL", None)
+    env.pop("SANDBOX_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dev3000.cli", "demo", "--logs-dir", str(tmp_path / "logs")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        info: dict[str, object] = {}
+        deadline = time.monotonic() + 100
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().decode()
+            if not line:
+                break
+            if line.startswith("DEMO READY "):
+                info = json.loads(line.removeprefix("DEMO READY "))
+                break
+        assert info, "the demo never printed its ready line"
+        sandbox = str(info["sandbox"])
+        assert httpx.get(sandbox + "/api/v1/health", timeout=10).status_code == 200
+        # the demo drives traffic by itself
+        wait_until(
+            lambda: httpx.get(sandbox + "/api/v1/orders", timeout=5).json()["count"] > 0,
+            timeout=20,
+        )
+        token = Path(str(info["token_file"])).read_text()
+        status = httpx.get(sandbox + "/_chaos/status", headers={"x-chaos-token": token})
+        assert status.status_code == 200
+        pids = info["pids"]
+        assert isinstance(pids, dict)
+        children = [int(pid) for pid in pids.values()]
+        assert len(children) == 2
+        # each child leads its own process group/session (ManagedProcess)
+        sessions = [proc.pid, *children]
+        assert all(_session_members(sid) for sid in sessions)
+
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+        wait_until(lambda: not any(_session_members(sid) for sid in sessions), timeout=5)
+        for pid in children:
+            assert not psutil.pid_exists(pid)
+        assert (tmp_path / "logs" / "sandbox.jsonl").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)

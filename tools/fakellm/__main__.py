@@ -1,0 +1,44 @@
+"""``python -m tools.fakellm [--port N] [--script FILE]`` — serve the fake providers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tools.fakellm.script import ScriptError
+
+__all__ = ["main", "serve"]
+
+
+def serve(*, port: int, host: str = "127.0.0.1", script: Path | None = None) -> None:
+    import uvicorn
+
+    from tools.fakellm.app import FakeLLM
+
+    fake = FakeLLM(script)
+    uvicorn.run(
+        fake.app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.fakellm")
+    parser.add_argument("--port", type=int, default=8400)
+    parser.add_argument("--script", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        serve(port=args.port, script=args.script)
+    except ScriptError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
