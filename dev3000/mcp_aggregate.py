@@ -175,7 +175,7 @@ class _BusRef:
         self.own: EventBus | None = None
 
     def get(self) -> EventBus:
-        bus = self.given or current_bus()
+        bus = self.given if self.given is not None else current_bus()
         if bus is None:
             if self.own is None:
                 self.own = EventBus(self.settings.diagnostic_stream_buffer_size)

@@ -330,6 +330,11 @@ class EventBus:
         """Send every locally originated event to ``sink`` (files, Redis fan-out)."""
         self._sinks.append(sink)
 
+    def remove_sink(self, sink: EventSink) -> None:
+        """Stop sending events to ``sink`` (its owner is shutting down)."""
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
     def add_listener(self, callback: Callable[[TimelineEvent], None]) -> Callable[[], None]:
         """Call ``callback`` for every event (local and remote); returns an unsubscribe."""
         self._listeners.append(callback)
@@ -435,6 +440,9 @@ class EventBus:
     # --- reading ---------------------------------------------------------------------
     def __len__(self) -> int:
         return min(self._seq, self.buffer_size)
+
+    def __bool__(self) -> bool:  # an empty bus is still a bus (``bus or EventBus()``)
+        return True
 
     def events(self) -> list[TimelineEvent]:
         """The buffer, oldest first."""
@@ -587,7 +595,8 @@ class EventBus:
             return
         self._closing = True
         self.close_subscriptions()
-        for hook in reversed(self._shutdown_hooks):
+        hooks, self._shutdown_hooks = self._shutdown_hooks, []
+        for hook in reversed(hooks):
             try:
                 await asyncio.wait_for(hook(), timeout)
             except Exception:

@@ -60,7 +60,7 @@ class TimelineService:
         log_paths: list[str] | None = None,
     ) -> None:
         self.settings = settings
-        self.bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
+        self.bus = bus if bus is not None else EventBus(settings.diagnostic_stream_buffer_size)
         self.redis_prefix = redis_prefix
         self.redis_url = redis_url or settings.redis_url or settings.circuit_breaker_redis_url
         self._want = {"files": files, "fanout": fanout, "health": health, "breakers": breakers,
@@ -133,6 +133,9 @@ class TimelineService:
         }
 
     async def _stop_parts(self) -> None:
+        for sink in (self.files, self.fanout):
+            if sink is not None:
+                self.bus.remove_sink(sink)
         for part in (self.poller, self.follower, self.breakers, self.fanout):
             if part is not None:
                 with _logged(f"stopping {type(part).__name__}"):

@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from dev3000.timeline.bus import EventBus
@@ -26,6 +28,7 @@ from dev3000.timeline.sources import (
 from guilde_core.config import Settings
 from guilde_core.errors import InvalidInputError
 from guilde_core.events import TimelineEvent, make_event
+from tools.harness import ServerThread, wait_until
 
 
 def ev(n: int, **kw: Any) -> TimelineEvent:
@@ -386,3 +389,59 @@ def test_breaker_transitions_of_another_process_reach_the_timeline(
     assert events, "the other process's transition did not arrive"
     assert events[0].data["to"] == "open"
     assert events[0].data.get("origin")  # which process made the change
+
+
+def test_a_stopped_service_leaves_no_sink_behind(tmp_path: Path) -> None:
+    """An app restarted on the same bus must not keep writing through the old service."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    settings = Settings(dev3000_log_paths=[str(logs)])
+    first, later = ev(1), ev(2)
+
+    async def run() -> None:
+        bus = EventBus(10)
+        service = TimelineService(
+            settings, bus=bus, fanout=False, health=False, breakers=False, logs=False
+        )
+        await service.start()
+        bus.publish(first)
+        await service.shutdown()
+        bus.reopen()
+        bus.publish(later)
+        assert later.id in [e.id for e in bus.events()]
+
+    asyncio.run(run())
+    files = list((logs / "timeline").glob("timeline-*.jsonl"))
+    assert len(files) == 1
+    text = files[0].read_text()
+    assert first.id in text
+    assert later.id not in text
+
+
+def test_the_app_runs_the_timeline_on_its_own_bus(tmp_path: Path) -> None:
+    """Inside ``dev3000 serve``: log errors reach the REST timeline and the current file."""
+    from dev3000.app import create_app
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    settings = Settings(
+        dev3000_log_paths=[str(logs)],
+        dev3000_data_dir=str(tmp_path / "data"),
+        health_deep_check_interval=3600,
+    )
+    app = create_app(settings, mcp=False)
+    with ServerThread(app) as srv:
+        service = app.state.dev3000.extras["timeline_service"]
+        assert service.bus is app.state.dev3000.bus
+        wait_until(lambda: service.follower is not None, timeout=10)
+        time.sleep(0.6)  # the follower has looked at the existing files
+        (logs / "api.log").write_text("ERROR order 42 failed: upstream timeout\n")
+
+        def error_ids() -> list[str]:
+            body = httpx.get(srv.url + "/api/v1/timeline", params={"kinds": "error_log"}).json()
+            return [e["id"] for e in body["items"]]
+
+        wait_until(lambda: len(error_ids()) == 1, timeout=15)
+        event_id = error_ids()[0]
+        current = logs / "timeline" / "current"
+        wait_until(lambda: event_id in current.read_text(), timeout=5)
