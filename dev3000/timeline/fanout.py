@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from guilde_core.events import TimelineEvent
 from guilde_core.redaction import redact_text
 
+from ._tasks import cancel_tasks
 from .bus import EventBus
 
 __all__ = ["RedisFanout"]
@@ -77,11 +78,7 @@ class RedisFanout:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
         if self._client is not None:
             with contextlib.suppress(Exception):

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import inspect
 import logging
@@ -29,6 +28,7 @@ from guilde_core.config import Settings
 from guilde_core.events import Severity, TimelineEvent, make_event
 from guilde_core.redaction import redact_text
 
+from ._tasks import cancel_tasks
 from .bus import EventBus
 
 __all__ = [
@@ -175,11 +175,8 @@ class HealthPoller:
         self._task = asyncio.create_task(self.run(), name="timeline-health-poller")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_tasks([self._task])
+        self._task = None
 
 
 # --- breakers ------------------------------------------------------------------------------
@@ -409,9 +406,5 @@ class LogFollower:
         return True
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_tasks(self._tasks)
         self._tasks = []
