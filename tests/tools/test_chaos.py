@@ -244,3 +244,13 @@ def test_faults_expire_by_themselves(sandbox: Sandbox) -> None:
     assert sandbox.metric("sandbox_chaos_fault_active", fault="db-latency") == 0
     assert logged(sandbox, "fault expired")
     assert check(sandbox, "database")["status"] == "healthy"
+
+
+def test_docs_describe_every_fault() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "sandbox.md").read_text()
+    for fault in FAULTS.values():
+        assert f"### `{fault.id}`" in docs
+        assert fault.health in docs
+        assert fault.logs in docs

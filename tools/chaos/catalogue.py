@@ -118,11 +118,11 @@ FAULTS: dict[str, FaultDef] = {
             id="db-unreachable",
             title="Database connections refused",
             params=NoParams,
-            health="checks.database unhealthy (error names the refused connection); "
-            "status unhealthy; /health/ready 503",
+            health="checks.database unhealthy with the driver's error (PostgreSQL: connection "
+            "refused; SQLite: unable to open database file); status unhealthy; /health/ready 503",
             circuits="'database' opens after its failure threshold",
-            logs="ERROR 'database call failed' with the driver's connection-refused error, "
-            "one per failed request (same request_id as the 503)",
+            logs="ERROR 'database call failed' with that driver error, one per failed request "
+            "(same request_id as the 503)",
             metrics="sandbox_http_requests_total{route=/api/v1/orders,status=503} rises",
         ),
         _F(
