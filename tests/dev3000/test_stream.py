@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 from starlette.requests import HTTPConnection
 
@@ -383,3 +384,14 @@ def test_websocket_can_be_disabled(stream_server: StreamFactory) -> None:
         client.stream("GET", srv.url + "/api/v1/diag/stream") as response,
     ):
         assert response.status_code == 200
+
+
+def test_bench_stream_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """The benchmark script runs end to end with minimal sizes (figures: docs/stream.md)."""
+    from tools.bench import bench_stream
+
+    assert bench_stream.main(["--clients", "3", "--rate", "20", "--duration", "0.5"]) == 0
+    out = capsys.readouterr().out
+    for system in bench_stream.SYSTEMS:
+        row = next(line for line in out.splitlines() if line.startswith(system + " "))
+        assert row.split()[1] == "3"  # every client connected

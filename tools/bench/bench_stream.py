@@ -220,7 +220,8 @@ async def run_system(system: str, clients: int, rate: float, duration: float) ->
         while stats.connected + stats.errors < clients and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         started = time.monotonic()
-        while time.monotonic() - started < duration + 3:  # + time to drain
+        drain = min(3.0, 0.5 + duration)  # time for the last events to arrive
+        while time.monotonic() - started < duration + drain:
             await asyncio.sleep(0.5)
             with contextlib.suppress(psutil.Error):
                 rss.append(proc.memory_info().rss)
