@@ -4,6 +4,7 @@ into a Markdown file with a #fragment, to a heading that exists)."""
 from __future__ import annotations
 
 import re
+import subprocess
 from functools import cache
 from pathlib import Path
 from urllib.parse import unquote
@@ -51,6 +52,23 @@ def anchors(path: Path) -> frozenset[str]:
     return frozenset(found)
 
 
+@cache
+def _tracked() -> frozenset[Path] | None:
+    """Files git tracks (or has staged); None outside a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--cached"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return frozenset((ROOT / name).resolve() for name in out.split("\0") if name)
+
+
 def broken(link: Link) -> str | None:
     target = link.target
     if _EXTERNAL.match(target):
@@ -64,6 +82,9 @@ def broken(link: Link) -> str | None:
             return f"{target}: no such file"
         if not resolved.is_relative_to(ROOT):
             return f"{target}: points outside the repository"
+        tracked = _tracked()
+        if tracked is not None and resolved.is_file() and resolved not in tracked:
+            return f"{target}: not committed (git add it, or a clean clone has no such file)"
     else:
         resolved = link.path
     if (
