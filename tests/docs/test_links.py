@@ -159,8 +159,11 @@ def test_docs_name_only_tests_that_exist() -> None:
                     continue
                 path = ROOT / current
                 name = match.group(2)
-                if not path.is_file():
-                    problems.append(f"{doc.relative_to(ROOT)}:{number}: {current} does not exist")
+                tracked = _tracked()
+                if not path.is_file() or (tracked is not None and path.resolve() not in tracked):
+                    problems.append(
+                        f"{doc.relative_to(ROOT)}:{number}: {current} does not exist (or is not committed)"
+                    )
                 elif not re.search(
                     rf"^\s*(?:async\s+)?def {name}\(", path.read_text(encoding="utf-8"), re.M
                 ):
