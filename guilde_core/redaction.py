@@ -26,7 +26,6 @@ __all__ = ["MASK", "is_secret_name", "redact", "redact_text"]
 MASK = "***REDACTED***"
 
 _SECRET_NAME = re.compile(
-    r"(?:^|[_\-.\s])?"
     r"(?:api[_\-]?key|apikey|access[_\-]?key|secret|token|password|passwd|pwd|passphrase|dsn|"
     r"authorization|auth[_\-]?header|cookie|set[_\-]?cookie|credential|private[_\-]?key|"
     r"session[_\-]?id|client[_\-]?secret|x[_\-]api[_\-]key|signature)",
@@ -50,7 +49,10 @@ _SHAPES: list[tuple[re.Pattern[str], str]] = [
     ),
     # credentials inside URLs: scheme://user:pass@host  (keep the user, mask the password)
     (
-        re.compile(r"(?P<pre>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]*:)[^\s@/'\"]+(?=@)"),
+        re.compile(
+            r"(?P<pre>(?<![a-zA-Z0-9+.\-])[a-zA-Z][a-zA-Z0-9+.\-]{0,31}://[^\s:/@'\"]{0,256}:)"
+            r"[^\s@/'\"]{1,512}(?=@)"
+        ),
         r"\g<pre>" + MASK,
     ),
     # Authorization schemes
@@ -74,7 +76,10 @@ _SHAPES: list[tuple[re.Pattern[str], str]] = [
 
 # NAME=value, name: value, "name": "value" (a quoted value runs to its closing quote)
 _ASSIGNMENT = re.compile(
-    r"""(?P<name>["']?[A-Za-z_][A-Za-z0-9_\-.]*["']?)(?P<sep>\s*[=:]\s*)"""
+    # a name starts only where a token starts, so a long token is scanned once, not once per
+    # position (that made redaction quadratic in the length of a token)
+    r"""(?<![A-Za-z0-9_\-.])(?P<name>["']?[A-Za-z_][A-Za-z0-9_\-.]{0,127}["']?)"""
+    r"""(?P<sep>\s*[=:]\s*)"""
     r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<value>[^\s"',;&}]+))"""
 )
 
@@ -106,12 +111,36 @@ def _mask_assignment(match: re.Match[str]) -> str:
     return f"{match['name']}{match['sep']}{quote}{MASK}{quote}"
 
 
+# Literal hints (lower case): a shape can only match where one of its hints occurs, so a
+# substring test skips the regex on the common text that holds none.
+_SHAPE_HINTS: tuple[tuple[str, ...], ...] = (
+    ("private key-----",),
+    ("://",),
+    ("bearer", "basic", "token"),
+    ("sk-",),
+    ("eyj",),
+    ("akia", "asia"),
+    ("gh",),
+    ("xox",),
+    ("aiza",),
+    ("lf_",),
+)
+_NAME_HINTS = (
+    "key", "secret", "token", "passw", "pwd", "passphrase", "dsn", "auth", "cookie",
+    "credential", "session", "signature",
+)  # fmt: skip
+
+
 def redact_text(text: str) -> str:
     """Mask secret-looking shapes and ``name=value`` secrets inside free text."""
     if not text:
         return text
-    for pattern, repl in _SHAPES:
-        text = pattern.sub(repl, text)
+    lowered = text.lower()
+    for (pattern, repl), hints in zip(_SHAPES, _SHAPE_HINTS, strict=True):
+        if any(hint in lowered for hint in hints):
+            text = pattern.sub(repl, text)
+    if not any(hint in lowered for hint in _NAME_HINTS):  # no secret-looking name anywhere
+        return text
     return _ASSIGNMENT.sub(_mask_assignment, text)
 
 

@@ -123,3 +123,15 @@ def test_planted_keys_always_masked(body: str) -> None:
     secret = f"sk-{body}"
     assert secret not in redact_text(f"msg={secret} rest")
     assert body not in str(redact({"headers": {"Authorization": f"Bearer {body}"}}))
+
+
+def test_long_tokens_are_redacted_in_one_pass() -> None:
+    # a 200 KB token (a minified blob, a base64 body) once made redaction quadratic; it must
+    # come back promptly and intact, with a secret after it still masked
+    blob = "a" * 200_000
+    dotted = ".".join(["abc"] * 50_000)
+    text = f"{blob} {dotted} password=hunter2hunter2"
+    out = redact_text(text)
+    assert out.startswith(blob)
+    assert dotted in out
+    assert "hunter2" not in out
