@@ -83,11 +83,21 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test reads configuration anew (tests set env vars with monkeypatch)."""
+def _fresh_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Each test reads configuration anew (tests set env vars with monkeypatch).
+
+    State and logs go to a temporary directory, never into the checkout; a test that
+    wants other paths sets DEV3000_LOG_PATHS / DEV3000_DATA_DIR itself.
+    """
     from guilde_core.config import reset_settings_cache
 
     monkeypatch.setenv("DEV3000_ENV_FILE", os.devnull)
+    scratch = tmp_path_factory.mktemp("dev3000-state")
+    (scratch / "logs").mkdir()
+    monkeypatch.setenv("DEV3000_LOG_PATHS", str(scratch / "logs"))
+    monkeypatch.setenv("DEV3000_DATA_DIR", str(scratch / "data"))
     reset_settings_cache()
     yield
     reset_settings_cache()
