@@ -40,6 +40,11 @@ def test_catalogue_has_stable_ids_and_symptoms(sandbox: Sandbox) -> None:
         sandbox.chaos.inject("no-such-fault")
     with pytest.raises(InvalidInputError, match="delay_ms"):
         sandbox.chaos.inject("db-latency", delay_ms=10**9)
+    with pytest.raises(InvalidInputError, match="kinds"):
+        sandbox.chaos.inject("upstream-error-storm", kinds=["teapot"])
+    storm = sandbox.chaos.inject("upstream-error-storm", kinds=["rate_limit", "unavailable"])
+    assert storm["params"]["kinds"] == ["429", "503"]  # the fake LLM's names are aliases
+    sandbox.chaos.clear("upstream-error-storm")
     with pytest.raises(AuthenticationError):
         ChaosClient(sandbox.url, "wrong").status()
     with pytest.raises(InvalidInputError, match="loopback"):

@@ -100,7 +100,8 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
-def test_demo_starts_answers_and_stops_on_sigint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_demo_starts_answers_and_stops_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("SANDBOX_DATABASE_URL", None)
     env.pop("SANDBOX_REDIS_URL", None)
@@ -141,7 +142,7 @@ def test_demo_starts_answers_and_stops_on_sigint(tmp_path: Path) -> None:
         sessions = [proc.pid, *children]
         assert all(_session_members(sid) for sid in sessions)
 
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         assert proc.wait(timeout=15) == 0
         wait_until(lambda: not any(_session_members(sid) for sid in sessions), timeout=5)
         for pid in children:

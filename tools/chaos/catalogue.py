@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from guilde_core.errors import InvalidInputError
 
@@ -39,12 +39,28 @@ class LatencyParams(FaultParams):
 
 StormKind = Literal["429", "500", "503", "timeout"]
 _STORM_DEFAULT: tuple[StormKind, ...] = ("429", "503", "timeout")
+_STORM_ALIASES = {
+    "rate_limit": "429",
+    "server_error": "500",
+    "unavailable": "503",
+    "hang": "timeout",
+}
 
 
 class StormParams(FaultParams):
     rate: float = Field(1.0, gt=0, le=1, description="Share of upstream calls that fail.")
     kinds: list[StormKind] = Field(default_factory=lambda: list(_STORM_DEFAULT), min_length=1)
     retry_after_s: int = Field(1, ge=0, le=60, description="Retry-After of injected 429s.")
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _aliases(cls, value: Any) -> Any:
+        """Also accept the fake LLM's fault names (rate_limit, server_error, unavailable)."""
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [_STORM_ALIASES.get(str(v), str(v)) for v in value]
+        return value
 
 
 class PoolParams(FaultParams):

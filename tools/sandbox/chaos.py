@@ -134,62 +134,40 @@ class ChaosEngine:
 
 
 # --------------------------------------------------------------------------- faults
-async def _db_unreachable(engine: ChaosEngine, fault: ActiveFault) -> None:
-    store = engine.ctx.store
-    store.unreachable = True
+def _set(fault: ActiveFault, target: object, attr: str, value: object, off: object) -> None:
+    """Set ``target.attr`` to ``value`` now and back to ``off`` when the fault clears."""
+    setattr(target, attr, value)
 
     async def undo() -> None:
-        store.unreachable = False
+        setattr(target, attr, off)
 
     fault.undo.append(undo)
+
+
+async def _db_unreachable(engine: ChaosEngine, fault: ActiveFault) -> None:
+    _set(fault, engine.ctx.store, "unreachable", True, False)
 
 
 async def _redis_unreachable(engine: ChaosEngine, fault: ActiveFault) -> None:
-    cache = engine.ctx.cache
-    cache.unreachable = True
-
-    async def undo() -> None:
-        cache.unreachable = False
-
-    fault.undo.append(undo)
+    _set(fault, engine.ctx.cache, "unreachable", True, False)
 
 
 async def _db_latency(engine: ChaosEngine, fault: ActiveFault) -> None:
     assert isinstance(fault.params, LatencyParams)
-    store = engine.ctx.store
-    store.delay_s = fault.params.delay_ms / 1000
-
-    async def undo() -> None:
-        store.delay_s = 0.0
-
-    fault.undo.append(undo)
+    _set(fault, engine.ctx.store, "delay_s", fault.params.delay_ms / 1000, 0.0)
 
 
 async def _redis_latency(engine: ChaosEngine, fault: ActiveFault) -> None:
     assert isinstance(fault.params, LatencyParams)
-    cache = engine.ctx.cache
-    cache.delay_s = fault.params.delay_ms / 1000
-
-    async def undo() -> None:
-        cache.delay_s = 0.0
-
-    fault.undo.append(undo)
+    _set(fault, engine.ctx.cache, "delay_s", fault.params.delay_ms / 1000, 0.0)
 
 
 async def _storm(engine: ChaosEngine, fault: ActiveFault) -> None:
     params = fault.params
     assert isinstance(params, StormParams)
     storm = engine.ctx.upstream.storm
-    storm.rate, storm.kinds, storm.retry_after_s = (
-        params.rate,
-        list(params.kinds),
-        params.retry_after_s,
-    )
-
-    async def undo() -> None:
-        storm.rate = 0.0
-
-    fault.undo.append(undo)
+    storm.kinds, storm.retry_after_s = list(params.kinds), params.retry_after_s
+    _set(fault, storm, "rate", params.rate, 0.0)
 
 
 async def _pool(engine: ChaosEngine, fault: ActiveFault) -> None:
@@ -225,13 +203,8 @@ async def _flood(engine: ChaosEngine, fault: ActiveFault) -> None:
 async def _spike(engine: ChaosEngine, fault: ActiveFault) -> None:
     params = fault.params
     assert isinstance(params, SpikeParams)
-    ctx = engine.ctx
-    ctx.spike = {"rate": params.rate, "exception": params.exception, "message": params.message}
-
-    async def undo() -> None:
-        ctx.spike = None
-
-    fault.undo.append(undo)
+    spike = {"rate": params.rate, "exception": params.exception, "message": params.message}
+    _set(fault, engine.ctx, "spike", spike, None)
 
 
 async def _slow(engine: ChaosEngine, fault: ActiveFault) -> None:
