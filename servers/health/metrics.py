@@ -60,9 +60,11 @@ def summarise(text: str, previous: MetricsSample | None = None) -> MetricsSample
     for family in text_string_to_metric_families(text):
         families += 1
         name = family.name.lower()
-        if family.type == "counter" and "request" in name:
+        if family.type in ("counter", "unknown") and "request" in name:
             for sample in family.samples:
-                if sample.name.endswith("_total") or sample.name == family.name:
+                if sample.name.endswith("_total") or (
+                    family.type == "counter" and sample.name == family.name
+                ):
                     total += sample.value
                     if _is_error(sample.labels):
                         errors += sample.value

@@ -1,0 +1,259 @@
+"""Health logic against a real HTTP target, real Redis and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guilde_core.config import Settings
+from guilde_core.errors import NotFoundError
+from servers.health import logic
+from servers.health.metrics import quantile, summarise
+from servers.health.models import CheckResult, Target
+from tests.servers.conftest import Behaviour
+from tools.harness import PrivateRedis, free_port
+
+BUILTIN_OFF = {"health_check_external_services": False}
+
+
+def run[T](coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def service(tmp_path: Path, targets: list[dict[str, Any]], **settings: Any) -> logic.HealthService:
+    path = tmp_path / "targets.yaml"
+    path.write_text(json.dumps({"targets": targets}))
+    s = Settings(
+        dev3000_targets_file=str(path),
+        dev3000_backend_url="http://127.0.0.1:9",  # nothing listens: connection refused
+        health_check_timeout=2,
+        **{**BUILTIN_OFF, **settings},
+    )
+    return logic.HealthService(s)
+
+
+def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
+    return {r.name: r for r in results}
+
+
+def test_http_target_healthy_slow_and_failing(
+    tmp_path: Path, target: tuple[str, Behaviour]
+) -> None:
+    url, b = target
+    svc = service(
+        tmp_path,
+        [{"name": "api", "kind": "http", "url": url, "path": "/health", "critical": True}],
+        health_warn_api_latency_ms=150,
+        health_check_cache_ttl=0.01,
+    )
+    ok = run(svc.check_one("api"))
+    assert ok.status == "healthy"
+    assert ok.details["status_code"] == 200
+    b.delay = 0.3
+    slow = run(svc.check_one("api"))
+    assert slow.status == "degraded"
+    assert slow.details["latency_ms"] > 150
+    b.delay, b.status = 0, 500
+    bad = run(svc.check_one("api"))
+    assert bad.status == "unhealthy"
+    assert bad.error == "HTTP 500 (expected 200)"
+    history = svc.recent("api", 10)
+    assert [r.status for r in history.results] == ["healthy", "degraded", "unhealthy"]
+
+
+def test_a_hanging_target_costs_one_timeout_not_the_sum(
+    tmp_path: Path, target: tuple[str, Behaviour]
+) -> None:
+    url, b = target
+    b.hang = True
+    hanging = [
+        {"name": f"hang{i}", "kind": "http", "url": url, "path": "/health", "timeout": 1.0}
+        for i in range(4)
+    ]
+    svc = service(tmp_path, [*hanging, {"name": "mem", "kind": "memory", "critical": True}])
+    started = time.monotonic()
+    report = run(svc.check("deep", exclude=["backend", "agent", "frontend"]))
+    elapsed = time.monotonic() - started
+    checks = by_name(report.checks)
+    assert elapsed < 2.5  # four 1 s timeouts in parallel, not 4 s
+    for i in range(4):
+        assert checks[f"hang{i}"].status == "unhealthy"
+        assert checks[f"hang{i}"].error == "timeout after 1s"
+    assert checks["mem"].status in ("healthy", "degraded")
+    assert checks["mem"].latency_ms < 900  # not held up by the hanging ones
+    # non-critical failures only degrade the aggregate
+    assert report.status == "degraded"
+
+
+def test_aggregate_rule() -> None:
+    def r(status: str, critical: bool) -> CheckResult:
+        return CheckResult.model_validate(
+            {"name": "x", "kind": "tcp", "critical": critical, "status": status,
+             "latency_ms": 1, "observed_at": "2026-01-01T00:00:00Z"}
+        )  # fmt: skip
+
+    assert logic.aggregate([r("healthy", True), r("unhealthy", False)]) == "degraded"
+    assert logic.aggregate([r("unhealthy", True), r("healthy", False)]) == "unhealthy"
+    assert logic.aggregate([r("degraded", True)]) == "degraded"
+    assert logic.aggregate([r("healthy", True), r("healthy", False)]) == "healthy"
+    assert logic.aggregate([]) == "healthy"
+
+
+def test_real_redis_and_postgres(tmp_path: Path, redis_url: str, pg_dsn: str) -> None:
+    svc = service(
+        tmp_path, [], redis_url=redis_url, database_url=pg_dsn, health_warn_redis_latency_ms=5000
+    )
+    report = run(svc.check("ready", include=["redis", "database"]))
+    checks = by_name(report.checks)
+    redis_check, pg = checks["redis"], checks["database"]
+    assert redis_check.status == "healthy", redis_check.error
+    assert redis_check.details["connected_clients"] >= 1
+    assert redis_check.details["memory_used_mb"] > 0
+    assert pg.status in ("healthy", "degraded"), pg.error
+    assert pg.details["server_version"]
+    assert pg.details["connections_in_use"] >= 1
+    assert pg.details["connections_available"] < pg.details["connections_max"]
+
+
+def test_redis_outage_is_unhealthy_with_a_short_error(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    svc = service(tmp_path, [], redis_url=private_redis.url)
+    assert run(svc.check_one("redis")).status == "healthy"
+    private_redis.stop()
+    down = run(svc.check_one("redis"))
+    assert down.status == "unhealthy"
+    assert down.error is not None
+    assert "Traceback" not in down.error
+    assert len(down.error) <= 300
+
+
+def test_tcp_disk_cpu_memory_and_metrics(tmp_path: Path, target: tuple[str, Behaviour]) -> None:
+    url, b = target
+    port = int(url.rsplit(":", 1)[1])
+    b.metrics = (
+        "# TYPE http_requests_total counter\n"
+        'http_requests_total{status="200"} 960\n'
+        'http_requests_total{status="500"} 40\n'
+        "# TYPE http_request_duration_seconds histogram\n"
+        'http_request_duration_seconds_bucket{le="0.05"} 500\n'
+        'http_request_duration_seconds_bucket{le="0.1"} 900\n'
+        'http_request_duration_seconds_bucket{le="1.0"} 1000\n'
+        'http_request_duration_seconds_bucket{le="+Inf"} 1000\n'
+        "http_request_duration_seconds_count 1000\n"
+        "http_request_duration_seconds_sum 70\n"
+    )
+    svc = service(
+        tmp_path,
+        [
+            {"name": "port", "kind": "tcp", "host": "127.0.0.1", "port": port},
+            {"name": "closed", "kind": "tcp", "host": "127.0.0.1", "port": free_port()},
+            {"name": "m", "kind": "metrics", "url": url},
+            {"name": "root", "kind": "disk", "path": str(tmp_path)},
+        ],
+    )
+    results = by_name(
+        run(svc.run([t for t in run(svc.targets()).targets if t.source != "settings"]))
+    )
+    assert results["port"].status == "healthy"
+    assert results["closed"].status == "unhealthy"
+    assert results["root"].details["total_gb"] > 0
+    assert {"cpu", "memory"} <= set(results)
+    m = results["m"]
+    assert m.details["requests_total"] == 1000
+    assert m.details["error_rate_percent"] == 4.0
+    assert m.status == "degraded"
+    assert m.details["p50_latency_ms"] == pytest.approx(50.0)
+    assert m.details["p99_latency_ms"] == pytest.approx(910.0)
+    # a second scrape gives a rate
+    again = run(svc.check_one("m"))
+    assert again.details["requests_per_second"] == 0.0
+
+
+def test_quantile_interpolates() -> None:
+    assert quantile([(1.0, 50.0), (2.0, 100.0)], 0.75) == pytest.approx(1.5)
+    assert quantile([], 0.5) is None
+    assert summarise("").requests_total == 0
+
+
+def test_targets_file_errors_provider_and_include_exclude(tmp_path: Path) -> None:
+    svc = service(
+        tmp_path,
+        [{"name": "ok", "kind": "memory"}, {"name": "bad name!", "kind": "http"},
+         {"name": "x", "kind": "nope"}],
+    )  # fmt: skip
+
+    async def provider() -> list[Target]:
+        return [Target(name="runtime1", kind="cpu", critical=True, source="runtime")]
+
+    svc.extra_targets = provider
+    listed = run(svc.targets())
+    names = {t.name for t in listed.targets}
+    assert {"ok", "runtime1", "backend", "disk"} <= names
+    assert len(listed.errors) == 2
+    assert "target #2" in listed.errors[0]
+    ready = run(svc.check("ready", exclude=["backend"]))
+    assert [c.name for c in ready.checks] == ["runtime1"]  # only critical targets
+    only = run(svc.check("deep", include=["ok"]))
+    assert [c.name for c in only.checks] == ["ok"]
+    with pytest.raises(NotFoundError, match="unknown target"):
+        run(svc.check("deep", include=["ghost"]))
+    live = run(svc.check("live"))
+    assert live.status == "healthy"
+    assert live.checks == []
+
+
+def test_cache_ttl_and_hidden_details(tmp_path: Path, target: tuple[str, Behaviour]) -> None:
+    url, b = target
+    spec = [{"name": "api", "kind": "http", "url": url, "path": "/health", "critical": True}]
+    svc = service(tmp_path, spec, health_check_cache_ttl=30, health_check_include_details=False)
+    first = run(svc.check("deep", include=["api"]))
+    second = run(svc.check("deep", include=["api"]))
+    assert not first.cached
+    assert second.cached
+    assert b.hits == ["/health"]  # the second answer came from the cache
+    assert first.checks[0].details == {}
+
+
+def test_deep_report_has_exactly_the_seed_shape(
+    tmp_path: Path, redis_url: str, pg_dsn: str
+) -> None:
+    svc = service(tmp_path, [], redis_url=redis_url, database_url=pg_dsn)
+    report = run(svc.deep_report()).model_dump(mode="json")
+    assert list(report) == [
+        "status", "timestamp", "service", "version", "environment", "uptime_seconds",
+        "checks", "metrics", "diagnostics",
+    ]  # fmt: skip
+    assert set(report["checks"]) == {"database", "redis", "external_apis", "observability"}
+    assert report["checks"]["database"]["type"] == "postgresql"
+    assert set(report["checks"]["database"]["pool"]) == {"size", "available", "in_use"}
+    assert {"latency_ms", "memory_used_mb", "connected_clients"} <= set(report["checks"]["redis"])
+    assert set(report["checks"]["observability"]) == {"logfire", "sentry"}
+    assert {"status", "spans_exported", "export_errors"} <= set(
+        report["checks"]["observability"]["logfire"]
+    )
+    assert set(report["metrics"]) == {
+        "requests_total", "requests_per_second", "error_rate_percent", "p50_latency_ms",
+        "p99_latency_ms",
+    }  # fmt: skip
+    assert set(report["diagnostics"]) == {
+        "memory_mb", "cpu_percent", "open_connections", "active_tasks"
+    }  # fmt: skip
+    assert report["status"] == "unhealthy"  # the critical backend is down
+    assert "postgres@" in json.dumps(report) or pg_dsn not in json.dumps(report)
+
+
+def test_history_is_a_bounded_ring(tmp_path: Path) -> None:
+    svc = service(tmp_path, [{"name": "mem", "kind": "memory"}])
+    target = Target(name="mem", kind="memory")
+    for _ in range(logic.HISTORY_SIZE + 5):
+        run(svc.run([target]))
+    assert len(svc.history["mem"]) == logic.HISTORY_SIZE
+    with pytest.raises(NotFoundError):
+        svc.recent("never-checked")
