@@ -85,7 +85,7 @@ def llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_sandbox(tmp_path: Path, llm_env: None) -> Iterator[SandboxFactory]:
     stack: list[Any] = []
 
-    def factory(**overrides: Any) -> Sandbox:
+    def factory(registry: BreakerRegistry | None = None, **overrides: Any) -> Sandbox:
         upstream_cm = fakellm_server()
         upstream = upstream_cm.__enter__()
         stack.append(upstream_cm)
@@ -97,7 +97,7 @@ def make_sandbox(tmp_path: Path, llm_env: None) -> Iterator[SandboxFactory]:
             chaos_token="test-token-" + tmp_path.name,
             **overrides,
         )
-        app = create_app(cfg, registry=BreakerRegistry())
+        app = create_app(cfg, registry=registry or BreakerRegistry())
         server = ServerThread(app, timeout_graceful_shutdown=2)
         server.start()
         stack.append(server)

@@ -157,3 +157,28 @@ def test_bad_sandbox_env_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, value
     monkeypatch.setenv("SANDBOX_POOL_SIZE", value)
     with pytest.raises(ConfigurationError, match="SANDBOX_POOL_SIZE"):
         SandboxConfig.from_env()
+
+
+def test_breakers_are_shared_through_redis(
+    make_sandbox: SandboxFactory, redis_url: str, redis_prefix: str
+) -> None:
+    """The sandbox's breakers live in Redis: another process's registry (here: a second
+    registry on the same Redis and prefix) sees the upstream breaker the storm opened."""
+    import asyncio
+
+    sb = make_sandbox(registry=BreakerRegistry(redis_url=redis_url, prefix=redis_prefix))
+    order = sb.post("/api/v1/orders", json={"item": "shared"}).json()
+    sb.chaos.inject("upstream-error-storm", kinds=["503"])
+    for _ in range(2):
+        assert sb.post("/api/v1/checkout", json={"order_id": order["id"]}).status_code == 503
+
+    async def remote_state() -> str:
+        other = BreakerRegistry(redis_url=redis_url, prefix=redis_prefix)
+        try:
+            snapshot = await other.snapshot("openai")
+        finally:
+            await other.aclose()
+        return str(snapshot.state)
+
+    assert asyncio.run(remote_state()) == "open"
+    assert sb.health()["checks"]["external_apis"]["openai"]["circuit_state"] == "open"
