@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -297,10 +298,18 @@ _PG_TRANSIENT_SQLSTATES = {
 }
 
 
+def _loaded(name: str) -> Any:
+    """The module if it is already imported, else None.
+
+    An exception can only be an instance of a library's class if that library is loaded, so
+    the mappers never import a library (importing the LLM SDKs costs seconds).
+    """
+    return sys.modules.get(name)
+
+
 def _classify_httpx(exc: BaseException, service: str | None) -> GuildeError | None:
-    try:
-        import httpx
-    except ImportError:  # pragma: no cover - httpx is a dependency
+    httpx = _loaded("httpx")
+    if httpx is None:
         return None
     if isinstance(exc, httpx.HTTPStatusError):
         return error_from_status(
@@ -319,9 +328,8 @@ def _classify_httpx(exc: BaseException, service: str | None) -> GuildeError | No
 
 def _classify_llm_sdk(exc: BaseException, service: str | None) -> GuildeError | None:
     for module_name in ("openai", "anthropic"):
-        try:
-            module: Any = __import__(module_name)
-        except ImportError:  # pragma: no cover
+        module = _loaded(module_name)
+        if module is None:
             continue
         if isinstance(exc, module.APIStatusError):
             return error_from_status(
@@ -339,9 +347,8 @@ def _classify_llm_sdk(exc: BaseException, service: str | None) -> GuildeError | 
 
 
 def _classify_redis(exc: BaseException, service: str | None) -> GuildeError | None:
-    try:
-        import redis.exceptions as rex
-    except ImportError:  # pragma: no cover
+    rex = _loaded("redis.exceptions")
+    if rex is None:
         return None
     if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError):
         return AuthenticationError(f"redis: {exc}", service=service, cause=exc)
@@ -355,9 +362,8 @@ def _classify_redis(exc: BaseException, service: str | None) -> GuildeError | No
 
 
 def _classify_psycopg(exc: BaseException, service: str | None) -> GuildeError | None:
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
+    psycopg = _loaded("psycopg")
+    if psycopg is None:
         return None
     if not isinstance(exc, psycopg.Error):
         return None

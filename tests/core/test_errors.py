@@ -118,3 +118,19 @@ def test_circuit_open_error_is_fresh_and_says_when() -> None:
     assert one.retry_after is not None
     assert 10 < one.retry_after <= 12
     assert one.to_dict()["code"] == "circuit_open"
+
+
+def test_classify_never_imports_a_client_library() -> None:
+    # an exception can only belong to a library that is loaded; importing the LLM SDKs on the
+    # first classification cost a fresh process seconds
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from guilde_core.errors import classify\n"
+        "classify(ValueError('x')); classify(TimeoutError()); classify(OSError(5, 'io'))\n"
+        "print(sorted(m for m in ('openai', 'anthropic', 'psycopg', 'redis') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
