@@ -117,7 +117,8 @@ async def list_log_sources(settings: Settings | None = None) -> SourceList:
 def _tail_one(
     path: Path, name: str, n: int, min_level: Level | None, since: datetime | None
 ) -> tuple[list[LogEntry], int]:
-    want = max(n * 2, 50)
+    # without filters a few extra lines cover joined tracebacks; filters need a wider window
+    want = n + 64 if min_level is None and since is None else max(n * 2, 50)
     total_read = 0
     while True:
         lines, read, at_start = tail_lines(path, want, _TAIL_MAX_BYTES)
