@@ -197,6 +197,17 @@ def scan(
                     carry = buf
                     continue
                 cut = len(buf)  # an enormous line: search this piece now
+            if context == 0 and not waiting:
+                # fast path: no hit in the block → count its lines, never copy it
+                try:
+                    probe = find(buf, 0, max(deadline - time.monotonic(), 0.001))
+                except TimeoutError:
+                    stats.stopped = "time_budget"
+                    return
+                if probe < 0 or probe >= cut:
+                    line_base += buf.count(b"\n", 0, cut)
+                    carry = buf[cut:]
+                    continue
             region, carry = buf[:cut], buf[cut:]
             if not _scan_region(
                 region, line_base, find, deadline, before, waiting, context, accept, verify
