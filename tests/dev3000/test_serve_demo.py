@@ -1,0 +1,34 @@
+"""The dev3000 component for ``dev3000 demo``: pointed at the demo's parts, and it serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from dev3000.demo_component import dev3000_component
+from tools.demo import DemoOptions
+from tools.harness import ManagedProcess, ServerThread, wait_for_http
+
+
+def test_component_serves_pointed_at_the_demo_stack(
+    tmp_path: Path, stack_service: ServerThread
+) -> None:
+    options = DemoOptions(logs_dir=tmp_path, token_file=tmp_path / "token")
+    started = {
+        "sandbox": SimpleNamespace(url=stack_service.url),
+        "fakellm": SimpleNamespace(url="http://127.0.0.1:9"),
+    }
+    component = dev3000_component(options, started)
+    assert component.env["DEV3000_BACKEND_URL"] == stack_service.url
+    assert component.env["DEV3000_LOG_PATHS"] == str(tmp_path)
+    assert component.env["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
+    hints = " ".join(component.hints)
+    assert "/mcp" in hints
+    assert "/api/v1/diag/stream" in hints
+    with ManagedProcess(component.argv, env=component.env, cwd=tmp_path) as proc:
+        wait_for_http(component.url + component.health_path, timeout=60, status=200)
+        import httpx
+
+        deep = httpx.get(component.url + "/api/v1/health/deep", timeout=30).json()
+        assert proc.alive()
+    assert deep["status"] in ("healthy", "degraded")  # the critical backend (sandbox) is up
