@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -121,3 +122,27 @@ def test_serve_refuses_an_invalid_configuration(
     result = CliRunner().invoke(app, ["serve", "--port", str(free_port())])
     assert result.exit_code == 2
     assert "DIAGNOSTIC_RATE_LIMIT" in result.output
+
+
+def test_run_commands_are_handed_to_the_supervisor(make_settings: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from dev3000.app import create_app
+    from dev3000.serve import supervisor_lifespan
+
+    command = f"{sys.executable} -c \"import time; print('up', flush=True); time.sleep(30)\""
+    app = create_app(
+        make_settings(),
+        mcp=False,
+        timeline_sources=False,
+        lifespans=[supervisor_lifespan([command])],
+    )
+    with TestClient(app) as client:
+        (supervisor,) = app.state.dev3000.extras["supervisors"]
+
+        def started() -> bool:
+            page = client.get("/api/v1/timeline", params={"kinds": "process_start"}).json()
+            return bool(page["items"]) and bool(supervisor.running)
+
+        wait_until(started, timeout=20)
+    assert not supervisor.running  # stopped with the app
