@@ -7,6 +7,8 @@ Wire it with ``tools.demo.EXTRA_COMPONENTS.append(dev3000_component)``.
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 from typing import Any
 
@@ -16,8 +18,19 @@ from tools.harness import free_port
 __all__ = ["dev3000_component"]
 
 
+def _port() -> int:
+    """DEV3000_PORT (3001) when it is free — where the console and agent look by default."""
+    wanted = int(os.environ.get("DEV3000_PORT", "3001"))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            return free_port()
+    return wanted
+
+
 def dev3000_component(options: DemoOptions, started: dict[str, Any]) -> Component:
-    port = free_port()
+    port = _port()
     env = {
         "DEV3000_PORT": str(port),
         "DEV3000_HOST": "127.0.0.1",

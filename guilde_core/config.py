@@ -39,6 +39,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -357,7 +358,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings, _ProfileSource(settings_cls))
+        # the .env layer honours DEV3000_ENV_FILE like the profile and family readers do
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=_env_file(), env_file_encoding="utf-8")
+        del dotenv_settings
+        return (init_settings, env_settings, dotenv, _ProfileSource(settings_cls))
 
     # --- derived views -------------------------------------------------------------
     @property

@@ -171,13 +171,21 @@ def register(app: typer.Typer) -> None:
         keep_logs: Annotated[
             bool, typer.Option("--keep-logs", help="Keep the temp logs dir.")
         ] = False,
+        no_dev3000: Annotated[
+            bool, typer.Option("--no-dev3000", help="Do not start dev3000 serve.")
+        ] = False,
     ) -> None:
-        """Start the fake LLM upstream and the sandbox, drive light traffic, print hints.
+        """Start the fake LLM upstream, the sandbox and dev3000 serve; drive traffic; print hints.
+
+        dev3000 listens on DEV3000_PORT (3001) when that port is free, on a free port otherwise.
 
         Uses SANDBOX_DATABASE_URL / SANDBOX_REDIS_URL when set; SQLite and memory otherwise.
         """
-        from tools.demo import DemoOptions, run_demo
+        from dev3000.demo_component import dev3000_component
+        from tools.demo import EXTRA_COMPONENTS, DemoOptions, run_demo
 
+        if not no_dev3000 and dev3000_component not in EXTRA_COMPONENTS:
+            EXTRA_COMPONENTS.append(dev3000_component)
         options = DemoOptions(
             logs_dir=logs_dir,
             sandbox_port=sandbox_port,

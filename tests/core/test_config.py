@@ -217,3 +217,16 @@ def test_console_script_runs() -> None:
         check=True,
     )
     assert out.stdout.startswith("dev3000")
+
+
+def test_env_file_variable_names_the_dotenv_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    custom = tmp_path / "custom.env"
+    custom.write_text("HEALTH_CHECK_TIMEOUT=11\nCB_WEBHOOKS_FAILURE_THRESHOLD=12\n")
+    (tmp_path / ".env").write_text("HEALTH_CHECK_TIMEOUT=3\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DEV3000_ENV_FILE", str(custom))
+    settings = load_settings()
+    assert settings.health_check_timeout == 11
+    assert settings.breaker_config("webhooks").failure_threshold == 12

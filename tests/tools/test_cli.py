@@ -21,7 +21,7 @@ from dev3000.cli import app
 from guilde_core.errors import InvalidInputError
 from tests.tools.conftest import Sandbox
 from tools.chaos.load import run_load
-from tools.harness import wait_until
+from tools.harness import free_port, wait_until
 
 runner = CliRunner()
 
@@ -105,6 +105,7 @@ def test_demo_starts_answers_and_stops_on_a_signal(tmp_path: Path, sig: signal.S
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("SANDBOX_DATABASE_URL", None)
     env.pop("SANDBOX_REDIS_URL", None)
+    env["DEV3000_PORT"] = str(free_port())
     proc = subprocess.Popen(
         [sys.executable, "-m", "dev3000.cli", "demo", "--logs-dir", str(tmp_path / "logs")],
         stdout=subprocess.PIPE,
@@ -137,7 +138,14 @@ def test_demo_starts_answers_and_stops_on_a_signal(tmp_path: Path, sig: signal.S
         pids = info["pids"]
         assert isinstance(pids, dict)
         children = [int(pid) for pid in pids.values()]
-        assert len(children) == 2
+        assert len(children) == 3  # fakellm, sandbox, dev3000 serve
+        # dev3000 serve is pointed at the sandbox and answers on the port it was given
+        dev3000 = str(info["dev3000"])
+        assert dev3000.endswith(":" + env["DEV3000_PORT"])
+        deep = httpx.get(dev3000 + "/api/v1/health/deep", timeout=20)
+        assert deep.status_code in (200, 503)
+        assert deep.json()["checks"]
+        assert httpx.get(dev3000 + "/api/v1/health/ready", timeout=10).status_code == 200
         # each child leads its own process group/session (ManagedProcess)
         sessions = [proc.pid, *children]
         assert all(_session_members(sid) for sid in sessions)
