@@ -76,7 +76,8 @@ _PATTERNS: list[tuple[Category, re.Pattern[str]]] = [
     (
         "unreachable",
         re.compile(
-            r"refused|unreachable|could not connect|cannot connect|connection (?:error|failed|"
+            r"refused|unreachable|could not connect|cannot connect|connectionfailed|"
+            r"unable to open database|connection (?:error|failed|"
             r"reset|closed)|connectionerror|name or service not known|no route to host|"
             r"econnrefused|dns|host not found|connect call failed|server closed the connection"
         ),
@@ -371,6 +372,8 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
             category = "unreachable" if "connect" in error_text.lower() else "unknown"
         if category is None:
             continue
+        if category == "unknown":
+            sev = "warning"  # a symptom without a cause (e.g. HTTP 503) never outranks a cause
         b.add(
             title=f"{label}" + (f": {error_text[:160]}" if error_text else ""),
             component=component,

@@ -62,6 +62,7 @@ class Scenario(BaseModel):
     tags: list[str] = Field(default_factory=list)
     source: str = "recorded"
     faults: list[dict[str, Any]] = Field(default_factory=list)
+    traffic: list[dict[str, Any]] = Field(default_factory=list)
     recorded: dict[str, Any] = Field(default_factory=dict)
     expect: Expect
     llm: dict[str, Any] = Field(default_factory=dict)
