@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
@@ -31,7 +31,6 @@ from console.connection import Backoff, ConnectionInfo
 from console.messages import ConnectionChanged, StoreUpdated
 from console.models import LogLine
 from console.palette import ConsoleCommands
-from console.screens.agent import AgentScreen
 from console.screens.base import ConsoleScreen
 from console.screens.circuits import CircuitsScreen
 from console.screens.dashboard import DashboardScreen
@@ -45,14 +44,22 @@ from console.stream import EventStream
 
 __all__ = ["SCREENS", "ConsoleApp"]
 
-#: mode name → screen class (the order of the number keys)
-SCREENS: dict[str, type[ConsoleScreen]] = {
+
+def _agent_screen() -> ConsoleScreen:
+    """The agent screen, imported on first use (Markdown and the agent load slowly)."""
+    from console.screens.agent import AgentScreen
+
+    return AgentScreen()
+
+
+#: mode name → screen class or factory (the order of the number keys)
+SCREENS: dict[str, Any] = {
     "dashboard": DashboardScreen,
     "health": HealthScreen,
     "circuits": CircuitsScreen,
     "logs": LogsScreen,
     "timeline": TimelineScreen,
-    "agent": AgentScreen,
+    "agent": _agent_screen,
 }
 LOG_PAGE = 500
 
@@ -302,12 +309,19 @@ class ConsoleApp(App[None]):
         self._add_logs(lines)
 
     async def _logs_loop(self) -> None:
+        """Page the log search forward. ``since`` is the oldest of the sources' newest
+        lines (bounded to 10 minutes back), so a source that writes late is not skipped;
+        lines already seen are dropped by key."""
         assert self.client is not None
         backoff = self._backoff()
-        since: datetime | None = None
-        seen: set[tuple[str, str]] = set()
+        newest: dict[str, datetime] = {}
+        seen: set[tuple[str, datetime, str]] = set()
+        order: deque[tuple[str, datetime, str]] = deque()
         while True:
             delay = self.refresh_interval
+            since = None
+            if newest:
+                since = max(min(newest.values()), self.now() - timedelta(minutes=10))
             try:
                 page = await self.client.log_search(since=since, limit=LOG_PAGE)
             except ConnectionLost:
@@ -317,16 +331,18 @@ class ConsoleApp(App[None]):
                 delay = max(delay, 10.0)
             else:
                 backoff.reset()
-                lines = sorted(page.items, key=lambda line: line.ts)
-                fresh = [
-                    line
-                    for line in lines
-                    if since is None or line.ts > since or (line.source, line.text) not in seen
-                ]
-                if lines:
-                    newest = lines[-1].ts
-                    seen = {(ln.source, ln.text) for ln in lines if ln.ts == newest}
-                    since = newest
+                fresh: list[LogLine] = []
+                for line in sorted(page.items, key=lambda ln: ln.ts):
+                    key = (line.source, line.ts, line.text)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    order.append(key)
+                    if len(order) > 50_000:
+                        seen.discard(order.popleft())
+                    if line.ts > newest.get(line.source, line.ts - timedelta(seconds=1)):
+                        newest[line.source] = line.ts
+                    fresh.append(line)
                 self._add_logs(fresh)
             await asyncio.sleep(delay)
 

@@ -426,7 +426,7 @@ def parse_log_line(item: object, *, seq: int = 0, source: str = "") -> LogLine |
     correlation = _first(item, "correlation_id", "request_id", "trace_id")
     if correlation is None and isinstance(fields, dict):
         correlation = _first(fields, "correlation_id", "request_id")
-    return LogLine(
+    line = LogLine(
         ts=parse_ts(_first(item, "ts", "timestamp", "time")) or _EPOCH,
         source=str(item.get("source") or source),
         level=str(item.get("level") or item.get("severity") or "info").lower(),
@@ -434,3 +434,7 @@ def parse_log_line(item: object, *, seq: int = 0, source: str = "") -> LogLine |
         correlation_id=str(correlation) if correlation else None,
         seq=seq,
     )
+    if item.get("format") == "json" and isinstance(fields, dict) and line.json is None:
+        # a structured record: pretty-printing shows its fields, not just the message
+        line._json = redact({"message": line.text, **fields})
+    return line

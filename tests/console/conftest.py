@@ -35,6 +35,7 @@ class Dev3000:
 
     server: ServerThread
     app: Any
+    logs_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -91,8 +92,13 @@ def dev3000(
     redis_prefix: str,
 ) -> Iterator[Dev3000]:
     """dev3000 with PostgreSQL + Redis checks and two targets: itself and a dead port."""
-    _configure(monkeypatch, tmp_path, DATABASE_URL=pg_dsn, REDIS_URL=redis_url)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _configure(
+        monkeypatch, tmp_path, DATABASE_URL=pg_dsn, REDIS_URL=redis_url, DEV3000_LOG_PATHS=str(logs)
+    )
     running = start_dev3000(redis_prefix)
+    running.logs_dir = logs
     try:
         running.add_target(name="dev3000-self", kind="http", url=running.url, path="/health")
         running.add_target(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from textual.widgets import Select, Static
 
 from console.app import ConsoleApp
+from console.logbuffer import LogFilter
 from console.models import LogLine
 from console.screens.logs import LogsScreen, parse_jump_time
 from console.screens.prompt import PromptScreen
@@ -125,3 +128,45 @@ async def test_logs_tail_follow_pause_filters_pretty_jump_trace(dev3000: Dev3000
         assert {ln.source for ln in traced} == {"orders", "payments"}
         assert all(ln.correlation_id == line.correlation_id for ln in traced)
         assert [ln.ts for ln in traced] == sorted(ln.ts for ln in traced)
+
+
+def _write(path: Path, start: int, count: int, base: datetime) -> None:
+    with path.open("a") as handle:
+        for i in range(start, start + count):
+            record = {
+                "ts": (base + timedelta(milliseconds=10 * i)).isoformat(),
+                "level": "error" if i % 5 == 0 else "info",
+                "msg": f"checkout step {i}",
+                "request_id": f"req-{i % 3}",
+                "order": i,
+            }
+            handle.write(json.dumps(record) + "\n")
+
+
+async def test_live_tail_of_real_log_files_through_dev3000(dev3000: Dev3000) -> None:
+    assert dev3000.logs_dir is not None
+    orders = dev3000.logs_dir / "orders.log"
+    base = datetime.now(UTC) - timedelta(minutes=1)
+    _write(orders, 0, 20, base)
+    app = ConsoleApp(dev3000.url, api_key=READ_KEY, refresh=0.5)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("4")
+        buffer = app.store.logs
+        await wait_for(
+            pilot, lambda: buffer.sources.get("orders.log") == 20, 30, "the existing lines"
+        )
+        buffer.set_filter(LogFilter(source="orders.log"))  # dev3000's own timeline is a source too
+        first = buffer.view_line(0)
+        assert first.text == "checkout step 0"
+        assert first.level == "error"
+        assert first.correlation_id == "req-0"
+        assert first.json is not None
+        assert first.json["order"] == 0  # structured fields kept for pretty-printing
+        _write(orders, 20, 5, base)  # the file grows: the tail follows it
+        await wait_for(
+            pilot, lambda: buffer.sources.get("orders.log") == 25, 30, "the appended lines"
+        )
+        assert [ln.text for ln in buffer.view_lines()[-2:]] == [
+            "checkout step 23",
+            "checkout step 24",
+        ]
