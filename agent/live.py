@@ -95,7 +95,7 @@ async def live_target(scenario: Any) -> AsyncIterator[Any]:
         stack.enter_context(
             _env(
                 {
-                    "DEV3000_BACKEND_URL": target,
+                    "DEV3000_BACKEND_URL": server.url,  # the backend serves /api/v1/health
                     "DEV3000_FRONTEND_URL": target,
                     "DEV3000_AGENT_URL": target,
                     "DEV3000_LOG_PATHS": str(tmp / "logs"),

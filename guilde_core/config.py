@@ -313,6 +313,9 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(None, description="Anthropic API key.")
     anthropic_base_url: str | None = Field(None, description="Anthropic base URL.")
     openrouter_api_key: SecretStr | None = Field(None, description="OpenRouter API key.")
+    openrouter_base_url: str | None = Field(
+        None, description="OpenRouter (OpenAI-compatible) base URL; empty: OpenRouter's own."
+    )
     agent_max_steps: int = Field(8, ge=1, le=100, description="LLM tool-loop step budget.")
     agent_token_budget: int = Field(
         40000, ge=100, le=10_000_000, description="LLM token budget per run."
@@ -343,6 +346,7 @@ class Settings(BaseSettings):
         "dev3000_targets_file",
         "openai_base_url",
         "anthropic_base_url",
+        "openrouter_base_url",
         mode="before",
     )
     @classmethod

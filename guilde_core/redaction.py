@@ -28,7 +28,7 @@ MASK = "***REDACTED***"
 _SECRET_NAME = re.compile(
     r"(?:api[_\-]?key|apikey|access[_\-]?key|secret|token|password|passwd|pwd|passphrase|dsn|"
     r"authorization|auth[_\-]?header|cookie|set[_\-]?cookie|credential|private[_\-]?key|"
-    r"session[_\-]?id|client[_\-]?secret|x[_\-]api[_\-]key|signature)",
+    r"session[_\-]?id|client[_\-]?secret|x[_\-]api[_\-]key|signing[_\-]?key)",
     re.IGNORECASE,
 )
 # names that contain a secret-looking word but are not secrets
@@ -127,7 +127,7 @@ _SHAPE_HINTS: tuple[tuple[str, ...], ...] = (
 )
 _NAME_HINTS = (
     "key", "secret", "token", "passw", "pwd", "passphrase", "dsn", "auth", "cookie",
-    "credential", "session", "signature",
+    "credential", "session", "signing",
 )  # fmt: skip
 
 

@@ -97,7 +97,7 @@ def unregister_targets_provider(provider: TargetsProvider) -> None:
 def builtin_targets(settings: Settings) -> list[Target]:
     """Targets implied by the settings."""
     out = [
-        Target(name="backend", kind="http", url=settings.dev3000_backend_url, path="/health",
+        Target(name="backend", kind="http", url=settings.dev3000_backend_url, path="/api/v1/health",
                critical=True, source="settings"),
         Target(name="agent", kind="http", url=settings.dev3000_agent_url, path="/health",
                source="settings"),

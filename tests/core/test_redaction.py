@@ -85,7 +85,8 @@ def test_names() -> None:
     for name in ("OPENAI_API_KEY", "x-api-key", "password", "DATABASE_DSN", "authorization",
                  "LOGFIRE_TOKEN", "client_secret", "Cookie"):  # fmt: skip
         assert is_secret_name(name), name
-    for name in ("max_tokens", "token_budget", "status", "latency_ms", "url", "keys_total"):
+    for name in ("max_tokens", "token_budget", "status", "latency_ms", "url", "keys_total",
+                 "signature"):  # fmt: skip
         assert not is_secret_name(name), name
 
 

@@ -123,7 +123,14 @@ def stack_service() -> Iterator[ServerThread]:
     async def broken(_: Request) -> Response:
         return JSONResponse({"status": "down"}, status_code=500)
 
-    app = Starlette(routes=[Route("/health", ok), Route("/", ok), Route("/broken", broken)])
+    app = Starlette(
+        routes=[
+            Route("/health", ok),
+            Route("/api/v1/health", ok),
+            Route("/", ok),
+            Route("/broken", broken),
+        ]
+    )
     with ServerThread(app) as srv:
         yield srv
 
