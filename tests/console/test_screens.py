@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from textual.widgets import DataTable, OptionList, Select, Static
@@ -257,9 +258,17 @@ async def test_timeline_streams_live_filters_and_shows_event_data(dev3000: Dev30
         severity = app.screen.query_one("#tl-severity", Select)
         kind.value = "*"
         severity.value = "error"
-        await wait_for(pilot, lambda: table.row_count == 3, what="severity filter")
+        await wait_for(
+            pilot,
+            lambda: (
+                all(ev.severity in ("error", "critical") for ev in screen_events(app))
+                and sum(ev.kind == "chaos" for ev in screen_events(app)) == 3
+            ),
+            what="severity filter",
+        )
         table.focus()
-        table.move_cursor(row=2)
+        chaos = next(e for e in screen_events(app) if e.kind == "chaos")
+        table.move_cursor(row=table.get_row_index(chaos.id))
         await pilot.pause()
         detail = app.screen.query_one("#tl-detail", JsonView)
         await wait_for(pilot, lambda: detail.data is not None and detail.data["kind"] == "chaos")
@@ -300,3 +309,10 @@ def _palette_offers(app: ConsoleApp, text: str) -> bool:
     return any(
         text in str(options.get_option_at_index(i).prompt) for i in range(options.option_count)
     )
+
+
+def screen_events(app: ConsoleApp) -> list[Any]:
+    screen = app.screen
+    assert isinstance(screen, TimelineScreen)
+    table = screen.query_one("#tl-events", DataTable)
+    return [e for e in screen.shown_events() if e.id in {k.value for k in table.rows}]
