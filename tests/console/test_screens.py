@@ -268,6 +268,8 @@ async def test_timeline_streams_live_filters_and_shows_event_data(dev3000: Dev30
         )
         table.focus()
         chaos = next(e for e in screen_events(app) if e.kind == "chaos")
+        table.move_cursor(row=table.row_count - 1)
+        await pilot.pause()
         table.move_cursor(row=table.get_row_index(chaos.id))
         await pilot.pause()
         detail = app.screen.query_one("#tl-detail", JsonView)
