@@ -37,7 +37,7 @@ from dev3000.api.middleware import ApiMiddleware
 from dev3000.api.problems import install_problem_handlers
 from dev3000.api.ratelimit import RateLimiter
 from guilde_core.config import Settings, get_settings
-from guilde_core.errors import NotFoundError, PermanentError
+from guilde_core.errors import GuildeError, NotFoundError, PermanentError, ServiceUnavailableError
 from guilde_core.redaction import redact, redact_text
 
 __all__ = ["create_app"]
@@ -191,11 +191,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = None
+        app.state.mcp_error = "connecting to dev3000's MCP endpoint"
         async with contextlib.AsyncExitStack() as stack:
             saver = await stack.enter_async_context(open_checkpointer(settings, checkpointer))
-            tools = await stack.enter_async_context(
-                DiagTools(mcp_target if mcp_target is not None else (mcp_url or DEFAULT_URL))
-            )
             chain = build_chain(settings)
             stack.push_async_callback(chain.aclose)
             path = index_path or (
@@ -205,13 +204,41 @@ def create_app(
             )
             index = await SessionIndex.open(path)
             stack.push_async_callback(index.close)
-            agent = DiagnosisAgent(
-                tools, chain, settings=settings, checkpointer=saver, on_event=hub.on_event
-            )
-            app.state.service = _Service(agent, index, hub)
-            yield
-            for task in app.state.service.tasks.values():
-                task.cancel()
+            ready, stop = asyncio.Event(), asyncio.Event()
+
+            async def hold_mcp() -> None:
+                # agent-web stays up (and /health answers) while dev3000 is not reachable yet:
+                # the MCP session is opened, and reopened, in this one task with back-off
+                delay = 0.5
+                target = mcp_target if mcp_target is not None else (mcp_url or DEFAULT_URL)
+                while not stop.is_set():
+                    try:
+                        async with DiagTools(target) as tools:
+                            agent = DiagnosisAgent(
+                                tools, chain, settings=settings, checkpointer=saver,
+                                on_event=hub.on_event,
+                            )  # fmt: skip
+                            app.state.service = _Service(agent, index, hub)
+                            ready.set()
+                            await stop.wait()
+                            return
+                    except GuildeError as exc:
+                        app.state.mcp_error = exc.message
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+                    delay = min(delay * 2, 10.0)
+
+            holder = asyncio.create_task(hold_mcp(), name="agent-web-mcp")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), 5.0)
+            try:
+                yield
+            finally:
+                if app.state.service is not None:
+                    for task in app.state.service.tasks.values():
+                        task.cancel()
+                stop.set()
+                await holder
 
     app = FastAPI(
         title="guilde-diag agent-web",
@@ -224,7 +251,11 @@ def create_app(
     read = Depends(require_scope("read"))
 
     def service() -> _Service:
-        svc: _Service = app.state.service
+        svc: _Service | None = app.state.service
+        if svc is None:
+            raise ServiceUnavailableError(
+                f"dev3000's MCP endpoint is not reachable yet: {app.state.mcp_error}"
+            )
         return svc
 
     async def existing(session_id: str) -> SessionRecord:

@@ -141,3 +141,18 @@ def test_approval_needs_control_scope_and_a_pending_action(client: TestClient) -
         headers={"X-API-Key": "admin-key"},
     )
     assert nothing.status_code == 409
+
+
+def test_starts_and_answers_health_while_dev3000_is_unreachable() -> None:
+    # agent-web's liveness must not depend on dev3000: without an MCP endpoint it starts,
+    # /health answers, and session calls are a 503 problem that names the cause
+    from tools.harness import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/mcp"
+    app = create_app(get_settings(), mcp_url=dead, checkpointer="memory")
+    with TestClient(app) as c:
+        assert c.get("/health").status_code == 200
+        response = c.post("/api/v1/sessions", json={"question": "why is checkout failing?"})
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "MCP endpoint" in response.json()["detail"]
