@@ -15,31 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from guilde_core.config import get_settings, reset_settings_cache
+from guilde_core.config import environment_overrides, get_settings
 
 __all__ = ["live_target"]
-
-
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    reset_settings_cache()
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-        reset_settings_cache()
 
 
 def _drive(url: str, traffic: list[dict[str, Any]]) -> None:
@@ -67,7 +50,7 @@ async def live_target(scenario: Any) -> AsyncIterator[Any]:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="live-scenario-")))
         stack.enter_context(
-            _env(
+            environment_overrides(
                 {
                     "RETRY_DATABASE_MAX_ATTEMPTS": "1",
                     "RETRY_LLM_MAX_ATTEMPTS": "1",
@@ -93,7 +76,7 @@ async def live_target(scenario: Any) -> AsyncIterator[Any]:
         stack.callback(clear)
         target = f"{server.url}/api/v1"
         stack.enter_context(
-            _env(
+            environment_overrides(
                 {
                     "DEV3000_BACKEND_URL": server.url,  # the backend serves /api/v1/health
                     "DEV3000_FRONTEND_URL": target,

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -56,6 +57,7 @@ __all__ = [
     "SettingSource",
     "Settings",
     "check_settings",
+    "environment_overrides",
     "explain_settings",
     "get_settings",
     "load_settings",
@@ -652,6 +654,23 @@ def get_settings() -> Settings:
 def reset_settings_cache() -> None:
     """Forget the cached settings (tests, configuration reload)."""
     get_settings.cache_clear()
+
+
+@contextmanager
+def environment_overrides(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block and read the settings anew inside and after it."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    reset_settings_cache()
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        reset_settings_cache()
 
 
 def explain_settings(settings: Settings) -> list[tuple[str, Any, SettingSource]]:

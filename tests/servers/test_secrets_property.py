@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from fastmcp import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guilde_core.config import Settings, reset_settings_cache
+from guilde_core.config import Settings, environment_overrides
 from servers.cli import build
 from tests.servers.test_mcp import AREAS, ARGS
 
@@ -27,22 +26,6 @@ CIRCUIT_ARGS: dict[str, dict[str, Any]] = {
     "get_breaker": {"name": "leaky"},
     "recent_transitions": {},
 }
-
-
-@contextlib.contextmanager
-def environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    reset_settings_cache()
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        reset_settings_cache()
 
 
 async def everything(s: Settings) -> str:
@@ -105,7 +88,7 @@ def test_no_planted_secret_leaves_any_server(
         "HEALTH_CHECK_TIMEOUT": "2",
         "PLANT_TOKEN": token,
     }
-    with environ(env):
+    with environment_overrides(env):
         text = asyncio.run(everything(Settings()))
     assert "payment failed" in text  # the logs really were served
     for secret in (key, password, token):
