@@ -131,11 +131,17 @@ _NAME_HINTS = (
 )  # fmt: skip
 
 
+# every hint once: most text (levels, timestamps, messages) holds none and returns at once
+_ALL_HINTS = tuple(sorted({*(h for hs in _SHAPE_HINTS for h in hs), *_NAME_HINTS}))
+
+
 def redact_text(text: str) -> str:
     """Mask secret-looking shapes and ``name=value`` secrets inside free text."""
     if not text:
         return text
     lowered = text.lower()
+    if not any(hint in lowered for hint in _ALL_HINTS):
+        return text
     for (pattern, repl), hints in zip(_SHAPES, _SHAPE_HINTS, strict=True):
         if any(hint in lowered for hint in hints):
             text = pattern.sub(repl, text)
@@ -154,6 +160,8 @@ def _redact(obj: Any, depth: int) -> Any:
     if isinstance(obj, BaseModel):
         data = obj.model_dump(mode="python")
         cleaned = _redact(data, depth + 1)
+        if cleaned == data:  # nothing masked: keep the model (no second validation)
+            return obj
         try:
             return type(obj).model_validate(cleaned)
         except Exception:  # the masked value may not validate (e.g. a URL field)
