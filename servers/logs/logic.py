@@ -27,7 +27,7 @@ import regex
 
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import InvalidInputError
-from servers._safe import safe_redact
+from guilde_core.redaction import redact
 from servers.logs.models import (
     ErrorGroup,
     ErrorGroupsResult,
@@ -71,7 +71,7 @@ def _roots(settings: Settings | None) -> list[Root]:
 
 
 def _clean(entry: LogEntry) -> LogEntry:
-    return LogEntry.model_validate(safe_redact(entry.model_dump(mode="json")))
+    return redact(entry)
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -407,7 +407,7 @@ async def error_groups(
         )
 
     result = await asyncio.to_thread(work)
-    return ErrorGroupsResult.model_validate(safe_redact(result.model_dump(mode="json")))
+    return redact(result)
 
 
 # --- trace ---------------------------------------------------------------------------------

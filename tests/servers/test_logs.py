@@ -323,3 +323,22 @@ def test_search_and_tail_redact_every_line(tmp_path: Path) -> None:
     out += run(logic.tail(settings=s)).model_dump_json()
     assert "sk-live-abcdefghijklmnop" not in out
     assert "abcdefghijklmnopqrstu" not in out
+
+
+def test_long_tokens_are_served_whole_and_long_secrets_masked(tmp_path: Path) -> None:
+    """A long opaque value (a trace blob, a hash) reaches the reader intact; a long
+    credential is masked — redaction is linear, so nothing is elided first."""
+    root = tmp_path / "logs"
+    root.mkdir()
+    blob = "AbC0" * 4000  # 16,000 characters without a separator
+    secret = "sk-live-" + "q" * 12_000
+    (root / "app.log").write_text(
+        f"INFO upload digest {blob} stored\nERROR retry with api_key={secret} failed\n",
+        encoding="utf-8",
+    )
+    s = settings_for(root)
+    tail = run(logic.tail(settings=s))
+    assert blob in tail.entries[0].message
+    assert secret[:20] not in tail.model_dump_json()
+    groups = run(logic.error_groups(settings=s)).model_dump_json()
+    assert "sk-live-qqqq" not in groups
