@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -290,3 +291,53 @@ def test_fresh_cache_makes_closed_successes_free(
         return used
 
     assert asyncio.run(run()) == 0
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_control_from_another_loop_than_the_one_driving_the_breaker(
+    store: str, redis_url: str, redis_prefix: str
+) -> None:
+    """A server drives a breaker on its own loop (in a thread); an operator's command runs
+    on another loop (``asyncio.run`` in the main thread): control works and the server sees it."""
+    import threading
+
+    reg = BreakerRegistry(
+        redis_url=redis_url if store == "redis" else None, prefix=f"{redis_prefix}xloop:"
+    )
+    brk = reg.breaker("svc", small_config(failure_threshold=2, recovery_timeout=60))
+    server_loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=server_loop.run_forever, daemon=True)
+    thread.start()
+
+    def on_server[T](coro: Any) -> T:
+        result: T = asyncio.run_coroutine_threadsafe(coro, server_loop).result(30)
+        return result
+
+    async def fail_twice() -> BreakerState:
+        for _ in range(2):
+            with pytest.raises(ServiceUnavailableError):
+                await brk.call(_down)
+        return (await reg.snapshot("svc")).state
+
+    async def operator() -> tuple[BreakerState, BreakerState]:
+        closed = (await reg.reset("svc", reason="operator")).state
+        forced = (await reg.force_open("svc", reason="maintenance")).state
+        return closed, forced
+
+    async def server_call() -> str:
+        try:
+            return await brk.call(_ok)
+        except CircuitOpenError:
+            return "rejected"
+
+    try:
+        assert on_server(fail_twice()) == BreakerState.OPEN
+        assert asyncio.run(operator()) == (BreakerState.CLOSED, BreakerState.OPEN)
+        assert on_server(server_call()) == "rejected"
+        asyncio.run(reg.reset("svc", reason="done"))
+        assert on_server(server_call()) == "ok"
+    finally:
+        on_server(reg.aclose())
+        server_loop.call_soon_threadsafe(server_loop.stop)
+        thread.join(10)
+        server_loop.close()
