@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -309,7 +310,7 @@ def test_control_from_another_loop_than_the_one_driving_the_breaker(
     thread = threading.Thread(target=server_loop.run_forever, daemon=True)
     thread.start()
 
-    def on_server[T](coro: Any) -> T:
+    def on_server[T](coro: Coroutine[Any, Any, T]) -> T:
         result: T = asyncio.run_coroutine_threadsafe(coro, server_loop).result(30)
         return result
 
