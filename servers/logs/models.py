@@ -37,6 +37,11 @@ class LogSource(BaseModel):
     modified: datetime
     rotated: bool = Field(description="A rotated generation (.1, .2, .gz …).")
     compressed: bool
+    timeline: bool = Field(
+        False,
+        description="dev3000's own timeline file (timeline/timeline-*.jsonl): read only when "
+        "named, so its copies of error lines are not counted twice.",
+    )
 
 
 class SourceList(BaseModel):

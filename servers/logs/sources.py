@@ -31,6 +31,9 @@ __all__ = [
 MAX_SOURCES = 2000
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _ROTATED = re.compile(r"\.(\d+)(\.gz)?$|\.gz$|[.-]\d{8}(\.gz)?$")
+# dev3000 writes its timeline under the first log root (dev3000.timeline.files); its
+# ``error_log`` events repeat lines of the other sources
+_TIMELINE = re.compile(r"(?:^|/)timeline/(?:timeline-[^/]*\.jsonl|current)$")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class Source:
     @property
     def rotated(self) -> bool:
         return bool(_ROTATED.search(self.path.name))
+
+    @property
+    def timeline(self) -> bool:
+        return bool(_TIMELINE.search(self.name))
 
 
 def roots_from(paths: list[str]) -> list[Root]:
@@ -132,6 +139,7 @@ def list_sources(roots: list[Root]) -> list[LogSource]:
                 modified=datetime.fromtimestamp(st.st_mtime, UTC),
                 rotated=src.rotated,
                 compressed=src.compressed,
+                timeline=src.timeline,
             )
         )
     return out
@@ -170,7 +178,8 @@ def resolve_source(name: str, roots: list[Root]) -> Source:
 
 
 def select_sources(names: list[str] | None, roots: list[Root], *, rotated: bool) -> list[Source]:
-    """The named sources, or every source (current files only unless ``rotated``)."""
+    """The named sources, or every log source (current files only unless ``rotated``;
+    dev3000's timeline files only when named)."""
     if names:
         return [resolve_source(n, roots) for n in names]
-    return [s for s in _sources(roots) if rotated or not s.rotated]
+    return [s for s in _sources(roots) if (rotated or not s.rotated) and not s.timeline]

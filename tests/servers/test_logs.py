@@ -342,3 +342,41 @@ def test_long_tokens_are_served_whole_and_long_secrets_masked(tmp_path: Path) ->
     assert secret[:20] not in tail.model_dump_json()
     groups = run(logic.error_groups(settings=s)).model_dump_json()
     assert "sk-live-qqqq" not in groups
+
+
+def test_timeline_files_are_read_only_when_named(tmp_path: Path) -> None:
+    """dev3000 writes its timeline under the first log root; its ``error_log`` events repeat
+    the app's error lines, so the default selection leaves them out (no double counting)."""
+    from dev3000.timeline.files import TimelineFiles
+    from guilde_core.events import make_event
+
+    root = tmp_path / "logs"
+    root.mkdir()
+    (root / "app.log").write_text(
+        "2026-11-23 09:00:00,000 ERROR orders: payment gateway refused card 4242\n",
+        encoding="utf-8",
+    )
+    files = TimelineFiles(root / "timeline")
+    files.emit(
+        make_event(
+            source="logs",
+            kind="error_log",
+            subject="app.log",
+            severity="error",
+            summary="ERROR orders: payment gateway refused card 4242",
+        )
+    )
+    files.close()
+    s = settings_for(root)
+    listed = {src.name: src.timeline for src in run(logic.list_log_sources(s)).sources}
+    assert listed["app.log"] is False
+    assert [name for name, timeline in listed.items() if timeline] == sorted(
+        name for name in listed if name.startswith("timeline/")
+    )
+    assert "timeline/current" in listed
+    found = run(logic.search("payment gateway", settings=s))
+    assert [e.source for e in found.entries] == ["app.log"]
+    groups = run(logic.error_groups(settings=s))
+    assert [g.count for g in groups.groups] == [1]
+    named = run(logic.search("payment gateway", sources=["timeline/current"], settings=s))
+    assert named.matched == 1
