@@ -260,8 +260,18 @@ def create_app(
                 source="dev3000",
                 subject="dev3000",
                 summary=f"dev3000 {__version__} started",
-                data={"mode": settings.dev3000_mode},
+                data={
+                    "mode": settings.dev3000_mode,
+                    "diagnostic_mode": state.settings.diagnostic_mode,
+                    "dev3000_enabled": state.settings.dev3000_enabled,
+                },
             )
+            for switch, on in (
+                ("DIAGNOSTIC_MODE", state.settings.diagnostic_mode),
+                ("DEV3000_ENABLED", state.settings.dev3000_enabled),
+            ):
+                if not on:
+                    log.warning("%s=false: its surfaces answer 404 (probes stay up)", switch)
             try:
                 yield
             finally:
@@ -339,6 +349,7 @@ def create_app(
         ApiMiddleware,
         limiter=lambda: app.state.dev3000.limiter,
         keyring=lambda: app.state.keyring,
+        settings=lambda: app.state.dev3000.settings,
     )
     return app
 

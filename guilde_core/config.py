@@ -151,7 +151,10 @@ class Settings(BaseSettings):
     )
 
     # === dev3000 debug server ===
-    dev3000_enabled: bool = Field(True, description="Master switch for dev3000.")
+    dev3000_enabled: bool = Field(
+        True,
+        description="dev3000's debug surfaces (/mcp, /sse, timeline, logs, targets); false: 404.",
+    )
     dev3000_host: str = Field("127.0.0.1", description="Address dev3000 binds to.")
     dev3000_port: int = Field(3001, ge=1, le=65535, description="dev3000 HTTP/MCP port.")
     dev3000_mode: Mode = Field(
@@ -267,7 +270,10 @@ class Settings(BaseSettings):
     sentry_send_default_pii: bool = Field(False, description="Send PII (off for GDPR).")
 
     # === Diagnostic API ===
-    diagnostic_mode: bool = Field(True, description="Diagnostic features on.")
+    diagnostic_mode: bool = Field(
+        True,
+        description="The diagnostic API (/api/v1/diag/*: status, circuits, stream); false: 404.",
+    )
     diagnostic_verbose: bool = Field(False, description="Verbose diagnostic output.")
     diagnostic_auth_required: bool = Field(
         False, description="Require an API key for diag endpoints."

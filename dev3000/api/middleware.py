@@ -9,6 +9,12 @@ Kept as a single ASGI callable (no ``BaseHTTPMiddleware``) so the cheap probes s
 * Rate limit (:mod:`dev3000.api.ratelimit`) on rate-limited paths, per API key or client
   address; a 429 problem carries ``Retry-After`` and ``RateLimit-*`` headers, allowed
   responses carry the ``RateLimit-*`` headers too.
+* The two master switches of seed 000 §5.2, read per request (so a SIGHUP reload applies):
+  ``DIAGNOSTIC_MODE=false`` turns off the diagnostic API (``/api/v1/diag/*``: status,
+  circuits and their control, the stream); ``DEV3000_ENABLED=false`` turns off the debug
+  server's own surfaces (``/mcp``, ``/sse``, the timeline and its page, logs, targets).
+  Probes, ``/metrics`` and the API description stay. A disabled path is a 404 problem
+  (type ``…/disabled``) naming the switch; a WebSocket to it is refused.
 * An exception escaping the app becomes a 500 problem (with the request id), never a
   traceback.
 """
@@ -36,6 +42,7 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
     "ApiMiddleware",
+    "disabled_by",
     "is_rate_limited_path",
 ]
 
@@ -67,6 +74,37 @@ def is_rate_limited_path(path: str) -> bool:
     return path.startswith(("/api/", "/mcp", "/sse", "/messages"))
 
 
+_DIAGNOSTIC_PREFIXES = ("/api/v1/diag",)
+_DEBUG_PREFIXES = (
+    "/mcp",
+    "/sse",
+    "/messages",
+    "/timeline",
+    "/api/v1/timeline",
+    "/api/v1/logs",
+    "/api/v1/targets",
+)
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in prefixes)
+
+
+def disabled_by(path: str, settings: Any) -> str | None:
+    """The switch (``DIAGNOSTIC_MODE`` / ``DEV3000_ENABLED``) that turns ``path`` off, if any."""
+    if not settings.diagnostic_mode and _under(path, _DIAGNOSTIC_PREFIXES):
+        return "DIAGNOSTIC_MODE"
+    if not settings.dev3000_enabled and _under(path, _DEBUG_PREFIXES):
+        return "DEV3000_ENABLED"
+    return None
+
+
+_SWITCH_TEXT = {
+    "DIAGNOSTIC_MODE": "the diagnostic API is off (DIAGNOSTIC_MODE=false)",
+    "DEV3000_ENABLED": "the dev3000 debug server's surfaces are off (DEV3000_ENABLED=false)",
+}
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -89,10 +127,12 @@ class ApiMiddleware:
         *,
         limiter: Callable[[], RateLimiter | None],
         keyring: Callable[[], Keyring],
+        settings: Callable[[], Any] | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.keyring = keyring
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -101,6 +141,11 @@ class ApiMiddleware:
         incoming = _header(scope, b"x-request-id")
         rid = incoming if incoming and _RID_RE.match(incoming) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        if self.settings is not None:
+            switch = disabled_by(str(scope.get("path", "")), self.settings())
+            if switch is not None:
+                await self._disabled(scope, receive, send, rid, switch)
+                return
         if scope["type"] == "websocket":
             with correlation_scope(rid):
                 await self.app(scope, receive, send)
@@ -174,6 +219,24 @@ class ApiMiddleware:
             await response(scope, receive, send)
         finally:
             self._observe(method, scope, status_holder[0], started)
+
+    async def _disabled(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, switch: str
+    ) -> None:
+        started = time.perf_counter()
+        path = str(scope.get("path", ""))
+        if scope["type"] == "websocket":  # refused before the handshake completes (HTTP 403)
+            await send({"type": "websocket.close", "code": 1008, "reason": _SWITCH_TEXT[switch]})
+            return
+        response = problem_response(
+            404,
+            f"{_SWITCH_TEXT[switch]}; set {switch}=true to serve {path}",
+            code="disabled",
+            instance=path,
+        )
+        response.headers["X-Request-ID"] = rid
+        await response(scope, receive, send)
+        self._observe(str(scope.get("method", "GET")), scope, 404, started, route="disabled")
 
     def _caller(self, scope: Scope) -> str:
         headers = {
