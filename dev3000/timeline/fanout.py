@@ -1,12 +1,20 @@
 """Several dev3000 instances sharing Redis act as one timeline.
 
-Every event that originates in this process is published on the Redis channel
-``<prefix>timeline`` as ``{"origin": <instance id>, "event": {…}}``; every instance
-subscribes to it and hands other instances' events to its bus as *remote* events (they
-reach its stream clients and buffer, not its files nor Redis again). The bus ignores an
-event id it has already seen, so nothing is delivered twice, and an instance skips its
-own messages. When Redis is unreachable the local timeline keeps working; the fan-out
-reconnects with back-off and reports its state in :meth:`RedisFanout.status`.
+Every event that originates in this process is appended to the Redis stream
+``<prefix>timeline`` (``XADD … MAXLEN ~ <retain>``, field ``m`` =
+``{"origin": <instance id>, "event": {…}}``); every instance reads that stream from the last
+entry it has seen (``XREAD BLOCK``) and hands other instances' events to its bus as *remote*
+events (they reach its stream clients and buffer, not its files nor Redis again). The bus
+ignores an event id it has already seen, so nothing is delivered twice, and an instance skips
+its own entries.
+
+A reader that loses Redis — or only its own connection — resumes from its last entry id when
+it is back, so events appended meanwhile (including the ones other instances held while Redis
+was away) still arrive. When they cannot — the entries were trimmed past the last one read, or
+the stream was lost with a Redis restart — the instance says so on its own timeline with a
+``notice`` (``subject: timeline-fanout``) instead of missing them silently. The local timeline
+keeps working throughout; the fan-out reconnects with back-off and reports its state in
+:meth:`RedisFanout.status`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,22 @@ from .bus import EventBus
 
 __all__ = ["RedisFanout"]
 
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(info: Any, name: str) -> Any:
+    if not isinstance(info, dict):
+        return None
+    return info.get(name, info.get(name.encode()))
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 log = logging.getLogger(__name__)
 
 
@@ -43,11 +67,15 @@ class RedisFanout:
         prefix: str = "dev3000:",
         queue_size: int = 10_000,
         max_backoff: float = 5.0,
+        retain: int = 10_000,
     ) -> None:
         self.bus = bus
         self.redis_url = redis_url
         self.channel = f"{prefix}timeline"
         self.max_backoff = max_backoff
+        self.retain = max(100, retain)
+        self.last_id: str | None = None  # the last stream entry read (None: not started)
+        self.gaps = 0
         self._outbox: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aioredis.Redis | None = None
@@ -69,8 +97,13 @@ class RedisFanout:
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
         self._client = aioredis.Redis.from_url(
-            self.redis_url, socket_connect_timeout=2, socket_timeout=None, health_check_interval=15
+            self.redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=None,
+            health_check_interval=15,
+            client_name=f"dev3000-timeline-{self.bus.instance_id}",
         )
+        self.bus.remove_sink(self)  # a restart (stop, start) keeps one registration
         self.bus.add_sink(self)
         self._tasks = [
             asyncio.create_task(self._publish_loop(), name="timeline-fanout-publish"),
@@ -78,6 +111,9 @@ class RedisFanout:
         ]
 
     async def stop(self) -> None:
+        """Stop reading and writing; :attr:`last_id` is kept, so a later :meth:`start`
+        resumes where this one stopped (events appended meanwhile are delivered)."""
+        self.bus.remove_sink(self)
         await cancel_tasks(self._tasks)
         self._tasks = []
         if self._client is not None:
@@ -87,12 +123,14 @@ class RedisFanout:
 
     def status(self) -> dict[str, Any]:
         return {
-            "backend": "redis",
+            "backend": "redis-stream",
             "channel": self.channel,
             "connected": self.connected,
             "sent": self.sent,
             "received": self.received,
             "dropped": self.dropped,
+            "gaps": self.gaps,
+            "last_id": self.last_id,
             "last_error": self.last_error,
         }
 
@@ -116,7 +154,9 @@ class RedisFanout:
             try:
                 async with self._client.pipeline(transaction=False) as pipe:
                     for message in pending:
-                        pipe.publish(self.channel, message)
+                        pipe.xadd(
+                            self.channel, {"m": message}, maxlen=self.retain, approximate=True
+                        )
                     await pipe.execute()
                 self.sent += len(pending)
                 pending = []
@@ -131,27 +171,74 @@ class RedisFanout:
 
     async def _subscribe_loop(self) -> None:
         assert self._client is not None
+        client = self._client
         backoff = 0.1
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await self._resume(client)
                 self.connected = True
                 self.last_error = None
                 self.subscribed.set()
                 backoff = 0.1
                 while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is not None and message.get("type") == "message":
-                        self._deliver(message["data"])
+                    batches: Any = await client.xread(
+                        {self.channel: self.last_id or "0-0"}, count=500, block=5000
+                    )
+                    for _stream, entries in batches or ():
+                        for entry_id, fields in entries:
+                            self.last_id = _text(entry_id)
+                            raw = fields.get(b"m") or fields.get("m")
+                            if raw is not None:
+                                self._deliver(raw)
             except (RedisError, OSError) as exc:
                 self.subscribed.clear()
                 self._failed(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _resume(self, client: aioredis.Redis) -> None:
+        """Where to read from: the stream's end on the first start; after a drop, the last
+        entry read — with a notice when entries since then can no longer be read."""
+        if self.last_id is None:
+            newest: Any = await client.xrevrange(self.channel, count=1)
+            self.last_id = _text(newest[0][0]) if newest else "0-0"
+            return
+        if self.last_id == "0-0":
+            return  # nothing was read yet: every entry in the stream is new to us
+        try:
+            info: Any = await client.xinfo_stream(self.channel)
+        except RedisError as exc:
+            if "no such key" not in str(exc).lower():
+                raise
+            info = None
+        if info is None:
+            self._gap("the shared timeline stream is gone (Redis restarted without its data?)")
+            self.last_id = "0-0"
+            return
+        first = _field(info, "first-entry")
+        newest = _field(info, "last-generated-id")
+        mine = _id_key(self.last_id)
+        if first:  # the oldest entry kept is newer than ours: what came between is gone
+            if _id_key(_text(first[0])) > mine:
+                self._gap("entries after the last one read were trimmed from the shared stream")
+        elif newest and _id_key(_text(newest)) > mine:
+            self._gap("entries after the last one read were trimmed from the shared stream")
+
+    def _gap(self, why: str) -> None:
+        from guilde_core.events import make_event
+
+        self.gaps += 1
+        log.warning("timeline fan-out: %s", why)
+        self.bus.publish(
+            make_event(
+                source="dev3000",
+                kind="notice",
+                severity="warning",
+                subject="timeline-fanout",
+                summary=f"events of other dev3000 instances may be missing: {why}",
+                data={"instance": self.bus.instance_id, "last_id": self.last_id},
+            )
+        )
 
     def _deliver(self, raw: bytes | str) -> None:
         try:
