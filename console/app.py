@@ -19,15 +19,15 @@ import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from console.client import ApiError, ConnectionLost, Dev3000Client
 from console.commands import COMMANDS, CommandError, parse_command
 from console.connection import Backoff, ConnectionInfo
+from console.errors import ApiError, ConnectionLost
 from console.messages import ConnectionChanged, StoreUpdated
 from console.models import LogLine
 from console.palette import ConsoleCommands
@@ -40,7 +40,9 @@ from console.screens.logs import LogsScreen
 from console.screens.prompt import PromptScreen
 from console.screens.timeline import TimelineScreen
 from console.store import ConsoleStore
-from console.stream import EventStream
+
+if TYPE_CHECKING:
+    from console.client import Dev3000Client
 
 __all__ = ["SCREENS", "ConsoleApp"]
 
@@ -62,6 +64,8 @@ SCREENS: dict[str, Any] = {
     "agent": _agent_screen,
 }
 LOG_PAGE = 500
+#: seconds between repaints of the log view while lines stream in (coalescing pages)
+LOG_REPAINT = 0.05
 
 
 class ConsoleApp(App[None]):
@@ -118,6 +122,7 @@ class ConsoleApp(App[None]):
         self._poke = asyncio.Event()
         self._event_batch: list[Any] = []
         self._flush_scheduled = False
+        self._logs_publish_scheduled = False
         self._last_error: str | None = None
         self._retry_after = 0.0
         self.polls = 0
@@ -132,6 +137,14 @@ class ConsoleApp(App[None]):
 
     def on_mount(self) -> None:
         if self.live:
+            # the HTTP and WebSocket clients (httpx, websockets, TLS context) load after
+            # the first screen is painted, not before
+            self.call_after_refresh(self._start_io)
+
+    def _start_io(self) -> None:
+        from console.client import Dev3000Client
+
+        if self.client is None and self.is_running:
             self.client = Dev3000Client(self.url, api_key=self.api_key)
             self.run_worker(self._poll_loop(), name="poll", group="io", exit_on_error=False)
             self.run_worker(self._stream_loop(), name="stream", group="io", exit_on_error=False)
@@ -259,6 +272,8 @@ class ConsoleApp(App[None]):
             break
         if self.store.add_events(events):
             self.publish("events")
+        from console.stream import EventStream
+
         stream = EventStream(
             self.url,
             api_key=self.api_key,
@@ -284,13 +299,20 @@ class ConsoleApp(App[None]):
     # ------------------------------------------------------------ the log tail
 
     def _add_logs(self, lines: list[LogLine]) -> None:
+        """Lines go into the buffer at once (in bulk); the screens hear about them at most
+        once per ``LOG_REPAINT`` seconds, however many pages arrived meanwhile."""
         if not lines:
             return
         if self.logs_paused:
             self._pending.extend(lines)
-            self.publish("logs")
-            return
-        self.store.logs.extend(lines)
+        else:
+            self.store.logs.extend(lines)
+        if not self._logs_publish_scheduled:
+            self._logs_publish_scheduled = True
+            self.set_timer(LOG_REPAINT, self._publish_logs)
+
+    def _publish_logs(self) -> None:
+        self._logs_publish_scheduled = False
         self.publish("logs")
 
     @property

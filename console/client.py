@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
+from console.errors import ApiError, ConnectionLost
 from console.models import (
     CircuitInfo,
     Event,
@@ -30,50 +31,12 @@ from console.models import (
     parse_log_line,
     parse_targets,
 )
-from guilde_core.redaction import redact, redact_text
+from guilde_core.redaction import redact_text
 
 __all__ = ["API_PREFIX", "ApiError", "ConnectionLost", "Dev3000Client", "Page"]
 
 API_PREFIX = "/api/v1"
 CircuitAction = Literal["open", "close", "reset"]
-
-
-class ConnectionLost(Exception):
-    """dev3000 did not answer (connection refused/reset, timeout)."""
-
-
-class ApiError(Exception):
-    """dev3000 answered with an error; ``problem`` holds the RFC 9457 body (redacted)."""
-
-    def __init__(self, status: int, title: str, detail: str = "", problem: Any = None) -> None:
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.problem: dict[str, Any] = problem if isinstance(problem, dict) else {}
-        super().__init__(f"{status} {title}" + (f": {detail}" if detail else ""))
-
-    @classmethod
-    def from_response(cls, response: httpx.Response) -> ApiError:
-        body: Any = None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict):
-            body = redact(body)
-            title = str(body.get("title") or response.reason_phrase or "error")
-            detail = str(body.get("detail") or "")
-            errors = body.get("errors")
-            if isinstance(errors, list) and errors:
-                fields = ", ".join(
-                    f"{e.get('field') or e.get('loc') or '?'}: {e.get('message') or e.get('msg')}"
-                    for e in errors
-                    if isinstance(e, dict)
-                )
-                detail = f"{detail} ({fields})" if detail else fields
-            return cls(response.status_code, title, detail, body)
-        text = redact_text(response.text[:200]) if response.text else ""
-        return cls(response.status_code, response.reason_phrase or "error", text)
 
 
 class Page:

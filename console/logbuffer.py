@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -150,33 +151,74 @@ class LogBuffer:
         return self._seq
 
     def extend(self, lines: Iterable[LogLine]) -> int:
-        """Add lines (any order); return how many of them entered the view."""
-        added = 0
-        match = self._match
-        for line in lines:
+        """Add lines (any order); return how many of them entered the view.
+
+        A batch that is in time order and newer than the buffer (what a tail delivers) is
+        appended in bulk: list ``extend`` of the buffer and of the matching lines, one
+        prefix-sum extension and one eviction pass per batch."""
+        batch = lines if isinstance(lines, list) else list(lines)
+        if not batch:
+            return 0
+        for line in batch:
             if line.seq == 0:
-                line.seq = self.next_seq()
-            else:
-                self._seq = max(self._seq, line.seq)
-            self.sources[line.source] = self.sources.get(line.source, 0) + 1
-            in_order = len(self._lines) == self._start or line.key >= self._lines[-1].key
-            if in_order:
-                self._lines.append(line)
-            else:
-                bisect.insort(self._lines, line, lo=self._start, key=_key)
-            if match(line):
-                added += 1
-                if in_order and (self.view_len == 0 or line.key >= self._view[-1].key):
-                    self._view.append(line)
-                    self.appended += 1
-                    if self._offsets is not None:
-                        self._offsets.append(self._offsets[-1] + line.pretty_rows())
-                else:
-                    bisect.insort(self._view, line, lo=self._vstart, key=_key)
-                    self._offsets = None
-                    self.generation += 1
+                self._seq += 1
+                line.seq = self._seq
+            elif line.seq > self._seq:
+                self._seq = line.seq
+        if self._in_order(batch):
+            added = self._append_batch(batch)
+        else:
+            added = sum(self._insert(line) for line in batch)
         self._evict()
         return added
+
+    def _in_order(self, batch: list[LogLine]) -> bool:
+        last = self._lines[-1].key if len(self) else None
+        for line in batch:
+            key = line.key
+            if last is not None and key < last:
+                return False
+            last = key
+        return True  # the view is a subsequence of the buffer: it ends no later
+
+    def _append_batch(self, batch: list[LogLine]) -> int:
+        sources = self.sources
+        for name, count in Counter(line.source for line in batch).items():
+            sources[name] = sources.get(name, 0) + count
+        self._lines.extend(batch)
+        match = self._match
+        matching = [ln for ln in batch if match(ln)]
+        if matching:
+            self._view.extend(matching)
+            self.appended += len(matching)
+            offsets = self._offsets
+            if offsets is not None:
+                total = offsets[-1]
+                for ln in matching:
+                    total += ln.pretty_rows()
+                    offsets.append(total)
+        return len(matching)
+
+    def _insert(self, line: LogLine) -> int:
+        """One line that arrived out of order: inserted where it belongs."""
+        self.sources[line.source] = self.sources.get(line.source, 0) + 1
+        in_order = len(self._lines) == self._start or line.key >= self._lines[-1].key
+        if in_order:
+            self._lines.append(line)
+        else:
+            bisect.insort(self._lines, line, lo=self._start, key=_key)
+        if not self._match(line):
+            return 0
+        if in_order and (self.view_len == 0 or line.key >= self._view[-1].key):
+            self._view.append(line)
+            self.appended += 1
+            if self._offsets is not None:
+                self._offsets.append(self._offsets[-1] + line.pretty_rows())
+        else:
+            bisect.insort(self._view, line, lo=self._vstart, key=_key)
+            self._offsets = None
+            self.generation += 1
+        return 1
 
     def _evict(self) -> None:
         excess = len(self) - self.maxlen

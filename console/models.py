@@ -12,7 +12,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from guilde_core.redaction import redact, redact_text
+
+def redact[T](obj: T) -> T:
+    """:func:`guilde_core.redaction.redact`, imported on first use (it loads pydantic, which
+    the first paint does not need)."""
+    from guilde_core.redaction import redact as _redact
+
+    return _redact(obj)
+
+
+def redact_text(text: str) -> str:
+    """:func:`guilde_core.redaction.redact_text`, imported on first use."""
+    from guilde_core.redaction import redact_text as _redact_text
+
+    return _redact_text(text)
+
 
 __all__ = [
     "LEVELS",

@@ -138,8 +138,13 @@ class LogsScreen(ConsoleScreen):
             line = buffer.view_line(cursor)
             if line.correlation_id:
                 text += f"  │ line id={line.correlation_id}"
-        self.query_one("#log-status", Static).update(Text(text))
-        self.log_view.border_title = "Logs" + (" (stale)" if self.store.connection.stale else "")
+        if text != getattr(self, "_status_text", None):
+            self._status_text = text
+            # one row of fixed height: no layout pass for a new status text
+            self.query_one("#log-status", Static).update(Text(text), layout=False)
+        title = "Logs" + (" (stale)" if self.store.connection.stale else "")
+        if self.log_view.border_title != title:
+            self.log_view.border_title = title
 
     def set_filter(self, new: LogFilter) -> bool:
         try:

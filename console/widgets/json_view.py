@@ -9,7 +9,7 @@ from rich.json import JSON
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from guilde_core.redaction import redact
+from console.models import redact
 
 __all__ = ["JsonView"]
 

@@ -99,9 +99,9 @@ class LogView(ScrollView, can_focus=True):
         if count <= 0 and self.virtual_size.height == self.buffer.row_count:
             return
         count = min(count, self.buffer.view_len)
-        start = max(0, self.buffer.view_len - count)
-        for index in range(start, self.buffer.view_len):
-            self._measure(self.buffer.view_line(index))
+        if count > 0:
+            view = self.buffer.view_lines()[-count:]
+            self._width = max(self._width, _PREFIX + max(len(line.text) for line in view))
         self._resize()
 
     def rebuilt(self) -> None:
@@ -117,11 +117,6 @@ class LogView(ScrollView, can_focus=True):
         if self.cursor >= self.buffer.view_len:
             self.cursor = self.buffer.view_len - 1
         self._resize()
-
-    def _measure(self, line: LogLine) -> None:
-        width = _PREFIX + len(line.text)
-        if width > self._width:
-            self._width = width
 
     def _resize(self) -> None:
         height = self.buffer.row_count

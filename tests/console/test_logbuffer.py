@@ -106,3 +106,33 @@ def test_appended_and_generation_counters_drive_incremental_repaint() -> None:
     assert (buffer.generation, buffer.appended) == (generation, appended + 1)
     buffer.extend([line(0)])  # out of order: the view is rebuilt, not appended to
     assert buffer.generation == generation + 1
+
+
+def test_batch_append_matches_line_by_line_ingestion_with_pretty_rows() -> None:
+    def page(start: int) -> list[LogLine]:
+        return [
+            line(i, source=f"s{i % 3}", text=f'{{"n": {i}, "ok": {str(i % 2 == 0).lower()}}}')
+            if i % 4 == 0
+            else line(i, source=f"s{i % 3}")
+            for i in range(start, start + 50)
+        ]
+
+    bulk, single = LogBuffer(maxlen=120), LogBuffer(maxlen=120)
+    for buffer in (bulk, single):
+        buffer.set_filter(LogFilter(text="ok|line 1"))
+        buffer.set_pretty(True)
+        assert buffer.row_count == 0  # the prefix sums exist before the batches arrive
+    for start in range(0, 200, 50):
+        assert bulk.extend(page(start)) == sum(single.extend([ln]) for ln in page(start))
+    assert texts(bulk) == texts(single)
+    assert bulk.sources == single.sources == {"s0": 40, "s1": 40, "s2": 40}
+    assert bulk.row_count == single.row_count
+    fresh = LogBuffer(maxlen=120)
+    fresh.extend(bulk.view_lines())
+    fresh.set_pretty(True)
+    assert bulk.row_count == fresh.row_count > bulk.view_len
+    last = bulk.view_len - 1
+    assert bulk.locate(bulk.row_of(last)) == (last, 0)
+    # a late line is inserted where it belongs, not appended
+    assert bulk.extend([line(160, text="late line 1")]) == 1
+    assert [ln.text for ln in bulk.view_lines()].index("late line 1") < last
