@@ -33,7 +33,7 @@ from dev3000.api.auth import AuthFailure, AuthGuard, Keyring, authenticate, extr
 from dev3000.api.middleware import ApiMiddleware
 from dev3000.api.probes import targets_provider
 from dev3000.api.problems import install_problem_handlers, problem_response
-from dev3000.api.ratelimit import RateLimiter
+from dev3000.api.ratelimit import new_limiter
 from dev3000.api.state import AppState, shared_redis_url
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
@@ -214,7 +214,7 @@ def create_app(
     settings = settings or get_settings()
     keyring = Keyring.from_settings(settings)
     redis_url = shared_redis_url(settings)
-    limiter = RateLimiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
+    limiter = new_limiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
     bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
     state = AppState(
         settings=settings,

@@ -6,7 +6,11 @@
 * :class:`ServerRateLimiter` — the HTTP API's limiter, per key per route, ``limit`` requests
   per minute as a token bucket (burst = the limit). With a Redis URL the bucket lives in
   Redis and is updated by one Lua script (time from Redis ``TIME``), so every instance
-  shares it; without one, or while Redis is unreachable, an in-process bucket decides.
+  shares it; without one, or while Redis is unreachable, an in-process bucket decides (after
+  a Redis failure, Redis is tried again only after ``retry_redis_after`` seconds, so an
+  unreachable store does not cost every request a connect timeout). dev3000's API uses it
+  (``dev3000.api.ratelimit``); :meth:`RateLimitDecision.headers` gives the IETF
+  ``RateLimit-*`` and ``Retry-After`` headers.
 * :class:`RetryBudget` — gRPC-retry-throttling-style budget: retries allowed in a sliding
   window = ``min_retries + ratio × calls``; when spent, callers fail fast.
 """
@@ -100,6 +104,20 @@ class RateLimitDecision:
     reset_after: float  # seconds until the bucket is full again
     retry_after: float  # seconds until one request is allowed (0 when allowed)
 
+    def headers(self) -> dict[str, str]:
+        """``RateLimit-Limit/-Remaining/-Reset/-Policy`` (draft-ietf-httpapi-ratelimit-headers)
+        and, when refused, ``Retry-After`` — whole seconds, at least 1."""
+        reset = max(1, math.ceil(self.reset_after))
+        out = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(reset),
+            "RateLimit-Policy": f"{self.limit};w=60",
+        }
+        if not self.allowed:
+            out["Retry-After"] = str(max(1, math.ceil(self.retry_after or reset)))
+        return out
+
 
 _SERVER_LUA = r"""
 local t = redis.call('TIME')
@@ -132,29 +150,58 @@ class ServerRateLimiter:
         prefix: str = "",
         clock: Clock = time.monotonic,
         max_keys: int = 100_000,
+        socket_timeout: float = 1.0,
+        retry_redis_after: float = 2.0,
     ) -> None:
-        if limit_per_minute < 1:
-            raise ValueError("limit_per_minute must be at least 1")
         self.limit = limit_per_minute
-        self.rate = limit_per_minute / 60.0
         self.redis_url = redis_url
         self.prefix = prefix
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._client = (
-            LoopClient(redis_url, socket_connect_timeout=0.5, socket_timeout=1.0)
+            LoopClient(
+                redis_url,
+                socket_connect_timeout=min(0.5, socket_timeout),
+                socket_timeout=socket_timeout,
+            )
             if redis_url
             else None
         )
         self._sha: str | None = None
+        self._retry_redis_after = retry_redis_after
+        self._redis_down_until = 0.0
         self.degraded = False
+        self.redis_errors = 0
+        self.last_error: str | None = None
+
+    @property
+    def limit(self) -> int:
+        """Requests per minute (burst); may be changed at runtime (a configuration reload)."""
+        return self._limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("limit_per_minute must be at least 1")
+        self._limit = int(value)
+        self.rate = self._limit / 60.0
 
     @property
     def backend(self) -> str:
         if self.redis_url is None:
             return "memory"
         return "memory-fallback" if self.degraded else "redis"
+
+    def status(self) -> dict[str, Any]:
+        """For readiness and ``/api/v1/diag/status``."""
+        return {
+            "backend": self.backend,
+            "limit_per_minute": self.limit,
+            "degraded": self.degraded,
+            "redis_errors": self.redis_errors,
+            "last_error": self.last_error,
+        }
 
     def _decision(self, allowed: bool, tokens: float) -> RateLimitDecision:
         return RateLimitDecision(
@@ -180,7 +227,7 @@ class ServerRateLimiter:
     async def hit(self, key: str, route: str = "*") -> RateLimitDecision:
         """Count one request of ``key`` on ``route`` and say whether it may proceed."""
         bucket = f"{route}\x00{key}"
-        if self.redis_url is None:
+        if self.redis_url is None or time.monotonic() < self._redis_down_until:
             return self._memory_hit(bucket)
         rkey = f"{self.prefix}ratelimit:{route}:{key}"
         import redis.exceptions as rex
@@ -197,6 +244,9 @@ class ServerRateLimiter:
                 self._sha = await client.script_load(_SERVER_LUA)
                 res = await client.evalsha(self._sha, 1, rkey, self.limit)
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            self.redis_errors += 1
+            self.last_error = type(exc).__name__
+            self._redis_down_until = time.monotonic() + self._retry_redis_after
             if not self.degraded:
                 self.degraded = True
                 log.error(

@@ -114,7 +114,7 @@ def test_server_limiter_falls_back_to_memory_when_redis_is_down(
     private_redis: PrivateRedis,
 ) -> None:
     async def run() -> None:
-        limiter = ServerRateLimiter(2, private_redis.url, prefix="rl:")
+        limiter = ServerRateLimiter(2, private_redis.url, prefix="rl:", retry_redis_after=0.0)
         assert (await limiter.hit("k", "/r")).allowed
         private_redis.stop()
         decisions = [await limiter.hit("k", "/r") for _ in range(3)]
@@ -126,3 +126,45 @@ def test_server_limiter_falls_back_to_memory_when_redis_is_down(
         await limiter.aclose()
 
     asyncio.run(run())
+
+
+def test_server_limiter_waits_before_trying_an_unreachable_store_again() -> None:
+    """After a Redis failure the in-process bucket decides for ``retry_redis_after``
+    seconds: an unreachable store costs one failed attempt, not one per request."""
+    from tools.harness import free_port
+
+    async def run(retry_after: float) -> dict[str, object]:
+        dead = f"redis://127.0.0.1:{free_port()}/0"
+        limiter = ServerRateLimiter(100, dead, prefix="rl:", retry_redis_after=retry_after)
+        decisions = [await limiter.hit("k") for _ in range(6)]
+        assert all(d.allowed for d in decisions)
+        assert [d.remaining for d in decisions] == [99, 98, 97, 96, 95, 94]
+        limiter.limit = 2  # a configuration reload
+        assert [(await limiter.hit("k2")).allowed for _ in range(3)] == [True, True, False]
+        status = limiter.status()
+        await limiter.aclose()
+        return status
+
+    patient = asyncio.run(run(60.0))
+    assert patient["redis_errors"] == 1
+    assert patient["degraded"] is True
+    assert patient["backend"] == "memory-fallback"
+    assert patient["limit_per_minute"] == 2
+    assert patient["last_error"] == "ConnectionError"
+    eager = asyncio.run(run(0.0))
+    assert eager["redis_errors"] == 9
+
+
+def test_decision_headers() -> None:
+    from guilde_core.resilience import RateLimitDecision
+
+    ok = RateLimitDecision(allowed=True, limit=3, remaining=2, reset_after=20.0, retry_after=0.0)
+    assert ok.headers() == {
+        "RateLimit-Limit": "3",
+        "RateLimit-Remaining": "2",
+        "RateLimit-Reset": "20",
+        "RateLimit-Policy": "3;w=60",
+    }
+    no = RateLimitDecision(allowed=False, limit=3, remaining=0, reset_after=59.2, retry_after=19.4)
+    assert no.headers()["Retry-After"] == "20"
+    assert no.headers()["RateLimit-Reset"] == "60"
