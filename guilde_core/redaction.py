@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any, TypeVar
+from uuid import UUID
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
@@ -86,8 +90,9 @@ _ASSIGNMENT = re.compile(
 T = TypeVar("T")
 
 
+@lru_cache(maxsize=8192)
 def is_secret_name(name: str) -> bool:
-    """Whether a field/variable/header name denotes a secret."""
+    """Whether a field/variable/header name denotes a secret (cached: names repeat)."""
     if _NOT_SECRET_NAME.match(name):
         return False
     return bool(_SECRET_NAME.search(name))
@@ -139,6 +144,12 @@ def redact_text(text: str) -> str:
     """Mask secret-looking shapes and ``name=value`` secrets inside free text."""
     if not text:
         return text
+    if len(text) <= _SHORT:  # levels, loggers, paths, ids repeat: remember their answer
+        return _redact_short(text)
+    return _redact_text(text)
+
+
+def _redact_text(text: str) -> str:
     lowered = text.lower()
     if not any(hint in lowered for hint in _ALL_HINTS):
         return text
@@ -150,9 +161,26 @@ def redact_text(text: str) -> str:
     return _ASSIGNMENT.sub(_mask_assignment, text)
 
 
+_SHORT = 64
+_redact_short = lru_cache(maxsize=16384)(_redact_text)
+# values that can hold no secret: returned as they are without further checks
+_ATOMS = frozenset(
+    {int, float, bool, type(None), datetime, date, time, timedelta, Decimal, UUID, complex}
+)
+
+
 def _redact(obj: Any, depth: int) -> Any:
+    kind = type(obj)
+    if kind is str:
+        return redact_text(obj)
+    if kind in _ATOMS:
+        return obj
     if depth > 50:
         return obj
+    if kind is dict:
+        return _redact_items(obj, depth)
+    if kind is list:
+        return [_redact(v, depth + 1) for v in obj]
     if isinstance(obj, SecretStr | SecretBytes):
         return MASK
     if isinstance(obj, str):
@@ -167,17 +195,7 @@ def _redact(obj: Any, depth: int) -> Any:
         except Exception:  # the masked value may not validate (e.g. a URL field)
             return type(obj).model_construct(**cleaned)
     if isinstance(obj, Mapping):
-        out: dict[Any, Any] = {}
-        for key, value in obj.items():
-            if (
-                isinstance(key, str)
-                and is_secret_name(key)
-                and value not in (None, "", False, True)
-            ):
-                out[key] = MASK
-            else:
-                out[key] = _redact(value, depth + 1)
-        return out
+        return _redact_items(obj, depth)
     if isinstance(obj, list):
         return [_redact(v, depth + 1) for v in obj]
     if isinstance(obj, tuple):
@@ -185,6 +203,16 @@ def _redact(obj: Any, depth: int) -> Any:
     if isinstance(obj, set | frozenset):
         return type(obj)(_redact(v, depth + 1) for v in obj)
     return obj
+
+
+def _redact_items(obj: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in obj.items():
+        if isinstance(key, str) and is_secret_name(key) and value not in (None, "", False, True):
+            out[key] = MASK
+        else:
+            out[key] = _redact(value, depth + 1)
+    return out
 
 
 def redact[T](obj: T) -> T:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from servers.logs.models import Level, LogEntry, LogFormat
 
 __all__ = [
@@ -123,6 +125,13 @@ def parse_timestamp(value: Any) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     text = str(value)
+    if len(text) >= 19 and text[10] in "T " and text[4] == "-":  # plain ISO 8601: C parser
+        try:
+            ts = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
     m = _ISO.search(text)
     if m:
         return _iso_match(m)
@@ -141,6 +150,7 @@ _LEVEL_KEYS = (
 )  # fmt: skip
 _MSG_KEYS = ("message", "msg", "event", "span_name", "text", "log")
 _LOGGER_KEYS = ("logger", "name", "logger_name", "log.logger", "module")
+_USED_KEYS = frozenset(_TS_KEYS + _LEVEL_KEYS + _MSG_KEYS + _LOGGER_KEYS)
 _CID_KEYS = (
     "correlation_id",
     "request_id",
@@ -207,10 +217,14 @@ def _text_cid(text: str) -> str | None:
 
 
 def _parse_json(text: str, source: str, line: int | None) -> LogEntry | None:
+    """A JSON object line → an entry (orjson first: the tail of a JSON log is mostly this)."""
     try:
-        data = json.loads(text)
-    except ValueError:
-        return None
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:  # what orjson refuses but Python's json reads (NaN, huge integers)
+            data = json.loads(text)
+        except ValueError:
+            return None
     if not isinstance(data, dict):
         return None
     message = _first(data, _MSG_KEYS)
@@ -220,8 +234,7 @@ def _parse_json(text: str, source: str, line: int | None) -> LogEntry | None:
         level = _status_level(status)
     logger = _first(data, _LOGGER_KEYS)
     cid = _first(data, _CID_KEYS)
-    used = set(_TS_KEYS + _LEVEL_KEYS + _MSG_KEYS + _LOGGER_KEYS)
-    extra = {k: v for k, v in data.items() if k not in used}
+    extra = {k: v for k, v in data.items() if k not in _USED_KEYS}
     return LogEntry(
         source=source,
         line=line,

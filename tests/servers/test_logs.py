@@ -380,3 +380,19 @@ def test_timeline_files_are_read_only_when_named(tmp_path: Path) -> None:
     assert [g.count for g in groups.groups] == [1]
     named = run(logic.search("payment gateway", sources=["timeline/current"], settings=s))
     assert named.matched == 1
+
+
+def test_json_lines_orjson_refuses_are_still_json() -> None:
+    """NaN and integers beyond 64 bits are valid to Python's json (and seen in real logs)."""
+    from servers.logs.parse import parse_line
+
+    entry = parse_line(
+        '{"ts": "2026-11-23T09:00:00.250+01:00", "level": "warn", "msg": "drift", '
+        '"ratio": NaN, "id": 123456789012345678901234567890}'
+    )
+    assert entry.format == "json"
+    assert entry.message == "drift"
+    assert entry.level == "warning"
+    assert entry.ts is not None
+    assert entry.ts.isoformat() == "2026-11-23T08:00:00.250000+00:00"
+    assert entry.fields["id"] == 123456789012345678901234567890
