@@ -6,6 +6,7 @@
   ``GET|DELETE /api/v1/sessions/{id}``; ``POST /api/v1/sessions/bulk-delete``.
 * ``GET /api/v1/sessions/{id}/messages`` — the conversation; ``POST`` — ask a follow-up
   (``?wait=true`` answers with the diagnosis, otherwise 202 and the run streams).
+* ``GET /api/v1/sessions/{id}/diagnosis`` — the session's latest diagnosis.
 * ``POST /api/v1/sessions/{id}/approval`` — approve or deny the control action a session
   waits on (LangGraph interrupt → resume).
 * ``WS /api/v1/sessions/{id}/stream`` — progress events of the session's runs.
@@ -331,6 +332,18 @@ def create_app(
             redact({k: v for k, v in m.items() if k in ("id", "role", "content", "name", "turn")})
             for m in history
         ]
+
+    @app.get("/api/v1/sessions/{session_id}/diagnosis", dependencies=[read], tags=["messages"])
+    async def last_diagnosis(session_id: str) -> Diagnosis:
+        """The session's latest diagnosis (404 before its first): what a client that was not
+        listening on the stream when the run ended reads afterwards."""
+        await existing(session_id)
+        raw = (await service().agent.state(session_id)).get("diagnosis")
+        if not raw:
+            raise NotFoundError(f"session {session_id!r} has no diagnosis yet")
+        diagnosis: Diagnosis = redact(Diagnosis.model_validate(raw))
+        diagnosis.session_id = session_id  # an id, not a secret (it looks like a token)
+        return diagnosis
 
     @app.post(
         "/api/v1/sessions/{session_id}/messages",

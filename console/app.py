@@ -100,6 +100,7 @@ class ConsoleApp(App[None]):
         live: bool = True,
         log_capacity: int = 100_000,
         stream_transport: str = "ws",
+        agent_url: str | None = None,
         clock: Callable[[], datetime] | None = None,
         backoff: Callable[[], Backoff] | None = None,
     ) -> None:
@@ -112,6 +113,9 @@ class ConsoleApp(App[None]):
         self.refresh_interval = refresh
         self.live = live
         self.stream_transport = "sse" if stream_transport == "sse" else "ws"
+        #: agent-web's URL (``auto``: the settings' ``DEV3000_AGENT_URL``; ``None``/``off``:
+        #: the in-process agent only) — resolved when the agent screen opens
+        self.agent_url = agent_url
         self.frozen_clock = clock is not None
         self._clock = clock or (lambda: datetime.now(UTC))
         self._backoff = backoff or (lambda: Backoff(0.5, 2.0, 15.0))

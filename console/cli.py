@@ -1,4 +1,4 @@
-"""``dev3000 console [--url] [--api-key] [--readonly] [--refresh 2.0]``."""
+"""``dev3000 console [--url] [--api-key] [--readonly] [--refresh 2.0] [--agent-url URL]``."""
 
 from __future__ import annotations
 
@@ -40,8 +40,19 @@ def register(app: typer.Typer) -> None:
         stream: str = typer.Option(
             "ws", "--stream", help="Event stream transport: ws (default) or sse."
         ),
+        agent_url: str = typer.Option(
+            "auto",
+            "--agent-url",
+            help="agent-web base URL for the Agent screen (sessions over its REST API, "
+            "progress over its WebSocket). 'auto': the settings' DEV3000_AGENT_URL; 'off': "
+            "always run the agent inside the console. When agent-web does not answer, the "
+            "agent runs inside the console over dev3000's /mcp (the screen says which).",
+        ),
     ) -> None:
-        """Open the Textual console (k9s-style TUI) on a running dev3000."""
+        """Open the Textual console (k9s-style TUI) on a running dev3000.
+
+        Keys: 1-6 dashboard/health/circuits/logs/timeline/agent, ':' command, '?' help.
+        """
         from console.app import ConsoleApp
 
         if stream not in ("ws", "sse"):
@@ -52,4 +63,5 @@ def register(app: typer.Typer) -> None:
             readonly=readonly,
             refresh=refresh,
             stream_transport=stream,
+            agent_url=agent_url,
         ).run()

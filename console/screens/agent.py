@@ -1,8 +1,14 @@
 """Agent: ask a question, watch the investigation stream in, read the diagnosis with its
-evidence, and continue the session with follow-up questions."""
+evidence, and continue the session with follow-up questions.
+
+The agent runs in agent-web (``--agent-url``, default the settings' ``DEV3000_AGENT_URL``)
+when it answers there — sessions over its REST API, progress over its WebSocket — and
+otherwise in the console's own process over dev3000's ``/mcp``
+(:class:`console.agent_bridge.InProcessAgent`). The line under the question says which."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from rich.markup import escape
@@ -10,9 +16,10 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Input, Markdown, RichLog
+from textual.widgets import Input, Markdown, RichLog, Static
 
 from console.agent_bridge import AgentUnavailable, InProcessAgent, describe_event
+from console.agent_web import AgentRunFailed, AgentWebAgent, resolve_agent_url
 from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmScreen
 from console.widgets.diagnosis import diagnosis_markdown
@@ -29,21 +36,25 @@ class AgentScreen(ConsoleScreen):
 
     DEFAULT_CSS = """
     AgentScreen #agent-question { dock: top; margin: 0 1; }
+    AgentScreen #agent-backend { height: 1; padding: 0 2; color: $text-muted; }
     AgentScreen #agent-progress { width: 2fr; border: round $primary; }
     AgentScreen #agent-result { width: 3fr; border: round $primary; }
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.bridge: InProcessAgent | None = None
+        self.bridge: InProcessAgent | AgentWebAgent | None = None
+        self.backend = ""
         self.busy = False
         self.diagnoses: list[Any] = []
+        self._chosen: asyncio.Event = asyncio.Event()
 
     def compose_body(self) -> ComposeResult:
         yield Input(
             placeholder="ask: why is checkout failing?  (enter to send; follow-ups continue)",
             id="agent-question",
         )
+        yield Static("agent: choosing…", id="agent-backend")
         with Horizontal():
             progress = RichLog(id="agent-progress", wrap=True, max_lines=2000, markup=False)
             progress.border_title = "Investigation"
@@ -54,16 +65,47 @@ class AgentScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.bridge = InProcessAgent(self.console.url, api_key=self.console.api_key)
-        self._session_title()
         self.query_one("#agent-question", Input).focus()
+        self._choose_backend()
+
+    async def on_unmount(self) -> None:
+        if isinstance(self.bridge, AgentWebAgent):
+            await self.bridge.aclose()
+
+    @work(group="agent-backend", exit_on_error=False)
+    async def _choose_backend(self) -> None:
+        """agent-web when one is configured and answers; the in-process agent otherwise."""
+        console = self.console
+        in_process = f"in-process agent over {console.url}/mcp"
+        try:
+            url = resolve_agent_url(console.agent_url)
+        except Exception as exc:  # a broken configuration: say so and run in-process
+            url, why = None, f"agent URL not usable: {type(exc).__name__}: {exc}"
+        else:
+            why = "no agent-web configured"
+        if url is not None:
+            web = AgentWebAgent(url, api_key=console.api_key)
+            problem = await web.probe()
+            if problem is None:
+                self.bridge, self.backend = web, f"agent: {web.describe()}"
+            else:
+                await web.aclose()
+                why = f"agent-web at {url} not reachable: {problem}"
+        if self.bridge is None:
+            self.bridge = InProcessAgent(console.url, api_key=console.api_key)
+            self.backend = f"agent: {in_process} ({why})"
+        self.query_one("#agent-backend", Static).update(escape(self.backend))
+        self._session_title()
+        self._chosen.set()
 
     def _session_title(self) -> None:
-        assert self.bridge is not None
+        if self.bridge is None:
+            return
         turns = len(self.diagnoses)
+        session = (self.bridge.session_id or "new")[:8]
         self.query_one(
             "#agent-progress", RichLog
-        ).border_title = f"Investigation — session {self.bridge.session_id[:8]} ({turns} answered)"
+        ).border_title = f"Investigation — session {session} ({turns} answered)"
 
     def apply_argument(self, arg: str) -> None:
         if arg:
@@ -113,12 +155,17 @@ class AgentScreen(ConsoleScreen):
 
     @work(exclusive=True, group="agent", exit_on_error=False)
     async def _run(self, question: str) -> None:
-        assert self.bridge is not None
         self.busy = True
         log = self.query_one("#agent-progress", RichLog)
         log.write(f"? {question}")
         try:
+            await self._chosen.wait()
+            assert self.bridge is not None
             diagnosis = await self.bridge.ask(question, self._progress, self._approve)
+        except AgentRunFailed as exc:
+            log.write(f"✗ the run failed: {exc}")
+            self.notify(str(exc), title="agent-web", severity="error")
+            return
         except AgentUnavailable as exc:
             self.notify(str(exc), title="agent", severity="error")
             return

@@ -89,6 +89,23 @@ def test_messages_and_follow_up_keep_context(client: TestClient) -> None:
     assert client.post(f"/api/v1/sessions/{sid}/messages", json={"content": ""}).status_code == 422
 
 
+def test_latest_diagnosis_is_readable_after_the_run(client: TestClient) -> None:
+    sid = client.post("/api/v1/sessions", json={"title": "later"}).json()["id"]
+    before = client.get(f"/api/v1/sessions/{sid}/diagnosis")
+    assert before.status_code == 404
+    assert before.headers["content-type"].startswith("application/problem+json")
+    answer = client.post(
+        f"/api/v1/sessions/{sid}/messages", params={"wait": "true"}, json={"content": "why?"}
+    ).json()
+    latest = client.get(f"/api/v1/sessions/{sid}/diagnosis")
+    assert latest.status_code == 200
+    body = latest.json()
+    assert body["session_id"] == sid
+    assert body["root_cause"] == answer["root_cause"]
+    assert [e["id"] for e in body["evidence"]] == [e["id"] for e in answer["evidence"]]
+    assert client.get("/api/v1/sessions/nope/diagnosis").status_code == 404
+
+
 def test_websocket_streams_progress(client: TestClient) -> None:
     sid = client.post("/api/v1/sessions", json={"title": "live"}).json()["id"]
     with client.websocket_connect(
@@ -128,6 +145,7 @@ def test_openapi_documents_the_api(client: TestClient) -> None:
     assert "/api/v1/sessions" in paths
     assert "/api/v1/sessions/bulk-delete" in paths
     assert "/api/v1/sessions/{session_id}/messages" in paths
+    assert "/api/v1/sessions/{session_id}/diagnosis" in paths
     assert "/api/v1/sessions/{session_id}/approval" in paths
 
 

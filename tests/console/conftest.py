@@ -1,11 +1,15 @@
 """Fixtures of the console tests: a real dev3000 (``dev3000.app.create_app``) on an
-ephemeral port, backed by the machine's real PostgreSQL and Redis, with real targets."""
+ephemeral port, backed by the machine's real PostgreSQL and Redis, with real targets —
+and (``stack``) the same dev3000 watching the sandbox service stack with chaos faults."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,3 +173,146 @@ def screen_text(app: App[Any]) -> str:
 
 
 AsyncCheck = Callable[[], Awaitable[bool]]
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+@dataclass
+class Stack:
+    """dev3000 watching the sandbox (its target, its log directory, its breakers through
+    the shared Redis), the sandbox's chaos control, and the fake LLM upstream."""
+
+    dev3000: Dev3000
+    sandbox: ServerThread
+    chaos: Any  # tools.chaos.client.ChaosClient
+    logs_dir: Path
+    redis_prefix: str
+
+    @property
+    def url(self) -> str:
+        return self.dev3000.url
+
+    def traffic(self, path: str = "/api/v1/orders", count: int = 10, **kwargs: Any) -> list[int]:
+        """``count`` requests to the sandbox; their status codes."""
+        method = str(kwargs.pop("method", "GET"))
+        with httpx.Client(base_url=self.sandbox.url, timeout=15) as client:
+            return [client.request(method, path, **kwargs).status_code for _ in range(count)]
+
+    @contextlib.contextmanager
+    def fault(self, fault_id: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """A chaos fault for the block; cleared (and the sandbox's breakers reset through
+        dev3000) afterwards, so the next test of the module starts healthy."""
+        active = self.chaos.inject(fault_id, **params)
+        try:
+            yield active
+        finally:
+            self.chaos.clear(fault_id)
+            self.reset_breakers()
+
+    def reset_breakers(self) -> None:
+        with httpx.Client(
+            base_url=self.url, headers={"X-API-Key": CONTROL_KEY}, timeout=15
+        ) as client:
+            circuits = client.get("/api/v1/diag/circuits").json()["circuits"]
+            for circuit in circuits:
+                if circuit.get("state") != "closed":
+                    client.post(
+                        f"/api/v1/diag/circuits/{circuit['name']}/reset",
+                        json={"reason": "test cleanup"},
+                    ).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One dev3000 + sandbox (+ fake LLM upstream) for a whole test module.
+
+    The sandbox keeps its orders in a PostgreSQL schema of its own and caches in Redis;
+    dev3000 checks PostgreSQL and Redis, probes the sandbox as the target ``sandbox``, tails
+    the sandbox's log directory, and both see one set of circuit breakers: each has a
+    Redis-backed registry under this module's key prefix, as two processes sharing
+    ``CIRCUIT_BREAKER_REDIS_URL`` would. Tests inject faults with :meth:`Stack.fault`."""
+    import psycopg
+    import redis
+
+    from guilde_core.resilience import BreakerRegistry, reset_registry
+    from tests.conftest import PG_DSN, REDIS_URL
+    from tools.chaos.client import ChaosClient
+    from tools.fakellm import fakellm_server
+    from tools.sandbox import SandboxConfig, create_app
+
+    tmp = tmp_path_factory.mktemp("console-stack")
+    prefix = f"guilde-test:{uuid.uuid4().hex[:12]}:"
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    logs = tmp / "sandbox-logs"
+    env = {
+        "DEV3000_ENV_FILE": os.devnull,
+        "DEV3000_DATA_DIR": str(tmp / "dev3000"),
+        "DEV3000_LOG_PATHS": str(logs),
+        "DATABASE_URL": PG_DSN,
+        "REDIS_URL": REDIS_URL,
+        "CIRCUIT_BREAKER_REDIS_URL": REDIS_URL,
+        "HEALTH_CHECK_CACHE_TTL": "0.2",
+        "HEALTH_CHECK_TIMEOUT": "3",
+        "HEALTH_DEEP_CHECK_INTERVAL": "1",
+        "HEALTH_WARN_API_LATENCY_MS": "5000",
+        "DIAGNOSTIC_RATE_LIMIT": "100000",
+        "DIAGNOSTIC_API_KEYS": f"{READ_KEY}:read,{CONTROL_KEY}:read+control",
+        # the sandbox's database breaker opens after 3 failed calls, and stays open
+        "RETRY_DATABASE_MAX_ATTEMPTS": "1",
+        "CB_DATABASE_FAILURE_THRESHOLD": "3",
+        "CB_DATABASE_RECOVERY_TIMEOUT": "120",
+        "AGENT_PROVIDERS": "offline",
+    }
+    with pytest.MonkeyPatch.context() as mp, contextlib.ExitStack() as exit_stack:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        from guilde_core.config import get_settings, reset_settings_cache
+
+        reset_settings_cache()
+        reset_registry(BreakerRegistry(redis_url=REDIS_URL, prefix=prefix))
+        exit_stack.callback(reset_registry)
+        upstream = exit_stack.enter_context(fakellm_server())
+        token = f"console-{uuid.uuid4().hex[:8]}"
+        config = SandboxConfig(
+            logs_dir=logs,
+            data_dir=tmp / "sandbox-data",
+            database_url=PG_DSN,
+            pg_schema=schema,
+            redis_url=REDIS_URL,
+            redis_prefix=f"{prefix}sandbox:",
+            llm_base_url=upstream.openai_base_url,
+            chaos_token=token,
+        )
+        sandbox_registry = BreakerRegistry(redis_url=REDIS_URL, prefix=prefix)
+        sandbox = exit_stack.enter_context(
+            ServerThread(
+                create_app(config, registry=sandbox_registry, settings=get_settings()),
+                timeout_graceful_shutdown=2,
+            )
+        )
+        chaos = ChaosClient(sandbox.url, token)
+        exit_stack.callback(lambda: chaos.clear())
+        running = start_dev3000(prefix)
+        exit_stack.callback(running.server.stop)
+        running.logs_dir = logs
+        running.add_target(
+            name="sandbox", kind="http", url=sandbox.url, path="/api/v1/health", timeout=3
+        )
+        stack = Stack(running, sandbox, chaos, logs, prefix)
+        stack.traffic(count=3)  # the sandbox's breakers exist (and are closed)
+        try:
+            yield stack
+        finally:
+            reset_settings_cache()
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

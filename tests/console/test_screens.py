@@ -43,10 +43,11 @@ async def test_dashboard_shows_health_sparklines_and_live_events(dev3000: Dev300
         assert database.has_class(f"status-{database.check.status}")
         assert rows["redis"].check.latency_ms is not None
         assert len(app.store.latency["database"]) >= 1  # the sparkline's history
+        # the rows' labels are composed after the rows mount
+        await wait_for(pilot, lambda: " ms" in screen_text(app), what="latencies on screen")
         text = screen_text(app)
         assert "ghost-api" in text
         assert "unhealthy" in text
-        assert " ms" in text
         assert "overall" in text
         assert "Error rate" in text
         await wait_for(
