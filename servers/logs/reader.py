@@ -159,6 +159,12 @@ def regex_finder(pattern: regex.Pattern[bytes]) -> Finder:
     return find
 
 
+def _newlines(buf: bytes, start: int, end: int) -> int:
+    """Lines ended in ``buf[start:end]`` (``bytes.count`` walks byte by byte; numpy's
+    vectorised compare is 3x faster but costs ~0.3 s to import: not worth it here)."""
+    return buf.count(b"\n", start, end)
+
+
 def scan(
     path: Path,
     find: Finder,
@@ -188,6 +194,28 @@ def scan(
             chunk = fh.read(BLOCK)
             stats.scanned_bytes += len(chunk)
             eof = not chunk
+            if context == 0 and not waiting and chunk:
+                # fast path without joining carry and chunk (a 4 MiB copy per block): probe
+                # the line completed by this chunk's first newline, then the chunk's whole
+                # lines in place; a block without a hit only has its newlines counted
+                first = chunk.find(b"\n")
+                if first >= 0:
+                    last = chunk.rfind(b"\n") + 1
+                    try:
+                        budget = max(deadline - time.monotonic(), 0.001)
+                        hit = find(carry + chunk[: first + 1], 0, budget)
+                        if hit < 0:
+                            hit = find(chunk, first + 1, budget)
+                            hit = -1 if hit >= last else hit
+                        else:
+                            hit = 0
+                    except TimeoutError:
+                        stats.stopped = "time_budget"
+                        return
+                    if hit < 0:
+                        line_base += 1 + _newlines(chunk, first + 1, last)
+                        carry = chunk[last:]
+                        continue
             buf = carry + chunk
             if not buf:
                 break
@@ -205,7 +233,7 @@ def scan(
                     stats.stopped = "time_budget"
                     return
                 if probe < 0 or probe >= cut:
-                    line_base += buf.count(b"\n", 0, cut)
+                    line_base += _newlines(buf, 0, cut)
                     carry = buf[cut:]
                     continue
             region, carry = buf[:cut], buf[cut:]

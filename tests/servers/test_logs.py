@@ -396,3 +396,27 @@ def test_json_lines_orjson_refuses_are_still_json() -> None:
     assert entry.ts is not None
     assert entry.ts.isoformat() == "2026-11-23T08:00:00.250000+00:00"
     assert entry.fields["id"] == 123456789012345678901234567890
+
+
+@pytest.mark.parametrize("block", [7, 16, 33, 64, 1000])
+def test_search_finds_every_hit_whatever_the_block_boundaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Hits that straddle a read block (the line completed by the next block) are found
+    with their true line numbers; blocks without a hit are only counted."""
+    from servers.logs import reader
+
+    root = tmp_path / "logs"
+    root.mkdir()
+    lines = [f"INFO request {i} served" for i in range(200)]
+    expected = []
+    for n in (0, 1, 57, 58, 121, 199):
+        lines[n] = f"ERROR request {n} hit needle-xyz here"
+        expected.append(n + 1)
+    (root / "app.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(reader, "BLOCK", block)
+    s = settings_for(root)
+    literal = run(logic.search("needle-xyz", settings=s))
+    assert [e.line for e in literal.entries] == expected
+    pattern = run(logic.search(r"needle-x[yz]+", regex=True, settings=s))
+    assert [e.line for e in pattern.entries] == expected
