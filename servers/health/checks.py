@@ -53,9 +53,30 @@ async def _http(target: Target, settings: Settings, budget: float, ctx: dict[str
         "latency_ms": round(ms, 3),
         "warn_latency_ms": warn,
     }
+    report = _health_report(response)
+    if report is not None:
+        details["report"] = report
     if response.status_code != target.expected_status:
         raise _Failed(f"HTTP {response.status_code} (expected {target.expected_status})", details)
     return _by_latency(ms, warn), details
+
+
+def _health_report(response: httpx.Response) -> dict[str, Any] | None:
+    """The target's own health report (``{status, checks}``) when it answers one in JSON, so a
+    failing backend says *why* (its database refused, its disk is over budget …)."""
+    if "json" not in response.headers.get("content-type", "") or len(response.content) > 32_768:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if (
+        not isinstance(body, dict)
+        or "status" not in body
+        or not isinstance(body.get("checks"), dict)
+    ):
+        return None
+    return {"status": body["status"], "checks": body["checks"]}
 
 
 async def _redis(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:

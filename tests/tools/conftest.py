@@ -85,8 +85,15 @@ def llm_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_sandbox(tmp_path: Path, llm_env: None) -> Iterator[SandboxFactory]:
     stack: list[Any] = []
 
-    def factory(registry: BreakerRegistry | None = None, **overrides: Any) -> Sandbox:
-        upstream_cm = fakellm_server()
+    def factory(
+        registry: BreakerRegistry | None = None,
+        upstream_key: str | None = None,
+        **overrides: Any,
+    ) -> Sandbox:
+        """A sandbox; ``upstream_key``: the fake upstream checks it and the sandbox sends it."""
+        upstream_cm = fakellm_server(api_key=upstream_key)
+        if upstream_key is not None:
+            overrides["llm_api_key"] = upstream_key
         upstream = upstream_cm.__enter__()
         stack.append(upstream_cm)
         logs = tmp_path / f"logs{len(stack)}"

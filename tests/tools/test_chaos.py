@@ -30,7 +30,8 @@ def test_catalogue_has_stable_ids_and_symptoms(sandbox: Sandbox) -> None:
     assert [f["id"] for f in listed] == list(FAULTS)
     assert set(FAULTS) == {
         "db-unreachable", "redis-unreachable", "db-latency", "redis-latency",
-        "upstream-error-storm", "pool-exhaustion", "log-flood", "error-spike",
+        "upstream-error-storm", "upstream-bad-credential", "pool-exhaustion", "log-flood",
+        "error-spike",
         "slow-endpoint", "disk-fill", "memory-pressure", "bad-config-reload",
     }  # fmt: skip
     for fault in listed:
@@ -136,6 +137,33 @@ def test_upstream_error_storm_opens_the_breaker(sandbox: Sandbox) -> None:
         return response.status_code == 200 and state == "closed"
 
     wait_until(recovered, timeout=8, interval=0.3)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_upstream_bad_credential_is_a_401_that_trips_nothing(
+    make_sandbox: SandboxFactory, provider: str
+) -> None:
+    sb = make_sandbox(upstream_key="sk-the-good-key", llm_provider=provider)
+    order = sb.post("/api/v1/orders", json={"item": "key"}).json()
+    good = sb.post("/api/v1/checkout", json={"order_id": order["id"]})
+    assert good.status_code == 200
+    assert good.json()["llm"] == provider
+    sb.chaos.inject("upstream-bad-credential")
+    for _ in range(4):  # more than the breaker's threshold: a rejected key is not a failure
+        failed = sb.post("/api/v1/checkout", json={"order_id": order["id"]})
+        assert failed.status_code == 502
+        assert failed.json()["code"] == "authentication"
+    assert sb.upstream.control.count(provider) == 5  # the real upstream answered each one
+    line = logged(sb, "upstream call failed")[-1]
+    assert line["level"] == "error"
+    assert f"AuthenticationError: {provider} answered 401: invalid" in line["message"]
+    assert line["message"].endswith("[authentication]")
+    assert "sk-the-good-key" not in json.dumps(sb.log_lines())
+    external = sb.health()["checks"]["external_apis"][provider]
+    assert (external["status"], external["circuit_state"]) == ("healthy", "closed")
+    assert sb.metric("sandbox_upstream_requests_total", outcome="authentication") == 4
+    sb.chaos.clear("upstream-bad-credential")
+    assert sb.post("/api/v1/checkout", json={"order_id": order["id"]}).status_code == 200
 
 
 def test_storm_timeouts_respect_the_reloaded_upstream_timeout(sandbox: Sandbox) -> None:

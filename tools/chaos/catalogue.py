@@ -184,6 +184,17 @@ FAULTS: dict[str, FaultDef] = {
             metrics="sandbox_upstream_requests_total{outcome!=ok} rises; /api/v1/checkout 503",
         ),
         _F(
+            id="upstream-bad-credential",
+            title="The LLM upstream rejects the sandbox's credential (401)",
+            params=NoParams,
+            health="checks.external_apis.<provider> stays healthy (an authentication error is "
+            "not retried and does not trip the breaker); /api/v1/checkout 502",
+            circuits="no change (a rejected credential is not a failure of the upstream)",
+            logs="ERROR 'upstream call failed: AuthenticationError: <provider> answered 401: …' "
+            "[authentication] on every checkout",
+            metrics="sandbox_upstream_requests_total{outcome=authentication} rises",
+        ),
+        _F(
             id="pool-exhaustion",
             title="Every database pool connection held",
             params=PoolParams,

@@ -1,4 +1,5 @@
-"""``python -m tools.fakellm [--port N] [--script FILE]`` — serve the fake providers."""
+"""``python -m tools.fakellm [--port N] [--script FILE] [--api-key KEY]`` — serve the fake
+providers (with ``--api-key``, requests with another key are answered 401)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from tools.fakellm.script import ScriptError
 __all__ = ["main", "serve"]
 
 
-def serve(*, port: int, host: str = "127.0.0.1", script: Path | None = None) -> None:
+def serve(
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    script: Path | None = None,
+    api_key: str | None = None,
+) -> None:
     import uvicorn
 
     from tools.fakellm.app import FakeLLM
 
-    fake = FakeLLM(script)
+    fake = FakeLLM(script, api_key=api_key)
     uvicorn.run(
         fake.app,
         host=host,
@@ -31,9 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.fakellm")
     parser.add_argument("--port", type=int, default=8400)
     parser.add_argument("--script", type=Path)
+    parser.add_argument("--api-key", help="Accept only this key (401 for any other).")
     args = parser.parse_args(argv)
     try:
-        serve(port=args.port, script=args.script)
+        serve(port=args.port, script=args.script, api_key=args.api_key)
     except ScriptError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,8 +6,8 @@ Routes
 * ``POST /api/v1/checkout`` ``{order_id}`` → the order plus an "LLM" summary fetched from the
   upstream through :func:`guilde_core.resilience.resilient_call`.
 * ``GET /api/v1/health`` (checks, 503 when unhealthy), ``/api/v1/health/live``,
-  ``/api/v1/health/ready``, ``/api/v1/health/deep`` (seed 000 §6.2 with metrics/diagnostics).
-* ``GET /metrics`` (Prometheus text).
+  ``/api/v1/health/ready``, ``/api/v1/health/deep``; ``/health`` (liveness too) (seed 000 §6.2 with metrics/diagnostics).
+* ``GET /metrics`` (Prometheus text); ``GET /`` (where things are).
 * ``/_chaos/…`` (token in ``Authorization: Bearer`` or ``X-Chaos-Token``): ``GET faults``
   (catalogue + active), ``GET status``, ``POST faults/{id}`` (JSON params), ``DELETE
   faults/{id}``, ``DELETE faults``, ``POST reload``.
@@ -353,6 +353,11 @@ def create_app(
         return {"order": order, "summary": summary, "llm": up.provider}
 
     # ------------------------------------------------------------------ health + metrics
+    @app.get("/", include_in_schema=False)
+    async def index() -> dict[str, Any]:
+        """Where things are (a page to point a "frontend" health probe at)."""
+        return {"service": cfg.service_name, "health": "/api/v1/health", "docs": "/docs"}
+
     @app.get("/api/v1/health", response_model=None)
     async def health() -> Any:
         doc = await deep_health(ctx, detailed=False)
@@ -364,6 +369,7 @@ def create_app(
         return JSONResponse(doc, status_code=503 if doc["status"] == "unhealthy" else 200)
 
     @app.get("/api/v1/health/live")
+    @app.get("/health", include_in_schema=False)
     async def health_live() -> dict[str, Any]:
         return liveness(ctx)
 

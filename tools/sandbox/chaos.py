@@ -36,6 +36,9 @@ from tools.sandbox.context import SandboxContext
 __all__ = ["ActiveFault", "ChaosEngine"]
 
 MB = 1 << 20
+#: the credential ``upstream-bad-credential`` sends instead of the configured one: an upstream
+#: that checks keys (every real provider; the fake LLM started with ``api_key``) answers 401
+REVOKED_KEY = "sk-revoked-by-chaos"
 _PAGE_FILL = b"\x5a" * MB
 
 
@@ -168,6 +171,11 @@ async def _storm(engine: ChaosEngine, fault: ActiveFault) -> None:
     storm = engine.ctx.upstream.storm
     storm.kinds, storm.retry_after_s = list(params.kinds), params.retry_after_s
     _set(fault, storm, "rate", params.rate, 0.0)
+
+
+async def _bad_credential(engine: ChaosEngine, fault: ActiveFault) -> None:
+    upstream = engine.ctx.upstream
+    _set(fault, upstream, "api_key", REVOKED_KEY, upstream.api_key)
 
 
 async def _pool(engine: ChaosEngine, fault: ActiveFault) -> None:
@@ -313,6 +321,7 @@ _APPLY: dict[str, Callable[[ChaosEngine, ActiveFault], Awaitable[None]]] = {
     "db-latency": _db_latency,
     "redis-latency": _redis_latency,
     "upstream-error-storm": _storm,
+    "upstream-bad-credential": _bad_credential,
     "pool-exhaustion": _pool,
     "log-flood": _flood,
     "error-spike": _spike,

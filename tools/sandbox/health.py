@@ -73,13 +73,17 @@ async def _redis(ctx: SandboxContext) -> dict[str, Any]:
         }
     warn = float(getattr(ctx.settings, "health_warn_redis_latency_ms", 50))
     status = "degraded" if details["latency_ms"] > warn else "healthy"
-    return {"status": status, "critical": False, **details}
+    result = {"status": status, "critical": False, **details}
+    if status == "degraded":
+        result["warning"] = f"latency {details['latency_ms']:.0f} ms > {warn:.0f} ms"
+    return result
 
 
 async def _external(ctx: SandboxContext) -> dict[str, Any]:
     up = ctx.upstream
     if up.base_url is None:
         return {up.provider: {"status": "healthy", "configured": False}}
+    ctx.registry.breaker(up.provider)  # known before its first call: closed, no failures
     try:
         snap = await ctx.registry.snapshot(up.provider)
     except Exception as exc:

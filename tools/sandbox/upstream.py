@@ -1,5 +1,5 @@
-"""The sandbox's outbound "LLM" call (OpenAI chat completions over HTTP), made through the
-project's resilience layer (:func:`guilde_core.resilience.resilient_call`: breaker, retries,
+"""The sandbox's outbound "LLM" call (OpenAI chat completions, or Anthropic messages when the
+provider is ``anthropic``, over HTTP), made through the project's resilience layer (:func:`guilde_core.resilience.resilient_call`: breaker, retries,
 timeouts — the shared breakers the circuits server reports).
 
 :class:`StormTransport` is where the ``upstream-error-storm`` fault acts: it wraps the real
@@ -62,8 +62,20 @@ class StormTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+def _error_message(response: httpx.Response) -> str:
+    """``: <the provider's error message>`` from an OpenAI or Anthropic error body, if any."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    message = error.get("message") if isinstance(error, dict) else None
+    return f": {str(message)[:200]}" if message else ""
+
+
 class Upstream:
-    """One OpenAI-compatible provider reached at ``base_url`` (``…/v1``)."""
+    """One provider reached at ``base_url`` (``…/v1``): OpenAI-compatible chat completions, or
+    the Anthropic messages API when ``provider`` is ``anthropic``. ``api_key`` is read on every
+    call (the ``upstream-bad-credential`` fault replaces it with a revoked one)."""
 
     def __init__(
         self,
@@ -76,25 +88,44 @@ class Upstream:
         self.base_url = base_url.rstrip("/") if base_url else None
         self.provider = provider
         self.model = model
+        self.api_key = api_key
         self.registry = registry
         self.storm = Storm()
         self.timeout_s = 5.0
         self.stats: dict[str, int] = {}
         self.last_success: float | None = None
-        self.client = httpx.AsyncClient(
-            transport=StormTransport(self.storm),
-            headers={"authorization": f"Bearer {api_key}"},
+        self.client = httpx.AsyncClient(transport=StormTransport(self.storm))
+
+    def _request(self, prompt: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """URL, headers and body of one completion in the provider's own API."""
+        assert self.base_url is not None
+        messages = [{"role": "user", "content": prompt}]
+        if self.provider == "anthropic":
+            headers = {"x-api-key": self.api_key, "anthropic-version": "2023-06-01"}
+            body = {"model": self.model, "max_tokens": 256, "messages": messages}
+            return f"{self.base_url}/messages", headers, body
+        headers = {"authorization": f"Bearer {self.api_key}"}
+        return (
+            f"{self.base_url}/chat/completions",
+            headers,
+            {"model": self.model, "messages": messages},
         )
+
+    def _text(self, data: dict[str, Any]) -> str:
+        if self.provider == "anthropic":
+            return "".join(
+                str(block.get("text") or "")
+                for block in data.get("content") or []
+                if isinstance(block, dict)
+            )
+        return str(data["choices"][0]["message"]["content"] or "")
 
     async def _attempt(self, budget: float | None, prompt: str) -> str:
         assert self.base_url is not None
         limit = min(budget, self.timeout_s) if budget else self.timeout_s
+        url, headers, body = self._request(prompt)
         try:
-            response = await self.client.post(
-                f"{self.base_url}/chat/completions",
-                json={"model": self.model, "messages": [{"role": "user", "content": prompt}]},
-                timeout=limit,
-            )
+            response = await self.client.post(url, json=body, headers=headers, timeout=limit)
         except httpx.TimeoutException as exc:
             raise OperationTimeoutError(
                 f"{self.provider} did not answer within {limit}s",
@@ -109,12 +140,11 @@ class Upstream:
         if response.status_code >= 400:
             raise error_from_status(
                 response.status_code,
-                f"{self.provider} answered {response.status_code}",
+                f"{self.provider} answered {response.status_code}{_error_message(response)}",
                 headers=response.headers,
                 service=self.provider,
             )
-        data = response.json()
-        return str(data["choices"][0]["message"]["content"] or "")
+        return self._text(response.json())
 
     async def complete(self, prompt: str) -> str:
         """One completion through breaker + retries + timeouts; typed errors on failure."""
