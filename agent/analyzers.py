@@ -108,6 +108,10 @@ def canonical_component(name: str) -> str:
     return low or "unknown"
 
 
+def _is_provider(name: str) -> bool:
+    return canonical_component(name) in _COMPONENT_ALIASES
+
+
 def _component_in_text(text: str) -> str | None:
     low = text.lower()
     for canon, aliases in _COMPONENT_ALIASES.items():
@@ -237,23 +241,32 @@ def _role(tool: str) -> str:
 
 
 # --- health --------------------------------------------------------------------------------
-def _iter_checks(data: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every dict that looks like a check (has a ``status``) with its name."""
+def _iter_checks(
+    data: Any, path: tuple[str, ...] = (), owner: str | None = None
+) -> Iterator[tuple[str, dict[str, Any], str | None]]:
+    """Every dict that looks like a check (has a ``status``) with its name, and the target
+    whose own health report it comes from (an HTTP check keeps the report a backend answers
+    in ``details.report``: its database, disk, error-rate … checks are that backend's)."""
     if isinstance(data, list):
         for item in data:
             if isinstance(item, dict):
-                yield from _iter_checks(item, path)
+                yield from _iter_checks(item, path, owner)
         return
     if not isinstance(data, dict):
         return
+    name = ""
     if "status" in data and path and path[-1] not in ("metrics", "diagnostics"):
         name = str(data.get("name") or data.get("target") or path[-1])
-        yield name, data
+        yield name, data, owner
+    details = data.get("details")
+    report = details.get("report") if isinstance(details, dict) else None
+    if name and isinstance(report, dict) and isinstance(report.get("checks"), dict):
+        yield from _iter_checks(report["checks"], (name, "checks"), name)
     for key, value in data.items():
         if key in ("details", "pool", "history", "metrics_snapshot"):
             continue
         if isinstance(value, dict | list):
-            yield from _iter_checks(value, (*path, str(key)))
+            yield from _iter_checks(value, (*path, str(key)), owner)
 
 
 def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
@@ -261,13 +274,20 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
     data = record.get("data")
     if not isinstance(data, dict | list):
         return
-    for name, check in _iter_checks(data):
+    for name, check, owner in _iter_checks(data):
         found_before = len(b.findings)
         status = str(check.get("status", "")).lower()
         kind = str(check.get("kind") or check.get("type") or "")
         component = canonical_component(kind or name)
         if component not in _COMPONENT_ALIASES:
             component = canonical_component(name)
+        if owner is not None and component not in _COMPONENT_ALIASES:
+            # the backend's own error-rate, latency, config … checks are the backend's
+            component = canonical_component(owner)
+            if component not in _COMPONENT_ALIASES and not _is_provider(name):
+                name = f"{owner} {name}"
+            else:
+                component = canonical_component(name)
         details = check.get("details") if isinstance(check.get("details"), dict) else {}
         merged: dict[str, Any] = {**(details or {}), **check}
         error_text = _text(merged.get("error") or merged.get("message") or "")
@@ -349,14 +369,36 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
                     detail=error_text,
                 )
 
-        # latency over threshold
-        latency = _num(merged.get("latency_ms"))
+        budget = _num(merged.get("budget_mb"))
+        used = next(
+            (
+                v
+                for v in (_num(merged.get(k)) for k in ("used_mb", "scratch_used_mb", "grown_mb"))
+                if v is not None
+            ),
+            None,
+        )
+        if budget and used is not None and used > budget and (bad or degraded):
+            what = "grown by" if "grown_mb" in merged and "used_mb" not in merged else "using"
+            b.add(
+                title=f"{name} over its budget: {what} {used:g} MB (budget {budget:g} MB)",
+                component=component,
+                category="resource_exhaustion",
+                severity=sev,
+                evidence_id=eid,
+                detail=error_text,
+            )
+
+        # latency over threshold (a round trip, or a p99 over a window)
+        p99 = merged.get("latency_ms") is None and merged.get("p99_latency_ms") is not None
+        latency = _num(merged.get("latency_ms") if not p99 else merged.get("p99_latency_ms"))
         threshold = _num(
             merged.get("threshold_ms") or merged.get("warn_latency_ms") or merged.get("warn_ms")
         ) or (t.latency_for(component))
         if latency is not None and latency > threshold and not error_text:
             b.add(
-                title=f"{name} slow: {latency:.0f} ms (threshold {threshold:.0f} ms)",
+                title=f"{name} slow: {'p99 ' if p99 else ''}{latency:.0f} ms "
+                f"(threshold {threshold:.0f} ms)",
                 component=component,
                 category="latency",
                 severity="error" if bad or latency > 5 * threshold else "warning",
@@ -366,6 +408,8 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
         if not (bad or degraded) or not (error_text or bad):
             continue
         category = _category_of(error_text) if error_text else None
+        if category is None and error_text and name.split()[-1] in ("config", "configuration"):
+            category = "configuration"  # a configuration check's error is a bad configuration
         if category is None and bad:
             if len(b.findings) > found_before:
                 continue  # already explained by a specific finding of this check
@@ -413,9 +457,12 @@ def _circuits(record: dict[str, Any], b: _Builder) -> None:
             or ""
         )
         failures = br.get("failures", br.get("failure_count"))
+        forced = bool(br.get("forced")) or state == "forced-open"
         detail = f"state={state} failures={failures} last failure: {why}".strip()
+        if forced:
+            detail = f"forced {state} by hand (a manual override, not failures); {detail}"
         b.add(
-            title=f"circuit '{name}' is {state}"
+            title=f"circuit '{name}' is {'forced ' if forced else ''}{state}"
             + (f" after {failures} failures" if failures else ""),
             component=name,
             category="circuit_open",
@@ -429,7 +476,8 @@ def _circuits(record: dict[str, Any], b: _Builder) -> None:
                 title=f"'{name}' failing upstream: {why[:160]}",
                 component=name,
                 category=cause,
-                severity="error",
+                # half-open: the failures are history, the breaker is already probing again
+                severity="error" if state != "half-open" else "info",
                 evidence_id=eid,
                 detail=why,
             )
@@ -462,20 +510,22 @@ def _errors(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
         if entry.get("fields"):
             sample = f"{sample} {_text(entry['fields'])}"
         text = f"{signature} {group.get('exception') or ''} {sample}"
+        said = f"{signature} {group.get('exception') or ''} {_text(entry.get('message') or '')}"
         level = str(group.get("level") or entry.get("level") or "error").lower()
         if level in ("debug", "info"):
             continue
         sources = group.get("sources") if isinstance(group.get("sources"), list) else []
-        source = str(
-            group.get("service")
-            or group.get("source")
-            or entry.get("logger")
-            or (sources[0] if sources else "")
-        )
-        component = _component_in_text(text) or canonical_component(
-            re.split(r"[/\\.]", source)[-1] if source else "backend"
-        )
-        if component in ("log", "logs", "jsonl", "", "app", "sandbox"):
+        service = str(group.get("service") or "")
+        logger = str(entry.get("logger") or "")
+        source = str(group.get("source") or (sources[0] if sources else ""))
+        if service:
+            origin = service
+        elif logger:
+            origin = logger.split(".")[0]  # sandbox.orders → the sandbox service
+        else:
+            origin = re.split(r"[/\\]", source)[-1].split(".")[0] if source else "backend"
+        component = _component_in_text(said if raw_sample else text) or canonical_component(origin)
+        if component in ("log", "logs", "jsonl", "", "app", "sandbox", "errors"):
             component = "backend"
         category = _category_of(text)
         spike = count >= t.error_spike_count
@@ -640,8 +690,11 @@ def pick_root_cause(
         value = sev * 10.0 + (8 - CAUSAL_RANK[category]) * 1.5 + min(sources, 3) * 2.0
         if component in components_in_trouble and CAUSAL_RANK[category] <= 5:
             value += 2.0
-        if component != "backend" and component in hint:
-            value += 3.0
+        if component != "backend" and any(
+            re.search(rf"(?<![a-z]){re.escape(a)}(?![a-z])", hint)
+            for a in (component, *_COMPONENT_ALIASES.get(component, ()))
+        ):
+            value += 3.0  # the question names it (or an alias: "the cache" is redis)
         return value, -CAUSAL_RANK[category]
 
     best = max(groups, key=score)
@@ -655,7 +708,8 @@ def pick_root_cause(
     ]
     summary = lead.title
     if related:
-        summary += "; which explains: " + "; ".join(r.title for r in related[:3])
+        titles = list(dict.fromkeys(r.title for r in related))  # each once, in rank order
+        summary += "; which explains: " + "; ".join(titles[:3])
         evidence_ids = sorted(
             set(evidence_ids) | {e for r in related for e in r.evidence_ids}, key=_eid_key
         )

@@ -199,6 +199,15 @@ def chat(
 
 def eval_cmd(
     mode: str = typer.Option("offline", "--mode", help="offline|llm"),
+    source: str | None = typer.Option(
+        None,
+        "--source",
+        help="live (the sandbox with the chaos faults; offline mode's default) | recorded "
+        "(the captured tool outputs; LLM mode's default).",
+    ),
+    record: bool = typer.Option(
+        False, "--record", help="Write each live run's tool outputs into its scenario.yaml."
+    ),
     tags: str | None = typer.Option(None, "--tags", help="Only scenarios with these tags (comma)."),
     scenarios: str | None = typer.Option(None, "--scenarios", help="Scenario folder."),
     json_out: bool = typer.Option(False, "--json", help="Results as JSON."),
@@ -206,17 +215,23 @@ def eval_cmd(
         0.0, "--min-accuracy", help="Exit 1 when root-cause accuracy is below this (0-1)."
     ),
 ) -> None:
-    """Run the scenario suite and score the diagnoses."""
+    """Run the scenario suite and score the diagnoses (live against the sandbox by default)."""
     from agent.eval import default_scenario_dir, print_report, run_suite
 
     if mode not in ("offline", "llm"):
         _fail("--mode must be offline or llm")
+    if source not in (None, "live", "recorded"):
+        _fail("--source must be live or recorded")
+    if record and source == "recorded":
+        _fail("--record captures live runs: use it with --source live")
     tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()]
     report = asyncio.run(
         run_suite(
             scenarios or default_scenario_dir(),
             mode=mode,
             tags=tag_list,
+            source=source,
+            record=record,
         )
     )
     if json_out:

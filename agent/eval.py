@@ -5,9 +5,12 @@ A scenario is a folder under ``tests/scenarios/`` with a ``scenario.yaml``::
     name: pool-exhausted-chain
     question: why is checkout failing?
     tags: [resource_exhaustion, multi-step]
-    source: recorded          # recorded (tool outputs in the file) | live (chaos faults)
-    faults: [{id: pool_exhaustion, options: {}}]   # live: fault ids of ``dev3000 chaos``
-    recorded: {health: …, circuits: …, errors: …, timeline: …}
+    runtime: {pool_timeout_s: 0.1}        # live: the sandbox's runtime config at start
+    sandbox: {}                           # live: SandboxConfig overrides
+    setup: []                             # live: planted log lines, breakers (agent.live)
+    faults: [{id: pool-exhaustion, options: {}}]   # live: fault ids of ``dev3000 chaos``
+    traffic: [{method: GET, path: /api/v1/orders, count: 6}]
+    recorded: {health: …, circuits: …, errors: …, timeline: …, logs: …}
     expect:
       component: [database, postgres]   # any alias matches
       category: resource_exhaustion
@@ -15,6 +18,13 @@ A scenario is a folder under ``tests/scenarios/`` with a ``scenario.yaml``::
       not_claim: [redis]               # the root cause must not say these
       tools: [health, circuits, errors]  # tool roles it must have used
     llm: {reply: {...}}                # llm mode: the scripted model conclusion
+
+Every scenario runs **live** (:mod:`agent.live`: the sandbox with the faults injected, the
+traffic driven, the agent connected to dev3000's real aggregate MCP server) — the default
+of offline mode. ``recorded`` holds the tool outputs captured from such a run
+(``dev3000 eval --record`` writes them, redacted): ``--source recorded`` replays them
+(:mod:`agent.recorded`) without a sandbox, and so do the unit tests and LLM mode (whose
+default source is ``recorded``; ``--source live`` works there too).
 
 Scores: root-cause accuracy (component and category), evidence grounding (the root cause
 cites evidence whose excerpts carry the facts), mentions, forbidden claims, tools used,
@@ -25,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +70,11 @@ class Scenario(BaseModel):
     question: str
     description: str = ""
     tags: list[str] = Field(default_factory=list)
-    source: str = "recorded"
     faults: list[dict[str, Any]] = Field(default_factory=list)
     traffic: list[dict[str, Any]] = Field(default_factory=list)
+    setup: list[dict[str, Any]] = Field(default_factory=list)
+    sandbox: dict[str, Any] = Field(default_factory=dict)
+    runtime: dict[str, Any] = Field(default_factory=dict)
     recorded: dict[str, Any] = Field(default_factory=dict)
     expect: Expect
     llm: dict[str, Any] = Field(default_factory=dict)
@@ -136,7 +148,9 @@ def _component_matches(got: str, aliases: list[str]) -> bool:
     return False
 
 
-def score(scenario: Scenario, diagnosis: Diagnosis, mode: str) -> ScenarioResult:
+def score(
+    scenario: Scenario, diagnosis: Diagnosis, mode: str, source: str = "live"
+) -> ScenarioResult:
     """Score one diagnosis against the scenario's ground truth."""
     rc = diagnosis.root_cause
     exp = scenario.expect
@@ -162,7 +176,7 @@ def score(scenario: Scenario, diagnosis: Diagnosis, mode: str) -> ScenarioResult
     return ScenarioResult(
         name=scenario.name,
         tags=scenario.tags,
-        source=scenario.source,
+        source=source,
         mode=mode,
         correct=component_ok and category_ok,
         component_ok=component_ok,
@@ -190,6 +204,8 @@ async def recorded_target(scenario: Scenario) -> AsyncIterator[Any]:
     """The replay MCP server of a recorded scenario."""
     from agent.recorded import build_recorded_server
 
+    if not scenario.recorded:
+        raise ValueError(f"{scenario.name}: no recorded tool outputs (dev3000 eval --record)")
     server, _state = build_recorded_server(scenario.recorded, name=f"recorded:{scenario.name}")
     yield server
 
@@ -201,7 +217,8 @@ async def diagnose_scenario(
     target: Any = None,
     chain_factory: Callable[[Scenario], Awaitable[Any]] | None = None,
 ) -> Diagnosis:
-    """Run the agent once on a scenario (its recorded server unless ``target`` is given)."""
+    """Run the agent once on a scenario: on ``target`` (an MCP server or URL), else on its
+    recorded tool outputs."""
     from agent.mcp_client import DiagTools
     from agent.providers import ProviderChain
     from agent.runner import DiagnosisAgent
@@ -213,10 +230,10 @@ async def diagnose_scenario(
     else:
         chain = ProviderChain([], settings)
     try:
-        async with (
-            recorded_target(scenario) as server,
-            DiagTools(target if target is not None else server) as tools,
-        ):
+        async with AsyncExitStack() as stack:
+            if target is None:
+                target = await stack.enter_async_context(recorded_target(scenario))
+            tools = await stack.enter_async_context(DiagTools(target))
             agent = DiagnosisAgent(tools, chain, settings=settings)
             result = await agent.ask(scenario.question)
     finally:
@@ -232,21 +249,33 @@ async def run_suite(
     mode: str = "offline",
     tags: list[str] | None = None,
     chain_factory: Callable[[Scenario], Awaitable[Any]] | None = None,
+    source: str | None = None,
+    record: bool = False,
 ) -> EvalReport:
-    """Run every (matching) scenario; aggregate per tag."""
+    """Run every (matching) scenario; aggregate per tag.
+
+    ``source``: ``live`` (the sandbox with the faults; the default in offline mode) or
+    ``recorded`` (the captured tool outputs; the default in LLM mode). ``record`` (live only)
+    writes each run's tool outputs back into its ``scenario.yaml``.
+    """
+    source = source or ("recorded" if mode == "llm" else "live")
+    if source not in ("live", "recorded"):
+        raise ValueError(f"source must be live or recorded, not {source!r}")
+    if record and source != "live":
+        raise ValueError("--record captures live runs: use it with --source live")
     if mode == "llm" and chain_factory is None:
         from agent.llm_eval import scripted_providers
 
         with scripted_providers() as factory:
-            return await _run_all(folder, mode, tags, factory)
-    return await _run_all(folder, mode, tags, chain_factory)
+            return await _run_all(folder, mode, tags, factory, source, record)
+    return await _run_all(folder, mode, tags, chain_factory, source, record)
 
 
-def _failed(scenario: Scenario, mode: str, error: str) -> ScenarioResult:
+def _failed(scenario: Scenario, mode: str, source: str, error: str) -> ScenarioResult:
     return ScenarioResult(
         name=scenario.name,
         tags=scenario.tags,
-        source=scenario.source,
+        source=source,
         mode=mode,
         correct=False,
         component_ok=False,
@@ -266,31 +295,53 @@ def _failed(scenario: Scenario, mode: str, error: str) -> ScenarioResult:
     )
 
 
+async def _run_one(
+    scenario: Scenario,
+    mode: str,
+    source: str,
+    env: Any,
+    chain_factory: Callable[[Scenario], Awaitable[Any]] | None,
+    record: bool,
+) -> Diagnosis:
+    if source == "recorded":
+        return await diagnose_scenario(scenario, mode=mode, chain_factory=chain_factory)
+    from agent.live import live_target
+
+    async with live_target(scenario, env) as run:
+        diagnosis = await diagnose_scenario(
+            scenario, mode=mode, target=run.server, chain_factory=chain_factory
+        )
+        if record:
+            from agent.recording import capture, write_recording
+
+            write_recording(Path(scenario.path), await capture(run))
+    return diagnosis
+
+
 async def _run_all(
     folder: str | Path,
     mode: str,
     tags: list[str] | None,
     chain_factory: Callable[[Scenario], Awaitable[Any]] | None,
+    source: str,
+    record: bool,
 ) -> EvalReport:
     started = time.perf_counter()
     results: list[ScenarioResult] = []
-    for scenario in load_scenarios(folder, tags):
-        try:
-            if scenario.source == "live":
-                from agent.live import live_target
+    scenarios = load_scenarios(folder, tags)
+    with ExitStack() as stack:
+        env = None
+        if source == "live" and scenarios:
+            from agent.live import live_environment
 
-                async with live_target(scenario) as url:
-                    diagnosis = await diagnose_scenario(
-                        scenario, mode=mode, target=url, chain_factory=chain_factory
-                    )
-            else:
-                diagnosis = await diagnose_scenario(
-                    scenario, mode=mode, chain_factory=chain_factory
-                )
-        except Exception as exc:
-            results.append(_failed(scenario, mode, f"{type(exc).__name__}: {exc}"))
-            continue
-        results.append(score(scenario, diagnosis, mode))
+            env = stack.enter_context(live_environment())
+        for scenario in scenarios:
+            try:
+                diagnosis = await _run_one(scenario, mode, source, env, chain_factory, record)
+            except Exception as exc:
+                results.append(_failed(scenario, mode, source, f"{type(exc).__name__}: {exc}"))
+                continue
+            results.append(score(scenario, diagnosis, mode, source))
     tag_names = sorted({t for r in results for t in r.tags})
     tag_scores = []
     for tag in tag_names:
@@ -320,7 +371,8 @@ def print_report(report: EvalReport) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title=f"Scenarios ({report.mode} mode)")
+    sources = sorted({r.source for r in report.results}) or ["-"]
+    table = Table(title=f"Scenarios ({report.mode} mode, {'/'.join(sources)})")
     for col in ("scenario", "source", "ok", "got", "grounded", "mentions", "tools", "steps", "ms"):
         table.add_column(col)
     for r in report.results:

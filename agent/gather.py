@@ -50,9 +50,49 @@ def _compact(value: Any) -> str:
     return json.dumps(value, default=str, separators=(",", ":"), sort_keys=False)
 
 
+_FINE = {"healthy", "ok", "closed"}
+_KEEP_WHEN_FINE = ("name", "kind", "status", "state")
+
+
+def _what_is_wrong_first(value: Any) -> Any:
+    """``value`` with every part that reports itself fine (``status: healthy``, a closed
+    breaker) cut down to its name and status, so an excerpt spends its characters on what is
+    wrong (the full answer stays in the evidence record's ``data``)."""
+    if isinstance(value, list):
+        return [_what_is_wrong_first(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    state = str(value.get("status") or value.get("state") or "").lower()
+    if (
+        state in _FINE
+        and _all_fine(value)
+        and ({"name", "kind", "type", "latency_ms", "critical", "circuit_state"} & set(value))
+    ):
+        return {k: value[k] for k in _KEEP_WHEN_FINE if k in value}
+    return {k: _what_is_wrong_first(v) for k, v in value.items()}
+
+
+def _all_fine(value: Any) -> bool:
+    """No part of ``value`` reports a status or state other than fine (a healthy HTTP check
+    can carry its target's degraded health report)."""
+    if isinstance(value, list):
+        return all(_all_fine(v) for v in value)
+    if not isinstance(value, dict):
+        return True
+    for key in ("status", "state"):
+        if isinstance(value.get(key), str) and value[key].lower() not in _FINE:
+            return False
+    return all(_all_fine(v) for v in value.values() if isinstance(v, dict | list))
+
+
 def excerpt_of(outcome: ToolOutcome, limit: int = EXCERPT_CHARS) -> str:
-    """A redacted, trimmed excerpt of a tool's answer (with a note when trimmed)."""
-    text = outcome.error if not outcome.ok else (_compact(outcome.data) or outcome.text)
+    """A redacted, trimmed excerpt of a tool's answer (with a note when trimmed); the parts
+    that report themselves healthy are cut down to their status first."""
+    text = (
+        outcome.error
+        if not outcome.ok
+        else (_compact(_what_is_wrong_first(outcome.data)) or outcome.text)
+    )
     text = redact_text(text or "")
     if len(text) > limit:
         text = f"{text[:limit]} … [trimmed {len(text) - limit} of {len(text)} chars]"

@@ -1,13 +1,22 @@
-"""Offline engine: gather over MCP (in-process), analyzers, the scenario suite (≥ 90%)."""
+"""Offline engine: gather over MCP (in-process), analyzers, the scenario suite (≥ 90%), live
+against the sandbox with its chaos faults, and its recordings replayed."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from agent.eval import load_scenarios, run_suite
 from agent.models import CATEGORIES
 from agent.recorded import build_recorded_server
 from tests.agent.conftest import SCENARIOS, diagnose, scenario_data
+from tools.harness import wait_until
 
 
 def test_suite_has_15_scenarios_covering_every_category() -> None:
@@ -19,14 +28,60 @@ def test_suite_has_15_scenarios_covering_every_category() -> None:
     assert any("multi-step" in s.tags for s in scenarios)
 
 
-def test_offline_suite_finds_root_cause_in_90_percent() -> None:
+@pytest.fixture
+def live_services(monkeypatch: pytest.MonkeyPatch, pg_dsn: str, redis_url: str) -> Iterator[None]:
+    """The live suite's sandbox on the machine's real PostgreSQL and Redis; afterwards no
+    schema, Redis key, temporary directory, thread or fault may be left behind."""
+    import psycopg
+    import redis
+
+    monkeypatch.setenv("SANDBOX_DATABASE_URL", pg_dsn)
+    monkeypatch.setenv("SANDBOX_REDIS_URL", redis_url)
+    threads = threading.active_count()
+    temp_before = set(Path(tempfile.gettempdir()).glob("live-scenario-*"))
+    yield
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert not list(client.scan_iter(match="live-scenario:*", count=1000))
+    finally:
+        client.close()
+    with psycopg.connect(pg_dsn) as conn:
+        left = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'live\\_%'"
+        ).fetchall()
+    assert left == []
+    assert set(Path(tempfile.gettempdir()).glob("live-scenario-*")) <= temp_before
+    wait_until(lambda: threading.active_count() <= threads, timeout=10)
+    from guilde_core.resilience import get_registry
+
+    assert get_registry().names() == []  # the breakers of the last scenario are forgotten
+
+
+def test_offline_suite_finds_root_cause_in_90_percent(live_services: None) -> None:
+    """Every scenario live: the sandbox with its chaos faults, dev3000's aggregate."""
     report = asyncio.run(run_suite(SCENARIOS, mode="offline"))
     failures = [(r.name, r.got_component, r.got_category, r.error) for r in report.results]
+    assert len(report.results) == len(load_scenarios(SCENARIOS))
+    assert all(r.source == "live" for r in report.results)
     assert report.accuracy >= 0.9, failures
     assert all(r.diagnosis_mode == "offline" for r in report.results)
     assert report.grounding >= 0.9
     # every scenario used the first pass's tools, over MCP
     assert all(r.tool_calls >= 5 for r in report.results)
+    tags = {t.tag: t for t in report.tags}
+    assert tags["red-herring"].accuracy == 1.0
+    assert tags["multi-step"].accuracy == 1.0
+    assert tags["healthy"].accuracy == 1.0
+
+
+def test_recorded_suite_replays_the_live_captures() -> None:
+    """The recordings (captured from live runs) replay to the same diagnoses, offline."""
+    scenarios = load_scenarios(SCENARIOS)
+    assert all(s.recorded.get("captured_at") for s in scenarios)  # none hand-written
+    report = asyncio.run(run_suite(SCENARIOS, mode="offline", source="recorded"))
+    assert all(r.source == "recorded" for r in report.results)
+    failures = [(r.name, r.got_component, r.got_category, r.error) for r in report.results]
+    assert report.accuracy >= 0.9, failures
     tags = {t.tag: t for t in report.tags}
     assert tags["red-herring"].accuracy == 1.0
     assert tags["multi-step"].accuracy == 1.0
@@ -87,9 +142,37 @@ def test_empty_server_gives_unknown_not_a_crash() -> None:
     assert d.evidence == []
 
 
-def test_tag_filter_and_healthy_system_invents_no_cause() -> None:
+def test_tag_filter_and_healthy_system_invents_no_cause(live_services: None) -> None:
     report = asyncio.run(run_suite(SCENARIOS, tags=["healthy"]))
     assert [r.name for r in report.results] == ["healthy-system"]
     result = report.results[0]
+    assert result.source == "live"
     assert result.got_category == "unknown"
     assert result.no_false_claims
+
+
+def test_record_writes_a_scrubbed_live_capture(live_services: None, tmp_path: Path) -> None:
+    """``--record`` writes what the tools answered in the live run, without this run's
+    paths or ports, and the recording replays to the same diagnosis."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(SCENARIOS / "db-unreachable", tmp_path / "db-unreachable")
+    path = tmp_path / "db-unreachable" / "scenario.yaml"
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw.pop("recorded")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    live = asyncio.run(run_suite(tmp_path, record=True))
+    assert [(r.source, r.correct) for r in live.results] == [("live", True)]
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# recorded: tool outputs captured from a live run")
+    assert tempfile.gettempdir() + "/" not in text
+    assert "live-scenario-" not in text
+    recorded = yaml.safe_load(text)["recorded"]
+    assert {"health", "checks", "circuits", "errors", "timeline", "logs"} <= set(recorded)
+    assert "refused" in json.dumps(recorded["circuits"])
+    replay = asyncio.run(run_suite(tmp_path, source="recorded"))
+    assert [(r.source, r.correct) for r in replay.results] == [("recorded", True)]
+    with pytest.raises(ValueError, match="--source live"):
+        asyncio.run(run_suite(tmp_path, source="recorded", record=True))
