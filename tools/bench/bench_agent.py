@@ -1,13 +1,18 @@
-"""Benchmark: offline diagnosis end to end against a running dev3000 (goal: under 2 s).
+"""Benchmark: offline diagnosis of a scenario end to end against a running dev3000 (goal:
+under 2 s).
 
-Starts ``dev3000 serve`` (its own process, logs and data in a temporary directory) on a
-free loopback port unless ``--url`` names one already running, then runs the agent in offline mode ``--runs`` times over streamable
-HTTP MCP and prints, per run and as medians: total time, time per phase (connect, gather,
-analyse, conclude) and the number of MCP calls. Beside it, in the same run, the baseline:
-the same agent over an in-process replay server (recorded outputs, no checks, no network) —
-the agent's own overhead.
+Unless ``--url`` names a running dev3000, starts — each in its own process, state in a
+temporary directory — the sandbox (``python -m tools.sandbox``) with the scenario's chaos
+faults injected and its traffic driven (``--scenario``, default ``db-unreachable``; its
+``faults`` and ``traffic``), and ``dev3000 serve`` pointed at it (backend probes, log
+directory). Then runs the agent in offline mode ``--runs`` times over streamable HTTP MCP and
+prints the diagnosis it reached, and per run and as medians: total time, time per phase
+(connect, gather, analyse, conclude), the number of MCP calls and the time of each tool.
+Beside it, in the same run, the baseline: the same agent over an in-process replay server
+(the scenario's recorded outputs, no checks, no network) — the agent's own overhead.
 
-    uv run python tools/bench/bench_agent.py            # ~10 s
+    uv run python tools/bench/bench_agent.py            # ~15 s
+    uv run python tools/bench/bench_agent.py --scenario pool-exhausted-chain
     uv run python tools/bench/bench_agent.py --runs 20 --url http://127.0.0.1:3001/mcp
 """
 
@@ -30,7 +35,7 @@ from agent.runner import DiagnosisAgent
 from guilde_core.config import get_settings
 
 
-async def one_run(target: Any, question: str) -> dict[str, float]:
+async def one_run(target: Any, question: str) -> tuple[dict[str, float], Any]:
     marks: dict[str, float] = {}
     settings = get_settings()
     t0 = time.perf_counter()
@@ -64,7 +69,7 @@ async def one_run(target: Any, question: str) -> dict[str, float]:
         "conclude_ms": (t_end - conclude_t) * 1000,
         "mcp_calls": float(calls),
         **{f"tool:{name}": ms for name, ms in tool_ms.items()},
-    }
+    }, result.diagnosis
 
 
 def _summary(label: str, runs: list[dict[str, float]]) -> None:
@@ -85,14 +90,17 @@ def _summary(label: str, runs: list[dict[str, float]]) -> None:
 
 
 async def bench(url: str, runs: int, question: str, data: dict[str, Any], scenario: str) -> None:
-    await one_run(url, question)  # warm-up: imports, graph compilation, first connection
+    # warm-up: imports, graph compilation, first connection
+    _, diagnosis = await one_run(url, question)
     live: list[dict[str, float]] = []
     for _ in range(runs):
-        live.append(await one_run(url, question))
+        live.append((await one_run(url, question))[0])
     server, _ = build_recorded_server(data)
     base: list[dict[str, float]] = []
     for _ in range(runs):
-        base.append(await one_run(server, question))
+        base.append((await one_run(server, question))[0])
+    rc = diagnosis.root_cause
+    print(f"scenario {scenario}: {question!r} → {rc.component}/{rc.category}: {rc.summary[:100]}")
     print(f"offline diagnosis, {runs} runs each (goal: dev3000 end to end < 2000 ms)")
     _summary(f"dev3000 over HTTP ({url})", live)
     _summary(f"baseline: in-process replay ({scenario})", base)
@@ -104,32 +112,53 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--url", default=None, help="a running dev3000 MCP endpoint")
-    parser.add_argument("--question", default="why is checkout failing?")
+    parser.add_argument("--question", default=None, help="default: the scenario's question")
     parser.add_argument("--scenario", default="db-unreachable")
     args = parser.parse_args()
+    path = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / args.scenario
+    raw = yaml.safe_load((path / "scenario.yaml").read_text(encoding="utf-8"))
+    question = args.question or raw["question"]
     with ExitStack() as stack:
-        url = args.url
-        if url is None:
-            import os
-            import sys
-            import tempfile
+        url = args.url or _start_stack(stack, raw)
+        asyncio.run(bench(url, max(1, args.runs), question, raw["recorded"], args.scenario))
 
-            from tools.harness import ManagedProcess, free_port, wait_for_http
 
-            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-agent-"))
-            port = free_port()
-            env = {
-                "DEV3000_LOG_PATHS": tmp,
-                "DEV3000_DATA_DIR": tmp,
-                "DEV3000_ENV_FILE": os.devnull,
-            }
-            argv = [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(port)]
-            stack.enter_context(ManagedProcess(argv, env=env))
-            wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60)
-            url = f"http://127.0.0.1:{port}/mcp"
-        path = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / args.scenario
-        data = yaml.safe_load((path / "scenario.yaml").read_text(encoding="utf-8"))["recorded"]
-        asyncio.run(bench(url, max(1, args.runs), args.question, data, args.scenario))
+def _start_stack(stack: ExitStack, scenario: dict[str, Any]) -> str:
+    """The sandbox with the scenario's faults and traffic, and dev3000 serve pointed at it."""
+    import os
+    import sys
+    import tempfile
+
+    from agent.live import _drive
+    from tools.chaos.client import ChaosClient
+    from tools.harness import ManagedProcess, free_port, wait_for_http
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-agent-")))
+    base_env = {"DEV3000_ENV_FILE": os.devnull, "RETRY_DATABASE_MAX_ATTEMPTS": "1"}
+    sandbox_port = free_port()
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    argv = [sys.executable, "-m", "tools.sandbox", "--port", str(sandbox_port)]
+    argv += ["--logs-dir", str(tmp / "logs"), "--token-file", str(tmp / "chaos.token")]
+    env = {**base_env, "SANDBOX_DATA_DIR": str(tmp / "sandbox-data")}
+    stack.enter_context(ManagedProcess(argv, env=env))
+    wait_for_http(f"{sandbox}/api/v1/health/live", timeout=60)
+    chaos = ChaosClient(sandbox, (tmp / "chaos.token").read_text(encoding="utf-8").strip())
+    for fault in scenario.get("faults") or []:
+        chaos.inject(str(fault["id"]), **dict(fault.get("options") or {}))
+    _drive(sandbox, list(scenario.get("traffic") or []))
+    port = free_port()
+    env = {
+        **base_env,
+        "DEV3000_BACKEND_URL": sandbox,
+        "DEV3000_FRONTEND_URL": sandbox,
+        "DEV3000_AGENT_URL": sandbox,
+        "DEV3000_LOG_PATHS": str(tmp / "logs"),
+        "DEV3000_DATA_DIR": str(tmp / "dev3000"),
+    }
+    argv = [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(port)]
+    stack.enter_context(ManagedProcess(argv, env=env))
+    wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60)
+    return f"http://127.0.0.1:{port}/mcp"
 
 
 if __name__ == "__main__":
