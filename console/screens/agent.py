@@ -90,7 +90,7 @@ class AgentScreen(ConsoleScreen):
                 self.bridge, self.backend = web, f"agent: {web.describe()}"
             else:
                 await web.aclose()
-                why = f"agent-web at {url} not reachable: {problem}"
+                why = f"agent-web at {url} not usable: {problem}"
         if self.bridge is None:
             self.bridge = InProcessAgent(console.url, api_key=console.api_key)
             self.backend = f"agent: {in_process} ({why})"

@@ -300,4 +300,4 @@ async def test_agent_screen_falls_back_to_the_in_process_agent(stack: Stack) -> 
         await wait_for(pilot, lambda: isinstance(screen.bridge, InProcessAgent))
         backend = str(screen.query_one("#agent-backend", Static).content)
         assert f"in-process agent over {stack.url}/mcp" in backend
-        assert f"agent-web at {dead} not reachable" in backend
+        assert f"agent-web at {dead} not usable: ConnectError" in backend
