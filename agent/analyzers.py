@@ -278,9 +278,12 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
         found_before = len(b.findings)
         status = str(check.get("status", "")).lower()
         kind = str(check.get("kind") or check.get("type") or "")
-        component = canonical_component(kind or name)
-        if component not in _COMPONENT_ALIASES:
-            component = canonical_component(name)
+        # a check's name says what it is (a "redis" check of an in-memory cache is the cache);
+        # its kind helps when the name does not ("primary" of kind postgres)
+        component = canonical_component(name)
+        if component not in _COMPONENT_ALIASES and kind:
+            by_kind = canonical_component(kind)
+            component = by_kind if by_kind in _COMPONENT_ALIASES else component
         if owner is not None and component not in _COMPONENT_ALIASES:
             # the backend's own error-rate, latency, config … checks are the backend's
             component = canonical_component(owner)

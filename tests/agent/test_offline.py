@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -39,7 +40,13 @@ def live_services(monkeypatch: pytest.MonkeyPatch, pg_dsn: str, redis_url: str) 
     monkeypatch.setenv("SANDBOX_REDIS_URL", redis_url)
     threads = threading.active_count()
     temp_before = set(Path(tempfile.gettempdir()).glob("live-scenario-*"))
+
+    def environ() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+    before = environ()
     yield
+    assert environ() == before  # dev3000's settings restored
     client = redis.Redis.from_url(redis_url)
     try:
         assert not list(client.scan_iter(match="live-scenario:*", count=1000))
