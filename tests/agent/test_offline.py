@@ -183,3 +183,24 @@ def test_record_writes_a_scrubbed_live_capture(live_services: None, tmp_path: Pa
     assert [(r.source, r.correct) for r in replay.results] == [("recorded", True)]
     with pytest.raises(ValueError, match="--source live"):
         asyncio.run(run_suite(tmp_path, source="recorded", record=True))
+
+
+def test_eval_command_sources() -> None:
+    """``dev3000 eval --source recorded`` replays; a bad source or ``--record`` on
+    recordings is refused before anything runs."""
+    from typer.testing import CliRunner
+
+    from dev3000.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["eval", "--source", "recorded", "--tags", "multi-step", "--json"])
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.output[ok.output.index("{") :])
+    assert {r["source"] for r in report["results"]} == {"recorded"}
+    assert len(report["results"]) == 3
+    assert report["accuracy"] == 1.0
+    bad = runner.invoke(app, ["eval", "--source", "replay"])
+    assert bad.exit_code == 2
+    assert "--source must be live or recorded" in bad.output
+    refused = runner.invoke(app, ["eval", "--source", "recorded", "--record"])
+    assert refused.exit_code == 2
