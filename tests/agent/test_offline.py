@@ -133,9 +133,26 @@ def test_tool_error_becomes_error_evidence_and_analysis_survives() -> None:
 
 
 def test_planted_secrets_never_reach_the_output() -> None:
-    server, _ = build_recorded_server(scenario_data("secrets-in-logs-auth"))
+    """The recording is redacted already (the logs server redacts what it serves), so the
+    planted line goes back in raw — as a log source that did not redact would serve it."""
+    (scenario,) = [s for s in load_scenarios(SCENARIOS) if s.name == "secrets-in-logs-auth"]
+    planted = str(scenario.setup[0]["log"]["lines"][0]["message"])
+    assert "PLANTEDSECRET" in planted
+    assert "hunter2planted" in planted
+    data = scenario_data("secrets-in-logs-auth")
+    data["errors"]["groups"].insert(
+        0,
+        {
+            "fingerprint": planted,
+            "count": 9,
+            "sources": ["billing.jsonl"],
+            "sample": {"level": "error", "logger": "billing.sync", "message": planted},
+        },
+    )
+    server, _ = build_recorded_server(data)
 
     out = diagnose(server, "why does the OpenAI integration fail?").model_dump_json()
+    assert "Incorrect API key provided" in out  # the line reached the diagnosis, masked
     assert "PLANTEDSECRET" not in out
     assert "hunter2planted" not in out
     assert "upstream_auth" in out
