@@ -257,3 +257,49 @@ def test_history_is_a_bounded_ring(tmp_path: Path) -> None:
     assert len(svc.history["mem"]) == logic.HISTORY_SIZE
     with pytest.raises(NotFoundError):
         svc.recent("never-checked")
+
+
+def test_http_target_keeps_its_own_health_report(tmp_path: Path) -> None:
+    """A backend answering a JSON health report (the seed's, the sandbox's) says why it
+    fails: the report is kept in details.report, redacted; a plain body adds nothing."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from tools.harness import ServerThread
+
+    async def health(request: Request) -> Response:
+        report = {
+            "status": "unhealthy",
+            "checks": {
+                "database": {
+                    "status": "unhealthy",
+                    "error": "connection refused (postgresql://app:s3cretpw@db/prod)",
+                }
+            },
+        }
+        return JSONResponse(report, status_code=503)
+
+    async def plain(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/api/v1/health", health), Route("/plain", plain)])
+    with ServerThread(app, timeout_graceful_shutdown=1) as srv:
+        svc = service(
+            tmp_path,
+            [
+                {"name": "api", "kind": "http", "url": srv.url, "path": "/api/v1/health"},
+                {"name": "web", "kind": "http", "url": srv.url, "path": "/plain"},
+            ],
+        )
+        api = run(svc.check_one("api"))
+        web = run(svc.check_one("web"))
+    assert api.status == "unhealthy"
+    assert api.error == "HTTP 503 (expected 200)"
+    database = api.details["report"]["checks"]["database"]
+    assert api.details["report"]["status"] == "unhealthy"
+    assert "connection refused" in database["error"]
+    assert "s3cretpw" not in json.dumps(api.details)
+    assert web.status == "healthy"
+    assert "report" not in web.details
