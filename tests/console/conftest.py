@@ -265,6 +265,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "CB_DATABASE_FAILURE_THRESHOLD": "3",
         "CB_DATABASE_RECOVERY_TIMEOUT": "120",
         "AGENT_PROVIDERS": "offline",
+        "DIAGNOSTIC_CONTROL_ENABLED": "true",  # the agent's approved control actions run
     }
     with pytest.MonkeyPatch.context() as mp, contextlib.ExitStack() as exit_stack:
         for name, value in env.items():

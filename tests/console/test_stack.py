@@ -3,6 +3,7 @@ faults injected through the sandbox's ``/_chaos`` endpoint (one stack for the mo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from console.connection import ConnectionState
 from console.logbuffer import LogFilter
 from console.screens.agent import AgentScreen
 from console.screens.circuits import CircuitsScreen
+from console.screens.confirm import ConfirmScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.health import HealthScreen
 from console.screens.logs import LogsScreen
@@ -301,3 +303,90 @@ async def test_agent_screen_falls_back_to_the_in_process_agent(stack: Stack) -> 
         backend = str(screen.query_one("#agent-backend", Static).content)
         assert f"in-process agent over {stack.url}/mcp" in backend
         assert f"agent-web at {dead} not usable: ConnectError" in backend
+
+
+CONCLUSION = {
+    "status": "unhealthy",
+    "root_cause": {
+        "component": "database",
+        "category": "unreachable",
+        "summary": "The sandbox's database refuses connections; its breaker opened.",
+        "confidence": 0.9,
+        "evidence_ids": ["E1"],
+    },
+    "findings": [],
+    "recommendations": ["Bring the database back, then reset the breaker."],
+}
+
+
+async def test_agent_web_asks_the_console_to_approve_a_control_action(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LLM mode (the real openai SDK against the fake LLM): the model proposes resetting the
+    open database breaker; agent-web stops for approval, the console asks for a reason, the
+    approval resumes the run and the breaker is really reset."""
+    from agent.providers.resilience import reset_local_breakers
+    from agent.web import create_app
+    from guilde_core.config import get_settings, reset_settings_cache
+    from guilde_core.resilience import get_registry, reset_registry
+    from tools.fakellm import fakellm_server
+
+    def fresh_llm_breakers() -> None:  # the agent's own; the shared registry stays
+        shared = get_registry()
+        reset_local_breakers()
+        reset_registry(shared)
+
+    fresh_llm_breakers()
+    with fakellm_server() as llm:
+        monkeypatch.setenv("AGENT_PROVIDERS", "openai:gpt-fake")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-CONSOLEAPPROVAL0123456789")
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.openai_base_url)
+        reset_settings_cache()
+        reset_call = {"name": "database", "reason": "the database is back"}
+        llm.control.set_script(
+            [
+                {
+                    "text": "",
+                    "tool_calls": [{"name": "circuits_reset_breaker", "arguments": reset_call}],
+                },
+                {"text": "```json\n" + json.dumps(CONCLUSION) + "\n```", "tool_calls": []},
+            ]
+        )
+        web = create_app(get_settings(), mcp_url=f"{stack.url}/mcp", checkpointer="memory")
+        with (
+            ServerThread(web, timeout_graceful_shutdown=2) as server,
+            stack.fault("db-unreachable"),
+        ):
+            stack.traffic("/api/v1/orders", count=4, method="POST", json=ORDER)
+            app = ConsoleApp(stack.url, api_key=CONTROL_KEY, refresh=0.5, agent_url=server.url)
+            async with app.run_test(size=(150, 45)) as pilot:
+                await wait_for(
+                    pilot, lambda: getattr(_breaker(app, "database"), "state", None) == "open", 30
+                )
+                await pilot.press("6")
+                screen = app.screen
+                assert isinstance(screen, AgentScreen)
+                await wait_for(pilot, lambda: isinstance(screen.bridge, AgentWebAgent))
+                await submit(pilot, "why do orders fail?")
+                await wait_for(
+                    pilot, lambda: isinstance(app.screen, ConfirmScreen), 60, "the approval"
+                )
+                assert "circuits_reset_breaker" in screen_text(app)
+                await submit(pilot, "approved by the test")
+                markdown = screen.query_one("#agent-md", Markdown)
+                await wait_for(pilot, lambda: "Root cause" in markdown.source, 60, "a diagnosis")
+                diagnosis = screen.diagnoses[0]
+                assert diagnosis["mode"] == "llm"
+                assert [(a["tool"], a["status"]) for a in diagnosis["actions"]] == [
+                    ("circuits_reset_breaker", "approved")
+                ]
+                progress = [str(line.text) for line in screen.query_one(RichLog).lines]
+                assert any("awaiting_approval" in line for line in progress)
+                # the approved reset really happened: dev3000 reports the breaker closed
+                await wait_for(
+                    pilot,
+                    lambda: getattr(_breaker(app, "database"), "state", None) == "closed",
+                    30,
+                    "the breaker reset by the agent",
+                )
+    fresh_llm_breakers()
