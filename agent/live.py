@@ -18,8 +18,8 @@ Every scenario of the suite can run live. Its ``scenario.yaml`` says how:
 
 :func:`live_environment` holds what a whole suite shares: one fake LLM upstream (checking
 the sandbox's key, so a revoked credential gets a genuine 401) and the real PostgreSQL and
-Redis when they answer (``SANDBOX_DATABASE_URL`` / ``SANDBOX_REDIS_URL``, else the
-settings' ``DATABASE_URL`` / ``REDIS_URL``; SQLite and an in-memory cache otherwise).
+Redis named by ``SANDBOX_DATABASE_URL`` / ``SANDBOX_REDIS_URL`` when they answer (SQLite and
+an in-memory cache otherwise; never dev3000's own ``DATABASE_URL`` / ``REDIS_URL``).
 :func:`live_target` then, for one scenario, starts the sandbox in this process (its
 breakers are the process-wide resilience registry, as a sandbox sharing
 ``CIRCUIT_BREAKER_REDIS_URL`` with dev3000 would be) with its own PostgreSQL schema and
@@ -115,11 +115,10 @@ def live_environment() -> Iterator[LiveEnvironment]:
     """One fake LLM upstream and the reachable real PostgreSQL/Redis, for a whole suite."""
     from tools.fakellm import fakellm_server
 
-    settings = get_settings()
-    pg = os.environ.get("SANDBOX_DATABASE_URL") or (
-        settings.database_url.get_secret_value() if settings.database_url else None
-    )
-    rd = os.environ.get("SANDBOX_REDIS_URL") or settings.redis_url
+    # the sandbox's own variables only: dev3000's DATABASE_URL / REDIS_URL name the system it
+    # watches, where a scenario has no business creating schemas or keys
+    pg = os.environ.get("SANDBOX_DATABASE_URL")
+    rd = os.environ.get("SANDBOX_REDIS_URL")
     # what a diagnosis imports, imported before the first sandbox measures its baseline
     # memory (its memory check counts growth of this process's RSS)
     import agent.runner  # noqa: F401
