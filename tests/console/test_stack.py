@@ -291,6 +291,15 @@ async def test_agent_screen_runs_through_agent_web_and_continues_the_session(
             assert session[:8] in title
             assert "2 answered" in title
 
+            # ctrl+n: the next question opens a new session on agent-web
+            await pilot.press("ctrl+n")
+            assert "session new" in str(screen.query_one("#agent-progress", RichLog).border_title)
+            screen.query_one("#agent-question").focus()
+            await submit(pilot, "what about checkout?")
+            await wait_for(pilot, lambda: len(screen.diagnoses) == 1, 90, "the new session")
+            assert bridge.session_id not in (None, session)
+            assert (await bridge.session())["turns"] == 1
+
 
 async def test_agent_screen_falls_back_to_the_in_process_agent(stack: Stack) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
