@@ -3,6 +3,8 @@ faults injected through the sandbox's ``/_chaos`` endpoint (one stack for the mo
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -399,3 +401,91 @@ async def test_agent_web_asks_the_console_to_approve_a_control_action(
                     "the breaker reset by the agent",
                 )
     fresh_llm_breakers()
+
+
+class CuttingProxy:
+    """A TCP proxy to agent-web that cuts a session's WebSocket right after its first
+    message (the ``status`` sent on subscribe): the run's events never arrive, as on a
+    network cut mid-run. Other connections pass through untouched."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.cuts = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @staticmethod
+    def _frames(data: bytes) -> tuple[int, int]:
+        """(complete server frames in ``data`` after the HTTP head, bytes they span)."""
+        head_end = data.find(b"\r\n\r\n")
+        if head_end < 0:
+            return 0, 0
+        pos, count = head_end + 4, 0
+        while pos + 2 <= len(data):
+            length, offset = data[pos + 1] & 0x7F, 2
+            if length == 126:
+                length, offset = int.from_bytes(data[pos + 2 : pos + 4]), 4
+            elif length == 127:
+                length, offset = int.from_bytes(data[pos + 2 : pos + 10]), 10
+            if pos + offset + length > len(data):
+                break
+            pos, count = pos + offset + length, count + 1
+        return count, pos
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        head = await reader.read(65536)
+        is_stream = b"/stream " in head.split(b"\r\n", 1)[0]
+        up_writer.write(head)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, cut: bool) -> None:
+            seen = b""
+            with contextlib.suppress(ConnectionError):
+                while chunk := await src.read(65536):
+                    if cut:
+                        seen += chunk
+                        frames, end = self._frames(seen)
+                        if frames >= 1:  # pass the status message on, then cut
+                            dst.write(seen[:end])
+                            await dst.drain()
+                            self.cuts += 1
+                            break
+                        continue
+                    dst.write(chunk)
+                    await dst.drain()
+            for w in (writer, up_writer):
+                w.close()
+
+        await asyncio.gather(pump(reader, up_writer, False), pump(up_reader, writer, is_stream))
+
+
+async def test_agent_web_stream_cut_mid_run_falls_back_to_polling(
+    stack: Stack, agent_web: ServerThread
+) -> None:
+    proxy = CuttingProxy(agent_web.port)
+    async with proxy as url:
+        app = ConsoleApp(stack.url, api_key=READ_KEY, refresh=5, agent_url=url)
+        async with app.run_test(size=(150, 45)) as pilot:
+            await pilot.press("6")
+            screen = app.screen
+            assert isinstance(screen, AgentScreen)
+            await wait_for(pilot, lambda: isinstance(screen.bridge, AgentWebAgent))
+            await submit(pilot, "why do orders fail?")
+            markdown = screen.query_one("#agent-md", Markdown)
+            await wait_for(pilot, lambda: "Root cause" in markdown.source, 90, "a diagnosis")
+            progress = [str(line.text) for line in screen.query_one(RichLog).lines]
+            assert any("stream_lost" in line for line in progress)
+            assert not any("tool" in line for line in progress)  # nothing came over the cut
+            assert proxy.cuts == 1
+            bridge = screen.bridge
+            assert isinstance(bridge, AgentWebAgent)
+            assert screen.diagnoses[0]["session_id"] == bridge.session_id
+            assert (await bridge.session())["turns"] == 1
