@@ -138,10 +138,8 @@ async def timed(action: Callable[[], Awaitable[None]]) -> float:
 # ------------------------------------------------------------------------ first paint
 
 
-def import_time(env: dict[str, str] | None = None) -> float:
-    code = (
-        "import time; t = time.perf_counter(); import console.app; print(time.perf_counter() - t)"
-    )
+def import_time(env: dict[str, str] | None = None, module: str = "console.app") -> float:
+    code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True, env=env
     )
@@ -150,6 +148,8 @@ def import_time(env: dict[str, str] | None = None) -> float:
 
 _START_CODE = """
 import sys, time
+if sys.argv[2] == "cli":
+    import dev3000.cli  # what the `dev3000` command imports before `console` runs
 from console.app import ConsoleApp
 from console.screens.dashboard import DashboardScreen
 
@@ -167,12 +167,13 @@ Probe(sys.argv[1]).run(headless=True, size=(120, 40))
 """
 
 
-def start_to_paint(url: str, env: dict[str, str] | None = None) -> float:
+def start_to_paint(url: str, env: dict[str, str] | None = None, *, cli: bool = False) -> float:
     """Wall time from spawning ``python`` to the console's first frame of the dashboard
-    (interpreter start, imports, app start: what a user waits for at ``dev3000 console``)."""
+    (interpreter start, imports, app start); with ``cli`` the ``dev3000`` command's own
+    imports (``dev3000.cli``) come first, as at ``dev3000 console``."""
     start = time.time()
     out = subprocess.run(
-        [sys.executable, "-c", _START_CODE, url],
+        [sys.executable, "-c", _START_CODE, url, "cli" if cli else "app"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -190,6 +191,7 @@ def compiled_env() -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-console-pyc-")
     import_time(env)
+    import_time(env, "dev3000.cli")
     return env
 
 
@@ -395,11 +397,18 @@ async def run(args: argparse.Namespace) -> None:
     print("\nimport console.app in a fresh interpreter")
     print(f"  as this interpreter runs (bytecode cache {bytecode}){_fmt(import_time())}")
     print(f"  with compiled bytecode               {_fmt(import_time(compiled))}")
+    print("import dev3000.cli (the `dev3000` command itself, before `console` runs)")
+    print(
+        f"  as this interpreter runs (bytecode cache {bytecode}){_fmt(import_time(None, 'dev3000.cli'))}"
+    )
+    print(f"  with compiled bytecode               {_fmt(import_time(compiled, 'dev3000.cli'))}")
     with ServerThread(create_app(get_settings(), redis_prefix="bench-console:")) as server:
         print("\nstart → first frame of the dashboard (new process, goal 1.5 s)")
-        for label, env in ((f"bytecode cache {bytecode}", None), ("compiled bytecode", compiled)):
-            runs = sorted(start_to_paint(server.url, env) for _ in range(3))
-            print(f"  {label:<36}{_fmt(runs[1])}  (median of 3; best {_fmt(runs[0]).strip()})")
+        for cli in (False, True):
+            for label, env in ((f"bytecode cache {bytecode}", None), ("compiled", compiled)):
+                runs = sorted(start_to_paint(server.url, env, cli=cli) for _ in range(3))
+                label = ("dev3000 console, " if cli else "console app, ") + label
+                print(f"  {label:<36}{_fmt(runs[1])}  (median of 3; best {_fmt(runs[0]).strip()})")
         paint = await first_paint(server.url)
         print("\nfirst paint (headless, in this process, after imports)")
         print(f"  console dashboard first frame {_fmt(paint['console_paint'])}")
