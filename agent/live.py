@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guilde_core.config import get_settings, reset_settings_cache
+from guilde_core.config import environment_overrides, get_settings
 
 __all__ = ["LIVE_LLM_KEY", "LiveEnvironment", "LiveRun", "live_environment", "live_target"]
 
@@ -130,26 +130,6 @@ def live_environment() -> Iterator[LiveEnvironment]:
 
 
 @contextlib.contextmanager
-def _environment(values: dict[str, str], unset: tuple[str, ...]) -> Iterator[None]:
-    """Set (and unset) environment variables for a block; settings read anew around it."""
-    keys = set(values) | set(unset)
-    saved = {key: os.environ.get(key) for key in keys}
-    for key in unset:
-        os.environ.pop(key, None)
-    os.environ.update(values)
-    reset_settings_cache()
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-        reset_settings_cache()
-
-
-@contextlib.contextmanager
 def _pg_schema(dsn: str) -> Iterator[str]:
     import psycopg
 
@@ -161,18 +141,6 @@ def _pg_schema(dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-def _forget_keys(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 def _drive(url: str, traffic: list[dict[str, Any]]) -> None:
@@ -275,7 +243,7 @@ async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> Asyn
     from agent.providers.resilience import reset_local_breakers
     from dev3000.mcp_aggregate import build_aggregate_server
     from tools.chaos.client import ChaosClient
-    from tools.harness import ServerThread
+    from tools.harness import ServerThread, delete_keys
     from tools.sandbox import SandboxConfig, create_app
     from tools.sandbox.config import RuntimeConfig
 
@@ -288,7 +256,7 @@ async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> Asyn
         empty_env = tmp / "empty.env"
         empty_env.write_text("", encoding="utf-8")
         stack.enter_context(
-            _environment(
+            environment_overrides(
                 {
                     "DEV3000_ENV_FILE": str(empty_env),  # no .env layer under the scenario
                     "RETRY_DATABASE_MAX_ATTEMPTS": "1",
@@ -315,7 +283,7 @@ async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> Asyn
         if env.redis_url:
             prefix = f"live-scenario:{uuid.uuid4().hex[:12]}:"
             cache = {"redis_url": env.redis_url, "redis_prefix": prefix}
-            stack.callback(_forget_keys, env.redis_url, prefix)
+            stack.callback(delete_keys, env.redis_url, prefix)
         config = SandboxConfig.model_validate(
             {
                 "logs_dir": tmp / "logs",
@@ -340,7 +308,7 @@ async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> Asyn
 
         stack.callback(clear)
         stack.enter_context(
-            _environment(
+            environment_overrides(
                 {
                     "DEV3000_BACKEND_URL": server.url,  # the backend serves /api/v1/health
                     "DEV3000_FRONTEND_URL": server.url,  # "/" answers 200

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -663,9 +663,13 @@ def reset_settings_cache() -> None:
 
 
 @contextmanager
-def environment_overrides(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for a block and read the settings anew inside and after it."""
-    saved = {key: os.environ.get(key) for key in values}
+def environment_overrides(values: Mapping[str, str], unset: Iterable[str] = ()) -> Iterator[None]:
+    """Set (and unset) environment variables for a block and read the settings anew inside
+    and after it."""
+    unset = tuple(unset)
+    saved = {key: os.environ.get(key) for key in (*values, *unset)}
+    for key in unset:
+        os.environ.pop(key, None)
     os.environ.update(values)
     reset_settings_cache()
     try:

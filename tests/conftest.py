@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tools.harness import PrivateRedis
+from tools.harness import PrivateRedis, delete_keys
 
 REDIS_URL = os.environ.get("GUILDE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_DSN = os.environ.get("GUILDE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -40,13 +40,7 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     """A unique key prefix; every key under it is deleted after the test."""
     prefix = f"guilde-test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_keys(redis_url, prefix)
 
 
 @pytest.fixture

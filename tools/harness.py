@@ -47,6 +47,18 @@ def free_port() -> int:
         return port
 
 
+def delete_keys(redis_url: str, prefix: str) -> int:
+    """Delete every key under ``prefix`` (SCAN, never FLUSH: the Redis may be shared)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        return int(client.delete(*keys)) if keys else 0
+    finally:
+        client.close()
+
+
 def wait_until(
     predicate: Callable[[], bool], *, timeout: float = 10.0, interval: float = 0.02
 ) -> None:

@@ -20,7 +20,7 @@ import pytest
 from textual.app import App
 from textual.pilot import Pilot
 
-from tools.harness import ServerThread, free_port
+from tools.harness import ServerThread, delete_keys, free_port
 
 T = TypeVar("T")
 
@@ -233,7 +233,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     Redis-backed registry under this module's key prefix, as two processes sharing
     ``CIRCUIT_BREAKER_REDIS_URL`` would. Tests inject faults with :meth:`Stack.fault`."""
     import psycopg
-    import redis
 
     from guilde_core.resilience import BreakerRegistry, reset_registry
     from tests.conftest import PG_DSN, REDIS_URL
@@ -310,10 +309,4 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             reset_settings_cache()
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_keys(REDIS_URL, prefix)
