@@ -173,12 +173,14 @@ class ApiMiddleware:
         if limiter is not None and is_rate_limited_path(path):
             decision = await limiter.hit(self._caller(scope))
             if not decision.allowed:
+                headers = decision.headers()
                 response = problem_response(
                     429,
                     f"rate limit of {decision.limit} requests per minute exceeded",
                     code="rate_limited",
                     instance=path,
-                    headers=decision.headers(),
+                    headers=headers,
+                    extra={"retry_after": int(headers["Retry-After"])},
                 )
                 response.headers["X-Request-ID"] = rid
                 await response(scope, receive, send)

@@ -32,6 +32,8 @@ def test_headers_then_429_with_retry_after(make_app: Callable[..., FastAPI]) -> 
         assert 1 <= int(blocked.headers["ratelimit-reset"]) <= 60
         assert blocked.headers["x-request-id"] == "rl-1"
         assert blocked.json()["status"] == 429
+        # the problem body carries it too, for clients that read bodies, not headers
+        assert blocked.json()["retry_after"] == int(blocked.headers["retry-after"])
         # probes are never limited
         assert client.get("/api/v1/health").status_code == 200
         assert client.get("/api/v1/health/ready").status_code == 200
