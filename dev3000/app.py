@@ -290,6 +290,10 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        # no FastAPI-native OpenTelemetry: request spans come from logfire.instrument_starlette
+        # when a token is set (dev3000.serve); the native layer would add a second set and a
+        # provider lookup to every request, probes included
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.dev3000 = state
     app.state.keyring = keyring

@@ -22,9 +22,9 @@ Kept as a single ASGI callable (no ``BaseHTTPMiddleware``) so the cheap probes s
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +59,9 @@ HTTP_REQUEST_DURATION = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+#: the label children of each (method, route template, status) seen — bounded by the routes
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 _RID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 #: cheap probes and scrapes are never rate limited (orchestrators hit them constantly)
@@ -139,7 +142,7 @@ class ApiMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        rid = incoming if incoming and _RID_RE.match(incoming) else uuid.uuid4().hex
+        rid = incoming if incoming and _RID_RE.match(incoming) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = rid
         if self.settings is not None:
             switch = disabled_by(str(scope.get("path", "")), self.settings())
@@ -275,5 +278,12 @@ class ApiMiddleware:
         method: str, scope: Scope, status: int, started: float, *, route: str | None = None
     ) -> None:
         route = route or _route_label(scope)
-        HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        HTTP_REQUEST_DURATION.labels(method, route).observe(time.perf_counter() - started)
+        key = (method, route, status)
+        series = _SERIES.get(key)
+        if series is None:  # labels() validates and locks: once per series, not per request
+            series = _SERIES[key] = (
+                HTTP_REQUESTS.labels(method, route, str(status)),
+                HTTP_REQUEST_DURATION.labels(method, route),
+            )
+        series[0].inc()
+        series[1].observe(time.perf_counter() - started)
