@@ -246,6 +246,7 @@ def create_app(
         version="0.1.0",
         description="Sessions with the diagnosis agent: REST + a WebSocket per session.",
         lifespan=lifespan,
+        telemetry={"tracing": False, "metrics": False, "logs": False},  # as dev3000's app
     )
     app.state.keyring = keyring
     install_problem_handlers(app)
