@@ -186,6 +186,27 @@ def _port(settings: Settings) -> Finding:
     return Finding("port", "ok", f"{host}:{port} is free")
 
 
+def _surfaces(settings: Settings) -> Finding:
+    """What ``dev3000 serve`` will expose under the two master switches (seed 000 §5.2)."""
+    off = [
+        f"{switch}=false ({what} answer 404)"
+        for switch, on, what in (
+            ("DIAGNOSTIC_MODE", settings.diagnostic_mode, "/api/v1/diag/*"),
+            ("DEV3000_ENABLED", settings.dev3000_enabled, "/mcp, /sse, timeline, logs, targets"),
+        )
+        if not on
+    ]
+    if not off:
+        return Finding("surfaces", "ok", "diagnostic API and debug surfaces on")
+    return Finding(
+        "surfaces",
+        "warn",
+        "; ".join(off) + "; probes and /metrics stay",
+        "set the switch to true (environment beats the DEV3000_MODE profile) if you mean to "
+        "diagnose through this dev3000",
+    )
+
+
 def _log_paths(settings: Settings) -> Finding:
     missing = [p for p in settings.dev3000_log_paths if not glob.glob(p)]
     if missing:
@@ -329,6 +350,7 @@ def run_doctor(*, timeout: float = 2.0) -> list[Finding]:
     findings.extend(_keys(settings))
     findings.append(_data_dir(settings))
     findings.append(_port(settings))
+    findings.append(_surfaces(settings))
     findings.append(_log_paths(settings))
     findings.extend(asyncio.run(_network(settings, timeout)))
     return findings

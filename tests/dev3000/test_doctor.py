@@ -106,3 +106,16 @@ def test_table_output_says_how_to_fix(env: Any) -> None:
     assert "how to fix" in result.output
     assert "start PostgreSQL or fix DATABASE_URL" in result.output
     assert "1 critical" in result.output
+
+
+def test_master_switches_off_are_a_warning_not_a_failure(env: Any) -> None:
+    _, findings, _ = _run()
+    assert _by_check(findings)["surfaces"]["status"] == "ok"
+    env.setenv("DEV3000_MODE", "staging")  # the seed's staging profile: debug server off
+    code, findings, output = _run()
+    surfaces = _by_check(findings)["surfaces"]
+    assert code == 0, output  # a deliberate profile, not a broken setup
+    assert surfaces["status"] == "warn", output
+    assert "DEV3000_ENABLED=false" in surfaces["detail"]
+    assert "DIAGNOSTIC_MODE" not in surfaces["detail"]
+    assert surfaces["fix"]
