@@ -35,6 +35,7 @@ from dev3000.api.probes import targets_provider
 from dev3000.api.problems import install_problem_handlers, problem_response
 from dev3000.api.ratelimit import new_limiter
 from dev3000.api.state import AppState, shared_redis_url
+from dev3000.switches import switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
 from dev3000.timeline.stream import StreamAuthError, StreamConfig, StreamManager
@@ -266,12 +267,8 @@ def create_app(
                     "dev3000_enabled": state.settings.dev3000_enabled,
                 },
             )
-            for switch, on in (
-                ("DIAGNOSTIC_MODE", state.settings.diagnostic_mode),
-                ("DEV3000_ENABLED", state.settings.dev3000_enabled),
-            ):
-                if not on:
-                    log.warning("%s=false: its surfaces answer 404 (probes stay up)", switch)
+            for switch in switches_off(state.settings):
+                log.warning("%s: its paths answer 404 (probes stay up)", switch.off_text)
             try:
                 yield
             finally:

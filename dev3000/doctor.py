@@ -188,13 +188,11 @@ def _port(settings: Settings) -> Finding:
 
 def _surfaces(settings: Settings) -> Finding:
     """What ``dev3000 serve`` will expose under the two master switches (seed 000 §5.2)."""
+    from dev3000.switches import switches_off
+
     off = [
-        f"{switch}=false ({what} answer 404)"
-        for switch, on, what in (
-            ("DIAGNOSTIC_MODE", settings.diagnostic_mode, "/api/v1/diag/*"),
-            ("DEV3000_ENABLED", settings.dev3000_enabled, "/mcp, /sse, timeline, logs, targets"),
-        )
-        if not on
+        f"{s.variable}=false ({', '.join(p + '/*' for p in s.prefixes)} answer 404)"
+        for s in switches_off(settings)
     ]
     if not off:
         return Finding("surfaces", "ok", "diagnostic API and debug surfaces on")

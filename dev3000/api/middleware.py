@@ -35,6 +35,7 @@ from dev3000.api.auth import Keyring, extract_token
 from dev3000.api.health import fast_probe
 from dev3000.api.problems import problem_response
 from dev3000.api.ratelimit import RateDecision, RateLimiter
+from dev3000.switches import Switch, disabled_by
 from guilde_core.correlation import correlation_scope
 from guilde_core.redaction import redact_text
 
@@ -42,7 +43,6 @@ __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
     "ApiMiddleware",
-    "disabled_by",
     "is_rate_limited_path",
 ]
 
@@ -75,37 +75,6 @@ def is_rate_limited_path(path: str) -> bool:
     if path in _EXEMPT:
         return False
     return path.startswith(("/api/", "/mcp", "/sse", "/messages"))
-
-
-_DIAGNOSTIC_PREFIXES = ("/api/v1/diag",)
-_DEBUG_PREFIXES = (
-    "/mcp",
-    "/sse",
-    "/messages",
-    "/timeline",
-    "/api/v1/timeline",
-    "/api/v1/logs",
-    "/api/v1/targets",
-)
-
-
-def _under(path: str, prefixes: tuple[str, ...]) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in prefixes)
-
-
-def disabled_by(path: str, settings: Any) -> str | None:
-    """The switch (``DIAGNOSTIC_MODE`` / ``DEV3000_ENABLED``) that turns ``path`` off, if any."""
-    if not settings.diagnostic_mode and _under(path, _DIAGNOSTIC_PREFIXES):
-        return "DIAGNOSTIC_MODE"
-    if not settings.dev3000_enabled and _under(path, _DEBUG_PREFIXES):
-        return "DEV3000_ENABLED"
-    return None
-
-
-_SWITCH_TEXT = {
-    "DIAGNOSTIC_MODE": "the diagnostic API is off (DIAGNOSTIC_MODE=false)",
-    "DEV3000_ENABLED": "the dev3000 debug server's surfaces are off (DEV3000_ENABLED=false)",
-}
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -226,16 +195,16 @@ class ApiMiddleware:
             self._observe(method, scope, status_holder[0], started)
 
     async def _disabled(
-        self, scope: Scope, receive: Receive, send: Send, rid: str, switch: str
+        self, scope: Scope, receive: Receive, send: Send, rid: str, switch: Switch
     ) -> None:
         started = time.perf_counter()
         path = str(scope.get("path", ""))
         if scope["type"] == "websocket":  # refused before the handshake completes (HTTP 403)
-            await send({"type": "websocket.close", "code": 1008, "reason": _SWITCH_TEXT[switch]})
+            await send({"type": "websocket.close", "code": 1008, "reason": switch.off_text})
             return
         response = problem_response(
             404,
-            f"{_SWITCH_TEXT[switch]}; set {switch}=true to serve {path}",
+            f"{switch.off_text}; set {switch.variable}=true to serve {path}",
             code="disabled",
             instance=path,
         )
