@@ -29,18 +29,18 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
 from dev3000.api import diag, health, targets, timeline
-from dev3000.api.auth import AuthFailure, AuthGuard, Keyring, authenticate, extract_token
-from dev3000.api.middleware import ApiMiddleware
 from dev3000.api.probes import targets_provider
-from dev3000.api.problems import install_problem_handlers, problem_response
-from dev3000.api.ratelimit import new_limiter
 from dev3000.api.state import AppState, shared_redis_url
-from dev3000.switches import switches_off
+from dev3000.switches import disabled_by, switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
 from dev3000.timeline.stream import StreamAuthError, StreamConfig, StreamManager
 from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
+from guilde_core.http.auth import AuthFailure, AuthGuard, Keyring, authenticate, extract_token
+from guilde_core.http.middleware import ApiMiddleware
+from guilde_core.http.problems import install_problem_handlers, problem_response
+from guilde_core.http.ratelimit import new_limiter
 from guilde_core.redaction import redact_text
 from servers.health import logic as health_logic
 
@@ -350,7 +350,8 @@ def create_app(
         ApiMiddleware,
         limiter=lambda: app.state.dev3000.limiter,
         keyring=lambda: app.state.keyring,
-        settings=lambda: app.state.dev3000.settings,
+        fast_probe=health.fast_probe,
+        disabled=lambda path: disabled_by(path, app.state.dev3000.settings),
     )
     return app
 
