@@ -11,8 +11,8 @@
   waits on (LangGraph interrupt → resume).
 * ``WS /api/v1/sessions/{id}/stream`` — progress events of the session's runs.
 
-Auth, rate limiting, request ids and RFC 9457 problem details are dev3000's own
-(:mod:`dev3000.api`): the same ``DIAGNOSTIC_API_KEYS`` scopes and ``DIAGNOSTIC_RATE_LIMIT``.
+Auth, rate limiting, request ids and RFC 9457 problem details are the ones dev3000's API uses
+(:mod:`guilde_core.http`): the same ``DIAGNOSTIC_API_KEYS`` scopes and ``DIAGNOSTIC_RATE_LIMIT``.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from agent.models import Diagnosis
 from agent.providers import build_chain
 from agent.runner import DiagnosisAgent, RunResult
 from agent.sessions import SessionIndex, SessionRecord
-from dev3000.api.auth import AuthFailure, Keyring, authenticate, extract_token, require_scope
-from dev3000.api.middleware import ApiMiddleware
-from dev3000.api.problems import install_problem_handlers
-from dev3000.api.ratelimit import RateLimiter
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import GuildeError, NotFoundError, PermanentError, ServiceUnavailableError
+from guilde_core.http.auth import AuthFailure, Keyring, authenticate, extract_token, require_scope
+from guilde_core.http.middleware import ApiMiddleware
+from guilde_core.http.problems import install_problem_handlers
+from guilde_core.http.ratelimit import RateLimiter
 from guilde_core.redaction import redact, redact_text
 
 __all__ = ["create_app"]

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
+from fastmcp import FastMCP
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -29,22 +30,23 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Scope
 
 from dev3000.api import diag, health, targets, timeline
-from dev3000.api.auth import AuthFailure, AuthGuard, Keyring, authenticate, extract_token
-from dev3000.api.middleware import ApiMiddleware
 from dev3000.api.probes import targets_provider
-from dev3000.api.problems import install_problem_handlers, problem_response
-from dev3000.api.ratelimit import new_limiter
 from dev3000.api.state import AppState, shared_redis_url
-from dev3000.switches import switches_off
+from dev3000.mcp_aggregate import ToolRegistrar, build_aggregate_server
+from dev3000.switches import disabled_by, switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
 from dev3000.timeline.stream import StreamAuthError, StreamConfig, StreamManager
 from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
+from guilde_core.http.auth import AuthFailure, AuthGuard, Keyring, authenticate, extract_token
+from guilde_core.http.middleware import ApiMiddleware
+from guilde_core.http.problems import install_problem_handlers, problem_response
+from guilde_core.http.ratelimit import new_limiter
 from guilde_core.redaction import redact_text
 from servers.health import logic as health_logic
 
-__all__ = ["MCP_BUILDERS", "begin_drain", "build_mcp_server", "create_app", "reload_config"]
+__all__ = ["begin_drain", "build_mcp_server", "create_app", "reload_config"]
 
 log = logging.getLogger("dev3000.app")
 
@@ -74,45 +76,11 @@ def _problem_asgi(scope: Scope, failure: AuthFailure) -> ASGIApp:
 
 
 # --- MCP ---------------------------------------------------------------------------------
-def _aggregate_from_d2(settings: Settings, bus: EventBus | None = None) -> Any:
-    import importlib
-
-    module = importlib.import_module("dev3000.mcp_aggregate")
-    return module.build_aggregate_server(settings, bus=bus)
-
-
-def _aggregate_from_servers(settings: Settings, bus: EventBus | None = None) -> Any:
-    """Until the aggregate module lands: mount each area server under its namespace."""
-    import importlib
-
-    from fastmcp import FastMCP
-
-    parent: Any = FastMCP(settings.mcp_server_name)
-    for area in ("health", "circuits", "logs", "system"):
-        try:
-            module = importlib.import_module(f"servers.{area}.server")
-        except ImportError:
-            continue
-        parent.mount(module.build_server(settings), namespace=area)
-    return parent
-
-
-#: tried in order; the first that imports wins: ``builder(settings, bus) -> FastMCP``
-MCP_BUILDERS: list[Callable[[Settings, EventBus | None], Any]] = [
-    _aggregate_from_d2,
-    _aggregate_from_servers,
-]
-
-
-def build_mcp_server(settings: Settings, bus: EventBus | None = None) -> Any:
+def build_mcp_server(
+    settings: Settings, bus: EventBus | None = None, extra_tools: Sequence[ToolRegistrar] = ()
+) -> FastMCP:
     """The aggregate FastMCP server dev3000 serves at ``/mcp`` and ``/sse``."""
-    errors = []
-    for builder in MCP_BUILDERS:
-        try:
-            return builder(settings, bus)
-        except ImportError as exc:
-            errors.append(str(exc))
-    raise RuntimeError("no MCP server could be built: " + "; ".join(errors))
+    return build_aggregate_server(settings, bus=bus, extra_tools=extra_tools)
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -204,6 +172,7 @@ def create_app(
     bus: EventBus | None = None,
     lifespans: Sequence[Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]] = (),
     timeline_sources: bool = True,
+    extra_tools: Sequence[ToolRegistrar] = (),
 ) -> FastAPI:
     """Build the dev3000 app.
 
@@ -211,6 +180,7 @@ def create_app(
     order) inside the app's own lifespan, after the MCP apps (e.g. the ``--run``
     supervisor). ``timeline_sources`` runs the timeline's files, Redis fan-out, health
     poller (fed by this app's deep report), breaker watcher and log follower.
+    ``extra_tools`` add tools to the aggregate MCP server (``registrar(server, settings)``).
     """
     settings = settings or get_settings()
     keyring = Keyring.from_settings(settings)
@@ -228,7 +198,7 @@ def create_app(
     provider = targets_provider(lambda: state.targets)
     state.health = _health_service(settings, provider)
 
-    mcp_server = build_mcp_server(settings, bus) if mcp else None
+    mcp_server = build_mcp_server(settings, bus, extra_tools) if mcp else None
     mcp_http: Any = mcp_server.http_app(path="/mcp", transport="http") if mcp_server else None
     mcp_sse: Any = mcp_server.http_app(path="/sse", transport="sse") if mcp_server else None
 
@@ -350,7 +320,8 @@ def create_app(
         ApiMiddleware,
         limiter=lambda: app.state.dev3000.limiter,
         keyring=lambda: app.state.keyring,
-        settings=lambda: app.state.dev3000.settings,
+        fast_probe=health.fast_probe,
+        disabled=lambda path: disabled_by(path, app.state.dev3000.settings),
     )
     return app
 

@@ -3,55 +3,64 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from dev3000.mcp_aggregate import ToolRegistrar
 
 __all__ = ["register"]
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``serve`` and ``doctor`` to the ``dev3000`` command line."""
-    app.command("serve")(serve)
+def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> None:
+    """Add ``serve`` and ``doctor`` to the ``dev3000`` command line; ``serve`` adds
+    ``extra_tools`` to its aggregate MCP server (each ``registrar(server, settings)``)."""
+
+    @app.command("serve")
+    def serve(
+        host: str | None = typer.Option(
+            None, "--host", help="Bind address (default DEV3000_HOST)."
+        ),
+        port: int | None = typer.Option(
+            None, "--port", min=0, max=65535, help="Port (default DEV3000_PORT, 3001)."
+        ),
+        run: list[str] = typer.Option(  # noqa: B008 - typer's option declaration
+            [],
+            "--run",
+            help='A dev server to supervise, e.g. --run "uvicorn app:app" (repeatable).',
+        ),
+        drain_seconds: float = typer.Option(
+            1.0,
+            "--drain-seconds",
+            min=0,
+            max=8,
+            help="After SIGTERM: seconds readiness answers 503 before the server stops.",
+        ),
+        log_level: str | None = typer.Option(None, "--log-level", help="uvicorn log level."),
+    ) -> None:
+        """Serve the HTTP API, the stream and the aggregate MCP endpoint (/mcp, /sse)."""
+        from dev3000.serve import run_server
+        from guilde_core.config import ConfigurationInvalid, load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigurationInvalid as exc:
+            typer.echo(f"dev3000 serve: {exc}", err=True)
+            raise typer.Exit(2) from None
+        code = run_server(
+            settings,
+            host=host,
+            port=port,
+            run=run,
+            drain_seconds=drain_seconds,
+            log_level=log_level,
+            extra_tools=extra_tools,
+        )
+        raise typer.Exit(code)
+
     app.command("doctor")(doctor)
-
-
-def serve(
-    host: str | None = typer.Option(None, "--host", help="Bind address (default DEV3000_HOST)."),
-    port: int | None = typer.Option(
-        None, "--port", min=0, max=65535, help="Port (default DEV3000_PORT, 3001)."
-    ),
-    run: list[str] = typer.Option(  # noqa: B008 - typer's option declaration
-        [],
-        "--run",
-        help='A dev server to supervise, e.g. --run "uvicorn app:app" (repeatable).',
-    ),
-    drain_seconds: float = typer.Option(
-        1.0,
-        "--drain-seconds",
-        min=0,
-        max=8,
-        help="After SIGTERM: seconds readiness answers 503 before the server stops.",
-    ),
-    log_level: str | None = typer.Option(None, "--log-level", help="uvicorn log level."),
-) -> None:
-    """Serve the HTTP API, the stream and the aggregate MCP endpoint (/mcp, /sse)."""
-    from dev3000.serve import run_server
-    from guilde_core.config import ConfigurationInvalid, load_settings
-
-    try:
-        settings = load_settings()
-    except ConfigurationInvalid as exc:
-        typer.echo(f"dev3000 serve: {exc}", err=True)
-        raise typer.Exit(2) from None
-    code = run_server(
-        settings,
-        host=host,
-        port=port,
-        run=run,
-        drain_seconds=drain_seconds,
-        log_level=log_level,
-    )
-    raise typer.Exit(code)
 
 
 def doctor(

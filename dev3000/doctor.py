@@ -119,8 +119,8 @@ def _config() -> tuple[Settings | None, list[Finding]]:
 
 
 def _keys(settings: Settings) -> list[Finding]:
-    from dev3000.api.auth import parse_api_keys
     from guilde_core.errors import ConfigurationError
+    from guilde_core.http.auth import parse_api_keys
 
     spec = settings.diagnostic_api_keys
     try:

@@ -10,10 +10,9 @@
   by fastmcp under its own name, so one dev3000 can front servers in other containers;
 * the timeline: the ``timeline_recent`` tool (recent events, filterable) and the
   ``timeline://recent`` resource;
-* extra tools from other parts: each ``module:function`` of :data:`EXTRA_TOOL_MODULES`
-  that can be imported is called as ``function(server, settings)`` (the agent's
-  ``diagnose`` tool: ``agent.mcp_tool:register_diagnose``), then the functions registered
-  with :func:`register_extra_tools`, then the ``extra_tools`` argument.
+* extra tools from the parts above dev3000: each :data:`ToolRegistrar` of the
+  ``extra_tools`` argument is called as ``registrar(server, settings)`` (the ``dev3000``
+  command passes the agent's ``diagnose`` tool).
 
 The same server is served by ``dev3000 serve`` at ``/mcp`` and ``/sse`` and over stdio by
 ``dev3000 mcp all`` (:func:`build_standalone_server`, whose lifespan runs the timeline's
@@ -49,14 +48,12 @@ from guilde_core.redaction import redact
 
 __all__ = [
     "AREAS",
-    "EXTRA_TOOL_MODULES",
     "RemoteServer",
     "TimelineEvents",
     "ToolRegistrar",
     "build_aggregate_server",
     "build_standalone_server",
     "parse_remotes",
-    "register_extra_tools",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,23 +63,8 @@ AREAS: tuple[str, ...] = ("health", "circuits", "logs", "system")
 #: ``registrar(server, settings)`` adds tools/resources to the aggregate
 ToolRegistrar = Callable[[FastMCP, Settings], None]
 
-#: ``module:function`` registrars called when their module can be imported
-EXTRA_TOOL_MODULES: tuple[str, ...] = ("agent.mcp_tool:register_diagnose",)
-
-_registrars: list[ToolRegistrar] = []
-
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _RESERVED = {*AREAS, "timeline"}
-
-
-def register_extra_tools(registrar: ToolRegistrar) -> ToolRegistrar:
-    """Have every aggregate built from now on call ``registrar(server, settings)``.
-
-    Usable as a decorator; registering the same function twice has no effect.
-    """
-    if registrar not in _registrars:
-        _registrars.append(registrar)
-    return registrar
 
 
 # --- remote servers ------------------------------------------------------------------------
@@ -258,25 +240,6 @@ def _area_server(area: str, settings: Settings) -> FastMCP | None:
     return built
 
 
-def _extra_registrars(extra: Iterable[ToolRegistrar]) -> list[ToolRegistrar]:
-    found: list[ToolRegistrar] = []
-    for spec in EXTRA_TOOL_MODULES:
-        module_name, _, function = spec.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
-        registrar = getattr(module, function or "register_tools", None)
-        if callable(registrar):
-            found.append(registrar)
-    for registrar in [*_registrars, *extra]:
-        if registrar not in found:
-            found.append(registrar)
-    return found
-
-
 def build_aggregate_server(
     settings: Settings | None = None,
     *,
@@ -289,6 +252,7 @@ def build_aggregate_server(
     """The aggregate server (see the module doc).
 
     ``bus``: the timeline to serve (default: the running dev3000's, else one of its own).
+    ``extra_tools``: registrars called last, each ``registrar(server, settings)``.
     ``remotes``: instead of ``DEV3000_MCP_REMOTES``. ``run_timeline_sources``: start the
     timeline's sources (files, poller, log follower …) in the server's lifespan when no
     dev3000 app runs them; :func:`build_standalone_server` (``dev3000 mcp all``) sets it.
@@ -330,15 +294,17 @@ def build_aggregate_server(
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)
-    for registrar in _extra_registrars(extra_tools):
+    for registrar in extra_tools:
         registrar(server, settings)
     return server
 
 
-def build_standalone_server(settings: Settings | None = None) -> FastMCP:
+def build_standalone_server(
+    settings: Settings | None = None, *, extra_tools: Iterable[ToolRegistrar] = ()
+) -> FastMCP:
     """The aggregate for ``dev3000 mcp all`` (stdio, no ``dev3000 serve`` around it): it
     runs the timeline's sources itself so ``timeline_recent`` has events to show."""
-    return build_aggregate_server(settings, run_timeline_sources=True)
+    return build_aggregate_server(settings, extra_tools=extra_tools, run_timeline_sources=True)
 
 
 async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> Any:

@@ -16,14 +16,17 @@ import importlib
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from guilde_core.config import Settings
+
+if TYPE_CHECKING:
+    from dev3000.mcp_aggregate import ToolRegistrar
 
 __all__ = ["DrainingServer", "run_server", "supervisor_lifespan"]
 
@@ -115,13 +118,15 @@ def run_server(
     run: list[str] | None = None,
     drain_seconds: float = 1.0,
     log_level: str | None = None,
+    extra_tools: Sequence[ToolRegistrar] = (),
 ) -> int:
-    """Serve until stopped; returns the exit code."""
+    """Serve until stopped; returns the exit code. ``extra_tools``: see
+    :func:`dev3000.app.create_app`."""
     from dev3000.app import create_app
 
     _setup_observability(settings)
     lifespans = [supervisor_lifespan(list(run))] if run else []
-    app = create_app(settings, lifespans=lifespans)
+    app = create_app(settings, lifespans=lifespans, extra_tools=extra_tools)
     _instrument(app, settings)
     config = uvicorn.Config(
         app,

@@ -1,27 +1,31 @@
 """``dev3000 mcp <area> --transport stdio|sse|http [--host --port]``: run one MCP server.
 
 :data:`SERVER_BUILDERS` maps an area name to ``"module:function"``; the function is called
-with the settings and returns a FastMCP server. Other parts add entries (the aggregator adds
-``"all": "dev3000.mcp_aggregate:build_aggregate_server"``) — the command accepts every key.
+with the settings and returns a FastMCP server. The ``dev3000`` command adds more servers
+through ``register(app, more_servers=...)`` (``all``: the aggregate) — the command accepts
+every name.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import typer
 
-__all__ = ["SERVER_BUILDERS", "build", "register", "run_server"]
+__all__ = ["SERVER_BUILDERS", "ServerBuilder", "build", "register", "run_server"]
 
-#: area → "module:function(settings) -> FastMCP"; extend to add servers (e.g. "all")
+#: ``builder(settings) -> FastMCP``
+ServerBuilder = Callable[[Any], Any]
+
+#: area → "module:function(settings) -> FastMCP"
 SERVER_BUILDERS: dict[str, str] = {
     "health": "servers.health.server:build_server",
     "circuits": "servers.circuits.server:build_server",
     "logs": "servers.logs.server:build_server",
     "system": "servers.system.server:build_server",
-    "all": "dev3000.mcp_aggregate:build_standalone_server",
 }
 
 TRANSPORTS = ("stdio", "sse", "http")
@@ -37,7 +41,11 @@ def build(area: str, settings: Any = None) -> Any:
 
 
 def run_server(
-    area: str, transport: str = "stdio", host: str | None = None, port: int | None = None
+    area: str,
+    transport: str = "stdio",
+    host: str | None = None,
+    port: int | None = None,
+    more_servers: Mapping[str, ServerBuilder] | None = None,
 ) -> None:
     """Build and run one server; logs go to stderr (stdout is the protocol over stdio)."""
     from guilde_core.config import load_settings
@@ -49,7 +57,8 @@ def run_server(
         from guilde_core.observability import setup_observability
 
         setup_observability(settings)
-    server = build(area, settings)
+    extra = (more_servers or {}).get(area)
+    server = extra(settings) if extra is not None else build(area, settings)
     if transport == "stdio":
         server.run("stdio", show_banner=False)
         return
@@ -61,13 +70,15 @@ def run_server(
     )
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``mcp`` to the ``dev3000`` command line."""
+def register(app: typer.Typer, *, more_servers: Mapping[str, ServerBuilder] | None = None) -> None:
+    """Add ``mcp`` to the ``dev3000`` command line; ``more_servers`` are served beside the
+    areas of :data:`SERVER_BUILDERS` (name → ``builder(settings)``)."""
+    names = [*SERVER_BUILDERS, *(more_servers or {})]
 
     @app.command("mcp")
     def mcp_command(
         area: str = typer.Argument(
-            ..., help="Which server: " + " | ".join(SERVER_BUILDERS), metavar="SERVER"
+            ..., help="Which server: " + " | ".join(names), metavar="SERVER"
         ),
         transport: str | None = typer.Option(
             None, "--transport", "-t", help="stdio | sse | http (default: MCP_TRANSPORT)."
@@ -76,9 +87,9 @@ def register(app: typer.Typer) -> None:
         port: int | None = typer.Option(None, "--port", help="Port (sse/http).", min=1, max=65535),
     ) -> None:
         """Run one diagnostic MCP server (health, circuits, logs, system …)."""
-        if area not in SERVER_BUILDERS:
+        if area not in names:
             typer.echo(
-                f"unknown server {area!r}; choose one of: {', '.join(SERVER_BUILDERS)}",
+                f"unknown server {area!r}; choose one of: {', '.join(names)}",
                 err=True,
             )
             raise typer.Exit(2)
@@ -93,6 +104,6 @@ def register(app: typer.Typer) -> None:
             )
             raise typer.Exit(2)
         try:
-            run_server(area, transport, host, port)
+            run_server(area, transport, host, port, more_servers)
         except KeyboardInterrupt:
             sys.exit(0)

@@ -181,11 +181,8 @@ def register(app: typer.Typer) -> None:
 
         Uses SANDBOX_DATABASE_URL / SANDBOX_REDIS_URL when set; SQLite and memory otherwise.
         """
-        from dev3000.demo_component import dev3000_component
-        from tools.demo import EXTRA_COMPONENTS, DemoOptions, run_demo
+        from tools.demo import DemoOptions, run_demo
 
-        if not no_dev3000 and dev3000_component not in EXTRA_COMPONENTS:
-            EXTRA_COMPONENTS.append(dev3000_component)
         options = DemoOptions(
             logs_dir=logs_dir,
             sandbox_port=sandbox_port,
@@ -195,6 +192,7 @@ def register(app: typer.Typer) -> None:
             traffic=not no_traffic,
             duration=duration,
             keep_logs=keep_logs,
+            dev3000=not no_dev3000,
         )
         raise typer.Exit(run_demo(options))
 

@@ -1,12 +1,12 @@
-"""``dev3000 demo``: the fake LLM upstream and the sandbox (and, later, dev3000 itself) on
-loopback, light traffic, and what to try next. Ctrl-C / SIGTERM stops everything.
+"""``dev3000 demo``: the fake LLM upstream, the sandbox and ``dev3000 serve`` pointed at
+them on loopback, light traffic, and what to try next. Ctrl-C / SIGTERM stops everything.
 
 The stack is a list of :class:`Component` specs started in order, each a child process in
 its own process group (:class:`tools.harness.ManagedProcess`), stopped in reverse order.
-More components plug in through :data:`EXTRA_COMPONENTS`: a function
-``(options, started) -> Component | None`` that sees the components already started (by
-name: ``"fakellm"``, ``"sandbox"`` with their ``url``, plus ``options.logs_dir`` and
-``options.token_file``) — e.g. the aggregator's ``dev3000 serve`` pointed at the sandbox.
+Each comes from a :data:`ComponentFactory` ``(options, started) -> Component | None`` that
+sees the components already started (by name: ``"fakellm"``, ``"sandbox"`` with their
+``url``, plus ``options.logs_dir`` and ``options.token_file``); :func:`default_components`
+lists the built-in ones and ``run_demo(extra=...)`` adds more after them.
 
 When everything answers, the demo prints the hints and one machine-readable line::
 
@@ -21,11 +21,12 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,12 @@ import httpx
 from tools.harness import ManagedProcess, free_port, wait_for_http
 
 __all__ = [
-    "EXTRA_COMPONENTS",
     "Component",
+    "ComponentFactory",
     "DemoOptions",
     "StartedComponent",
     "default_components",
+    "dev3000_component",
     "run_demo",
 ]
 
@@ -57,6 +59,7 @@ class DemoOptions:
     duration: float | None = None  # stop by itself after this many seconds
     keep_logs: bool = False
     token_file: Path = field(default_factory=lambda: Path())
+    dev3000: bool = True  # start dev3000 serve pointed at the stack
 
 
 @dataclass
@@ -83,9 +86,6 @@ class StartedComponent:
 
 
 ComponentFactory = Callable[[DemoOptions, dict[str, StartedComponent]], Component | None]
-
-#: more components, started after the built-in ones (the aggregator adds dev3000 serve here)
-EXTRA_COMPONENTS: list[ComponentFactory] = []
 
 
 def _fakellm(options: DemoOptions, started: dict[str, StartedComponent]) -> Component:
@@ -127,9 +127,55 @@ def _sandbox(options: DemoOptions, started: dict[str, StartedComponent]) -> Comp
     )
 
 
+def _dev3000_port() -> int:
+    """DEV3000_PORT (3001) when it is free — where the console and agent look by default."""
+    wanted = int(os.environ.get("DEV3000_PORT", "3001"))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            return free_port()
+    return wanted
+
+
+def dev3000_component(options: DemoOptions, started: dict[str, Any]) -> Component | None:
+    """``dev3000 serve`` pointed at the sandbox (backend), the logs directory and the fake
+    LLM upstream, on DEV3000_PORT when free; None when ``options.dev3000`` is off."""
+    if not options.dev3000:
+        return None
+    port = _dev3000_port()
+    env = {
+        "DEV3000_PORT": str(port),
+        "DEV3000_HOST": "127.0.0.1",
+        "DEV3000_BACKEND_URL": started["sandbox"].url,
+        "DEV3000_LOG_PATHS": str(options.logs_dir),
+        "DEV3000_LOG_LEVEL": "warning",
+        "OPENAI_BASE_URL": started["fakellm"].url + "/v1",
+        "ANTHROPIC_BASE_URL": started["fakellm"].url,
+    }
+    if options.logs_dir is not None:
+        env["DEV3000_DATA_DIR"] = str(options.logs_dir / "dev3000-data")
+    if options.redis_url:
+        env["CIRCUIT_BREAKER_REDIS_URL"] = options.redis_url
+    if options.database_url:
+        env["DATABASE_URL"] = options.database_url
+    return Component(
+        name="dev3000",
+        argv=[sys.executable, "-m", "guilde_diag.cli", "serve", "--port", str(port)],
+        url=f"http://127.0.0.1:{port}",
+        health_path="/api/v1/health/ready",
+        env=env,
+        hints=[
+            "dev3000 API: {url}/api/v1/health/deep · {url}/api/v1/diag/status · docs {url}/docs",
+            "dev3000 MCP: {url}/mcp (streamable HTTP) · {url}/sse (SSE)",
+            "dev3000 stream: ws://127.0.0.1:" + str(port) + "/api/v1/diag/stream · {url}/timeline",
+        ],
+    )
+
+
 def default_components() -> list[ComponentFactory]:
     """The built-in stack, in start order."""
-    return [_fakellm, _sandbox]
+    return [_fakellm, _sandbox, dev3000_component]
 
 
 def _traffic(url: str, stop: threading.Event) -> None:
@@ -178,9 +224,11 @@ def run_demo(
     ready_callback: Callable[[dict[str, Any]], None] | None = None,
     stop_event: threading.Event | None = None,
     out: Callable[[str], None] = print,
+    extra: Sequence[ComponentFactory] = (),
 ) -> int:
     """Run the demo until SIGINT/SIGTERM, ``stop_event`` or ``options.duration``; 0 on a clean
-    stop, 1 when a component did not come up."""
+    stop, 1 when a component did not come up. ``extra`` components start after the built-in
+    ones."""
     opts = options or DemoOptions()
     stop = stop_event or threading.Event()
     made_dir: Path | None = None
@@ -198,7 +246,7 @@ def run_demo(
     traffic: threading.Thread | None = None
     code = 0
     try:
-        for factory in [*default_components(), *EXTRA_COMPONENTS]:
+        for factory in [*default_components(), *extra]:
             spec = factory(opts, started)
             if spec is None:
                 continue

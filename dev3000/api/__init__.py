@@ -1,1 +1,5 @@
-"""dev3000's HTTP API: routers, auth, rate limiting, problem details, request ids."""
+"""dev3000's HTTP API: the routers and the state they share.
+
+API keys, rate limits, problem details and the request middleware are
+:mod:`guilde_core.http`'s, shared with agent-web.
+"""

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Body, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from dev3000.api.auth import ControlKey, ReadKey
 from dev3000.api.health import deep_body, readiness, status_code
-from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.providers import circuit_control, circuit_snapshots
 from dev3000.api.state import StateDep
+from guilde_core.http.auth import ControlKey, ReadKey
+from guilde_core.http.problems import PROBLEM_RESPONSES
 
 __all__ = ["ControlRequest", "router"]
 

@@ -23,11 +23,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from dev3000.api.auth import authenticate, extract_token
 from dev3000.api.metrics import record_deep_report
-from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.state import AppState, StateDep
 from guilde_core import __version__
+from guilde_core.http.auth import authenticate, extract_token
+from guilde_core.http.problems import PROBLEM_RESPONSES
 from guilde_core.redaction import redact
 
 __all__ = ["router", "status_code"]
@@ -53,7 +53,7 @@ _HEALTH_EXAMPLE = {
 
 
 def fast_probe(path: str) -> bytes | None:
-    """The JSON body of a no-I/O probe, for :class:`~dev3000.api.middleware.ApiMiddleware`
+    """The JSON body of a no-I/O probe, for :class:`~guilde_core.http.middleware.ApiMiddleware`
     to answer without routing (the routes below document them and answer the same)."""
     if path == "/health":
         return b'{"status":"ok"}'

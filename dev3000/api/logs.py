@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from dev3000.api.auth import ReadKey
-from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.state import StateDep
+from guilde_core.http.auth import ReadKey
+from guilde_core.http.problems import PROBLEM_RESPONSES
 from guilde_core.redaction import redact
 from servers.logs import logic
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from dev3000.api.auth import Keyring
-from dev3000.api.ratelimit import RateLimiter
 from guilde_core.config import Settings
 from guilde_core.events import EventKind, Severity, TimelineEvent, make_event
+from guilde_core.http.auth import Keyring
+from guilde_core.http.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from dev3000.targets_store import TargetsStore

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from dev3000.api.auth import ControlKey, ReadKey
 from dev3000.api.probes import check_target
-from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.state import AppState, StateDep
 from dev3000.targets_store import Target, TargetCreate, TargetPatch
+from guilde_core.http.auth import ControlKey, ReadKey
+from guilde_core.http.problems import PROBLEM_RESPONSES
 
 __all__ = ["router"]
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from dev3000.api.auth import ReadKey
-from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.state import StateDep
 from dev3000.timeline.filters import parse_filter
+from guilde_core.http.auth import ReadKey
+from guilde_core.http.problems import PROBLEM_RESPONSES
 
 __all__ = ["router"]
 

@@ -8,8 +8,8 @@
   Redis and is updated by one Lua script (time from Redis ``TIME``), so every instance
   shares it; without one, or while Redis is unreachable, an in-process bucket decides (after
   a Redis failure, Redis is tried again only after ``retry_redis_after`` seconds, so an
-  unreachable store does not cost every request a connect timeout). dev3000's API uses it
-  (``dev3000.api.ratelimit``); :meth:`RateLimitDecision.headers` gives the IETF
+  unreachable store does not cost every request a connect timeout). The HTTP APIs use it
+  (``guilde_core.http.ratelimit``); :meth:`RateLimitDecision.headers` gives the IETF
   ``RateLimit-*`` and ``Retry-After`` headers.
 * :class:`RetryBudget` — gRPC-retry-throttling-style budget: retries allowed in a sliding
   window = ``min_retries + ratio × calls``; when spent, callers fail fast.

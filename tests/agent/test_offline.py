@@ -207,7 +207,7 @@ def test_eval_command_sources() -> None:
     recordings is refused before anything runs."""
     from typer.testing import CliRunner
 
-    from dev3000.cli import app
+    from guilde_diag.cli import app
 
     runner = CliRunner()
     ok = runner.invoke(app, ["eval", "--source", "recorded", "--tags", "multi-step", "--json"])

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.recorded import RecordedState
-from dev3000.cli import app
+from guilde_diag.cli import app
 
 pytestmark = pytest.mark.slow
 

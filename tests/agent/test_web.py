@@ -27,7 +27,10 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
 def test_health_is_open(client: TestClient) -> None:
     response = client.get("/health", headers={"X-API-Key": ""})
     assert response.status_code == 200
-    assert response.json()["status"] in ("healthy", "ok")
+    # agent-web's own liveness, not dev3000's probes (the shared middleware answers those
+    # only for the app that passes them)
+    assert response.json() == {"status": "healthy", "service": "agent-web"}
+    assert client.get("/api/v1/health").status_code == 404
 
 
 def test_auth_required_and_problem_details(client: TestClient) -> None:

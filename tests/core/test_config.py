@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dev3000.cli import app
 from guilde_core.config import (
     PROFILES,
     ConfigurationInvalid,
@@ -21,6 +20,7 @@ from guilde_core.config import (
     explain_settings,
     load_settings,
 )
+from guilde_diag.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT.parent / "shared" / "seeds"
@@ -211,7 +211,7 @@ def test_cli_config_check_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_console_script_runs() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "dev3000.cli", "--version"],
+        [sys.executable, "-m", "guilde_diag.cli", "--version"],
         capture_output=True,
         text=True,
         check=True,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from dev3000.cli import app
 from guilde_core.resilience import FileDeadLetterStore
+from guilde_diag.cli import app
 from tests.core.conftest import dead_letter
 
 runner = CliRunner()

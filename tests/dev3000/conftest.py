@@ -5,7 +5,7 @@ from __future__ import annotations
 # --- timeline / stream (D2) -------------------------------------------------------------
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from dev3000.mcp_aggregate import ToolRegistrar
 from dev3000.timeline.bus import EventBus
 from dev3000.timeline.stream import StreamConfig, StreamManager
 from tools.harness import ServerThread
@@ -152,7 +153,8 @@ def make_settings(tmp_path: Path, stack_service: ServerThread) -> Callable[..., 
 
 @pytest.fixture
 def make_app(make_settings: Callable[..., Settings]) -> AppFactory:
-    """``make_app(settings=None, *, redis_prefix, mcp, timeline_sources, **overrides)``."""
+    """``make_app(settings=None, *, redis_prefix, mcp, timeline_sources, extra_tools,
+    **overrides)``."""
 
     def make(
         settings: Settings | None = None,
@@ -160,6 +162,7 @@ def make_app(make_settings: Callable[..., Settings]) -> AppFactory:
         redis_prefix: str = "dev3000-test:",
         mcp: bool = False,
         timeline_sources: bool = False,
+        extra_tools: Sequence[ToolRegistrar] = (),
         **overrides: Any,
     ) -> FastAPI:
         from dev3000.app import create_app
@@ -169,6 +172,7 @@ def make_app(make_settings: Callable[..., Settings]) -> AppFactory:
             redis_prefix=redis_prefix,
             mcp=mcp,
             timeline_sources=timeline_sources,
+            extra_tools=extra_tools,
         )
 
     return make

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import httpx2
 import pytest
@@ -15,28 +14,30 @@ from mcp import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
-import dev3000.app
+from guilde_core.config import Settings
 from tools.harness import ServerThread
 
 KEY = "mcp-key-0123456789"
 
 
-def _probe_server(settings: Any, bus: Any = None) -> Any:
+def _add_probe(parent: FastMCP, settings: Settings) -> None:
     def echo(text: str) -> str:
         """Echo the text back."""
         return f"echo:{text}"
 
-    server: Any = FastMCP("probe")
+    server: FastMCP = FastMCP("probe")
     server.tool(echo)
-    parent: Any = FastMCP(settings.mcp_server_name)
     parent.mount(server, namespace="probe")
-    return parent
 
 
 @pytest.fixture
-def mcp_app(make_app: Callable[..., FastAPI], monkeypatch: pytest.MonkeyPatch) -> FastAPI:
-    monkeypatch.setattr(dev3000.app, "MCP_BUILDERS", [_probe_server])
-    return make_app(mcp=True, diagnostic_auth_required=True, diagnostic_api_keys=f"{KEY}:read")
+def mcp_app(make_app: Callable[..., FastAPI]) -> FastAPI:
+    return make_app(
+        mcp=True,
+        extra_tools=[_add_probe],
+        diagnostic_auth_required=True,
+        diagnostic_api_keys=f"{KEY}:read",
+    )
 
 
 async def _use(session: ClientSession) -> tuple[list[str], str]:

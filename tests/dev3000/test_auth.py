@@ -9,7 +9,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from dev3000.api.auth import (
+from guilde_core.errors import ConfigurationError
+from guilde_core.http.auth import (
     ANONYMOUS,
     AuthFailure,
     Keyring,
@@ -17,7 +18,6 @@ from dev3000.api.auth import (
     extract_token,
     parse_api_keys,
 )
-from guilde_core.errors import ConfigurationError
 
 READ_KEY = "read-key-0123456789"
 CONTROL_KEY = "control-key-9876543210"

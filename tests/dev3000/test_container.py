@@ -79,6 +79,15 @@ def test_dockerfile_shape() -> None:
     assert not any(i == "RUN" and "uv " in a for i, a in runtime), "no build tools at runtime"
 
 
+def test_the_image_copies_every_package_of_the_wheel() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    copied = {a.split()[0] for i, a in _instructions() if i == "COPY" and "--from" not in a}
+    assert set(packages) <= copied, f"COPY missing for {sorted(set(packages) - copied)}"
+
+
 def test_compose_overlay_matches_the_compose_schema() -> None:
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))

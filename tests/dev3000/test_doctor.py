@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dev3000.cli import app
+from guilde_diag.cli import app
 from tools.harness import ServerThread, free_port
 
 

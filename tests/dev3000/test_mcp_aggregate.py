@@ -22,7 +22,6 @@ from dev3000.mcp_aggregate import (
     RemoteServer,
     build_aggregate_server,
     parse_remotes,
-    register_extra_tools,
 )
 from dev3000.timeline.bus import EventBus
 from guilde_core.config import Settings
@@ -209,7 +208,7 @@ def test_parse_remotes_accepts_urls_and_commands_and_names_bad_entries() -> None
     )
 
 
-def test_extra_tools_hook_adds_tools_without_editing_the_module(
+def test_extra_tools_are_added_without_editing_the_module(
     served: Callable[[FastMCP, Transport], str],
 ) -> None:
     def add_ping(server: FastMCP, settings: Settings) -> None:
@@ -222,24 +221,21 @@ def test_extra_tools_hook_adds_tools_without_editing_the_module(
         def other_extra() -> str:
             return "other"
 
-    register_extra_tools(add_ping)
-    try:
-        url = served(
-            build_aggregate_server(Settings(), bus=EventBus(10), extra_tools=[add_other]), "http"
-        )
-    finally:
-        from dev3000 import mcp_aggregate
-
-        mcp_aggregate._registrars.remove(add_ping)
+    url = served(
+        build_aggregate_server(Settings(), bus=EventBus(10), extra_tools=[add_ping, add_other]),
+        "http",
+    )
+    plain = served(build_aggregate_server(Settings(), bus=EventBus(10)), "http")
 
     async def run() -> None:
         async with mcp_session(url) as session:
             names = {t.name for t in (await session.list_tools()).tools}
             assert {"ping_extra", "other_extra"} <= names
-            if importlib.util.find_spec("agent.mcp_tool") is not None:
-                assert "diagnose" in names  # the agent's tool, through EXTRA_TOOL_MODULES
             result = await session.call_tool("ping_extra", {})
             assert "pong from guilde-diag" in str(result.content)
+        async with mcp_session(plain) as session:
+            names = {t.name for t in (await session.list_tools()).tools}
+            assert not {"ping_extra", "other_extra", "diagnose"} & names
 
     anyio.run(run)
 
@@ -274,7 +270,7 @@ def test_mcp_all_over_stdio_serves_every_area_and_a_live_timeline(tmp_path: Path
     logs.mkdir()
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "dev3000.cli", "mcp", "all", "--transport", "stdio"],
+        args=["-m", "guilde_diag.cli", "mcp", "all", "--transport", "stdio"],
         env={
             **os.environ,
             "DEV3000_ENV_FILE": os.devnull,
@@ -295,6 +291,7 @@ def test_mcp_all_over_stdio_serves_every_area_and_a_live_timeline(tmp_path: Path
                 names = {t.name for t in (await session.list_tools()).tools}
                 for prefix in (*AREAS, "timeline"):
                     assert any(n.startswith(prefix + "_") for n in names), prefix
+                assert "diagnose" in names  # the agent's tool, composed in by the command
                 (logs / "app.log").write_text("ERROR checkout failed: card declined\n")
                 with anyio.fail_after(30):
                     while True:

@@ -27,7 +27,7 @@ def test_sighup_reload_then_sigterm_drain(tmp_path: Path) -> None:
     )
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
-    argv = [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(port)]
+    argv = [sys.executable, "-m", "guilde_diag.cli", "serve", "--port", str(port)]
     argv += ["--drain-seconds", "1.5"]
     env = {
         "DEV3000_ENV_FILE": str(env_file),
@@ -114,7 +114,7 @@ def test_serve_refuses_an_invalid_configuration(
 ) -> None:
     from typer.testing import CliRunner
 
-    from dev3000.cli import app
+    from guilde_diag.cli import app
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("DIAGNOSTIC_RATE_LIMIT=-4\n", encoding="utf-8")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from dev3000.demo_component import dev3000_component
-from tools.demo import DemoOptions
+from tools.demo import DemoOptions, dev3000_component
 from tools.harness import ManagedProcess, ServerThread, wait_for_http
 
 
@@ -19,6 +18,8 @@ def test_component_serves_pointed_at_the_demo_stack(
         "fakellm": SimpleNamespace(url="http://127.0.0.1:9"),
     }
     component = dev3000_component(options, started)
+    assert component is not None
+    assert dev3000_component(DemoOptions(dev3000=False), started) is None
     assert component.env["DEV3000_BACKEND_URL"] == stack_service.url
     assert component.env["DEV3000_LOG_PATHS"] == str(tmp_path)
     assert component.env["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"

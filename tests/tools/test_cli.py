@@ -17,8 +17,8 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from dev3000.cli import app
 from guilde_core.errors import InvalidInputError
+from guilde_diag.cli import app
 from tests.tools.conftest import Sandbox
 from tools.chaos.load import run_load
 from tools.harness import free_port, wait_until
@@ -107,7 +107,7 @@ def test_demo_starts_answers_and_stops_on_a_signal(tmp_path: Path, sig: signal.S
     env.pop("SANDBOX_REDIS_URL", None)
     env["DEV3000_PORT"] = str(free_port())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dev3000.cli", "demo", "--logs-dir", str(tmp_path / "logs")],
+        [sys.executable, "-m", "guilde_diag.cli", "demo", "--logs-dir", str(tmp_path / "logs")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,

@@ -155,7 +155,7 @@ def _start_stack(stack: ExitStack, scenario: dict[str, Any]) -> str:
         "DEV3000_LOG_PATHS": str(tmp / "logs"),
         "DEV3000_DATA_DIR": str(tmp / "dev3000"),
     }
-    argv = [sys.executable, "-m", "dev3000.cli", "serve", "--port", str(port)]
+    argv = [sys.executable, "-m", "guilde_diag.cli", "serve", "--port", str(port)]
     stack.enter_context(ManagedProcess(argv, env=env))
     wait_for_http(f"http://127.0.0.1:{port}/health", timeout=60)
     return f"http://127.0.0.1:{port}/mcp"

@@ -149,7 +149,7 @@ def import_time(env: dict[str, str] | None = None, module: str = "console.app") 
 _START_CODE = """
 import sys, time
 if sys.argv[2] == "cli":
-    import dev3000.cli  # what the `dev3000` command imports before `console` runs
+    import guilde_diag.cli  # what the `dev3000` command imports before `console` runs
 from console.app import ConsoleApp
 from console.screens.dashboard import DashboardScreen
 
@@ -170,7 +170,7 @@ Probe(sys.argv[1]).run(headless=True, size=(120, 40))
 def start_to_paint(url: str, env: dict[str, str] | None = None, *, cli: bool = False) -> float:
     """Wall time from spawning ``python`` to the console's first frame of the dashboard
     (interpreter start, imports, app start); with ``cli`` the ``dev3000`` command's own
-    imports (``dev3000.cli``) come first, as at ``dev3000 console``."""
+    imports (``guilde_diag.cli``) come first, as at ``dev3000 console``."""
     start = time.time()
     out = subprocess.run(
         [sys.executable, "-c", _START_CODE, url, "cli" if cli else "app"],
@@ -191,7 +191,7 @@ def compiled_env() -> dict[str, str]:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="bench-console-pyc-")
     import_time(env)
-    import_time(env, "dev3000.cli")
+    import_time(env, "guilde_diag.cli")
     return env
 
 
@@ -397,11 +397,13 @@ async def run(args: argparse.Namespace) -> None:
     print("\nimport console.app in a fresh interpreter")
     print(f"  as this interpreter runs (bytecode cache {bytecode}){_fmt(import_time())}")
     print(f"  with compiled bytecode               {_fmt(import_time(compiled))}")
-    print("import dev3000.cli (the `dev3000` command itself, before `console` runs)")
+    print("import guilde_diag.cli (the `dev3000` command itself, before `console` runs)")
     print(
-        f"  as this interpreter runs (bytecode cache {bytecode}){_fmt(import_time(None, 'dev3000.cli'))}"
+        f"  as this interpreter runs (bytecode cache {bytecode}){_fmt(import_time(None, 'guilde_diag.cli'))}"
     )
-    print(f"  with compiled bytecode               {_fmt(import_time(compiled, 'dev3000.cli'))}")
+    print(
+        f"  with compiled bytecode               {_fmt(import_time(compiled, 'guilde_diag.cli'))}"
+    )
     with ServerThread(create_app(get_settings(), redis_prefix="bench-console:")) as server:
         print("\nstart → first frame of the dashboard (new process, goal 1.5 s)")
         for cli in (False, True):

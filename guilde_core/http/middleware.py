@@ -1,20 +1,20 @@
-"""The one pure-ASGI middleware in front of the API: request ids, metrics, rate limits.
+"""The one pure-ASGI middleware in front of an HTTP API: request ids, metrics, rate limits.
 
 Kept as a single ASGI callable (no ``BaseHTTPMiddleware``) so the cheap probes stay cheap.
+dev3000's API and agent-web both sit behind it.
 
 * ``X-Request-ID``: the incoming value (if sane) or a new one, set as the correlation id of
   the request (``guilde_core.correlation``) and echoed on every response, errors included.
 * Prometheus: ``dev3000_http_requests_total`` and ``dev3000_http_request_duration_seconds``
   by method, route template and status.
-* Rate limit (:mod:`dev3000.api.ratelimit`) on rate-limited paths, per API key or client
+* Rate limit (:mod:`guilde_core.http.ratelimit`) on rate-limited paths, per API key or client
   address; a 429 problem carries ``Retry-After`` and ``RateLimit-*`` headers, allowed
   responses carry the ``RateLimit-*`` headers too.
-* The two master switches of seed 000 §5.2, read per request (so a SIGHUP reload applies):
-  ``DIAGNOSTIC_MODE=false`` turns off the diagnostic API (``/api/v1/diag/*``: status,
-  circuits and their control, the stream); ``DEV3000_ENABLED=false`` turns off the debug
-  server's own surfaces (``/mcp``, ``/sse``, the timeline and its page, logs, targets).
-  Probes, ``/metrics`` and the API description stay. A disabled path is a 404 problem
-  (type ``…/disabled``) naming the switch; a WebSocket to it is refused.
+* ``fast_probe`` (optional): ``GET``/``HEAD`` of a path it knows is answered with its JSON
+  body before routing (dev3000's ``/health`` and ``/api/v1/health``).
+* ``disabled`` (optional), asked per request (so a configuration reload applies): a path it
+  names as switched off is a 404 problem (type ``…/disabled``) naming the variable that
+  turns it back on; a WebSocket to it is refused (dev3000's master switches).
 * An exception escaping the app becomes a 500 problem (with the request id), never a
   traceback.
 """
@@ -26,23 +26,22 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dev3000.api.auth import Keyring, extract_token
-from dev3000.api.health import fast_probe
-from dev3000.api.problems import problem_response
-from dev3000.api.ratelimit import RateDecision, RateLimiter
-from dev3000.switches import Switch, disabled_by
 from guilde_core.correlation import correlation_scope
+from guilde_core.http.auth import Keyring, extract_token
+from guilde_core.http.problems import problem_response
+from guilde_core.http.ratelimit import RateDecision, RateLimiter
 from guilde_core.redaction import redact_text
 
 __all__ = [
     "HTTP_REQUESTS",
     "HTTP_REQUEST_DURATION",
     "ApiMiddleware",
+    "Disabled",
     "is_rate_limited_path",
 ]
 
@@ -77,6 +76,16 @@ def is_rate_limited_path(path: str) -> bool:
     return path.startswith(("/api/", "/mcp", "/sse", "/messages"))
 
 
+class Disabled(Protocol):
+    """Why a path is switched off: what is off, and the variable that turns it back on."""
+
+    @property
+    def off_text(self) -> str: ...
+
+    @property
+    def variable(self) -> str: ...
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -99,12 +108,14 @@ class ApiMiddleware:
         *,
         limiter: Callable[[], RateLimiter | None],
         keyring: Callable[[], Keyring],
-        settings: Callable[[], Any] | None = None,
+        fast_probe: Callable[[str], bytes | None] | None = None,
+        disabled: Callable[[str], Disabled | None] | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.keyring = keyring
-        self.settings = settings
+        self.fast_probe = fast_probe
+        self.disabled = disabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -113,8 +124,8 @@ class ApiMiddleware:
         incoming = _header(scope, b"x-request-id")
         rid = incoming if incoming and _RID_RE.match(incoming) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = rid
-        if self.settings is not None:
-            switch = disabled_by(str(scope.get("path", "")), self.settings())
+        if self.disabled is not None:
+            switch = self.disabled(str(scope.get("path", "")))
             if switch is not None:
                 await self._disabled(scope, receive, send, rid, switch)
                 return
@@ -134,8 +145,8 @@ class ApiMiddleware:
         rid_header = (b"x-request-id", rid.encode("latin-1"))
         decision: RateDecision | None = None
 
-        if method in ("GET", "HEAD"):
-            body = fast_probe(path)
+        if self.fast_probe is not None and method in ("GET", "HEAD"):
+            body = self.fast_probe(path)
             if body is not None:  # cheap probes skip routing (same body as their routes)
                 await self._fast(send, body if method == "GET" else b"", len(body), rid)
                 self._observe(method, scope, 200, started, route=path)
@@ -195,7 +206,7 @@ class ApiMiddleware:
             self._observe(method, scope, status_holder[0], started)
 
     async def _disabled(
-        self, scope: Scope, receive: Receive, send: Send, rid: str, switch: Switch
+        self, scope: Scope, receive: Receive, send: Send, rid: str, switch: Disabled
     ) -> None:
         started = time.perf_counter()
         path = str(scope.get("path", ""))

@@ -1,4 +1,4 @@
-"""API keys with scopes for the dev3000 HTTP API, the stream and the MCP endpoint.
+"""API keys with scopes for the HTTP APIs (dev3000's, agent-web's), streams and the MCP endpoint.
 
 ``DIAGNOSTIC_API_KEYS`` is a comma-separated list of ``<key>:<scopes>`` where scopes is
 ``read`` or ``read+control`` and the key is given plainly or as ``sha256:<hex>`` (so no
@@ -25,12 +25,13 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from guilde_core.config import Settings
 from guilde_core.errors import AuthenticationError, ConfigurationError
 
 __all__ = [
@@ -136,7 +137,7 @@ class Keyring:
         return cls(entries=parse_api_keys(spec), required=required)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Keyring:
+    def from_settings(cls, settings: Settings) -> Keyring:
         secret = settings.diagnostic_api_keys
         spec = secret.get_secret_value() if secret is not None else None
         return cls.from_spec(spec, required=bool(settings.diagnostic_auth_required))
@@ -216,14 +217,15 @@ def authenticate(
 def _keyring_of(conn: HTTPConnection) -> Keyring:
     keyring = getattr(conn.app.state, "keyring", None)
     if not isinstance(keyring, Keyring):
-        raise RuntimeError("app.state.keyring is not set (use dev3000.app.create_app)")
+        raise RuntimeError("app.state.keyring is not set (the app factory sets it)")
     return keyring
 
 
 def authenticate_connection(
     conn: HTTPConnection, *, scope: ScopeName | None = "read", protected: bool = True
 ) -> Principal:
-    """:func:`authenticate` for a Starlette request or WebSocket of a dev3000 app."""
+    """:func:`authenticate` for a Starlette request or WebSocket of an app whose
+    ``state.keyring`` is set."""
     token = extract_token(conn.headers, conn.query_params)
     principal = authenticate(token, _keyring_of(conn), scope=scope, protected=protected)
     conn.scope.setdefault("state", {})["principal"] = principal
