@@ -252,7 +252,15 @@ async def test_timeline_streams_live_filters_and_shows_event_data(dev3000: Dev30
             )
         dev3000.emit(kind="notice", source="dev3000", subject="x", summary="just a notice")
         table = app.screen.query_one("#tl-events", DataTable)
-        await wait_for(pilot, lambda: table.row_count >= 5, what="streamed events")
+        # all four shown (dev3000's own events may come between them)
+        await wait_for(
+            pilot,
+            lambda: (
+                sum(ev.kind == "chaos" for ev in screen_events(app)) == 3
+                and any(ev.kind == "notice" for ev in screen_events(app))
+            ),
+            what="streamed events",
+        )
         kind = app.screen.query_one("#tl-kind", Select)
         kind.value = "chaos"
         await wait_for(pilot, lambda: table.row_count == 3, what="kind filter")
