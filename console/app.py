@@ -17,19 +17,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.screen import Screen
 
 from console.commands import COMMANDS, CommandError, parse_command
 from console.connection import Backoff, ConnectionInfo
 from console.errors import ApiError, ConnectionLost
-from console.messages import ConnectionChanged, StoreUpdated
-from console.models import LogLine
+from console.messages import ConnectionChanged, StoreUpdated, Topic
+from console.models import CircuitAction, Event, LogLine
 from console.palette import ConsoleCommands
 from console.screens.base import ConsoleScreen
 from console.screens.circuits import CircuitsScreen
@@ -77,7 +78,10 @@ class ConsoleApp(App[None]):
     """
     MODES: ClassVar[dict[str, Any]] = dict(SCREENS)
     DEFAULT_MODE = "dashboard"
-    COMMANDS: ClassVar[set[Any]] = {*App.COMMANDS, ConsoleCommands}
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
+        *App.COMMANDS,
+        ConsoleCommands,
+    }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("1", "show('dashboard')", "Dash"),
         Binding("2", "show('health')", "Health"),
@@ -124,7 +128,7 @@ class ConsoleApp(App[None]):
         self.logs_paused = False
         self._pending: deque[LogLine] = deque(maxlen=log_capacity)
         self._poke = asyncio.Event()
-        self._event_batch: list[Any] = []
+        self._event_batch: list[Event] = []
         self._flush_scheduled = False
         self._logs_publish_scheduled = False
         self._last_error: str | None = None
@@ -162,12 +166,12 @@ class ConsoleApp(App[None]):
 
     # ---------------------------------------------------------------- publish
 
-    def _main_screens(self) -> Iterable[Screen[Any]]:
+    def _main_screens(self) -> Iterator[ConsoleScreen]:
         for screen in self.screen_stack:
             if isinstance(screen, ConsoleScreen):
                 yield screen
 
-    def publish(self, *topics: str) -> None:
+    def publish(self, *topics: Topic) -> None:
         """Tell the visible console screen that part of the store changed."""
         if not topics:
             return
@@ -245,8 +249,7 @@ class ConsoleApp(App[None]):
 
     def _report(self, where: str, exc: BaseException) -> None:
         if isinstance(exc, ApiError) and exc.status == 429:
-            retry = exc.problem.get("retry_after")
-            self._retry_after = max(self._retry_after, float(retry or 10.0))
+            self._retry_after = max(self._retry_after, exc.retry_after or 10.0)
         if isinstance(exc, ApiError):
             self._api_error(where, exc)
         elif not isinstance(exc, asyncio.CancelledError):
@@ -416,7 +419,7 @@ class ConsoleApp(App[None]):
         self.publish("health")
         self.notify(f"deep check: {report.status}", timeout=3)
 
-    def control_circuit(self, name: str, action: str, reason: str) -> None:
+    def control_circuit(self, name: str, action: CircuitAction, reason: str) -> None:
         """Open / close / reset a breaker (the screen has already asked to confirm)."""
         if self.readonly:
             self.notify("read-only console: circuit control is disabled", severity="warning")
@@ -425,10 +428,10 @@ class ConsoleApp(App[None]):
             return
         self.run_worker(self._control(name, action, reason), group="actions", exit_on_error=False)
 
-    async def _control(self, name: str, action: str, reason: str) -> None:
+    async def _control(self, name: str, action: CircuitAction, reason: str) -> None:
         assert self.client is not None
         try:
-            await self.client.circuit_action(name, action, reason)  # type: ignore[arg-type]
+            await self.client.circuit_action(name, action, reason)
         except ApiError as exc:
             self.notify(
                 str(exc.detail or exc.title),
@@ -507,9 +510,10 @@ class ConsoleApp(App[None]):
 
     # --------------------------------------------------------------- fixtures
 
-    def load_recording(self, data: dict[str, Any]) -> None:
-        """Fill the store from a recorded JSON (``health``, ``circuits``, ``targets``,
-        ``events``, ``logs``) — the source of the snapshot tests and the benchmark."""
+    def load_recording(self, data: Mapping[str, object]) -> None:
+        """Fill the store from a recorded JSON (``health_history``, ``health``,
+        ``circuits``, ``targets``, ``events``, ``logs``) — the source of the snapshot tests
+        and the benchmark."""
         from console.models import (
             parse_circuits,
             parse_deep_health,
@@ -518,18 +522,21 @@ class ConsoleApp(App[None]):
             parse_targets,
         )
 
-        if "health_history" in data:
-            for body in data["health_history"]:
-                self.store.update_health(parse_deep_health(body))
+        def items(key: str) -> list[object]:
+            value = data.get(key)
+            return list(value) if isinstance(value, list) else []
+
+        for body in items("health_history"):
+            self.store.update_health(parse_deep_health(body))
         if "health" in data:
             self.store.update_health(parse_deep_health(data["health"]))
         if "circuits" in data:
             self.store.update_circuits(parse_circuits(data["circuits"]))
         if "targets" in data:
             self.store.update_targets(parse_targets(data["targets"]))
-        events = [parse_event(e) for e in data.get("events", [])]
+        events = [parse_event(e) for e in items("events")]
         self.store.add_events([e for e in events if e is not None])
-        lines = [parse_log_line(item) for item in data.get("logs", [])]
+        lines = [parse_log_line(item) for item in items("logs")]
         self.store.logs.extend([ln for ln in lines if ln is not None])
         self.store.connection = ConnectionInfo.ok()
         self.store.stream = ConnectionInfo.ok()

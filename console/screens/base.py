@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from console.messages import ConnectionChanged, StoreUpdated
+from console.messages import ConnectionChanged, StoreUpdated, Topic
 from console.store import ConsoleStore
 from console.widgets.connection_bar import ConnectionBar
 
@@ -23,7 +23,7 @@ class ConsoleScreen(Screen[None]):
 
     SCREEN_TITLE: ClassVar[str] = ""
     #: store topics this screen shows (``StoreUpdated`` for others is ignored)
-    TOPICS: ClassVar[frozenset[str]] = frozenset()
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset()
 
     @property
     def console(self) -> ConsoleApp:
@@ -68,7 +68,7 @@ class ConsoleScreen(Screen[None]):
         )
         self.set_class(store.connection.stale, "-stale")
 
-    def refresh_data(self, topics: frozenset[str]) -> None:
+    def refresh_data(self, topics: frozenset[Topic]) -> None:
         """Redraw from the store; ``topics`` says what changed."""
 
     def apply_argument(self, arg: str) -> None:
