@@ -17,53 +17,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import Binding
 from textual.command import Provider
 from textual.screen import Screen
 
-from console.commands import COMMANDS, CommandError, parse_command
+from console.commands import CommandError, CommandTable
 from console.connection import Backoff, ConnectionInfo
 from console.errors import ApiError, ConnectionLost
 from console.messages import ConnectionChanged, StoreUpdated, Topic
 from console.models import CircuitAction, Event, LogLine
 from console.palette import ConsoleCommands
+from console.registry import SCREENS, ScreenRegistry
 from console.screens.base import ConsoleScreen
-from console.screens.circuits import CircuitsScreen
-from console.screens.dashboard import DashboardScreen
-from console.screens.health import HealthScreen
 from console.screens.help import HelpScreen
-from console.screens.logs import LogsScreen
 from console.screens.prompt import PromptScreen
-from console.screens.timeline import TimelineScreen
 from console.store import ConsoleStore
 
 if TYPE_CHECKING:
     from console.client import Dev3000Client
 
-__all__ = ["SCREENS", "ConsoleApp"]
+__all__ = ["ConsoleApp"]
 
-
-def _agent_screen() -> ConsoleScreen:
-    """The agent screen, imported on first use (Markdown and the agent load slowly)."""
-    from console.screens.agent import AgentScreen
-
-    return AgentScreen()
-
-
-#: mode name → screen class or factory (the order of the number keys)
-SCREENS: dict[str, Any] = {
-    "dashboard": DashboardScreen,
-    "health": HealthScreen,
-    "circuits": CircuitsScreen,
-    "logs": LogsScreen,
-    "timeline": TimelineScreen,
-    "agent": _agent_screen,
-}
 LOG_PAGE = 500
 #: seconds between repaints of the log view while lines stream in (coalescing pages)
 LOG_REPAINT = 0.05
@@ -76,23 +55,17 @@ class ConsoleApp(App[None]):
     CSS = """
     Screen.-stale ConnectionBar { text-style: bold; }
     """
-    MODES: ClassVar[dict[str, Any]] = dict(SCREENS)
     DEFAULT_MODE = "dashboard"
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
         *App.COMMANDS,
         ConsoleCommands,
     }
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "show('dashboard')", "Dash"),
-        Binding("2", "show('health')", "Health"),
-        Binding("3", "show('circuits')", "Circuits"),
-        Binding("4", "show('logs')", "Logs"),
-        Binding("5", "show('timeline')", "Timeline"),
-        Binding("6", "show('agent')", "Agent"),
+    #: the app's own keys; they follow the screens' keys (which come from the registry)
+    APP_KEYS: ClassVar[tuple[Binding, ...]] = (
         Binding("colon", "command", ":cmd"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
-    ]
+    )
 
     def __init__(
         self,
@@ -107,10 +80,20 @@ class ConsoleApp(App[None]):
         agent_url: str | None = None,
         clock: Callable[[], datetime] | None = None,
         backoff: Callable[[], Backoff] | None = None,
+        screens: ScreenRegistry = SCREENS,
     ) -> None:
         super().__init__()
         if refresh <= 0:
             raise ValueError("refresh must be > 0 seconds")
+        if self.DEFAULT_MODE not in screens:
+            raise ValueError(f"the screens must include {self.DEFAULT_MODE!r}")
+        #: the main screens: modes, number keys, ``:`` commands, palette and help
+        self.screens = screens
+        for entry in screens:
+            self.add_mode(entry.name, entry.create)
+            self.bind(entry.key, f"show({entry.name!r})", description=entry.footer or entry.title)
+        for binding in self.APP_KEYS:
+            self.bind(binding.key, binding.action, description=binding.description)
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.readonly = readonly
@@ -165,6 +148,10 @@ class ConsoleApp(App[None]):
                 await self.client.aclose()
 
     # ---------------------------------------------------------------- publish
+
+    @property
+    def command_table(self) -> CommandTable:
+        return self.screens.commands
 
     def _main_screens(self) -> Iterator[ConsoleScreen]:
         for screen in self.screen_stack:
@@ -451,7 +438,7 @@ class ConsoleApp(App[None]):
     # ----------------------------------------------------------- navigation
 
     async def action_show(self, mode: str, arg: str = "") -> None:
-        if mode not in SCREENS:
+        if mode not in self.screens:
             return
         if self.current_mode != mode:
             await self.switch_mode(mode)
@@ -470,7 +457,7 @@ class ConsoleApp(App[None]):
     async def run_command(self, text: str) -> None:
         """Run one ``:`` command (aliases allowed)."""
         try:
-            command = parse_command(text)
+            command = self.command_table.parse(text)
         except CommandError as exc:
             self.notify(str(exc), title="command", severity="error")
             return
@@ -493,16 +480,15 @@ class ConsoleApp(App[None]):
                 continue
             seen.add(label)
             keys.append((label, active.binding.description))
-        title = getattr(screen, "SCREEN_TITLE", "") or screen.__class__.__name__
-        self.push_screen(HelpScreen(title, keys))
+        title = screen.screen_title if isinstance(screen, ConsoleScreen) else ""
+        self.push_screen(HelpScreen(title or type(screen).__name__, keys, self.command_table))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for name, (_aliases, text) in COMMANDS.items():
-            if name in SCREENS:
-                yield SystemCommand(f"Go to {name}", text, self._goto(name))
+        for entry in self.screens:
+            yield SystemCommand(f"Go to {entry.name}", entry.help, self._goto(entry.name))
 
-    def _goto(self, name: str) -> Callable[[], Any]:
+    def _goto(self, name: str) -> Callable[[], Awaitable[None]]:
         async def go() -> None:
             await self.action_show(name)
 

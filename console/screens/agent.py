@@ -30,7 +30,6 @@ __all__ = ["AgentScreen"]
 
 
 class AgentScreen(ConsoleScreen):
-    SCREEN_TITLE = "Agent"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new_session", "New session"),
     ]

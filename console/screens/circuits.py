@@ -34,7 +34,6 @@ def _countdown(circuit: CircuitInfo, now: datetime) -> str:
 
 
 class CircuitsScreen(ConsoleScreen):
-    SCREEN_TITLE = "Circuits"
     TOPICS: ClassVar[frozenset[Topic]] = frozenset({"circuits"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_circuit", "Open"),

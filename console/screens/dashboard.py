@@ -20,7 +20,6 @@ EVENTS_SHOWN = 12
 
 
 class DashboardScreen(ConsoleScreen):
-    SCREEN_TITLE = "Dashboard"
     TOPICS: ClassVar[frozenset[Topic]] = frozenset({"health", "circuits", "events", "targets"})
 
     DEFAULT_CSS = """

@@ -24,7 +24,6 @@ def _latency(value: float | None) -> str:
 
 
 class HealthScreen(ConsoleScreen):
-    SCREEN_TITLE = "Health"
     TOPICS: ClassVar[frozenset[Topic]] = frozenset({"health", "targets"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "deep_check", "Deep check now"),

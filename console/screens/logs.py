@@ -39,7 +39,6 @@ def parse_jump_time(text: str, reference: datetime | None) -> datetime:
 
 
 class LogsScreen(ConsoleScreen):
-    SCREEN_TITLE = "Logs"
     TOPICS: ClassVar[frozenset[Topic]] = frozenset({"logs"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),

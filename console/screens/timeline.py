@@ -22,7 +22,6 @@ SEVERITIES = ("debug", "info", "warning", "error", "critical")
 
 
 class TimelineScreen(ConsoleScreen):
-    SCREEN_TITLE = "Timeline"
     TOPICS: ClassVar[frozenset[Topic]] = frozenset({"events"})
 
     DEFAULT_CSS = """
