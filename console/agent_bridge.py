@@ -1,18 +1,30 @@
-"""The console's way to the diagnosis agent (engineer E's ``agent`` package).
+"""The console's way to the diagnosis agent (the ``agent`` package), in its own process.
 
 :class:`InProcessAgent` runs :class:`agent.runner.DiagnosisAgent` inside the console,
 pointed at the same dev3000 MCP endpoint the console watches, and keeps one session so
 follow-up questions have context. Progress events (dicts from the agent's graph) go to
-``on_event`` as they happen. Nothing here knows about Textual.
+``on_event`` as they happen; the diagnosis comes back as the console's own
+:class:`~console.agent_models.Diagnosis`. Nothing here knows about Textual.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from console.agent_models import (
+    AgentEvent,
+    ApprovalRequest,
+    Approver,
+    Diagnosis,
+    ProgressSink,
+    parse_diagnosis,
+)
 from guilde_core.redaction import redact
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.memory import InMemorySaver
 
 __all__ = ["AgentUnavailable", "InProcessAgent", "describe_event"]
 
@@ -21,7 +33,7 @@ class AgentUnavailable(RuntimeError):
     """The agent package cannot run here (not installed or failed to start)."""
 
 
-def describe_event(event: dict[str, Any]) -> str:
+def describe_event(event: AgentEvent) -> str:
     """One readable line for a progress event of the agent."""
     kind = str(event.get("type") or "event")
     if kind == "phase":
@@ -51,7 +63,7 @@ class InProcessAgent:
         self.mcp_url = url.rstrip("/") + "/mcp"
         self.api_key = api_key
         self.session_id = uuid.uuid4().hex
-        self._checkpointer: Any = None
+        self._checkpointer: InMemorySaver | None = None
 
     def new_session(self) -> str:
         self.session_id = uuid.uuid4().hex
@@ -60,10 +72,11 @@ class InProcessAgent:
     async def ask(
         self,
         question: str,
-        on_event: Callable[[dict[str, Any]], None],
-        approver: Callable[[dict[str, Any]], Any] | None = None,
-    ) -> Any:
-        """Investigate ``question`` in the current session; return the ``Diagnosis``."""
+        on_event: ProgressSink,
+        approver: Approver | None = None,
+    ) -> Diagnosis | None:
+        """Investigate ``question`` in the current session; return the diagnosis (``None``
+        when the run still waits on an approval)."""
         try:
             from agent.mcp_client import DiagTools
             from agent.providers import build_chain
@@ -84,5 +97,24 @@ class InProcessAgent:
                 checkpointer=self._checkpointer,
                 on_event=on_event,
             )
-            result = await agent.ask(question, session_id=self.session_id, approver=approver)
-        return result.diagnosis
+            result = await agent.ask(
+                question,
+                session_id=self.session_id,
+                approver=None if approver is None else _agent_approver(approver),
+            )
+        if result.diagnosis is None:
+            return None
+        return parse_diagnosis(result.diagnosis.model_dump(mode="json"))
+
+
+def _agent_approver(
+    approver: Approver,
+) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """The console's approver in the agent runner's terms (its request and decision are
+    plain dicts)."""
+
+    async def approve(request: dict[str, Any]) -> dict[str, Any]:
+        decision = await approver(ApprovalRequest.parse(request))
+        return {"approved": decision.approved, "reason": decision.reason}
+
+    return approve

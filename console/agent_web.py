@@ -1,4 +1,4 @@
-"""The console's client of agent-web (``dev3000 agent web``, the seed's agent service).
+"""The console's client of agent-web (``dev3000 agent web``, the agent as a service).
 
 One :class:`AgentWebAgent` is one conversation: the first question creates a session
 (``POST /api/v1/sessions``); every question is sent as a message of that session
@@ -18,11 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from console.agent_models import (
+    ApprovalRequest,
+    Approver,
+    Diagnosis,
+    ProgressSink,
+    parse_diagnosis,
+)
 from console.errors import ApiError, ConnectionLost
-from console.models import redact_text
+from console.models import JsonObject, JsonValue, redact_text
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AgentRunFailed", "AgentWebAgent", "resolve_agent_url"]
 
@@ -67,7 +78,7 @@ class AgentWebAgent:
         self.timeout = timeout
         self.run_timeout = run_timeout
         self.session_id: str | None = None
-        self._http: Any = None
+        self._http: httpx.AsyncClient | None = None
 
     def describe(self) -> str:
         return f"agent-web at {self.url}"
@@ -82,7 +93,7 @@ class AgentWebAgent:
     def _headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key} if self.api_key else {}
 
-    def _client(self) -> Any:
+    def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             import httpx
 
@@ -96,16 +107,24 @@ class AgentWebAgent:
             http, self._http = self._http, None
             await http.aclose()
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: JsonValue = None,
+    ) -> JsonValue:
         import httpx
 
         try:
-            response = await self._client().request(method, path, **kwargs)
+            response = await self._client().request(method, path, params=params, json=json)
         except (httpx.TransportError, OSError) as exc:
             raise ConnectionLost(f"{type(exc).__name__}: {redact_text(str(exc))}") from exc
         if response.status_code >= 400:
             raise ApiError.from_response(response)
-        return response.json() if response.content else None
+        body: JsonValue = response.json() if response.content else None
+        return body
 
     async def probe(self) -> str | None:
         """``None`` when agent-web answers and can run sessions (its session list answers
@@ -119,14 +138,15 @@ class AgentWebAgent:
             return f"{self.url} does not look like agent-web (no session list)"
         return None
 
-    async def session(self) -> dict[str, Any]:
+    async def session(self) -> JsonObject:
         """The session's record (status, turns, last root cause, pending approval)."""
         assert self.session_id is not None
         body = await self._request("GET", f"{API}/{self.session_id}")
         return body if isinstance(body, dict) else {}
 
-    async def diagnosis(self) -> dict[str, Any] | None:
-        """The session's latest diagnosis (``None`` before the first one)."""
+    async def diagnosis(self) -> JsonObject | None:
+        """The session's latest diagnosis as agent-web sends it (``None`` before the
+        first one)."""
         assert self.session_id is not None
         try:
             body = await self._request("GET", f"{API}/{self.session_id}/diagnosis")
@@ -141,20 +161,29 @@ class AgentWebAgent:
     async def ask(
         self,
         question: str,
-        on_event: Callable[[dict[str, Any]], None],
-        approver: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None,
-    ) -> dict[str, Any] | None:
+        on_event: ProgressSink,
+        approver: Approver | None = None,
+    ) -> Diagnosis | None:
         """Investigate ``question`` in the session (created on the first question); return
-        the diagnosis as JSON, or ``None`` when the run waits on an approval."""
+        the diagnosis, or ``None`` when the run waits on an approval."""
         if self.session_id is None:
             record = await self._request("POST", API, json={"title": question[:80]})
-            self.session_id = str(record["id"])
+            session = record.get("id") if isinstance(record, dict) else None
+            if not session:
+                raise AgentRunFailed("agent-web created no session (no id in its answer)")
+            self.session_id = str(session)
         async with asyncio.timeout(self.run_timeout):
             try:
-                return await self._ask_streaming(question, on_event, approver)
+                body = await self._ask_streaming(question, on_event, approver)
             except _StreamLost as lost:
                 on_event({"type": "stream_lost", "error": str(lost)})
-                return await self._finish_polling(lost.asked, question, on_event)
+                body = await self._finish_polling(lost.asked, question, on_event)
+        if body is None:
+            return None
+        diagnosis = parse_diagnosis(body)
+        if diagnosis.session_id is None:
+            diagnosis = replace(diagnosis, session_id=self.session_id)
+        return diagnosis
 
     def _ws_url(self) -> str:
         base = "ws" + self.url[4:] if self.url.startswith("http") else self.url
@@ -163,27 +192,28 @@ class AgentWebAgent:
     async def _ask_streaming(
         self,
         question: str,
-        on_event: Callable[[dict[str, Any]], None],
-        approver: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None,
-    ) -> dict[str, Any] | None:
+        on_event: ProgressSink,
+        approver: Approver | None,
+    ) -> JsonObject | None:
         from websockets.asyncio.client import connect
         from websockets.exceptions import InvalidStatus, WebSocketException
 
         asked = False
-        diagnosis: dict[str, Any] | None = None
+        diagnosis: JsonObject | None = None
         try:
             async with connect(
                 self._ws_url(), additional_headers=self._headers(), open_timeout=self.timeout
             ) as ws:
-                first = json.loads(await ws.recv())  # {"type": "status", ...}: subscribed
-                if first.get("status") in ("running", "awaiting_approval"):
-                    raise ApiError(409, "Conflict", f"session is {first.get('status')}")
+                first: JsonValue = json.loads(await ws.recv())  # {"type": "status"}: subscribed
+                status = first.get("status") if isinstance(first, dict) else None
+                if status in ("running", "awaiting_approval"):
+                    raise ApiError(409, "Conflict", f"session is {status}")
                 await self._request(
                     "POST", f"{API}/{self.session_id}/messages", json={"content": question}
                 )
                 asked = True
                 async for raw in ws:
-                    event = json.loads(raw)
+                    event: JsonValue = json.loads(raw)
                     if not isinstance(event, dict):
                         continue
                     kind = event.get("type")
@@ -197,8 +227,9 @@ class AgentWebAgent:
                         break
                     if kind == "failed":
                         raise AgentRunFailed(str(event.get("error") or "the run failed"))
-                    if kind == "diagnosis" and isinstance(event.get("diagnosis"), dict):
-                        diagnosis = event["diagnosis"]
+                    found = event.get("diagnosis")
+                    if kind == "diagnosis" and isinstance(found, dict):
+                        diagnosis = found
                     if kind not in ("status", "run_started"):
                         on_event(event)
                 else:
@@ -212,25 +243,19 @@ class AgentWebAgent:
             raise _StreamLost(f"{type(exc).__name__}: {redact_text(str(exc))}", asked) from exc
         if diagnosis is None:
             diagnosis = await self.diagnosis()
-        if diagnosis is not None:
-            diagnosis.setdefault("session_id", self.session_id)
         return diagnosis
 
-    async def _approve(
-        self,
-        event: dict[str, Any],
-        approver: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
-    ) -> None:
-        pending = event.get("pending") or [{}]
+    async def _approve(self, event: JsonObject, approver: Approver) -> None:
+        pending = event.get("pending")
         request = pending[0] if isinstance(pending, list) and pending else {}
-        decision = await approver(request if isinstance(request, dict) else {})
-        body = {"approved": bool(decision.get("approved")), "reason": decision.get("reason")}
+        decision = await approver(ApprovalRequest.parse(request))
+        body: JsonObject = {"approved": decision.approved, "reason": decision.reason}
         # answered when the resumed run is done; its events arrive on the stream meanwhile
         await self._request("POST", f"{API}/{self.session_id}/approval", json=body)
 
     async def _finish_polling(
-        self, asked: bool, question: str, on_event: Callable[[dict[str, Any]], None]
-    ) -> dict[str, Any] | None:
+        self, asked: bool, question: str, on_event: ProgressSink
+    ) -> JsonObject | None:
         """The stream dropped: send the question if it was not sent, wait until the session
         is no longer running, and read its diagnosis."""
         if not asked:

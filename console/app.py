@@ -17,52 +17,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import Binding
+from textual.command import Provider
 from textual.screen import Screen
 
-from console.commands import COMMANDS, CommandError, parse_command
+from console.commands import CommandError, CommandTable
 from console.connection import Backoff, ConnectionInfo
 from console.errors import ApiError, ConnectionLost
-from console.messages import ConnectionChanged, StoreUpdated
-from console.models import LogLine
+from console.messages import ConnectionChanged, StoreUpdated, Topic
+from console.models import CircuitAction, Event, LogLine
 from console.palette import ConsoleCommands
+from console.registry import SCREENS, ScreenRegistry
 from console.screens.base import ConsoleScreen
-from console.screens.circuits import CircuitsScreen
-from console.screens.dashboard import DashboardScreen
-from console.screens.health import HealthScreen
 from console.screens.help import HelpScreen
-from console.screens.logs import LogsScreen
 from console.screens.prompt import PromptScreen
-from console.screens.timeline import TimelineScreen
 from console.store import ConsoleStore
 
 if TYPE_CHECKING:
     from console.client import Dev3000Client
 
-__all__ = ["SCREENS", "ConsoleApp"]
+__all__ = ["ConsoleApp"]
 
-
-def _agent_screen() -> ConsoleScreen:
-    """The agent screen, imported on first use (Markdown and the agent load slowly)."""
-    from console.screens.agent import AgentScreen
-
-    return AgentScreen()
-
-
-#: mode name → screen class or factory (the order of the number keys)
-SCREENS: dict[str, Any] = {
-    "dashboard": DashboardScreen,
-    "health": HealthScreen,
-    "circuits": CircuitsScreen,
-    "logs": LogsScreen,
-    "timeline": TimelineScreen,
-    "agent": _agent_screen,
-}
 LOG_PAGE = 500
 #: seconds between repaints of the log view while lines stream in (coalescing pages)
 LOG_REPAINT = 0.05
@@ -75,20 +55,17 @@ class ConsoleApp(App[None]):
     CSS = """
     Screen.-stale ConnectionBar { text-style: bold; }
     """
-    MODES: ClassVar[dict[str, Any]] = dict(SCREENS)
     DEFAULT_MODE = "dashboard"
-    COMMANDS: ClassVar[set[Any]] = {*App.COMMANDS, ConsoleCommands}
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "show('dashboard')", "Dash"),
-        Binding("2", "show('health')", "Health"),
-        Binding("3", "show('circuits')", "Circuits"),
-        Binding("4", "show('logs')", "Logs"),
-        Binding("5", "show('timeline')", "Timeline"),
-        Binding("6", "show('agent')", "Agent"),
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {
+        *App.COMMANDS,
+        ConsoleCommands,
+    }
+    #: the app's own keys; they follow the screens' keys (which come from the registry)
+    APP_KEYS: ClassVar[tuple[Binding, ...]] = (
         Binding("colon", "command", ":cmd"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
-    ]
+    )
 
     def __init__(
         self,
@@ -103,10 +80,20 @@ class ConsoleApp(App[None]):
         agent_url: str | None = None,
         clock: Callable[[], datetime] | None = None,
         backoff: Callable[[], Backoff] | None = None,
+        screens: ScreenRegistry = SCREENS,
     ) -> None:
         super().__init__()
         if refresh <= 0:
             raise ValueError("refresh must be > 0 seconds")
+        if self.DEFAULT_MODE not in screens:
+            raise ValueError(f"the screens must include {self.DEFAULT_MODE!r}")
+        #: the main screens: modes, number keys, ``:`` commands, palette and help
+        self.screens = screens
+        for entry in screens:
+            self.add_mode(entry.name, entry.create)
+            self.bind(entry.key, f"show({entry.name!r})", description=entry.footer or entry.title)
+        for binding in self.APP_KEYS:
+            self.bind(binding.key, binding.action, description=binding.description)
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.readonly = readonly
@@ -124,7 +111,7 @@ class ConsoleApp(App[None]):
         self.logs_paused = False
         self._pending: deque[LogLine] = deque(maxlen=log_capacity)
         self._poke = asyncio.Event()
-        self._event_batch: list[Any] = []
+        self._event_batch: list[Event] = []
         self._flush_scheduled = False
         self._logs_publish_scheduled = False
         self._last_error: str | None = None
@@ -162,12 +149,16 @@ class ConsoleApp(App[None]):
 
     # ---------------------------------------------------------------- publish
 
-    def _main_screens(self) -> Iterable[Screen[Any]]:
+    @property
+    def command_table(self) -> CommandTable:
+        return self.screens.commands
+
+    def _main_screens(self) -> Iterator[ConsoleScreen]:
         for screen in self.screen_stack:
             if isinstance(screen, ConsoleScreen):
                 yield screen
 
-    def publish(self, *topics: str) -> None:
+    def publish(self, *topics: Topic) -> None:
         """Tell the visible console screen that part of the store changed."""
         if not topics:
             return
@@ -245,8 +236,7 @@ class ConsoleApp(App[None]):
 
     def _report(self, where: str, exc: BaseException) -> None:
         if isinstance(exc, ApiError) and exc.status == 429:
-            retry = exc.problem.get("retry_after")
-            self._retry_after = max(self._retry_after, float(retry or 10.0))
+            self._retry_after = max(self._retry_after, exc.retry_after or 10.0)
         if isinstance(exc, ApiError):
             self._api_error(where, exc)
         elif not isinstance(exc, asyncio.CancelledError):
@@ -416,7 +406,7 @@ class ConsoleApp(App[None]):
         self.publish("health")
         self.notify(f"deep check: {report.status}", timeout=3)
 
-    def control_circuit(self, name: str, action: str, reason: str) -> None:
+    def control_circuit(self, name: str, action: CircuitAction, reason: str) -> None:
         """Open / close / reset a breaker (the screen has already asked to confirm)."""
         if self.readonly:
             self.notify("read-only console: circuit control is disabled", severity="warning")
@@ -425,10 +415,10 @@ class ConsoleApp(App[None]):
             return
         self.run_worker(self._control(name, action, reason), group="actions", exit_on_error=False)
 
-    async def _control(self, name: str, action: str, reason: str) -> None:
+    async def _control(self, name: str, action: CircuitAction, reason: str) -> None:
         assert self.client is not None
         try:
-            await self.client.circuit_action(name, action, reason)  # type: ignore[arg-type]
+            await self.client.circuit_action(name, action, reason)
         except ApiError as exc:
             self.notify(
                 str(exc.detail or exc.title),
@@ -448,7 +438,7 @@ class ConsoleApp(App[None]):
     # ----------------------------------------------------------- navigation
 
     async def action_show(self, mode: str, arg: str = "") -> None:
-        if mode not in SCREENS:
+        if mode not in self.screens:
             return
         if self.current_mode != mode:
             await self.switch_mode(mode)
@@ -467,7 +457,7 @@ class ConsoleApp(App[None]):
     async def run_command(self, text: str) -> None:
         """Run one ``:`` command (aliases allowed)."""
         try:
-            command = parse_command(text)
+            command = self.command_table.parse(text)
         except CommandError as exc:
             self.notify(str(exc), title="command", severity="error")
             return
@@ -490,16 +480,15 @@ class ConsoleApp(App[None]):
                 continue
             seen.add(label)
             keys.append((label, active.binding.description))
-        title = getattr(screen, "SCREEN_TITLE", "") or screen.__class__.__name__
-        self.push_screen(HelpScreen(title, keys))
+        title = screen.screen_title if isinstance(screen, ConsoleScreen) else ""
+        self.push_screen(HelpScreen(title or type(screen).__name__, keys, self.command_table))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for name, (_aliases, text) in COMMANDS.items():
-            if name in SCREENS:
-                yield SystemCommand(f"Go to {name}", text, self._goto(name))
+        for entry in self.screens:
+            yield SystemCommand(f"Go to {entry.name}", entry.help, self._goto(entry.name))
 
-    def _goto(self, name: str) -> Callable[[], Any]:
+    def _goto(self, name: str) -> Callable[[], Awaitable[None]]:
         async def go() -> None:
             await self.action_show(name)
 
@@ -507,9 +496,10 @@ class ConsoleApp(App[None]):
 
     # --------------------------------------------------------------- fixtures
 
-    def load_recording(self, data: dict[str, Any]) -> None:
-        """Fill the store from a recorded JSON (``health``, ``circuits``, ``targets``,
-        ``events``, ``logs``) — the source of the snapshot tests and the benchmark."""
+    def load_recording(self, data: Mapping[str, object]) -> None:
+        """Fill the store from a recorded JSON (``health_history``, ``health``,
+        ``circuits``, ``targets``, ``events``, ``logs``) — the source of the snapshot tests
+        and the benchmark."""
         from console.models import (
             parse_circuits,
             parse_deep_health,
@@ -518,18 +508,21 @@ class ConsoleApp(App[None]):
             parse_targets,
         )
 
-        if "health_history" in data:
-            for body in data["health_history"]:
-                self.store.update_health(parse_deep_health(body))
+        def items(key: str) -> list[object]:
+            value = data.get(key)
+            return list(value) if isinstance(value, list) else []
+
+        for body in items("health_history"):
+            self.store.update_health(parse_deep_health(body))
         if "health" in data:
             self.store.update_health(parse_deep_health(data["health"]))
         if "circuits" in data:
             self.store.update_circuits(parse_circuits(data["circuits"]))
         if "targets" in data:
             self.store.update_targets(parse_targets(data["targets"]))
-        events = [parse_event(e) for e in data.get("events", [])]
+        events = [parse_event(e) for e in items("events")]
         self.store.add_events([e for e in events if e is not None])
-        lines = [parse_log_line(item) for item in data.get("logs", [])]
+        lines = [parse_log_line(item) for item in items("logs")]
         self.store.logs.extend([ln for ln in lines if ln is not None])
         self.store.connection = ConnectionInfo.ok()
         self.store.stream = ConnectionInfo.ok()

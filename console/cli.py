@@ -51,7 +51,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Open the Textual console (k9s-style TUI) on a running dev3000.
 
-        Keys: 1-6 dashboard/health/circuits/logs/timeline/agent, ':' command, '?' help.
+        Keys: the number keys switch screens (the footer names them), ':' command mode,
+        '?' help (keys and commands), ctrl+p palette, q quit.
         """
         from console.app import ConsoleApp
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
 from console.errors import ApiError, ConnectionLost
 from console.models import (
+    CircuitAction,
     CircuitInfo,
     Event,
     HealthReport,
+    JsonObject,
+    JsonValue,
     LogLine,
     Target,
     parse_circuits,
@@ -36,30 +38,33 @@ from guilde_core.redaction import redact_text
 __all__ = ["API_PREFIX", "ApiError", "ConnectionLost", "Dev3000Client", "Page"]
 
 API_PREFIX = "/api/v1"
-CircuitAction = Literal["open", "close", "reset"]
 
 
 class Page:
-    """One page of a paginated list: ``items`` and the cursor of the next page (if any)."""
+    """One page of log lines: ``items`` and the cursor of the next page (if any)."""
 
-    def __init__(self, items: list[Any], next_cursor: str | None, total: int | None) -> None:
+    def __init__(self, items: list[LogLine], next_cursor: str | None, total: int | None) -> None:
         self.items = items
         self.next_cursor = next_cursor
         self.total = total
 
 
-def _params(**values: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+type QueryValue = str | int | float | bool | datetime | list[str] | None
+
+
+def _params(**values: QueryValue) -> dict[str, str | int | float]:
+    out: dict[str, str | int | float] = {}
     for key, value in values.items():
         if value is None or value == "" or value == []:
             continue
         if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, list | tuple | set):
-            value = ",".join(str(v) for v in value)
+            out[key] = value.isoformat()
+        elif isinstance(value, list):
+            out[key] = ",".join(str(v) for v in value)
         elif isinstance(value, bool):
-            value = "true" if value else "false"
-        out[key] = value
+            out[key] = "true" if value else "false"
+        else:
+            out[key] = value
     return out
 
 
@@ -101,17 +106,17 @@ class Dev3000Client:
         method: str,
         path: str,
         *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
+        params: Mapping[str, str | int | float] | None = None,
+        json: JsonValue = None,
         read_timeout: float | None = None,
         ok_statuses: tuple[int, ...] = (),
-    ) -> Any:
+    ) -> JsonValue:
         """Send one request; return the decoded JSON body (``None`` when empty)."""
-        extra: dict[str, Any] = {}
-        if read_timeout is not None:
-            extra["timeout"] = read_timeout
+        timeout = httpx.USE_CLIENT_DEFAULT if read_timeout is None else read_timeout
         try:
-            response = await self._http.request(method, path, params=params, json=json, **extra)
+            response = await self._http.request(
+                method, path, params=params, json=json, timeout=timeout
+            )
         except (httpx.TransportError, OSError) as exc:
             raise ConnectionLost(f"{type(exc).__name__}: {redact_text(str(exc))}") from exc
         if response.status_code >= 400 and response.status_code not in ok_statuses:
@@ -119,13 +124,14 @@ class Dev3000Client:
         if not response.content:
             return None
         try:
-            return response.json()
+            body: JsonValue = response.json()
         except ValueError as exc:
             raise ApiError(response.status_code, "invalid JSON from dev3000") from exc
+        return body
 
     # ------------------------------------------------------------------ health
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> JsonObject:
         """``GET /api/v1/health`` (basic liveness)."""
         body = await self.request("GET", f"{API_PREFIX}/health", ok_statuses=(503,))
         return body if isinstance(body, dict) else {}
@@ -151,7 +157,7 @@ class Dev3000Client:
         """``GET /api/v1/diag/circuits``."""
         return parse_circuits(await self.request("GET", f"{API_PREFIX}/diag/circuits"))
 
-    async def circuit_action(self, name: str, action: CircuitAction, reason: str) -> Any:
+    async def circuit_action(self, name: str, action: CircuitAction, reason: str) -> JsonValue:
         """``POST /api/v1/diag/circuits/{name}/{open|close|reset}`` with a reason."""
         if action not in ("open", "close", "reset"):
             raise ValueError(f"unknown circuit action {action!r}")

@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from console.models import redact, redact_text
+from console.models import JsonObject, JsonValue, redact, redact_text, to_float
 
 if TYPE_CHECKING:
     import httpx
@@ -25,16 +25,24 @@ class ConnectionLost(Exception):
 class ApiError(Exception):
     """dev3000 answered with an error; ``problem`` holds the RFC 9457 body (redacted)."""
 
-    def __init__(self, status: int, title: str, detail: str = "", problem: Any = None) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str = "", problem: JsonObject | None = None
+    ) -> None:
         self.status = status
         self.title = title
         self.detail = detail
-        self.problem: dict[str, Any] = problem if isinstance(problem, dict) else {}
+        self.problem: JsonObject = problem if problem is not None else {}
         super().__init__(f"{status} {title}" + (f": {detail}" if detail else ""))
+
+    @property
+    def retry_after(self) -> float | None:
+        """The problem's ``retry_after`` seconds (a 429), if it says."""
+        seconds = to_float(self.problem.get("retry_after"))
+        return seconds if seconds is not None and seconds > 0 else None
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> ApiError:
-        body: Any = None
+        body: JsonValue = None
         try:
             body = response.json()
         except ValueError:

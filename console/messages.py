@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from textual.message import Message
 
 from console.connection import ConnectionInfo
 
-__all__ = ["ConnectionChanged", "StoreUpdated"]
+__all__ = ["ConnectionChanged", "StoreUpdated", "Topic"]
+
+#: a part of the store; ``all`` means everything (a screen shown again, a recording loaded)
+Topic = Literal["health", "circuits", "targets", "events", "logs", "all"]
 
 
 class StoreUpdated(Message):
     """Some of the store changed; ``topics`` says which part (health, circuits, …)."""
 
-    def __init__(self, topics: frozenset[str]) -> None:
+    def __init__(self, topics: frozenset[Topic]) -> None:
         self.topics = topics
         super().__init__()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 
 def redact[T](obj: T) -> T:
@@ -31,9 +31,13 @@ def redact_text(text: str) -> str:
 __all__ = [
     "LEVELS",
     "CheckResult",
+    "CircuitAction",
     "CircuitInfo",
+    "CircuitState",
     "Event",
     "HealthReport",
+    "JsonObject",
+    "JsonValue",
     "LogLine",
     "Target",
     "level_rank",
@@ -45,7 +49,12 @@ __all__ = [
     "parse_log_line",
     "parse_targets",
     "parse_ts",
+    "to_float",
 ]
+
+#: a decoded JSON document (what dev3000 and agent-web send)
+type JsonValue = str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None
+type JsonObject = dict[str, JsonValue]
 
 Status = Literal["healthy", "degraded", "unhealthy", "unknown"]
 LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
@@ -96,7 +105,8 @@ def parse_ts(value: object) -> datetime | None:
     return None
 
 
-def _float(value: object) -> float | None:
+def to_float(value: object) -> float | None:
+    """A number from a JSON number or numeric text, else ``None``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
@@ -107,7 +117,7 @@ def _float(value: object) -> float | None:
     return None
 
 
-def parse_items(payload: object, *keys: str) -> list[dict[str, Any]]:
+def parse_items(payload: object, *keys: str) -> list[JsonObject]:
     """The list of objects in ``payload``: a bare list or under ``items`` / one of ``keys``."""
     if isinstance(payload, list):
         return [item for item in payload if isinstance(item, dict)]
@@ -137,7 +147,7 @@ class CheckResult:
     error: str | None = None
     critical: bool | None = None
     observed_at: datetime | None = None
-    details: dict[str, Any] = field(default_factory=dict, compare=False)
+    details: JsonObject = field(default_factory=dict, compare=False)
 
     @property
     def group(self) -> str:
@@ -146,7 +156,7 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """The deep-health report of seed 000 §6.2, flattened into a list of checks."""
+    """dev3000's deep-health report, flattened into a list of checks."""
 
     status: Status
     checks: tuple[CheckResult, ...] = ()
@@ -155,12 +165,12 @@ class HealthReport:
     version: str = ""
     environment: str = ""
     uptime_seconds: float | None = None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    diagnostics: dict[str, Any] = field(default_factory=dict)
+    metrics: JsonObject = field(default_factory=dict)
+    diagnostics: JsonObject = field(default_factory=dict)
 
     @property
     def error_rate_percent(self) -> float | None:
-        return _float(self.metrics.get("error_rate_percent"))
+        return to_float(self.metrics.get("error_rate_percent"))
 
     def check(self, name: str) -> CheckResult | None:
         for check in self.checks:
@@ -172,16 +182,16 @@ class HealthReport:
 _CHECK_KEYS = ("status", "latency_ms", "error", "critical", "observed_at", "details")
 
 
-def _check_from(name: str, body: dict[str, Any]) -> CheckResult:
+def _check_from(name: str, body: JsonObject) -> CheckResult:
     details = body.get("details")
     extra = {k: v for k, v in body.items() if k not in _CHECK_KEYS}
-    merged: dict[str, Any] = {**extra, **(details if isinstance(details, dict) else {})}
+    merged: JsonObject = {**extra, **(details if isinstance(details, dict) else {})}
     error = body.get("error")
     critical = body.get("critical")
     return CheckResult(
         name=name,
         status=normalise_status(body.get("status")),
-        latency_ms=_float(body.get("latency_ms")),
+        latency_ms=to_float(body.get("latency_ms")),
         error=redact_text(str(error)) if error else None,
         critical=critical if isinstance(critical, bool) else None,
         observed_at=parse_ts(body.get("observed_at")),
@@ -190,7 +200,7 @@ def _check_from(name: str, body: dict[str, Any]) -> CheckResult:
 
 
 def parse_deep_health(payload: object) -> HealthReport:
-    """Parse ``/api/v1/health/deep`` (seed 000 §6.2), nested groups flattened as ``a/b``."""
+    """Parse ``/api/v1/health/deep``, nested groups flattened as ``a/b``."""
     if not isinstance(payload, dict):
         return HealthReport(status="unknown")
     checks: list[CheckResult] = []
@@ -218,7 +228,7 @@ def parse_deep_health(payload: object) -> HealthReport:
         service=str(payload.get("service") or ""),
         version=str(payload.get("version") or ""),
         environment=str(payload.get("environment") or ""),
-        uptime_seconds=_float(payload.get("uptime_seconds")),
+        uptime_seconds=to_float(payload.get("uptime_seconds")),
         metrics=metrics if isinstance(metrics, dict) else {},
         diagnostics=diagnostics if isinstance(diagnostics, dict) else {},
     )
@@ -237,7 +247,7 @@ class Target:
     critical: bool | None = None
     status: Status = "unknown"
     latency_ms: float | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    raw: JsonObject = field(default_factory=dict, compare=False)
 
 
 def parse_targets(payload: object) -> list[Target]:
@@ -253,7 +263,7 @@ def parse_targets(payload: object) -> list[Target]:
                 kind=str(item.get("kind") or item.get("type") or ""),
                 critical=critical if isinstance(critical, bool) else None,
                 status=normalise_status(item.get("status") or last.get("status")),
-                latency_ms=_float(item.get("latency_ms") or last.get("latency_ms")),
+                latency_ms=to_float(item.get("latency_ms") or last.get("latency_ms")),
                 raw=redact(item),
             )
         )
@@ -263,6 +273,8 @@ def parse_targets(payload: object) -> list[Target]:
 # ---------------------------------------------------------------------------- circuits
 
 CircuitState = Literal["closed", "open", "half-open", "disabled", "unknown"]
+#: what an operator may do to a breaker (``POST /api/v1/diag/circuits/{name}/{action}``)
+CircuitAction = Literal["open", "close", "reset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +288,7 @@ class CircuitInfo:
     last_error: str | None = None
     retry_at: datetime | None = None
     reason: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    raw: JsonObject = field(default_factory=dict, compare=False)
 
     def seconds_to_half_open(self, now: datetime) -> float | None:
         """Seconds until an open breaker lets a trial call through (``None`` if not open)."""
@@ -294,7 +306,7 @@ def _state(value: object) -> CircuitState:
     return "unknown"
 
 
-def _first(item: dict[str, Any], *keys: str) -> Any:
+def _first(item: JsonObject, *keys: str) -> JsonValue:
     for key in keys:
         if item.get(key) is not None:
             return item[key]
@@ -304,12 +316,12 @@ def _first(item: dict[str, Any], *keys: str) -> Any:
 def parse_circuits(payload: object) -> list[CircuitInfo]:
     circuits: list[CircuitInfo] = []
     for item in parse_items(payload, "circuits", "breakers"):
-        failures = _float(_first(item, "failure_count", "failures", "fail_counter")) or 0.0
+        failures = to_float(_first(item, "failure_count", "failures", "fail_counter")) or 0.0
         error = _first(item, "last_error", "last_failure_reason", "last_exception")
         reason = _first(item, "reason", "forced_reason", "control_reason")
         retry_at = parse_ts(_first(item, "retry_at", "half_open_at", "next_attempt_at"))
         if retry_at is None:
-            remaining = _float(
+            remaining = to_float(
                 _first(item, "seconds_until_half_open", "seconds_to_half_open", "retry_after")
             )
             if remaining is not None:  # whole seconds: an unchanged breaker compares equal
@@ -339,7 +351,7 @@ def parse_circuits(payload: object) -> list[CircuitInfo]:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A timeline event (DESIGN.md): ``{id, ts, source, kind, severity, subject, summary,
+    """A timeline event: ``{id, ts, source, kind, severity, subject, summary,
     data, correlation_id?}``; ``kind == "gap"`` marks events the stream had to drop."""
 
     id: str
@@ -349,7 +361,7 @@ class Event:
     severity: str
     subject: str
     summary: str
-    data: dict[str, Any] = field(default_factory=dict, compare=False)
+    data: JsonObject = field(default_factory=dict, compare=False)
     correlation_id: str | None = None
 
 
@@ -387,7 +399,7 @@ class LogLine:
     seq: int = 0
     rank: int = -1
     rows: int = 0
-    _json: Any = None
+    _json: JsonObject | None = None
     _json_parsed: bool = False
 
     def __post_init__(self) -> None:
@@ -400,7 +412,7 @@ class LogLine:
         return (self.ts, self.seq)
 
     @property
-    def json(self) -> Any:
+    def json(self) -> JsonObject | None:
         """The line parsed as JSON (``None`` if it is not a JSON object)."""
         if not self._json_parsed:
             self._json_parsed = True

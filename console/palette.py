@@ -3,39 +3,42 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from console.commands import COMMANDS
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
+from console.commands import CommandSpec
+from console.host import ConsoleHost
 
 __all__ = ["ConsoleCommands"]
 
 
 class ConsoleCommands(Provider):
-    """``Go to logs``, ``Help``, ``Quit`` … matched fuzzily, aliases included."""
+    """``:logs  (:l, :log, :tail)`` … matched fuzzily, aliases included; the entries are
+    the app's command table (so every registered screen is listed)."""
 
-    def _entries(self) -> list[tuple[str, str, str]]:
-        entries: list[tuple[str, str, str]] = []
-        for name, (aliases, text) in COMMANDS.items():
-            label = f":{name}" + (f"  ({', '.join(':' + a for a in aliases)})" if aliases else "")
-            entries.append((label, text, name))
-        return entries
+    @property
+    def _host(self) -> ConsoleHost:
+        return cast(ConsoleHost, self.app)
+
+    def _specs(self) -> tuple[CommandSpec, ...]:
+        return tuple(self._host.command_table)
 
     async def _run(self, name: str) -> None:
-        app = cast("ConsoleApp", self.app)
-        await app.run_command(name)
+        await self._host.run_command(name)
 
     async def discover(self) -> Hits:
-        for label, text, name in self._entries():
-            yield DiscoveryHit(label, partial(self._run, name), help=text)
+        for spec in self._specs():
+            yield DiscoveryHit(spec.label, partial(self._run, spec.name), help=spec.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for label, text, name in self._entries():
-            score = matcher.match(label)
+        for spec in self._specs():
+            score = matcher.match(spec.label)
             if score > 0:
-                yield Hit(score, matcher.highlight(label), partial(self._run, name), help=text)
+                yield Hit(
+                    score,
+                    matcher.highlight(spec.label),
+                    partial(self._run, spec.name),
+                    help=spec.help,
+                )

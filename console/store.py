@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from console.connection import ConnectionInfo
 from console.logbuffer import LogBuffer
-from console.models import CircuitInfo, Event, HealthReport, Target
+from console.models import CircuitInfo, CircuitState, Event, HealthReport, Target
 
 __all__ = ["HISTORY", "ConsoleStore"]
 
@@ -83,8 +83,9 @@ class ConsoleStore:
             fresh.append(event)
         return fresh
 
-    def circuit_summary(self) -> dict[str, int]:
-        summary: dict[str, int] = {}
+    def circuit_summary(self) -> dict[CircuitState, int]:
+        """How many breakers are in each state."""
+        summary: dict[CircuitState, int] = {}
         for circuit in self.circuits:
             summary[circuit.state] = summary.get(circuit.state, 0) + 1
         return summary

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from console.connection import Backoff, ConnectionInfo
-from console.models import Event, parse_event
+from console.models import Event, JsonValue, parse_event
 from guilde_core.redaction import redact_text
 
 __all__ = ["SSE_PATH", "WS_PATH", "EventStream", "decode_message"]
@@ -194,9 +194,8 @@ class EventStream:
 def _sse_event(data: str, event_id: str | None) -> Event | None:
     event = decode_message(data)
     if event is None and event_id:
-        body: Any = None
         try:
-            body = json.loads(data)
+            body: JsonValue = json.loads(data)
         except ValueError:
             return None
         if isinstance(body, dict):

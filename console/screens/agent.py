@@ -9,7 +9,7 @@ otherwise in the console's own process over dev3000's ``/mcp``
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.markup import escape
 from textual import work
@@ -19,6 +19,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Markdown, RichLog, Static
 
 from console.agent_bridge import AgentUnavailable, InProcessAgent, describe_event
+from console.agent_models import AgentEvent, Approval, ApprovalRequest, Diagnosis
 from console.agent_web import AgentRunFailed, AgentWebAgent, resolve_agent_url
 from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmScreen
@@ -29,7 +30,6 @@ __all__ = ["AgentScreen"]
 
 
 class AgentScreen(ConsoleScreen):
-    SCREEN_TITLE = "Agent"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new_session", "New session"),
     ]
@@ -46,7 +46,7 @@ class AgentScreen(ConsoleScreen):
         self.bridge: InProcessAgent | AgentWebAgent | None = None
         self.backend = ""
         self.busy = False
-        self.diagnoses: list[Any] = []
+        self.diagnoses: list[Diagnosis] = []
         self._chosen: asyncio.Event = asyncio.Event()
 
     def compose_body(self) -> ComposeResult:
@@ -133,25 +133,25 @@ class AgentScreen(ConsoleScreen):
             return
         self._run(question)
 
-    def _progress(self, event: dict[str, Any]) -> None:
+    def _progress(self, event: AgentEvent) -> None:
         self.query_one("#agent-progress", RichLog).write(describe_event(event))
 
-    async def _approve(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _approve(self, request: ApprovalRequest) -> Approval:
         """A control action proposed by the agent: a human confirms it (never in read-only)."""
-        tool = str(request.get("tool") or "?")
+        tool = request.tool
         if self.console.readonly:
-            return {"approved": False, "reason": "read-only console"}
+            return Approval(approved=False, reason="read-only console")
         reason = await self.app.push_screen_wait(
             ConfirmScreen(
                 f"Agent asks to run {tool}",
                 f"The agent proposes [b]{escape(tool)}[/b] with "
-                f"{escape(str(redact(request.get('arguments') or {})))}.",
+                f"{escape(str(redact(request.arguments)))}.",
                 action_label="Approve",
             )
         )
         if reason is None:
-            return {"approved": False, "reason": "denied in the console"}
-        return {"approved": True, "reason": reason}
+            return Approval(approved=False, reason="denied in the console")
+        return Approval(approved=True, reason=reason)
 
     @work(exclusive=True, group="agent", exit_on_error=False)
     async def _run(self, question: str) -> None:

@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from console.messages import ConnectionChanged, StoreUpdated
+from console.host import ConsoleHost
+from console.messages import ConnectionChanged, StoreUpdated, Topic
 from console.store import ConsoleStore
 from console.widgets.connection_bar import ConnectionBar
-
-if TYPE_CHECKING:
-    from console.app import ConsoleApp
 
 __all__ = ["ConsoleScreen"]
 
 
 class ConsoleScreen(Screen[None]):
-    """Subclasses compose their body and redraw it in :meth:`refresh_data`."""
+    """Subclasses compose their body and redraw it in :meth:`refresh_data`.
 
-    SCREEN_TITLE: ClassVar[str] = ""
+    A screen reaches the app only through :class:`~console.host.ConsoleHost` (its
+    :attr:`console`); its title comes from its entry in :mod:`console.registry`."""
+
     #: store topics this screen shows (``StoreUpdated`` for others is ignored)
-    TOPICS: ClassVar[frozenset[str]] = frozenset()
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset()
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: set by the registry entry that made the screen
+        self.screen_title = ""
 
     @property
-    def console(self) -> ConsoleApp:
-        return cast("ConsoleApp", self.app)
+    def console(self) -> ConsoleHost:
+        return cast(ConsoleHost, self.app)
 
     @property
     def store(self) -> ConsoleStore:
@@ -63,12 +68,12 @@ class ConsoleScreen(Screen[None]):
             rest=store.connection,
             stream=store.stream,
             readonly=self.console.readonly,
-            title=self.SCREEN_TITLE,
+            title=self.screen_title,
             updated_at=None if self.console.frozen_clock else store.updated_at,
         )
         self.set_class(store.connection.stale, "-stale")
 
-    def refresh_data(self, topics: frozenset[str]) -> None:
+    def refresh_data(self, topics: frozenset[Topic]) -> None:
         """Redraw from the store; ``topics`` says what changed."""
 
     def apply_argument(self, arg: str) -> None:

@@ -13,7 +13,8 @@ from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
-from console.models import CircuitInfo
+from console.messages import Topic
+from console.models import CircuitAction, CircuitInfo
 from console.screens.base import ConsoleScreen
 from console.screens.confirm import ConfirmScreen
 from console.screens.prompt import PromptScreen
@@ -33,8 +34,7 @@ def _countdown(circuit: CircuitInfo, now: datetime) -> str:
 
 
 class CircuitsScreen(ConsoleScreen):
-    SCREEN_TITLE = "Circuits"
-    TOPICS: ClassVar[frozenset[str]] = frozenset({"circuits"})
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset({"circuits"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "open_circuit", "Open"),
         Binding("c", "close_circuit", "Close"),
@@ -80,7 +80,7 @@ class CircuitsScreen(ConsoleScreen):
         needle = self.name_filter.lower()
         return [c for c in self.store.circuits if needle in c.name.lower()]
 
-    def refresh_data(self, topics: frozenset[str]) -> None:
+    def refresh_data(self, topics: frozenset[Topic]) -> None:
         table = self.query_one("#circuit-table", DataTable)
         selected = self.selected_name()
         table.clear()
@@ -166,7 +166,7 @@ class CircuitsScreen(ConsoleScreen):
         self.name_filter = arg.strip()
         self.refresh_data(frozenset({"circuits"}))
 
-    def _control(self, action: str) -> None:
+    def _control(self, action: CircuitAction) -> None:
         if self.console.readonly:
             self.notify("read-only console: circuit control is disabled", severity="warning")
             return

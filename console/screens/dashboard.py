@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Sparkline, Static
 
+from console.messages import Topic
 from console.screens.base import ConsoleScreen
 from console.style import CIRCUIT_STYLE, SEVERITY_STYLE, STATUS_STYLE, plain, styled
 from console.widgets.target_row import TargetRow
@@ -19,8 +20,7 @@ EVENTS_SHOWN = 12
 
 
 class DashboardScreen(ConsoleScreen):
-    SCREEN_TITLE = "Dashboard"
-    TOPICS: ClassVar[frozenset[str]] = frozenset({"health", "circuits", "events", "targets"})
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset({"health", "circuits", "events", "targets"})
 
     DEFAULT_CSS = """
     DashboardScreen #dash-top { height: 1fr; }
@@ -56,7 +56,7 @@ class DashboardScreen(ConsoleScreen):
     def on_mount(self) -> None:
         super().on_mount()
 
-    def refresh_data(self, topics: frozenset[str]) -> None:
+    def refresh_data(self, topics: frozenset[Topic]) -> None:
         every = "all" in topics
         if every or "health" in topics:
             self._show_health()

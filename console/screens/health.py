@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable
 
+from console.messages import Topic
 from console.models import CheckResult
 from console.screens.base import ConsoleScreen
 from console.style import STATUS_STYLE, plain, styled
@@ -23,8 +24,7 @@ def _latency(value: float | None) -> str:
 
 
 class HealthScreen(ConsoleScreen):
-    SCREEN_TITLE = "Health"
-    TOPICS: ClassVar[frozenset[str]] = frozenset({"health", "targets"})
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset({"health", "targets"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "deep_check", "Deep check now"),
         Binding("enter", "drill", "Details", show=False),
@@ -59,7 +59,7 @@ class HealthScreen(ConsoleScreen):
         super().on_mount()
         self.query_one("#health-checks", DataTable).focus()
 
-    def refresh_data(self, topics: frozenset[str]) -> None:
+    def refresh_data(self, topics: frozenset[Topic]) -> None:
         if "all" in topics or "health" in topics:
             self._show_checks()
         if "all" in topics or "targets" in topics:
@@ -102,7 +102,7 @@ class HealthScreen(ConsoleScreen):
             )
 
     @staticmethod
-    def _selected_key(table: DataTable[Any]) -> str | None:
+    def _selected_key(table: DataTable[Text | str]) -> str | None:
         if not table.row_count:
             return None
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from rich.table import Table
@@ -11,13 +12,14 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from console.commands import COMMANDS
+from console.commands import CommandSpec
 
 __all__ = ["HelpScreen"]
 
 
 class HelpScreen(ModalScreen[None]):
-    """Lists ``(key, description)`` rows; any of escape, ``?`` or ``q`` closes it."""
+    """Lists ``(key, description)`` rows and the ``:`` commands; any of escape, ``?`` or
+    ``q`` closes it."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -36,10 +38,13 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "close", "Close", show=False),
     ]
 
-    def __init__(self, screen_title: str, keys: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, screen_title: str, keys: list[tuple[str, str]], commands: Iterable[CommandSpec]
+    ) -> None:
         super().__init__()
         self._screen_title = screen_title
         self._keys = keys
+        self._commands = tuple(commands)
 
     def compose(self) -> ComposeResult:
         keys = Table(title=f"Keys — {self._screen_title}", expand=True, show_edge=False)
@@ -51,8 +56,8 @@ class HelpScreen(ModalScreen[None]):
         commands.add_column("command", style="bold cyan", no_wrap=True)
         commands.add_column("aliases", style="magenta")
         commands.add_column("does")
-        for name, (aliases, text) in COMMANDS.items():
-            commands.add_row(f":{name}", " ".join(f":{a}" for a in aliases), text)
+        for spec in self._commands:
+            commands.add_row(f":{spec.name}", " ".join(f":{a}" for a in spec.aliases), spec.help)
         with VerticalScroll() as box:
             box.border_title = "Help"
             yield Static(keys)

@@ -13,6 +13,7 @@ from textual.containers import Horizontal
 from textual.widgets import Select, Static
 
 from console.logbuffer import FilterError, LogFilter
+from console.messages import Topic
 from console.models import LEVELS, LogLine, parse_ts
 from console.screens.base import ConsoleScreen
 from console.screens.prompt import PromptScreen
@@ -38,8 +39,7 @@ def parse_jump_time(text: str, reference: datetime | None) -> datetime:
 
 
 class LogsScreen(ConsoleScreen):
-    SCREEN_TITLE = "Logs"
-    TOPICS: ClassVar[frozenset[str]] = frozenset({"logs"})
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset({"logs"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
         Binding("exclamation_mark", "toggle_inverse", "Inverse"),
@@ -92,7 +92,7 @@ class LogsScreen(ConsoleScreen):
 
     # ------------------------------------------------------------------ data
 
-    def refresh_data(self, topics: frozenset[str]) -> None:
+    def refresh_data(self, topics: frozenset[Topic]) -> None:
         if "all" in topics:
             self._sync_sources()
             self.log_view.rebuilt()

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Select
 
+from console.messages import Topic
 from console.models import Event
 from console.screens.base import ConsoleScreen
 from console.style import SEVERITY_STYLE, plain, styled
@@ -21,8 +22,7 @@ SEVERITIES = ("debug", "info", "warning", "error", "critical")
 
 
 class TimelineScreen(ConsoleScreen):
-    SCREEN_TITLE = "Timeline"
-    TOPICS: ClassVar[frozenset[str]] = frozenset({"events"})
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset({"events"})
 
     DEFAULT_CSS = """
     TimelineScreen #tl-toolbar { height: 3; }
@@ -79,7 +79,7 @@ class TimelineScreen(ConsoleScreen):
     def shown_events(self) -> list[Event]:
         return [e for e in self.store.events if self.matches(e)]
 
-    def refresh_data(self, topics: frozenset[str]) -> None:
+    def refresh_data(self, topics: frozenset[Topic]) -> None:
         self._sync_options()
         table = self.query_one("#tl-events", DataTable)
         events = list(self.store.events)

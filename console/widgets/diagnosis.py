@@ -3,59 +3,46 @@ recommendations, and how it was produced."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from console.agent_models import Diagnosis
 from guilde_core.redaction import redact_text
 
 __all__ = ["diagnosis_markdown"]
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def diagnosis_markdown(diagnosis: Any) -> str:
-    """Markdown for a ``Diagnosis`` model (or its JSON dict)."""
-    root = _get(diagnosis, "root_cause") or {}
+def diagnosis_markdown(diagnosis: Diagnosis) -> str:
+    """Markdown for one diagnosis (server text redacted)."""
+    root = diagnosis.root_cause
     lines = [
-        f"## {redact_text(str(_get(diagnosis, 'question', '')))}",
+        f"## {redact_text(diagnosis.question)}",
         "",
-        f"**Status:** {_get(diagnosis, 'status')}  ·  **mode:** {_get(diagnosis, 'mode')}"
-        f"  ·  provider: {_get(diagnosis, 'provider') or '—'}"
-        f"  ·  {_get(diagnosis, 'tool_calls', 0)} tool calls"
-        f"  ·  {float(_get(diagnosis, 'duration_ms', 0.0) or 0.0):.0f} ms",
+        f"**Status:** {diagnosis.status}  ·  **mode:** {diagnosis.mode}"
+        f"  ·  provider: {diagnosis.provider or '—'}"
+        f"  ·  {diagnosis.tool_calls} tool calls"
+        f"  ·  {diagnosis.duration_ms:.0f} ms",
         "",
         "### Root cause",
-        f"**{_get(root, 'component')}** — {_get(root, 'category')} "
-        f"(confidence {float(_get(root, 'confidence', 0.0) or 0.0):.0%})",
+        f"**{root.component}** — {root.category} (confidence {root.confidence:.0%})",
         "",
-        redact_text(str(_get(root, "summary", ""))),
+        redact_text(root.summary),
     ]
-    cited = _get(root, "evidence_ids") or []
-    if cited:
-        lines += ["", "Evidence: " + ", ".join(f"`{e}`" for e in cited)]
-    findings = _get(diagnosis, "findings") or []
-    if findings:
+    if root.evidence_ids:
+        lines += ["", "Evidence: " + ", ".join(f"`{e}`" for e in root.evidence_ids)]
+    if diagnosis.findings:
         lines += ["", "### Findings"]
-        for finding in findings:
-            ids = ", ".join(f"`{e}`" for e in _get(finding, "evidence_ids") or [])
+        for finding in diagnosis.findings:
+            ids = ", ".join(f"`{e}`" for e in finding.evidence_ids)
             lines.append(
-                f"- **[{_get(finding, 'severity')}] {redact_text(str(_get(finding, 'title')))}**"
-                f" ({_get(finding, 'component')}, {_get(finding, 'category')}) — {ids}"
+                f"- **[{finding.severity}] {redact_text(finding.title)}**"
+                f" ({finding.component}, {finding.category}) — {ids}"
             )
-    recommendations = _get(diagnosis, "recommendations") or []
-    if recommendations:
+    if diagnosis.recommendations:
         lines += ["", "### Recommendations"]
-        lines += [f"- {redact_text(str(r))}" for r in recommendations]
-    evidence = _get(diagnosis, "evidence") or []
-    if evidence:
+        lines += [f"- {redact_text(r)}" for r in diagnosis.recommendations]
+    if diagnosis.evidence:
         lines += ["", "### Evidence"]
-        for item in evidence:
-            excerpt = redact_text(str(_get(item, "excerpt", "")))[:400].replace("\n", " ")
-            lines.append(f"- `{_get(item, 'id')}` **{_get(item, 'tool')}**: {excerpt}")
-    notes = _get(diagnosis, "notes") or []
-    if notes:
-        lines += ["", "### Notes"] + [f"- {redact_text(str(n))}" for n in notes]
+        for item in diagnosis.evidence:
+            excerpt = redact_text(item.excerpt)[:400].replace("\n", " ")
+            lines.append(f"- `{item.id}` **{item.tool}**: {excerpt}")
+    if diagnosis.notes:
+        lines += ["", "### Notes"] + [f"- {redact_text(n)}" for n in diagnosis.notes]
     return "\n".join(lines)

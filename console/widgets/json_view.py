@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.json import JSON
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.models import redact
+from console.models import JsonObject, redact
 
 __all__ = ["JsonView"]
 
@@ -24,16 +24,22 @@ class JsonView(VerticalScroll):
     }
     """
 
-    def __init__(self, hint: str = "select a row to see its details", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        hint: str = "select a row to see its details",
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
         self._hint = hint
         self._body = Static(hint, classes="json-body")
-        self.data: Any = None
+        self.data: JsonObject | None = None
 
-    def compose(self) -> Any:
+    def compose(self) -> ComposeResult:
         yield self._body
 
-    def show(self, data: Any, title: str | None = None) -> None:
+    def show(self, data: JsonObject | None, title: str | None = None) -> None:
         self.data = data
         if title is not None:
             self.border_title = title

@@ -138,6 +138,18 @@ async def wait_for(
         await pilot.pause(0.05)
 
 
+def dig(value: object, *path: str | int) -> object:
+    """``value[path[0]][path[1]]…`` of decoded JSON; ``None`` where the path leads nowhere."""
+    for key in path:
+        if isinstance(key, str) and isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(key, int) and isinstance(value, list) and -len(value) <= key < len(value):
+            value = value[key]
+        else:
+            return None
+    return value
+
+
 async def submit(pilot: Pilot[Any], text: str) -> None:
     """Type ``text`` into the focused input (in one step) and press enter."""
     from textual.widgets import Input

@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 
 from console.client import ConnectionLost, Dev3000Client
-from console.commands import CommandError, parse_command
+from console.commands import CommandError
 from console.connection import Backoff, ConnectionInfo, ConnectionState
+from console.registry import SCREENS
 from console.stream import decode_message
 from tools.harness import free_port
 
 
 def test_command_aliases_and_arguments() -> None:
+    parse_command = SCREENS.commands.parse
     assert parse_command(":logs").name == "logs"
     cmd = parse_command(":circuits api")
     assert (cmd.name, cmd.arg) == ("circuits", "api")

@@ -19,7 +19,15 @@ from console.screens.timeline import TimelineScreen
 from console.widgets.json_view import JsonView
 from console.widgets.target_row import TargetRow
 from guilde_core.config import BreakerConfig
-from tests.console.conftest import CONTROL_KEY, READ_KEY, Dev3000, screen_text, submit, wait_for
+from tests.console.conftest import (
+    CONTROL_KEY,
+    READ_KEY,
+    Dev3000,
+    dig,
+    screen_text,
+    submit,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -87,9 +95,9 @@ async def test_health_screen_drills_into_a_check_and_runs_a_deep_check(dev3000: 
         table.move_cursor(row=ghost)
         await pilot.press("enter")
         detail = app.screen.query_one("#health-detail", JsonView)
-        await wait_for(pilot, lambda: detail.data and detail.data["name"] == "targets/ghost-api")
-        assert detail.data["status"] == "unhealthy"
-        assert detail.data["error"]
+        await wait_for(pilot, lambda: dig(detail.data, "name") == "targets/ghost-api")
+        assert dig(detail.data, "status") == "unhealthy"
+        assert dig(detail.data, "error")
         assert detail.has_focus
         polls = app.polls
         await pilot.press("d")
@@ -252,7 +260,15 @@ async def test_timeline_streams_live_filters_and_shows_event_data(dev3000: Dev30
             )
         dev3000.emit(kind="notice", source="dev3000", subject="x", summary="just a notice")
         table = app.screen.query_one("#tl-events", DataTable)
-        await wait_for(pilot, lambda: table.row_count >= 5, what="streamed events")
+        # all four shown (dev3000's own events may come between them)
+        await wait_for(
+            pilot,
+            lambda: (
+                sum(ev.kind == "chaos" for ev in screen_events(app)) == 3
+                and any(ev.kind == "notice" for ev in screen_events(app))
+            ),
+            what="streamed events",
+        )
         kind = app.screen.query_one("#tl-kind", Select)
         kind.value = "chaos"
         await wait_for(pilot, lambda: table.row_count == 3, what="kind filter")
@@ -274,8 +290,8 @@ async def test_timeline_streams_live_filters_and_shows_event_data(dev3000: Dev30
         table.move_cursor(row=table.get_row_index(chaos.id))
         await pilot.pause()
         detail = app.screen.query_one("#tl-detail", JsonView)
-        await wait_for(pilot, lambda: detail.data is not None and detail.data["kind"] == "chaos")
-        assert detail.data["data"]["fault"] == "latency"
+        await wait_for(pilot, lambda: dig(detail.data, "kind") == "chaos")
+        assert dig(detail.data, "data", "fault") == "latency"
 
 
 async def test_command_mode_aliases_palette_and_help(dev3000: Dev3000) -> None:

@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import DataTable, Markdown, RichLog, Select, Static
 
 from console.agent_bridge import InProcessAgent
+from console.agent_models import parse_diagnosis
 from console.agent_web import AgentWebAgent
 from console.app import ConsoleApp
 from console.connection import ConnectionState
@@ -26,7 +27,7 @@ from console.screens.logs import LogsScreen
 from console.screens.timeline import TimelineScreen
 from console.widgets.json_view import JsonView
 from console.widgets.target_row import TargetRow
-from tests.console.conftest import CONTROL_KEY, READ_KEY, Stack, screen_text, submit, wait_for
+from tests.console.conftest import CONTROL_KEY, READ_KEY, Stack, dig, screen_text, submit, wait_for
 from tools.harness import ServerThread, free_port
 
 pytestmark = pytest.mark.anyio
@@ -96,10 +97,10 @@ async def test_db_unreachable_is_red_on_dashboard_and_health_and_opens_a_breaker
             detail = app.screen.query_one("#health-detail", JsonView)
             await wait_for(
                 pilot,
-                lambda: bool(detail.data) and detail.data["name"] == "targets/sandbox",
+                lambda: dig(detail.data, "name") == "targets/sandbox",
                 what="the sandbox check's details",
             )
-            assert detail.data["status"] == "unhealthy"
+            assert dig(detail.data, "status") == "unhealthy"
             assert "unhealthy" in str(table.get_row("targets/sandbox"))
         # the fault is cleared and the breaker reset: the target recovers on screen
         await wait_for(
@@ -231,9 +232,9 @@ async def test_injected_faults_show_on_the_timeline(stack: Stack) -> None:
         table.focus()
         table.move_cursor(row=table.get_row_index(opened.id))
         detail = app.screen.query_one("#tl-detail", JsonView)
-        await wait_for(pilot, lambda: bool(detail.data) and detail.data["id"] == opened.id)
-        assert detail.data["kind"] == "circuit_transition"
-        assert "open" in str(detail.data["data"])
+        await wait_for(pilot, lambda: dig(detail.data, "id") == opened.id)
+        assert dig(detail.data, "kind") == "circuit_transition"
+        assert "open" in str(dig(detail.data, "data"))
 
 
 @pytest.fixture(scope="module")
@@ -279,10 +280,11 @@ async def test_agent_screen_runs_through_agent_web_and_continues_the_session(
             # the session lives in agent-web: its record and its latest diagnosis
             record = await bridge.session()
             assert record["turns"] == 1
-            assert record["last_root_cause"]["component"] == "database"
+            assert dig(record, "last_root_cause", "component") == "database"
             latest = await bridge.diagnosis()
             assert latest is not None
-            assert latest["root_cause"] == screen.diagnoses[0]["root_cause"]
+            assert parse_diagnosis(latest).root_cause == screen.diagnoses[0].root_cause
+            assert screen.diagnoses[0].root_cause.component == "database"
 
             await submit(pilot, "is redis involved?")
             await wait_for(pilot, lambda: len(screen.diagnoses) == 2, 90, "the follow-up")
@@ -387,8 +389,8 @@ async def test_agent_web_asks_the_console_to_approve_a_control_action(
                 markdown = screen.query_one("#agent-md", Markdown)
                 await wait_for(pilot, lambda: "Root cause" in markdown.source, 60, "a diagnosis")
                 diagnosis = screen.diagnoses[0]
-                assert diagnosis["mode"] == "llm"
-                assert [(a["tool"], a["status"]) for a in diagnosis["actions"]] == [
+                assert diagnosis.mode == "llm"
+                assert [(a.tool, a.status) for a in diagnosis.actions] == [
                     ("circuits_reset_breaker", "approved")
                 ]
                 progress = [str(line.text) for line in screen.query_one(RichLog).lines]
@@ -487,5 +489,5 @@ async def test_agent_web_stream_cut_mid_run_falls_back_to_polling(
             assert proxy.cuts == 1
             bridge = screen.bridge
             assert isinstance(bridge, AgentWebAgent)
-            assert screen.diagnoses[0]["session_id"] == bridge.session_id
+            assert screen.diagnoses[0].session_id == bridge.session_id
             assert (await bridge.session())["turns"] == 1
