@@ -18,6 +18,7 @@ from dev3000 import cli_config, cli_serve
 from guilde_core import __version__
 from guilde_core.resilience import cli as resilience_cli
 from servers import cli as servers_cli
+from servers.registry import ServerArea
 from tools import cli as tools_cli
 
 if TYPE_CHECKING:
@@ -65,8 +66,14 @@ def aggregate_server(settings: Settings | None) -> FastMCP:
     return build_standalone_server(settings, extra_tools=[diagnose_tool])
 
 
+#: ``dev3000 mcp all``
+ALL = ServerArea(
+    "all", "every area, the timeline and the agent's diagnose tool in one server", aggregate_server
+)
+
+
 cli_config.register(app)  # config show|check
-servers_cli.register(app, more_servers={"all": aggregate_server})  # mcp <server>
+servers_cli.register(app, more_servers=[ALL])  # mcp <server>
 tools_cli.register(app)  # chaos …, demo, sandbox, fakellm
 cli_serve.register(app, extra_tools=[diagnose_tool])  # serve, doctor
 agent_cli.register(app)  # ask, chat, eval, agent web
