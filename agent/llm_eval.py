@@ -7,7 +7,7 @@ citing the first-pass evidence and the new one). ``llm.faults`` inject provider 
 also drives the retry/fallback chain. This proves the loop, the chain and the fault handling
 end to end; the accuracy it reports is the script's, by construction.
 
-The fake provider server is the tools engineer's ``tools.fakellm`` (scripts and faults set
+The fake provider server is ``tools.fakellm`` (scripts and faults set
 through its control API).
 """
 

@@ -1,4 +1,4 @@
-"""The console's way to the diagnosis agent (engineer E's ``agent`` package).
+"""The console's way to the diagnosis agent (the ``agent`` package).
 
 :class:`InProcessAgent` runs :class:`agent.runner.DiagnosisAgent` inside the console,
 pointed at the same dev3000 MCP endpoint the console watches, and keeps one session so

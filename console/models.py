@@ -146,7 +146,7 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """The deep-health report of seed 000 §6.2, flattened into a list of checks."""
+    """The deep-health report, flattened into a list of checks."""
 
     status: Status
     checks: tuple[CheckResult, ...] = ()
@@ -190,7 +190,7 @@ def _check_from(name: str, body: dict[str, Any]) -> CheckResult:
 
 
 def parse_deep_health(payload: object) -> HealthReport:
-    """Parse ``/api/v1/health/deep`` (seed 000 §6.2), nested groups flattened as ``a/b``."""
+    """Parse ``/api/v1/health/deep`` (the deep report), nested groups flattened as ``a/b``."""
     if not isinstance(payload, dict):
         return HealthReport(status="unknown")
     checks: list[CheckResult] = []
@@ -339,7 +339,7 @@ def parse_circuits(payload: object) -> list[CircuitInfo]:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A timeline event (DESIGN.md): ``{id, ts, source, kind, severity, subject, summary,
+    """A timeline event: ``{id, ts, source, kind, severity, subject, summary,
     data, correlation_id?}``; ``kind == "gap"`` marks events the stream had to drop."""
 
     id: str

@@ -22,7 +22,6 @@ sources itself, so the timeline tool has events to show outside ``dev3000 serve`
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import re
@@ -41,6 +40,7 @@ from pydantic import BaseModel, Field
 
 from dev3000.timeline.bus import EventBus, current_bus
 from dev3000.timeline.filters import EventFilter
+from dev3000.timeline.service import TimelineService
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
@@ -252,7 +252,7 @@ def build_aggregate_server(
     @contextlib.asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         del server
-        service = None
+        service: TimelineService | None = None
         if run_timeline_sources and bus is None and current_bus() is None:
             service = await _start_standalone_timeline(settings, ref)
         try:
@@ -291,13 +291,8 @@ def build_standalone_server(
     return build_aggregate_server(settings, extra_tools=extra_tools, run_timeline_sources=True)
 
 
-async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> Any:
+async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> TimelineService:
     """Run the timeline's sources for a server that is not inside ``dev3000 serve``."""
-    try:
-        service_module = importlib.import_module("dev3000.timeline.service")
-    except ModuleNotFoundError:
-        return None
-    bus = ref.get()
-    service = service_module.TimelineService(settings, bus=bus)
+    service = TimelineService(settings, bus=ref.get())
     await service.start()
     return service

@@ -1,6 +1,6 @@
 """LLM mode through the real ``openai``/``anthropic`` SDKs against a fake provider server.
 
-The loop (parallel calls, repeated calls refused, trimmed output, tool errors), the seed 004
+The loop (parallel calls, repeated calls refused, trimmed output, tool errors), the
 fault matrix (429 + Retry-After, model unavailable → breaker → fallback, 401 → no retry,
 timeout → larger timeout, 529 overloaded → degraded), the fallback chain down to offline,
 budgets, approval interrupt/resume without repeated side effects, prompt injection, and
@@ -79,7 +79,7 @@ class Request:
 
 
 class Fake:
-    """The tools engineer's fake provider server, driven through its control helper."""
+    """The fake provider server (tools.fakellm), driven through its control helper."""
 
     def __init__(self, running: RunningFakeLLM) -> None:
         self.running = running
@@ -256,7 +256,7 @@ def test_anthropic_tool_loop(fake: Fake) -> None:
     assert fake.requests[1].api == "anthropic"
 
 
-# --- the seed 004 fault matrix ----------------------------------------------------------------
+# --- the fault matrix ------------------------------------------------------------------------
 def test_rate_limit_backs_off_honouring_retry_after(fake: Fake) -> None:
     fake.faults = [Fault(status=429, retry_after="1", times=1)]
     fake.script = [_final()]
