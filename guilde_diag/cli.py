@@ -15,6 +15,7 @@ import typer
 from agent import cli as agent_cli
 from console import cli as console_cli
 from dev3000 import cli_config, cli_serve
+from evals import cli as evals_cli
 from guilde_core import __version__
 from guilde_core.resilience import cli as resilience_cli
 from servers import cli as servers_cli
@@ -76,7 +77,8 @@ cli_config.register(app)  # config show|check
 servers_cli.register(app, more_servers=[ALL])  # mcp <server>
 tools_cli.register(app)  # chaos …, demo, sandbox, fakellm
 cli_serve.register(app, extra_tools=[diagnose_tool])  # serve, doctor
-agent_cli.register(app)  # ask, chat, eval, agent web
+agent_cli.register(app)  # ask, chat, agent web
+evals_cli.register(app)  # eval
 console_cli.register(app)  # console
 resilience_cli.register(app)  # breakers …, deadletters list|replay
 

@@ -21,8 +21,8 @@ import pytest
 from agent.mcp_client import DiagTools
 from agent.providers import build_chain
 from agent.providers.resilience import reset_local_breakers
-from agent.recorded import RecordedState, build_recorded_server
 from agent.runner import DiagnosisAgent, RunResult
+from evals.recorded import RecordedState, build_recorded_server
 from guilde_core.config import get_settings
 from tests.agent.conftest import diagnose, scenario_data
 from tools.fakellm import RunningFakeLLM, fakellm_server
@@ -481,7 +481,7 @@ def test_secrets_in_logs_and_config_never_reach_a_prompt(
 
 # --- the scenario suite in LLM mode -------------------------------------------------------------
 def test_llm_mode_eval_runs_the_loop_and_the_fault_chain() -> None:
-    from agent.eval import run_suite
+    from evals.suite import run_suite
     from tests.agent.conftest import SCENARIOS
 
     reset_local_breakers()

@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from agent.eval import Scenario
 from agent.providers import ProviderChain
 from agent.providers.anthropic_provider import AnthropicProvider
 from agent.providers.openai_provider import OpenAIProvider
+from evals.scenario import Scenario
 from guilde_core.config import get_settings
 
 __all__ = ["conclusion_for", "scripted_providers"]
