@@ -29,16 +29,8 @@ LAYERS: tuple[str, ...] = (
     "guilde_diag",
     "tools.bench",
 )
-PACKAGES = (
-    "guilde_core",
-    "servers",
-    "dev3000",
-    "agent",
-    "console",
-    "tools",
-    "evals",
-    "guilde_diag",
-)
+#: the top-level packages (every layer but the sub-package tools.bench)
+PACKAGES = tuple(layer for layer in LAYERS if "." not in layer)
 
 #: import circles known to exist; each is expected to fail until it is broken
 KNOWN_CIRCLES: dict[str, str] = {
