@@ -300,7 +300,7 @@ def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
         sev: Severity = ("critical" if critical else "error") if bad else "warning"
         label = f"{name} is {status}" if status else name
 
-        # circuit state reported by the check (external APIs in seed §6.2)
+        # circuit state reported by the check (external APIs in the deep report)
         cstate = str(merged.get("circuit_state") or "").lower().replace("_", "-")
         if cstate in ("open", "forced-open"):
             b.add(

@@ -1,4 +1,4 @@
-"""``dev3000 ask | chat | eval | agent web`` — the agent's commands.
+"""``dev3000 ask | chat | agent web`` — the agent's commands.
 
 Heavy imports (LangGraph, SDKs, FastMCP) happen inside the commands so ``dev3000 --help``
 stays fast.
@@ -197,51 +197,6 @@ def chat(
     typer.echo(f"continue later with: dev3000 chat --session {session_id}", err=True)
 
 
-def eval_cmd(
-    mode: str = typer.Option("offline", "--mode", help="offline|llm"),
-    source: str | None = typer.Option(
-        None,
-        "--source",
-        help="live (the sandbox with the chaos faults; offline mode's default) | recorded "
-        "(the captured tool outputs; LLM mode's default).",
-    ),
-    record: bool = typer.Option(
-        False, "--record", help="Write each live run's tool outputs into its scenario.yaml."
-    ),
-    tags: str | None = typer.Option(None, "--tags", help="Only scenarios with these tags (comma)."),
-    scenarios: str | None = typer.Option(None, "--scenarios", help="Scenario folder."),
-    json_out: bool = typer.Option(False, "--json", help="Results as JSON."),
-    min_accuracy: float = typer.Option(
-        0.0, "--min-accuracy", help="Exit 1 when root-cause accuracy is below this (0-1)."
-    ),
-) -> None:
-    """Run the scenario suite and score the diagnoses (live against the sandbox by default)."""
-    from agent.eval import default_scenario_dir, print_report, run_suite
-
-    if mode not in ("offline", "llm"):
-        _fail("--mode must be offline or llm")
-    if source not in (None, "live", "recorded"):
-        _fail("--source must be live or recorded")
-    if record and source == "recorded":
-        _fail("--record captures live runs: use it with --source live")
-    tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()]
-    report = asyncio.run(
-        run_suite(
-            scenarios or default_scenario_dir(),
-            mode=mode,
-            tags=tag_list,
-            source=source,
-            record=record,
-        )
-    )
-    if json_out:
-        typer.echo(report.model_dump_json(indent=2))
-    else:
-        print_report(report)
-    if report.accuracy < min_accuracy:
-        raise typer.Exit(1)
-
-
 @agent_app.command("web")
 def web(
     port: int | None = typer.Option(None, "--port", help="Port (default AGENT_WEB_PORT, 8001)."),
@@ -260,8 +215,7 @@ def web(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``ask``, ``chat``, ``eval`` and ``agent web`` to ``app``."""
+    """Add ``ask``, ``chat`` and ``agent web`` to ``app``."""
     app.command("ask")(ask)
     app.command("chat")(chat)
-    app.command("eval")(eval_cmd)
     app.add_typer(agent_app, name="agent")

@@ -44,6 +44,7 @@ from guilde_core.http.middleware import ApiMiddleware
 from guilde_core.http.problems import install_problem_handlers, problem_response
 from guilde_core.http.ratelimit import new_limiter
 from guilde_core.redaction import redact_text
+from guilde_core.resilience.metrics import install as install_resilience_metrics
 from servers.health import logic as health_logic
 
 __all__ = ["begin_drain", "build_mcp_server", "create_app", "reload_config"]
@@ -51,7 +52,7 @@ __all__ = ["begin_drain", "build_mcp_server", "create_app", "reload_config"]
 log = logging.getLogger("dev3000.app")
 
 DESCRIPTION = """\
-dev3000: the diagnostics API of guilde-diag (seed 000 §6).
+dev3000: the diagnostics API of guilde-diag.
 
 * **Auth**: `X-API-Key: <key>` or `Authorization: Bearer <key>`; keys and scopes from
   `DIAGNOSTIC_API_KEYS` (`read`, `read+control`). With `DIAGNOSTIC_AUTH_REQUIRED=true`,
@@ -111,7 +112,7 @@ async def begin_drain(app: FastAPI, *, close_timeout: float = 3.0) -> None:
 
 
 def _health_service(settings: Settings, provider: Any) -> Any:
-    """Engineer B's health service for this app, with the runtime targets added."""
+    """The health service of this app, with the runtime targets added."""
     return health_logic.HealthService(settings, extra_targets=provider)
 
 
@@ -209,7 +210,7 @@ def create_app(
         state.ready = False
         state.extras.pop("deep_lock", None)  # asyncio primitives belong to one loop
         state.extras.pop("deep_cache", None)
-        if getattr(state.targets, "closed", False):
+        if state.targets.closed:
             state.targets = open_targets_store(state.settings, prefix=redis_prefix)
         bus.reopen()
         bus.bind_loop()
@@ -249,6 +250,7 @@ def create_app(
         with contextlib.suppress(Exception):
             await state.targets.aclose()
 
+    install_resilience_metrics()  # breaker and retry series on /metrics
     app = FastAPI(
         title="dev3000",
         version=__version__,
@@ -299,7 +301,6 @@ def create_app(
         },
     )
     async def metrics() -> Response:
-        _import_collectors()
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     if mcp_http is not None:
@@ -327,7 +328,7 @@ def create_app(
 
 
 def _timeline_sources(app: FastAPI) -> contextlib.AbstractAsyncContextManager[Any]:
-    """The timeline service (engineer D2's) fed by this app's deep report."""
+    """The timeline service fed by this app's deep report."""
     from dev3000.api.health import deep_body
     from dev3000.timeline.service import timeline_lifespan
 
@@ -337,14 +338,6 @@ def _timeline_sources(app: FastAPI) -> contextlib.AbstractAsyncContextManager[An
         return await deep_body(state, include_details=True)
 
     return timeline_lifespan(app, deep_check=deep_check)
-
-
-def _import_collectors() -> None:
-    """Make sure the resilience collectors (breaker state, retries) are registered."""
-    import importlib
-
-    with contextlib.suppress(ImportError):
-        importlib.import_module("guilde_core.resilience.metrics")
 
 
 def _install_sighup(app: FastAPI) -> None:

@@ -187,7 +187,7 @@ def _port(settings: Settings) -> Finding:
 
 
 def _surfaces(settings: Settings) -> Finding:
-    """What ``dev3000 serve`` will expose under the two master switches (seed 000 §5.2)."""
+    """What ``dev3000 serve`` will expose under the two master switches."""
     from dev3000.switches import switches_off
 
     off = [

@@ -2,9 +2,9 @@
 
 ``build_aggregate_server(settings) -> FastMCP`` mounts
 
-* the four area servers (``servers/<area>/server.py: build_server(settings)``) under the
-  namespaces ``health``, ``circuits``, ``logs``, ``system`` (tools ``health_<tool>``,
-  resources ``<scheme>://health/<path>``);
+* the area servers of :data:`servers.registry.AREAS` (health, circuits, logs, system),
+  each under its name as namespace (tools ``health_<tool>``, resources
+  ``<scheme>://health/<path>``);
 * remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
   SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
   by fastmcp under its own name, so one dev3000 can front servers in other containers;
@@ -22,7 +22,6 @@ sources itself, so the timeline tool has events to show outside ``dev3000 serve`
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import logging
 import re
@@ -41,13 +40,14 @@ from pydantic import BaseModel, Field
 
 from dev3000.timeline.bus import EventBus, current_bus
 from dev3000.timeline.filters import EventFilter
+from dev3000.timeline.service import TimelineService
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
 from guilde_core.redaction import redact
+from servers.registry import AREAS, ServerArea
 
 __all__ = [
-    "AREAS",
     "RemoteServer",
     "TimelineEvents",
     "ToolRegistrar",
@@ -57,8 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-AREAS: tuple[str, ...] = ("health", "circuits", "logs", "system")
 
 #: ``registrar(server, settings)`` adds tools/resources to the aggregate
 ToolRegistrar = Callable[[FastMCP, Settings], None]
@@ -227,26 +225,13 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
 
 
 # --- building -------------------------------------------------------------------------------
-def _area_server(area: str, settings: Settings) -> FastMCP | None:
-    module_name = f"servers.{area}.server"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            log.warning("MCP area %s is not available (%s missing)", area, module_name)
-            return None
-        raise
-    built: FastMCP = module.build_server(settings)
-    return built
-
-
 def build_aggregate_server(
     settings: Settings | None = None,
     *,
     bus: EventBus | None = None,
     remotes: Sequence[RemoteServer] | None = None,
     extra_tools: Iterable[ToolRegistrar] = (),
-    areas: Sequence[str] = AREAS,
+    areas: Sequence[ServerArea] = tuple(AREAS.values()),
     run_timeline_sources: bool = False,
 ) -> FastMCP:
     """The aggregate server (see the module doc).
@@ -267,7 +252,7 @@ def build_aggregate_server(
     @contextlib.asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         del server
-        service = None
+        service: TimelineService | None = None
         if run_timeline_sources and bus is None and current_bus() is None:
             service = await _start_standalone_timeline(settings, ref)
         try:
@@ -282,15 +267,14 @@ def build_aggregate_server(
 
     server: FastMCP = FastMCP(
         settings.mcp_server_name,
-        instructions="guilde-diag through dev3000: health_*, circuits_*, logs_*, system_* "
-        "tools per area, timeline_recent for what happened lately, and any remote "
+        instructions="guilde-diag through dev3000: "
+        + ", ".join(f"{area.name}_*" for area in areas)
+        + " tools per area, timeline_recent for what happened lately, and any remote "
         "servers under their own names.",
         lifespan=lifespan,
     )
     for area in areas:
-        child = _area_server(area, settings)
-        if child is not None:
-            server.mount(child, namespace=area)
+        server.mount(area.build(settings), namespace=area.name)
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)
@@ -307,13 +291,8 @@ def build_standalone_server(
     return build_aggregate_server(settings, extra_tools=extra_tools, run_timeline_sources=True)
 
 
-async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> Any:
+async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> TimelineService:
     """Run the timeline's sources for a server that is not inside ``dev3000 serve``."""
-    try:
-        service_module = importlib.import_module("dev3000.timeline.service")
-    except ModuleNotFoundError:
-        return None
-    bus = ref.get()
-    service = service_module.TimelineService(settings, bus=bus)
+    service = TimelineService(settings, bus=ref.get())
     await service.start()
     return service

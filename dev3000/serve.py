@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import threading
@@ -23,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from fastapi import FastAPI
 
+from dev3000.supervisor import supervisor_lifespan as supervise
 from guilde_core.config import Settings
+from guilde_core.observability import setup_observability
 
 if TYPE_CHECKING:
     from dev3000.mcp_aggregate import ToolRegistrar
@@ -74,13 +75,7 @@ def supervisor_lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            module: Any = importlib.import_module("dev3000.supervisor")
-        except ImportError:
-            log.error("--run needs dev3000.supervisor, which this build does not have")
-            yield
-            return
-        async with module.supervisor_lifespan(app, commands):
+        async with supervise(app, commands):
             yield
 
     return lifespan
@@ -88,11 +83,7 @@ def supervisor_lifespan(
 
 def _setup_observability(settings: Settings) -> None:
     try:
-        module: Any = importlib.import_module("guilde_core.observability")
-    except ImportError:
-        return
-    try:
-        module.setup_observability(settings)
+        setup_observability(settings)
     except Exception as exc:  # observability must never stop dev3000 from serving
         log.warning("observability setup failed: %s", type(exc).__name__)
 

@@ -1,4 +1,4 @@
-"""Seed 000 §5.2's master switches and the paths each one turns off (one table for the
+"""The master switches (``DIAGNOSTIC_MODE``, ``DEV3000_ENABLED``) and the paths each one turns off (one table for the
 middleware that enforces them, the start-up warning and ``dev3000 doctor``)."""
 
 from __future__ import annotations

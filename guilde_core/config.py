@@ -1,6 +1,6 @@
 """Typed configuration for every part of guilde-diag.
 
-One :class:`Settings` model carries every variable of seed 000 §5.1 (plus the few the
+One :class:`Settings` model carries every variable of the project (plus the few the
 product needs beyond it), with its default, type and range. Values are layered, highest
 first::
 
@@ -68,7 +68,7 @@ Mode = Literal["development", "staging", "production"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 SettingSource = Literal["env", ".env", "profile", "default"]
 
-# Seed 000 §5.2: the values each profile sets. ``.env.<mode>`` files at the repository root
+# The values each profile sets. ``.env.<mode>`` files at the repository root
 # carry the same values (a test keeps them in step).
 PROFILES: dict[str, dict[str, str]] = {
     "development": {
@@ -126,7 +126,7 @@ def _resolve_mode(environ: Mapping[str, str], dotenv: Mapping[str, str]) -> str:
 
 
 class _ProfileSource(PydanticBaseSettingsSource):
-    """Values of the profile picked by ``DEV3000_MODE`` (seed 000 §5.2)."""
+    """Values of the profile picked by ``DEV3000_MODE``."""
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
@@ -219,7 +219,7 @@ class Settings(BaseSettings):
         2, ge=1, le=1000, description="Successes to close."
     )
 
-    # === Retries, budgets, timeouts, rate limits, dead letters (seed 004) ===
+    # === Retries, budgets, timeouts, rate limits, dead letters ===
     retry_enabled: bool = Field(True, description="Feature flag: retries.")
     retry_budget_enabled: bool = Field(True, description="Feature flag: retry budget.")
     retry_budget_ratio: float = Field(
@@ -415,7 +415,7 @@ class Settings(BaseSettings):
 
 
 class BreakerConfig(BaseModel):
-    """Settings of one circuit breaker (seed 000 §7)."""
+    """Settings of one circuit breaker."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -425,7 +425,7 @@ class BreakerConfig(BaseModel):
     success_threshold: int = Field(ge=1, le=1000)
 
 
-# Seed 000 §7.2 (and the §5.1 example for external_api).
+# Built-in breaker settings per service type.
 BUILTIN_BREAKERS: dict[str, dict[str, float]] = {
     "openai": {"failure_threshold": 3, "recovery_timeout": 60},
     "anthropic": {"failure_threshold": 3, "recovery_timeout": 60},
@@ -437,7 +437,7 @@ BUILTIN_BREAKERS: dict[str, dict[str, float]] = {
 
 
 class ServiceType(StrEnum):
-    """Kinds of outbound dependency, each with its own retry/timeout policy (seed 004)."""
+    """Kinds of outbound dependency, each with its own retry/timeout policy."""
 
     LLM = "llm"
     DATABASE = "database"

@@ -1,4 +1,4 @@
-"""The timeline event: the one shape every source of events produces (DESIGN.md)."""
+"""The timeline event: the one shape every source of events produces."""
 
 from __future__ import annotations
 

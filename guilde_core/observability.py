@@ -11,7 +11,7 @@
   (``guilde_core.redaction.redact``) and counts what is sent.
 
 Both are harmless without credentials: nothing leaves the process. Calling it again
-reconfigures. ``observability_status()`` returns the seed 000 §6.2 ``checks.observability``
+reconfigures. ``observability_status()`` returns the deep report's ``checks.observability``
 block (plus ``configured`` and the figures the SDKs expose).
 """
 
@@ -175,7 +175,7 @@ def _sentry_rate_limited() -> bool:
 
 
 def observability_status() -> dict[str, Any]:
-    """``{"logfire": {...}, "sentry": {...}}`` in the seed 000 §6.2 shape."""
+    """``{"logfire": {...}, "sentry": {...}}`` in the deep report's shape."""
     limited = _sentry_rate_limited() if _state.sentry_configured else False
     lf_status = "degraded" if _state.export_errors and _state.logfire_sending else "healthy"
     return {

@@ -15,9 +15,11 @@ import typer
 from agent import cli as agent_cli
 from console import cli as console_cli
 from dev3000 import cli_config, cli_serve
+from evals import cli as evals_cli
 from guilde_core import __version__
 from guilde_core.resilience import cli as resilience_cli
 from servers import cli as servers_cli
+from servers.registry import ServerArea
 from tools import cli as tools_cli
 
 if TYPE_CHECKING:
@@ -65,11 +67,18 @@ def aggregate_server(settings: Settings | None) -> FastMCP:
     return build_standalone_server(settings, extra_tools=[diagnose_tool])
 
 
+#: ``dev3000 mcp all``
+ALL = ServerArea(
+    "all", "every area, the timeline and the agent's diagnose tool in one server", aggregate_server
+)
+
+
 cli_config.register(app)  # config show|check
-servers_cli.register(app, more_servers={"all": aggregate_server})  # mcp <server>
+servers_cli.register(app, more_servers=[ALL])  # mcp <server>
 tools_cli.register(app)  # chaos …, demo, sandbox, fakellm
 cli_serve.register(app, extra_tools=[diagnose_tool])  # serve, doctor
-agent_cli.register(app)  # ask, chat, eval, agent web
+agent_cli.register(app)  # ask, chat, agent web
+evals_cli.register(app)  # eval
 console_cli.register(app)  # console
 resilience_cli.register(app)  # breakers …, deadletters list|replay
 

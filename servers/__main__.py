@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from servers.cli import SERVER_BUILDERS, TRANSPORTS, run_server
+from servers.cli import TRANSPORTS, run_server
+from servers.registry import AREAS
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m servers")
-    parser.add_argument("area", choices=sorted(SERVER_BUILDERS))
+    parser.add_argument("area", choices=list(AREAS))
     parser.add_argument("--transport", choices=TRANSPORTS, default="stdio")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)

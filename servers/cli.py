@@ -1,51 +1,50 @@
 """``dev3000 mcp <area> --transport stdio|sse|http [--host --port]``: run one MCP server.
 
-:data:`SERVER_BUILDERS` maps an area name to ``"module:function"``; the function is called
-with the settings and returns a FastMCP server. The ``dev3000`` command adds more servers
-through ``register(app, more_servers=...)`` (``all``: the aggregate) — the command accepts
-every name.
+The areas are :data:`servers.registry.AREAS`. The ``dev3000`` command serves more beside
+them through ``register(app, more_servers=...)`` (``all``: dev3000's aggregate) — the
+command accepts every name.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import typer
 
-__all__ = ["SERVER_BUILDERS", "ServerBuilder", "build", "register", "run_server"]
+from servers.registry import AREAS, ServerArea
 
-#: ``builder(settings) -> FastMCP``
-ServerBuilder = Callable[[Any], Any]
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
 
-#: area → "module:function(settings) -> FastMCP"
-SERVER_BUILDERS: dict[str, str] = {
-    "health": "servers.health.server:build_server",
-    "circuits": "servers.circuits.server:build_server",
-    "logs": "servers.logs.server:build_server",
-    "system": "servers.system.server:build_server",
-}
+    from guilde_core.config import Settings
 
-TRANSPORTS = ("stdio", "sse", "http")
+__all__ = ["TRANSPORTS", "Transport", "build", "register", "run_server"]
+
+Transport = Literal["stdio", "sse", "http"]
+TRANSPORTS: tuple[Transport, ...] = ("stdio", "sse", "http")
 
 
-def build(area: str, settings: Any = None) -> Any:
-    """The FastMCP server of ``area`` (a key of :data:`SERVER_BUILDERS`)."""
-    if area not in SERVER_BUILDERS:
-        raise KeyError(area)
-    module_name, _, function = SERVER_BUILDERS[area].partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, function or "build_server")(settings)
+def _transport(name: str) -> Transport | None:
+    return next((t for t in TRANSPORTS if t == name), None)
+
+
+def _servers(more: Sequence[ServerArea] = ()) -> Mapping[str, ServerArea]:
+    return {**AREAS, **{area.name: area for area in more}}
+
+
+def build(area: str, settings: Settings | None = None) -> FastMCP:
+    """The FastMCP server of ``area`` (a name of :data:`~servers.registry.AREAS`)."""
+    return AREAS[area].build(settings)
 
 
 def run_server(
     area: str,
-    transport: str = "stdio",
+    transport: Transport = "stdio",
     host: str | None = None,
     port: int | None = None,
-    more_servers: Mapping[str, ServerBuilder] | None = None,
+    more_servers: Sequence[ServerArea] = (),
 ) -> None:
     """Build and run one server; logs go to stderr (stdout is the protocol over stdio)."""
     from guilde_core.config import load_settings
@@ -57,8 +56,7 @@ def run_server(
         from guilde_core.observability import setup_observability
 
         setup_observability(settings)
-    extra = (more_servers or {}).get(area)
-    server = extra(settings) if extra is not None else build(area, settings)
+    server = _servers(more_servers)[area].build(settings)
     if transport == "stdio":
         server.run("stdio", show_banner=False)
         return
@@ -70,15 +68,16 @@ def run_server(
     )
 
 
-def register(app: typer.Typer, *, more_servers: Mapping[str, ServerBuilder] | None = None) -> None:
+def register(app: typer.Typer, *, more_servers: Sequence[ServerArea] = ()) -> None:
     """Add ``mcp`` to the ``dev3000`` command line; ``more_servers`` are served beside the
-    areas of :data:`SERVER_BUILDERS` (name → ``builder(settings)``)."""
-    names = [*SERVER_BUILDERS, *(more_servers or {})]
+    areas of :data:`~servers.registry.AREAS`."""
+    servers = _servers(more_servers)
+    listing = "\n\n".join(f"{a.name}: {a.description}" for a in servers.values())
 
-    @app.command("mcp")
+    @app.command("mcp", epilog=listing)
     def mcp_command(
         area: str = typer.Argument(
-            ..., help="Which server: " + " | ".join(names), metavar="SERVER"
+            ..., help="Which server: " + " | ".join(servers), metavar="SERVER"
         ),
         transport: str | None = typer.Option(
             None, "--transport", "-t", help="stdio | sse | http (default: MCP_TRANSPORT)."
@@ -87,9 +86,9 @@ def register(app: typer.Typer, *, more_servers: Mapping[str, ServerBuilder] | No
         port: int | None = typer.Option(None, "--port", help="Port (sse/http).", min=1, max=65535),
     ) -> None:
         """Run one diagnostic MCP server (health, circuits, logs, system …)."""
-        if area not in names:
+        if area not in servers:
             typer.echo(
-                f"unknown server {area!r}; choose one of: {', '.join(names)}",
+                f"unknown server {area!r}; choose one of: {', '.join(servers)}",
                 err=True,
             )
             raise typer.Exit(2)
@@ -97,13 +96,14 @@ def register(app: typer.Typer, *, more_servers: Mapping[str, ServerBuilder] | No
             from guilde_core.config import load_settings
 
             transport = load_settings().mcp_transport
-        if transport not in TRANSPORTS:
+        chosen = _transport(transport)
+        if chosen is None:
             typer.echo(
                 f"unsupported transport {transport!r}; use one of: {', '.join(TRANSPORTS)}",
                 err=True,
             )
             raise typer.Exit(2)
         try:
-            run_server(area, transport, host, port, more_servers)
+            run_server(area, chosen, host, port, more_servers)
         except KeyboardInterrupt:
             sys.exit(0)

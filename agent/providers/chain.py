@@ -3,7 +3,7 @@
 ``AGENT_PROVIDERS`` is an ordered chain such as ``anthropic:<model>,openai:<model>,offline``.
 Every call goes through the resilience layer (``resilient_call`` with
 ``ServiceType.LLM``; breakers named after the provider), which owns retries — the SDKs
-are built with ``max_retries=0``. What happens per seed 004 scenario:
+are built with ``max_retries=0``. What happens per failure:
 
 * rate limited (429) → backoff honouring ``Retry-After`` (resilience layer), then the
   next provider if the retries run out;
@@ -103,7 +103,7 @@ def build_chain(settings: Settings, spec: list[str] | str | None = None) -> Prov
             key, base = _secret(settings.openai_api_key), settings.openai_base_url
         else:
             key = _secret(settings.openrouter_api_key)
-            base = getattr(settings, "openrouter_base_url", None) or OPENROUTER_BASE_URL
+            base = settings.openrouter_base_url or OPENROUTER_BASE_URL
         if key is None and not (base and kind != "openrouter"):
             notes.append(f"{kind}:{model}: skipped, no API key configured")
             continue

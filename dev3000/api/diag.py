@@ -1,4 +1,4 @@
-"""``/api/v1/diag/*``: full status, circuit breakers and their control (seed §6.1).
+"""``/api/v1/diag/*``: full status, circuit breakers and their control.
 
 With ``DIAGNOSTIC_AUTH_REQUIRED=true`` every route here needs a key (``read``); control
 (``POST …/circuits/{name}/open|close|reset``) needs ``read+control`` in any case when a key

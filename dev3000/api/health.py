@@ -1,11 +1,11 @@
-"""Health endpoints: ``/health`` and ``/api/v1/health{,/live,/ready,/deep}`` (seed §6.1).
+"""Health endpoints: ``/health`` and ``/api/v1/health{,/live,/ready,/deep}``.
 
 * ``/health`` — dev3000's own liveness (container ``HEALTHCHECK``); no I/O.
 * ``/api/v1/health`` (< 10 ms) and ``/live`` (< 50 ms) — never touch anything external.
 * ``/ready`` (< 500 ms) — 503 at once while shutting down (SIGTERM) or before start-up
   finished; ``degraded`` when a shared store (Redis) is unreachable and dev3000 runs on
   its in-memory fallback.
-* ``/deep`` (< 5 s) — the seed §6.2 report; details need a key when
+* ``/deep`` (< 5 s) — the deep report; details need a key when
   ``DIAGNOSTIC_AUTH_REQUIRED=true`` (without one the checks are reduced to their status).
 
 Status → HTTP: healthy and degraded → 200, unhealthy → 503.
@@ -173,7 +173,7 @@ async def ready(state: StateDep) -> JSONResponse:
 
 @router.get(
     "/api/v1/health/deep",
-    summary="Deep diagnostics (< 5 s), seed §6.2 body",
+    summary="Deep diagnostics (< 5 s): the deep report",
     description=(
         "Checks PostgreSQL, Redis, the runtime targets, external APIs (through their "
         "circuit breakers) and observability concurrently, each under "
@@ -220,7 +220,7 @@ async def deep(request: Request, state: StateDep) -> JSONResponse:
 
 
 async def deep_body(state: AppState, *, include_details: bool) -> dict[str, Any]:
-    """The seed §6.2 report from the health logic, plus dev3000's own parts.
+    """The deep report from the health logic, plus dev3000's own parts.
 
     ``checks.targets`` holds the latest result of each runtime target and
     ``checks.shared_state`` the reachability of the stores dev3000 shares through Redis

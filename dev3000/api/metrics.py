@@ -1,4 +1,4 @@
-"""Prometheus gauges for the seed §10.1 alerts, read from the latest deep report.
+"""Prometheus gauges for the alert rules (deploy/prometheus/alerts.yml), read from the latest deep report.
 
 Registered once in the default registry (importing this module); every dev3000 app in the
 process records its latest deep report with :func:`record_deep_report` and a scrape of
@@ -29,7 +29,7 @@ _latest: dict[str, Any] | None = None
 
 
 def record_deep_report(report: Mapping[str, Any]) -> None:
-    """Remember ``report`` (the §6.2 body) for the next scrape."""
+    """Remember ``report`` (the deep report's body) for the next scrape."""
     global _latest
     with _lock:
         _latest = dict(report)

@@ -1,4 +1,4 @@
-"""dev3000's runtime targets inside engineer B's health logic (``servers.health``).
+"""dev3000's runtime targets inside the health logic (``servers.health``).
 
 * :func:`to_health_target` — a registry :class:`~dev3000.targets_store.Target` as the
   health area's target (``source="runtime"``).
@@ -55,7 +55,7 @@ def targets_provider(store: Callable[[], TargetsStore]) -> Callable[[], Awaitabl
 
 
 async def check_target(health: HealthService, target: Target) -> dict[str, Any]:
-    """Check ``target`` now; the DESIGN.md check result as JSON (redacted)."""
+    """Check ``target`` now; the check result as JSON (redacted)."""
     (result,) = await health.run([to_health_target(target)])
     data: dict[str, Any] = redact(result.model_dump(mode="json"))
     return data

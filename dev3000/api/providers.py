@@ -9,7 +9,6 @@ says so in its result or raises :class:`ServiceUnavailableError` — never a tra
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import datetime
 from typing import Any
@@ -22,17 +21,9 @@ __all__ = ["breaker_store_status", "circuit_control", "circuit_snapshots"]
 log = logging.getLogger("dev3000.api")
 
 
-def _module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
 def _registry() -> Any:
-    resilience = _module("guilde_core.resilience")
-    if resilience is None or not hasattr(resilience, "get_registry"):
-        return None
+    from guilde_core import resilience
+
     return resilience.get_registry()
 
 

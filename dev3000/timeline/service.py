@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from guilde_core.config import Settings
+from guilde_core.resilience import BreakerRegistry
 
 from .bus import EventBus
 from .fanout import RedisFanout
@@ -55,7 +56,7 @@ class TimelineService:
         health: bool = True,
         deep_check: DeepCheck | None = None,
         breakers: bool = True,
-        breaker_registry: Any = None,
+        breaker_registry: BreakerRegistry | None = None,
         logs: bool = True,
         log_paths: list[str] | None = None,
     ) -> None:
@@ -96,8 +97,8 @@ class TimelineService:
         if self._want["breakers"]:
             with _logged("breaker watcher"):
                 watcher = BreakerWatcher(self.bus, self._breaker_registry)
-                if watcher.start():
-                    self.breakers = watcher
+                watcher.start()
+                self.breakers = watcher
         if self._want["logs"]:
             with _logged("log follower"):
                 exclude = [self.files.directory] if self.files else []
@@ -105,19 +106,14 @@ class TimelineService:
                 if self._log_paths is not None:
                     settings = settings.model_copy(update={"dev3000_log_paths": self._log_paths})
                 follower = LogFollower(self.bus, settings, exclude=exclude)
-                if follower.start():
-                    self.follower = follower
-                else:
-                    log.info("timeline: servers/logs is not available; log follower not started")
+                follower.start()
+                self.follower = follower
         if self._want["health"] and self.settings.health_deep_check_enabled:
             check = self._deep_check or default_deep_check(self.settings)
-            if check is not None:
-                self.poller = HealthPoller(
-                    self.bus, check, interval=self.settings.health_deep_check_interval
-                )
-                self.poller.start()
-            else:
-                log.info("timeline: no deep health check available; poller not started")
+            self.poller = HealthPoller(
+                self.bus, check, interval=self.settings.health_deep_check_interval
+            )
+            self.poller.start()
 
     def status(self) -> dict[str, Any]:
         """What runs (for status pages and doctor)."""

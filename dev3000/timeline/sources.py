@@ -15,8 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -27,6 +25,10 @@ from typing import Any
 from guilde_core.config import Settings
 from guilde_core.events import Severity, TimelineEvent, make_event
 from guilde_core.redaction import redact_text
+from guilde_core.resilience import BreakerRegistry, BreakerTransition, get_registry
+from servers.health.logic import deep_health
+from servers.logs.logic import follow as follow_logs
+from servers.logs.models import LogEntry
 
 from ._tasks import cancel_tasks
 from .bus import EventBus
@@ -58,7 +60,7 @@ def _plain(report: Any) -> Any:
 # --- health --------------------------------------------------------------------------------
 def flatten_statuses(report: Any) -> dict[str, dict[str, Any]]:
     """``{"overall": {...}, "database": {...}, "external_apis.openai": {...}}`` from a deep
-    health report (seed 000 §6.2 shape, a Pydantic model or a dict)."""
+    health report (a Pydantic model or a dict)."""
     body = _plain(report)
     out: dict[str, dict[str, Any]] = {}
     if not isinstance(body, Mapping):
@@ -82,23 +84,13 @@ def flatten_statuses(report: Any) -> dict[str, dict[str, Any]]:
 DeepCheck = Callable[[], Awaitable[Any]]
 
 
-def default_deep_check(settings: Settings) -> DeepCheck | None:
-    """The servers' deep health (engineer B's logic), when that module is present."""
-    for module_name, names in (
-        ("servers.health.logic", ("deep_health", "check_deep", "deep_report", "run_deep")),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            return None
-        for name in names:
-            function = getattr(module, name, None)
-            if callable(function):
-                params = inspect.signature(function).parameters
-                if "settings" in params:
-                    return lambda f=function: f(settings=settings)  # type: ignore[misc]
-                return lambda f=function: f()  # type: ignore[misc]
-    return None
+def default_deep_check(settings: Settings) -> DeepCheck:
+    """The servers' deep health report (:func:`servers.health.logic.deep_health`)."""
+
+    async def check() -> Any:
+        return await deep_health(settings=settings)
+
+    return check
 
 
 class HealthPoller:
@@ -183,39 +175,21 @@ class HealthPoller:
 _BREAKER_SEVERITY: dict[str, Severity] = {"open": "error", "half-open": "warning", "closed": "info"}
 
 
-def _state(value: Any) -> str:
-    raw = getattr(value, "value", value)
-    return str(raw).lower().replace("_", "-") if raw is not None else "unknown"
-
-
-def _first(obj: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(obj, Mapping) and name in obj:
-            return obj[name]
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    return None
-
-
-def breaker_event(transition: Any) -> TimelineEvent:
-    """A ``circuit_transition`` event from a resilience ``BreakerTransition``."""
-    name = str(_first(transition, "name", "breaker", "service") or "breaker")
-    old = _state(_first(transition, "from_state", "old_state", "previous", "old", "from_"))
-    new = _state(_first(transition, "to_state", "new_state", "state", "new", "to"))
-    reason = _first(transition, "reason", "cause")
-    data: dict[str, Any] = {"from": old, "to": new}
-    for key in ("manual", "origin", "failure_count", "failures", "retry_at"):
-        value = _first(transition, key)
-        if value is not None:
-            data[key] = _plain(value) if not isinstance(value, str | int | float | bool) else value
-    if reason:
-        data["reason"] = str(reason)
-    summary = f"{name}: {old} → {new}" + (f" ({reason})" if reason else "")
+def breaker_event(transition: BreakerTransition) -> TimelineEvent:
+    """A ``circuit_transition`` event from a resilience :class:`BreakerTransition`."""
+    old, new = transition.from_state.value, transition.to_state.value
+    data: dict[str, Any] = {"from": old, "to": new, "manual": transition.manual}
+    if transition.origin is not None:
+        data["origin"] = transition.origin
+    if transition.reason:
+        data["reason"] = transition.reason
+    reason = f" ({transition.reason})" if transition.reason else ""
+    summary = f"{transition.name}: {old} → {new}{reason}"
     return make_event(
         source="circuits",
         kind="circuit_transition",
         severity=_BREAKER_SEVERITY.get(new, "warning"),
-        subject=name,
+        subject=transition.name,
         summary=summary[:300],
         data=data,
     )
@@ -224,56 +198,35 @@ def breaker_event(transition: Any) -> TimelineEvent:
 class BreakerWatcher:
     """Relays breaker transitions (this and other processes') to the timeline."""
 
-    def __init__(self, bus: EventBus, registry: Any = None) -> None:
+    def __init__(self, bus: EventBus, registry: BreakerRegistry | None = None) -> None:
         self.bus = bus
         self.registry = registry
-        self._unsubscribe: Callable[[], Any] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self.relayed = 0
 
-    def _on_transition(self, transition: Any) -> None:
+    def _on_transition(self, transition: BreakerTransition) -> None:
         try:
             self.bus.publish(breaker_event(transition))
             self.relayed += 1
         except Exception:  # never break the breaker's caller
             log.exception("could not relay a breaker transition")
 
-    def start(self) -> bool:
-        """Subscribe; False when the resilience layer is not available."""
-        registry = self.registry
-        if registry is None:
-            try:
-                module = importlib.import_module("guilde_core.resilience")
-            except ImportError:
-                return False
-            registry = module.get_registry()
-            self.registry = registry
-        unsubscribe = registry.subscribe(self._on_transition)
-        self._unsubscribe = unsubscribe if callable(unsubscribe) else None
-        return True
+    def start(self) -> None:
+        """Subscribe to ``registry`` (default: the process's, :func:`get_registry`)."""
+        if self.registry is None:
+            self.registry = get_registry()
+        self._unsubscribe = self.registry.subscribe(self._on_transition)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
-            result = self._unsubscribe()
-            if inspect.isawaitable(result):
-                await result
+            self._unsubscribe()
             self._unsubscribe = None
 
 
 # --- logs ----------------------------------------------------------------------------------
 MAX_MESSAGE = 1500  # characters of a log entry kept in an event (redaction cost grows fast)
 
-LogFollow = Callable[..., AsyncIterator[Any]]
-
-
-def _default_follow() -> LogFollow | None:
-    """The logs server's ``follow`` (``servers/logs``: parsing, traceback joining,
-    rotation, path safety, redaction), when that module is present."""
-    try:
-        module = importlib.import_module("servers.logs.logic")
-    except ImportError:
-        return None
-    follow = getattr(module, "follow", None)
-    return follow if callable(follow) else None
+LogFollow = Callable[..., AsyncIterator[LogEntry]]
 
 
 @dataclass
@@ -303,14 +256,10 @@ class LogFollower:
         self.exclude = [Path(p).resolve() for p in exclude]
         self.interval = interval
         self.max_per_second = max_per_second
-        self.follow = follow or _default_follow()
+        self.follow = follow or follow_logs
         self._windows: dict[str, _Window] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.emitted = 0
-
-    @property
-    def available(self) -> bool:
-        return self.follow is not None
 
     def _excluded(self, source: str) -> bool:
         for root in self.settings.dev3000_log_paths:
@@ -319,16 +268,16 @@ class LogFollower:
                 return True
         return False
 
-    def handle(self, entry: Any, now: float | None = None) -> None:
+    def handle(self, entry: LogEntry, now: float | None = None) -> None:
         """One entry from ``follow``: publish it when it is an error (within the cap)."""
-        level = getattr(entry, "level", None)
-        if level not in ("error", "critical") and "Traceback (most recent call last)" in str(
-            getattr(entry, "message", "")
+        level = entry.level
+        if level not in ("error", "critical") and "Traceback (most recent call last)" in (
+            entry.message
         ):
             level = "error"  # a traceback (joined to whatever line came before it)
         if level not in ("error", "critical"):
             return
-        source = str(getattr(entry, "source", "logs"))
+        source = entry.source
         if self._excluded(source):
             return
         now = time.monotonic() if now is None else now
@@ -340,15 +289,15 @@ class LogFollower:
             window.held_back += 1
             return
         window.count += 1
-        message = str(getattr(entry, "message", ""))[:MAX_MESSAGE]
+        message = entry.message[:MAX_MESSAGE]
         data: dict[str, Any] = {"source": source, "message": message}
-        for key in ("line", "logger", "format"):
-            value = getattr(entry, key, None)
-            if value is not None:
-                data[key] = value
-        ts = getattr(entry, "ts", None)
-        if ts is not None:
-            data["logged_at"] = ts.isoformat()
+        if entry.line is not None:
+            data["line"] = entry.line
+        if entry.logger is not None:
+            data["logger"] = entry.logger
+        data["format"] = entry.format
+        if entry.ts is not None:
+            data["logged_at"] = entry.ts.isoformat()
         self.bus.publish(
             make_event(
                 source="logs",
@@ -357,7 +306,7 @@ class LogFollower:
                 subject=source,
                 summary=(message.splitlines() or [""])[0][:300],
                 data=data,
-                correlation_id=getattr(entry, "correlation_id", None),
+                correlation_id=entry.correlation_id,
             )
         )
         self.emitted += 1
@@ -386,7 +335,6 @@ class LogFollower:
                 self._flush(source, window)
 
     async def _follow_loop(self) -> None:
-        assert self.follow is not None
         async for entry in self.follow(settings=self.settings, poll_interval=self.interval):
             self.handle(entry)
 
@@ -395,15 +343,12 @@ class LogFollower:
             await asyncio.sleep(1.0)
             self.flush_all()
 
-    def start(self) -> bool:
-        """Start following; False when the logs server's ``follow`` is not available."""
-        if self.follow is None:
-            return False
+    def start(self) -> None:
+        """Start following."""
         self._tasks = [
             asyncio.create_task(self._follow_loop(), name="timeline-log-follower"),
             asyncio.create_task(self._flush_loop(), name="timeline-log-notices"),
         ]
-        return True
 
     async def stop(self) -> None:
         await cancel_tasks(self._tasks)

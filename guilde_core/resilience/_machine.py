@@ -4,7 +4,7 @@ Every method takes ``now`` (seconds; wall-clock for the memory store, Redis ``TI
 Redis store's Lua twin in :mod:`._redis_scripts`) and the effective :class:`BreakerConfig`,
 so tests drive it with plain numbers and settings changes apply on the next call.
 
-Semantics (seed 000 §7, issue 2) — written here rather than taken from purgatory, whose
+Semantics — written here rather than taken from purgatory, whose
 model lets every caller through in half-open and closes on the first success:
 
 * closed → open after ``failure_threshold`` consecutive failures (a success resets them);

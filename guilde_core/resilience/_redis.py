@@ -20,23 +20,81 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from guilde_core.config import BreakerConfig, Settings
 from guilde_core.redaction import redact_text
 from guilde_core.resilience import _redis_scripts as scripts
-from guilde_core.resilience._machine import ADMIT, CLOSED, OPEN, Admission, BreakerState
-from guilde_core.resilience._models import BreakerSnapshot, BreakerTransition, StoreStatus, utc
+from guilde_core.resilience._machine import (
+    ADMIT,
+    CLOSED,
+    OPEN,
+    Admission,
+    BreakerState,
+    Change,
+    Machine,
+)
+from guilde_core.resilience._models import (
+    Backend,
+    BreakerSnapshot,
+    BreakerTransition,
+    StoreStatus,
+    utc,
+)
 
-if TYPE_CHECKING:
-    from guilde_core.resilience._breaker import BreakerRegistry, CircuitBreaker
 
-__all__ = ["RedisBackend"]
+class SharedBreaker(Protocol):
+    """What the store reads and updates of a breaker (``_breaker.CircuitBreaker``)."""
+
+    name: str
+    dirty: bool
+    synced: bool
+    fresh_until: float
+
+    @property
+    def machine(self) -> Machine: ...
+
+    @property
+    def config(self) -> BreakerConfig: ...
+
+    def next_token(self) -> str: ...
+
+    def _local_change(self, change: Change, *, manual: bool = False) -> None: ...
+
+    def local_snapshot(self, backend: Backend | None = None) -> BreakerSnapshot: ...
+
+
+class BreakerHost(Protocol):
+    """What the store needs of the registry it serves (``_breaker.BreakerRegistry``)."""
+
+    origin: str
+
+    @property
+    def _breakers(self) -> Mapping[str, SharedBreaker]: ...
+
+    def settings(self) -> Settings: ...
+
+    def emit_change(
+        self,
+        name: str,
+        change: Change,
+        *,
+        manual: bool = False,
+        origin: str | None = None,
+        at: float | None = None,
+    ) -> BreakerTransition: ...
+
+    def emit(self, transition: BreakerTransition) -> None: ...
+
+
+__all__ = ["BreakerHost", "RedisBackend", "SharedBreaker"]
 
 log = logging.getLogger("guilde.resilience.redis")
 
@@ -50,7 +108,7 @@ class RedisBackend:
 
     def __init__(
         self,
-        registry: BreakerRegistry,
+        registry: BreakerHost,
         url: str,
         *,
         prefix: str = "",
@@ -173,7 +231,7 @@ class RedisBackend:
         return [f"{base}::state", f"{base}::trials", base, f"{base}::failure_count", self.names_key]
 
     async def _run(
-        self, kind: str, source: str, brk: CircuitBreaker, cfg: Any, extra: list[Any]
+        self, kind: str, source: str, brk: SharedBreaker, cfg: Any, extra: list[Any]
     ) -> list[bytes]:
         client = self.client()
         argv: list[Any] = [
@@ -198,7 +256,7 @@ class RedisBackend:
         self._scripts[kind] = sha
         return await client.evalsha(sha, len(keys), *keys, *argv)  # type: ignore[no-any-return]
 
-    def _apply(self, brk: CircuitBreaker, reply: list[bytes]) -> Admission:
+    def _apply(self, brk: SharedBreaker, reply: list[bytes]) -> Admission:
         """Refresh the breaker's cache from a script reply; emit its transition."""
         vals = [v.decode() if isinstance(v, bytes) else str(v) for v in reply]
         now_redis = float(vals[6])
@@ -229,7 +287,7 @@ class RedisBackend:
         return Admission(admitted, trial=vals[1] == "1", retry_at=retry_at)
 
     # --- breaker operations ---------------------------------------------------------------
-    async def admit(self, brk: CircuitBreaker) -> Admission:
+    async def admit(self, brk: SharedBreaker) -> Admission:
         m = brk.machine
         if (m.state is CLOSED or m.disabled) and brk.synced:
             return ADMIT
@@ -261,7 +319,7 @@ class RedisBackend:
         return adm
 
     async def record(
-        self, brk: CircuitBreaker, outcome: str, adm: Admission, error: str | None
+        self, brk: SharedBreaker, outcome: str, adm: Admission, error: str | None
     ) -> None:
         m = brk.machine
         if (
@@ -293,7 +351,7 @@ class RedisBackend:
             return
         self._apply(brk, reply)
 
-    async def control(self, brk: CircuitBreaker, action: str, reason: str) -> bool:
+    async def control(self, brk: SharedBreaker, action: str, reason: str) -> bool:
         """Manual action; False when Redis is down (the caller applies it locally)."""
         try:
             reply = await self._run("control", scripts.CONTROL, brk, brk.config, [action, reason])
@@ -337,7 +395,7 @@ class RedisBackend:
         return now, rows
 
     def _snapshot(
-        self, name: str, row: dict[str, str], redis_now: float, brk: CircuitBreaker | None
+        self, name: str, row: dict[str, str], redis_now: float, brk: SharedBreaker | None
     ) -> BreakerSnapshot:
         cfg = brk.config if brk is not None else self.registry.settings().breaker_config(name)
         off = redis_now - time.time()
@@ -368,7 +426,7 @@ class RedisBackend:
             backend="redis",
         )
 
-    async def snapshot(self, name: str, brk: CircuitBreaker | None) -> BreakerSnapshot | None:
+    async def snapshot(self, name: str, brk: SharedBreaker | None) -> BreakerSnapshot | None:
         read = await self._read([name])
         if read is None:
             return None
@@ -380,7 +438,7 @@ class RedisBackend:
         return self._snapshot(name, rows[0], now, brk)
 
     async def snapshots(
-        self, names: list[str], breakers: dict[str, CircuitBreaker]
+        self, names: list[str], breakers: Mapping[str, SharedBreaker]
     ) -> list[BreakerSnapshot] | None:
         read = await self._read(names)
         if read is None:

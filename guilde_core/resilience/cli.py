@@ -13,10 +13,17 @@ from typing import Any
 
 import typer
 
+from guilde_core.resilience._breaker import BreakerRegistry
+
 breakers_app = typer.Typer(help="Inspect and control circuit breakers.", no_args_is_help=True)
 deadletters_app = typer.Typer(help="List and replay dead letters.", no_args_is_help=True)
 
-_ACTIONS = {"open": "force_open", "close": "force_close", "reset": "reset", "disable": "disable"}
+_ACTIONS = {
+    "open": BreakerRegistry.force_open,
+    "close": BreakerRegistry.force_close,
+    "reset": BreakerRegistry.reset,
+    "disable": BreakerRegistry.disable,
+}
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -102,8 +109,8 @@ def control(
     async def run() -> dict[str, Any]:
         reg = get_registry()
         try:
-            snap = await getattr(reg, _ACTIONS[action])(name, reason=reason)
-            return snap.model_dump(mode="json")  # type: ignore[no-any-return]
+            snap = await _ACTIONS[action](reg, name, reason=reason)
+            return snap.model_dump(mode="json")
         finally:
             await reg.aclose()
 

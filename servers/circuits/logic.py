@@ -8,7 +8,6 @@ Redis-backed when ``CIRCUIT_BREAKER_REDIS_URL`` is set, so breakers of other pro
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Literal
 
 from guilde_core.config import Settings, get_settings
@@ -24,7 +23,7 @@ _METHODS = {"open": "force_open", "close": "force_close", "reset": "reset"}
 
 def _registry() -> Any:
     try:
-        module: Any = importlib.import_module("guilde_core.resilience")
+        from guilde_core import resilience as module
     except ImportError:
         raise ServiceUnavailableError(
             "circuit breakers are not available in this build (guilde_core.resilience)"

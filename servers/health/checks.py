@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -189,13 +188,12 @@ async def breaker_snapshots() -> list[dict[str, Any]] | None:
     """Every circuit breaker (incl. other processes' through Redis) as plain dicts, or
     ``None`` when the resilience package is not available."""
     try:
-        module: Any = importlib.import_module("guilde_core.resilience")
+        from guilde_core import resilience as module
     except ImportError:
         return None
     registry = module.get_registry()
     snaps = await registry.snapshots()
-    items = list(snaps.values()) if isinstance(snaps, dict) else list(snaps)
-    out = [s.model_dump(mode="json") if hasattr(s, "model_dump") else dict(s) for s in items]
+    out = [s.model_dump(mode="json") for s in snaps]
     return sorted(out, key=lambda s: str(s.get("name")))
 
 

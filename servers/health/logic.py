@@ -9,13 +9,12 @@ or passed to :class:`HealthService`.
 
 Public functions (each takes ``settings=None`` → the process settings):
 :func:`check_health` (scope live/ready/deep, include/exclude), :func:`check_target`,
-:func:`list_targets`, :func:`target_history`, :func:`deep_health` (seed 000 §6.2 report).
+:func:`list_targets`, :func:`target_history`, :func:`deep_health` (the deep report).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from pydantic import ValidationError
 
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import InvalidInputError, NotFoundError
+from guilde_core.observability import observability_status
 from guilde_core.redaction import redact
 from servers.health.checks import breaker_snapshots, breaker_status, run_check
 from servers.health.metrics import MetricsSample, summarise
@@ -274,7 +274,7 @@ class HealthService:
         )
 
     async def deep_report(self) -> DeepHealthReport:
-        """The seed 000 §6.2 report: every target, breakers, observability, metrics."""
+        """The deep report: every target, breakers, observability, metrics."""
         every = (await self.targets()).targets
         results, snaps = await asyncio.gather(self.run(every), _safe_snapshots())
         by_kind: dict[str, CheckResult] = {}
@@ -378,8 +378,7 @@ def _breakers(snaps: list[dict[str, Any]], details: bool) -> dict[str, ExternalA
 
 def _observability() -> ObservabilityChecks:
     try:
-        module: Any = importlib.import_module("guilde_core.observability")
-        raw: dict[str, Any] = module.observability_status()
+        raw: dict[str, Any] = observability_status()
     except Exception:
         raw = {}
     lf = raw.get("logfire") or {}
@@ -446,5 +445,5 @@ async def target_history(
 
 
 async def deep_health(settings: Settings | None = None) -> DeepHealthReport:
-    """The deep report (seed 000 §6.2) — what ``/api/v1/health/deep`` serves."""
+    """The deep report — what ``/api/v1/health/deep`` serves."""
     return await get_service(settings).deep_report()

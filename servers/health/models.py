@@ -1,4 +1,4 @@
-"""Pydantic models of the health area (checks, targets, reports, seed 000 §6.2 deep report)."""
+"""Pydantic models of the health area (checks, targets, reports, the deep report)."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ class TargetHistory(BaseModel):
     capacity: int
 
 
-# --- seed 000 §6.2 -------------------------------------------------------------------------
+# --- the deep report -----------------------------------------------------------------------
 class PoolInfo(BaseModel):
     size: int | None = None
     available: int | None = None
@@ -159,7 +159,7 @@ class Diagnostics(BaseModel):
 
 
 class DeepHealthReport(BaseModel):
-    """Exactly the shape of seed 000 §6.2."""
+    """The deep report: overall status, every check, metrics and diagnostics."""
 
     status: Status
     timestamp: datetime

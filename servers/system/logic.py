@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
 import platform
 import socket
@@ -24,6 +23,7 @@ import psutil
 
 from guilde_core.config import Settings, explain_settings, get_settings
 from guilde_core.errors import InvalidInputError
+from guilde_core.observability import observability_status
 from guilde_core.redaction import redact, redact_text
 from servers.health.logic import deep_health
 from servers.logs.logic import list_log_sources
@@ -223,12 +223,7 @@ async def effective_config(
 
 async def observability() -> dict[str, Any]:
     """Logfire and Sentry status as the SDKs expose it."""
-    try:
-        module: Any = importlib.import_module("guilde_core.observability")
-        status: dict[str, Any] = module.observability_status()
-    except ImportError:
-        return {"available": False}
-    out: dict[str, Any] = redact(status)
+    out: dict[str, Any] = redact(observability_status())
     return out
 
 

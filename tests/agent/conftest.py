@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from agent.recorded import RecordedState, build_recorded_server
+from evals.recorded import RecordedState, build_recorded_server
+from evals.scenario import default_scenario_dir
 from tools.harness import ServerThread
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SCENARIOS = default_scenario_dir()
 
 
 def scenario_data(name: str) -> dict[str, Any]:

@@ -53,9 +53,11 @@ def stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
 
 
 def _aggregate() -> FastMCP:
+    """The aggregate as ``dev3000 serve`` composes it: with the agent's diagnose tool."""
     from dev3000.mcp_aggregate import build_aggregate_server
+    from guilde_diag.cli import diagnose_tool
 
-    return build_aggregate_server(get_settings())
+    return build_aggregate_server(get_settings(), extra_tools=[diagnose_tool])
 
 
 def test_live_database_refusing_connections(stack: Path, monkeypatch: pytest.MonkeyPatch) -> None:

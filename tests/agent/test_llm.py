@@ -1,6 +1,6 @@
 """LLM mode through the real ``openai``/``anthropic`` SDKs against a fake provider server.
 
-The loop (parallel calls, repeated calls refused, trimmed output, tool errors), the seed 004
+The loop (parallel calls, repeated calls refused, trimmed output, tool errors), the
 fault matrix (429 + Retry-After, model unavailable → breaker → fallback, 401 → no retry,
 timeout → larger timeout, 529 overloaded → degraded), the fallback chain down to offline,
 budgets, approval interrupt/resume without repeated side effects, prompt injection, and
@@ -21,8 +21,8 @@ import pytest
 from agent.mcp_client import DiagTools
 from agent.providers import build_chain
 from agent.providers.resilience import reset_local_breakers
-from agent.recorded import RecordedState, build_recorded_server
 from agent.runner import DiagnosisAgent, RunResult
+from evals.recorded import RecordedState, build_recorded_server
 from guilde_core.config import get_settings
 from tests.agent.conftest import diagnose, scenario_data
 from tools.fakellm import RunningFakeLLM, fakellm_server
@@ -79,7 +79,7 @@ class Request:
 
 
 class Fake:
-    """The tools engineer's fake provider server, driven through its control helper."""
+    """The fake provider server (tools.fakellm), driven through its control helper."""
 
     def __init__(self, running: RunningFakeLLM) -> None:
         self.running = running
@@ -256,7 +256,7 @@ def test_anthropic_tool_loop(fake: Fake) -> None:
     assert fake.requests[1].api == "anthropic"
 
 
-# --- the seed 004 fault matrix ----------------------------------------------------------------
+# --- the fault matrix ------------------------------------------------------------------------
 def test_rate_limit_backs_off_honouring_retry_after(fake: Fake) -> None:
     fake.faults = [Fault(status=429, retry_after="1", times=1)]
     fake.script = [_final()]
@@ -481,7 +481,7 @@ def test_secrets_in_logs_and_config_never_reach_a_prompt(
 
 # --- the scenario suite in LLM mode -------------------------------------------------------------
 def test_llm_mode_eval_runs_the_loop_and_the_fault_chain() -> None:
-    from agent.eval import run_suite
+    from evals.suite import run_suite
     from tests.agent.conftest import SCENARIOS
 
     reset_local_breakers()

@@ -8,7 +8,7 @@ from fastmcp import Client
 
 from agent.mcp_tool import register_diagnose
 from agent.models import Diagnosis
-from agent.recorded import build_recorded_server
+from evals.recorded import build_recorded_server
 from tests.agent.conftest import scenario_data
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.eval import load_scenarios, run_suite
 from agent.models import CATEGORIES
-from agent.recorded import build_recorded_server
+from evals.recorded import build_recorded_server
+from evals.scenario import load_scenarios
+from evals.suite import run_suite
 from tests.agent.conftest import SCENARIOS, diagnose, scenario_data
 from tools.harness import wait_until
 

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from agent.recorded import RecordedState
+from evals.recorded import RecordedState
 from guilde_diag.cli import app
 
 pytestmark = pytest.mark.slow

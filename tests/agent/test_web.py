@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from agent.recorded import build_recorded_server
 from agent.web import create_app
+from evals.recorded import build_recorded_server
 from guilde_core.config import get_settings
 from tests.agent.conftest import scenario_data
 

@@ -1,8 +1,8 @@
-"""Fixtures of the dev3000 aggregator tests (shared by its engineers: append only)."""
+"""Fixtures of the dev3000 aggregator tests."""
 
 from __future__ import annotations
 
-# --- timeline / stream (D2) -------------------------------------------------------------
+# --- timeline / stream ------------------------------------------------------------------
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -100,7 +100,7 @@ def stream_server() -> Iterator[StreamFactory]:
         server.stop()
 
 
-# --- HTTP app (D1) ----------------------------------------------------------------------
+# --- HTTP app ---------------------------------------------------------------------------
 from pathlib import Path  # noqa: E402
 
 from fastapi.testclient import TestClient  # noqa: E402

@@ -1,4 +1,4 @@
-"""The seed §10.1 alert rules: well formed, the right levels, and every metric they use is
+"""The alert rules: well formed, the right levels, and every metric they use is
 really exposed by dev3000's /metrics."""
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def test_bad_commands_are_clear_errors(tmp_path: Path) -> None:
 
 
 def test_serve_run_hook_supervises_inside_the_app(tmp_path: Path) -> None:
-    """``dev3000 serve --run`` path: D1's lifespan hook → this supervisor → timeline API."""
+    """``dev3000 serve --run`` path: the serve lifespan hook → this supervisor → timeline API."""
     from dev3000.app import create_app
     from dev3000.serve import supervisor_lifespan
 

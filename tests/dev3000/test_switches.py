@@ -57,7 +57,7 @@ def test_diagnostic_mode_off_turns_off_the_diag_api_only(
 def test_dev3000_disabled_keeps_probes_and_the_diag_api(
     make_app: Callable[..., FastAPI],
 ) -> None:
-    """The staging profile of seed 000 §5.2: diagnostics on, the debug server off."""
+    """The staging profile: diagnostics on, the debug server off."""
     with TestClient(make_app(dev3000_enabled=False, mcp=True)) as client:
         for path in DEBUG:
             assert _disabled(client, path, "DEV3000_ENABLED"), path

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from dev3000.timeline.sources import (
 from guilde_core.config import Settings
 from guilde_core.errors import InvalidInputError
 from guilde_core.events import TimelineEvent, make_event
+from guilde_core.resilience import BreakerRegistry, BreakerState, BreakerTransition, get_registry
 from tools.harness import ServerThread, wait_until
 
 
@@ -160,7 +161,7 @@ def test_log_follower_emits_error_lines_follows_rotation_and_limits_floods(
         follower = LogFollower(
             bus, settings, exclude=[logs / "timeline"], interval=0.05, max_per_second=5
         )
-        assert follower.start()
+        follower.start()
         await asyncio.sleep(0.5)  # existing content is not replayed
         with app_log.open("a") as f:
             f.write("INFO fine\n")
@@ -263,16 +264,18 @@ def test_health_poller_emits_only_transitions() -> None:
 
 
 # --- sources: breakers ---------------------------------------------------------------------
-@dataclass
-class _Transition:  # the shape of guilde_core.resilience.BreakerTransition's fields
-    name: str
-    from_state: str
-    to_state: str
-    reason: str | None = None
+def _transition(name: str, old: str, new: str, reason: str = "") -> BreakerTransition:
+    return BreakerTransition(
+        name=name,
+        from_state=BreakerState(old),
+        to_state=BreakerState(new),
+        at=datetime.now(UTC),
+        reason=reason,
+    )
 
 
 def test_breaker_event_from_a_transition() -> None:
-    event = breaker_event(_Transition("openai", "closed", "open", "3 failures"))
+    event = breaker_event(_transition("openai", "closed", "open", "3 failures"))
     assert (event.kind, event.source, event.subject, event.severity) == (
         "circuit_transition",
         "circuits",
@@ -280,25 +283,24 @@ def test_breaker_event_from_a_transition() -> None:
         "error",
     )
     assert event.summary == "openai: closed → open (3 failures)"
-    assert breaker_event(_Transition("x", "open", "half_open")).data["to"] == "half-open"
+    assert breaker_event(_transition("x", "open", "half-open")).data["to"] == "half-open"
 
 
 def test_breaker_watcher_relays_the_real_registry() -> None:
-    resilience = pytest.importorskip("guilde_core.resilience")
 
     async def run() -> list[TimelineEvent]:
         bus = EventBus(100)
         bus.bind_loop()
         watcher = BreakerWatcher(bus)
-        assert watcher.start()
-        registry = resilience.get_registry()
-        await registry.force_open("d2-timeline-test", reason="test")
+        watcher.start()
+        registry = get_registry()
+        await registry.force_open("timeline-test", reason="test")
         await asyncio.sleep(0.05)
         await watcher.stop()
-        await registry.reset("d2-timeline-test", reason="test")
+        await registry.reset("timeline-test", reason="test")
         return bus.events()
 
-    events = [e for e in asyncio.run(run()) if e.subject == "d2-timeline-test"]
+    events = [e for e in asyncio.run(run()) if e.subject == "timeline-test"]
     assert events, "no circuit_transition relayed"
     opened = events[0]
     assert (opened.kind, opened.severity, opened.data["to"]) == (
@@ -353,23 +355,22 @@ def test_breaker_transitions_of_another_process_reach_the_timeline(
     import subprocess
     import sys
 
-    resilience = pytest.importorskip("guilde_core.resilience")
     other = (
         "import asyncio, sys\n"
         "from guilde_core.resilience import BreakerRegistry\n"
         "async def main():\n"
         "    reg = BreakerRegistry(redis_url=sys.argv[1], prefix=sys.argv[2])\n"
-        "    reg.breaker('d2-remote-upstream')\n"
-        "    await reg.force_open('d2-remote-upstream', reason='opened elsewhere')\n"
+        "    reg.breaker('remote-upstream')\n"
+        "    await reg.force_open('remote-upstream', reason='opened elsewhere')\n"
         "asyncio.run(main())\n"
     )
 
     async def run() -> list[TimelineEvent]:
         bus = EventBus(100)
         bus.bind_loop()
-        registry = resilience.BreakerRegistry(redis_url=redis_url, prefix=redis_prefix)
+        registry = BreakerRegistry(redis_url=redis_url, prefix=redis_prefix)
         watcher = BreakerWatcher(bus, registry)
-        assert watcher.start()
+        watcher.start()
         await asyncio.sleep(0.5)  # the Redis subscription is in place
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", other, redis_url, redis_prefix, stderr=subprocess.PIPE
@@ -377,7 +378,7 @@ def test_breaker_transitions_of_another_process_reach_the_timeline(
         _, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
         for _ in range(200):
-            if any(e.subject == "d2-remote-upstream" for e in bus.events()):
+            if any(e.subject == "remote-upstream" for e in bus.events()):
                 break
             await asyncio.sleep(0.05)
         await watcher.stop()
@@ -385,7 +386,7 @@ def test_breaker_transitions_of_another_process_reach_the_timeline(
             await registry.aclose()
         return bus.events()
 
-    events = [e for e in asyncio.run(run()) if e.subject == "d2-remote-upstream"]
+    events = [e for e in asyncio.run(run()) if e.subject == "remote-upstream"]
     assert events, "the other process's transition did not arrive"
     assert events[0].data["to"] == "open"
     assert events[0].data.get("origin")  # which process made the change

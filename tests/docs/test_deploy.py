@@ -1,10 +1,9 @@
 """deploy/: the Kubernetes manifests build, validate against the Kubernetes schemas, agree with
-the application (ports, probe routes, settings names, seed 000 §5.2 profiles), and every YAML
+the application (ports, probe routes, settings names, mode profiles), and every YAML
 file in the repository passes yamllint with ``.yamllint.yaml``."""
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import subprocess
@@ -258,7 +257,7 @@ def test_overlay_carries_the_seed_profile_values(overlay: str) -> None:
     assert data["DEV3000_MODE"] == overlay
     profile = PROFILES[overlay]
     mismatched = {k: (data.get(k), v) for k, v in profile.items() if data.get(k) != v}
-    assert not mismatched, f"{overlay}: ConfigMap vs seed 000 §5.2 profile: {mismatched}"
+    assert not mismatched, f"{overlay}: ConfigMap vs mode profile: {mismatched}"
     assert data["SENTRY_ENVIRONMENT"] == overlay
 
 
@@ -308,14 +307,12 @@ def _get_all(base_url: str, container: dict[str, Any]) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def dev3000_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real dev3000 app served by uvicorn (lifespan on), as its pod would run it."""
-    try:
-        module = importlib.import_module("dev3000.app")
-    except ImportError as exc:  # pragma: no cover - until the aggregator lands
-        pytest.skip(f"dev3000/app.py not available: {exc}")
+    from dev3000.app import create_app
+
     cwd = Path.cwd()
     os.chdir(tmp_path_factory.mktemp("dev3000"))  # data dir and logs in a temporary folder
     try:
-        with ServerThread(module.create_app(Settings())) as server:
+        with ServerThread(create_app(Settings())) as server:
             yield server.url
     finally:
         os.chdir(cwd)
@@ -332,13 +329,11 @@ def test_dev3000_app_answers_its_probes(dev3000_url: str) -> None:
 def test_agent_web_answers_its_probe_and_binds_all_interfaces(
     dev3000_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    try:
-        module = importlib.import_module("agent.web")
-    except ImportError as exc:  # pragma: no cover - until agent-web lands
-        pytest.skip(f"agent/web.py not available: {exc}")
+    from agent.web import create_app
+
     monkeypatch.chdir(tmp_path)
     container = _container(_by_key(_render("base"))[("Deployment", "agent-web")])
-    app = module.create_app(Settings(), mcp_url=dev3000_url + "/mcp")
+    app = create_app(Settings(), mcp_url=dev3000_url + "/mcp")
     with ServerThread(app) as server:
         assert _get_all(server.url, container) == {"/health": 200}
     args = container["args"]

@@ -26,7 +26,7 @@ from tests.docs.markdown import ROOT, Block, fenced_blocks, markdown_files, merm
 
 MERMAID_DIR = ROOT / "tools" / "mermaid"
 RENDERER = MERMAID_DIR / "render-all.mjs"
-#: diagram kinds seed 004 asks for, by the keyword that opens a Mermaid block
+#: diagram kinds the docs must have, by the keyword that opens a Mermaid block
 REQUIRED_KINDS = {
     "entity-relationship": ("erDiagram",),
     "state": ("stateDiagram", "stateDiagram-v2"),

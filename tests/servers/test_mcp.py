@@ -17,11 +17,12 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from guilde_core.config import Settings
+from servers.registry import AREAS as REGISTRY
 from tests.servers.conftest import Behaviour, server_env, stdio_session
 from tools.harness import ManagedProcess, PrivateRedis, free_port, wait_for_http
 
 PY = [sys.executable, "-m", "servers"]
-AREAS = ("health", "circuits", "logs", "system")
+AREAS = tuple(REGISTRY)
 
 #: arguments for every tool of every server (a tool missing here fails the test)
 ARGS: dict[str, dict[str, dict[str, Any]]] = {

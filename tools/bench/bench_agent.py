@@ -30,8 +30,9 @@ import yaml
 
 from agent.mcp_client import DiagTools
 from agent.providers import ProviderChain
-from agent.recorded import build_recorded_server
 from agent.runner import DiagnosisAgent
+from evals.recorded import build_recorded_server
+from evals.scenario import default_scenario_dir
 from guilde_core.config import get_settings
 
 
@@ -115,7 +116,7 @@ def main() -> None:
     parser.add_argument("--question", default=None, help="default: the scenario's question")
     parser.add_argument("--scenario", default="db-unreachable")
     args = parser.parse_args()
-    path = Path(__file__).resolve().parents[2] / "tests" / "scenarios" / args.scenario
+    path = default_scenario_dir() / args.scenario
     raw = yaml.safe_load((path / "scenario.yaml").read_text(encoding="utf-8"))
     question = args.question or raw["question"]
     with ExitStack() as stack:
@@ -129,7 +130,7 @@ def _start_stack(stack: ExitStack, scenario: dict[str, Any]) -> str:
     import sys
     import tempfile
 
-    from agent.live import _drive
+    from evals.live import _drive
     from tools.chaos.client import ChaosClient
     from tools.harness import ManagedProcess, free_port, wait_for_http
 

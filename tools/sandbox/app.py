@@ -6,7 +6,7 @@ Routes
 * ``POST /api/v1/checkout`` ``{order_id}`` → the order plus an "LLM" summary fetched from the
   upstream through :func:`guilde_core.resilience.resilient_call`.
 * ``GET /api/v1/health`` (checks, 503 when unhealthy), ``/api/v1/health/live``,
-  ``/api/v1/health/ready``, ``/api/v1/health/deep``; ``/health`` (liveness too) (seed 000 §6.2 with metrics/diagnostics).
+  ``/api/v1/health/ready``, ``/api/v1/health/deep``; ``/health`` (liveness too) (the deep report's shape with metrics/diagnostics).
 * ``GET /metrics`` (Prometheus text); ``GET /`` (where things are).
 * ``/_chaos/…`` (token in ``Authorization: Bearer`` or ``X-Chaos-Token``): ``GET faults``
   (catalogue + active), ``GET status``, ``POST faults/{id}`` (JSON params), ``DELETE
@@ -45,6 +45,7 @@ from guilde_core.errors import (
     classify,
 )
 from guilde_core.redaction import redact, redact_text
+from guilde_core.resilience import BreakerRegistry, get_registry
 from tools.chaos.catalogue import FAULTS
 from tools.sandbox.chaos import ChaosEngine
 from tools.sandbox.config import SandboxConfig
@@ -96,15 +97,12 @@ def _route_of(request: Request) -> str:
 def create_app(
     config: SandboxConfig | None = None,
     *,
-    registry: Any = None,
+    registry: BreakerRegistry | None = None,
     settings: Settings | None = None,
 ) -> FastAPI:
     """A sandbox app. ``registry`` defaults to the process-wide breaker registry."""
     cfg = config or SandboxConfig.from_env()
-    if registry is None:
-        from guilde_core.resilience import get_registry
-
-        registry = get_registry()
+    registry = registry if registry is not None else get_registry()
     ctx = SandboxContext(cfg, registry, settings or get_settings())
     engine = ChaosEngine(ctx)
     access = ctx.log.logger("access")
@@ -225,7 +223,7 @@ def create_app(
                 status = 503
             return problem(status, "Database unavailable", str(typed), request)
         elapsed = (time.perf_counter() - start) * 1000
-        warn = float(getattr(ctx.settings, "health_warn_db_latency_ms", 100))
+        warn = ctx.settings.health_warn_db_latency_ms
         if elapsed > warn:
             orders_log.warning("slow database call", extra={"duration_ms": round(elapsed, 1)})
         return result
@@ -270,7 +268,7 @@ def create_app(
             )
             raise
         elapsed = (time.perf_counter() - start) * 1000
-        warn = float(getattr(ctx.settings, "health_warn_redis_latency_ms", 50))
+        warn = ctx.settings.health_warn_redis_latency_ms
         if elapsed > warn:
             orders_log.warning("slow cache call", extra={"duration_ms": round(elapsed, 1)})
         typed: T = result

@@ -14,7 +14,9 @@ from typing import Any
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from guilde_core.config import Settings
 from guilde_core.errors import ConfigurationError
+from guilde_core.resilience import BreakerRegistry
 from tools.sandbox.cache import Cache
 from tools.sandbox.config import RuntimeConfig, SandboxConfig, load_runtime_config
 from tools.sandbox.db import OrderStore, PostgresStore, SQLiteStore
@@ -82,8 +84,8 @@ class SandboxContext:
     """State of one sandbox app (``app.state.sandbox``)."""
 
     config: SandboxConfig
-    registry: Any
-    settings: Any
+    registry: BreakerRegistry
+    settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     config_error: str | None = None

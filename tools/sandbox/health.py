@@ -1,4 +1,4 @@
-"""Health of the sandbox (the deep-health schema of seed 000 §6.2, plus the checks the chaos
+"""Health of the sandbox (the deep-health schema of ``servers.health``, plus the checks the chaos
 faults show up in). Checks run concurrently, each with a timeout; the aggregate is the worst
 critical check, non-critical failures only degrade."""
 
@@ -54,7 +54,7 @@ async def _database(ctx: SandboxContext) -> dict[str, Any]:
             error=("pool exhausted: " if exhausted else "") + _error(exc),
         )
         return result
-    warn = float(getattr(ctx.settings, "health_warn_db_latency_ms", 100))
+    warn = ctx.settings.health_warn_db_latency_ms
     result.update(status="degraded" if latency > warn else "healthy", latency_ms=round(latency, 2))
     if latency > warn:
         result["warning"] = f"latency {latency:.0f} ms > {warn:.0f} ms"
@@ -71,7 +71,7 @@ async def _redis(ctx: SandboxContext) -> dict[str, Any]:
             "critical": False,
             "error": _error(exc),
         }
-    warn = float(getattr(ctx.settings, "health_warn_redis_latency_ms", 50))
+    warn = ctx.settings.health_warn_redis_latency_ms
     status = "degraded" if details["latency_ms"] > warn else "healthy"
     result = {"status": status, "critical": False, **details}
     if status == "degraded":
@@ -88,7 +88,7 @@ async def _external(ctx: SandboxContext) -> dict[str, Any]:
         snap = await ctx.registry.snapshot(up.provider)
     except Exception as exc:
         return {up.provider: {"status": "degraded", "error": _error(exc)}}
-    data = snap.model_dump(mode="json") if hasattr(snap, "model_dump") else dict(snap or {})
+    data = snap.model_dump(mode="json")
     state = str(data.get("state", "closed"))
     status = {"closed": "healthy", "half-open": "degraded", "half_open": "degraded"}.get(
         state, "unhealthy"
@@ -216,7 +216,7 @@ async def deep_health(ctx: SandboxContext, *, detailed: bool = True) -> dict[str
         "timestamp": _now(),
         "service": ctx.config.service_name,
         "version": VERSION,
-        "environment": str(getattr(ctx.settings, "dev3000_mode", "development")),
+        "environment": ctx.settings.dev3000_mode,
         "uptime_seconds": round(time.time() - ctx.started, 1),
         "checks": checks,
     }

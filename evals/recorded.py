@@ -64,7 +64,7 @@ def build_recorded_server(
 
     @server.tool(name=RECORDED_TOOL_NAMES["health"], annotations=ro)
     def health_deep_health() -> dict[str, Any]:
-        """Deep health in the seed 000 §6.2 shape (database, redis, external APIs)."""
+        """Deep health in the deep report's shape (database, redis, external APIs)."""
         result: dict[str, Any] = _answer(state, "health", {})
         return result
 

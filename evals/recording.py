@@ -2,7 +2,7 @@
 
 Right after the agent diagnosed a live scenario — faults still active — :func:`capture`
 asks dev3000's aggregate MCP server, over MCP, what each diagnostic tool answers (the roles
-:mod:`agent.recorded` replays: deep health, every health check, the breakers, error groups,
+:mod:`evals.recorded` replays: deep health, every health check, the breakers, error groups,
 the timeline, warning-and-above log lines, their tracebacks cut to the last lines).
 :func:`write_recording` scrubs what belongs to
 this machine and this run (the temporary sandbox directory, loopback ports, the working

@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evals.scenario import Scenario
 from guilde_core.config import environment_overrides, get_settings
 
 __all__ = ["LIVE_LLM_KEY", "LiveEnvironment", "LiveRun", "live_environment", "live_target"]
@@ -232,7 +233,9 @@ def _settle(chaos: Any, fault_id: str, options: dict[str, Any]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> AsyncIterator[LiveRun]:
+async def live_target(
+    scenario: Scenario, env: LiveEnvironment | None = None
+) -> AsyncIterator[LiveRun]:
     """dev3000's aggregate MCP server with the scenario's faults live in a sandbox."""
     if env is None:
         with live_environment() as own:
@@ -247,7 +250,7 @@ async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> Asyn
     from tools.sandbox import SandboxConfig, create_app
     from tools.sandbox.config import RuntimeConfig
 
-    options = dict(getattr(scenario, "sandbox", {}) or {})
+    options = dict(scenario.sandbox)
     use_sqlite = options.pop("database", "postgres") == "sqlite"
     reset_local_breakers()  # a fresh registry: no breaker state from an earlier scenario
     with contextlib.ExitStack() as stack:
@@ -271,7 +274,7 @@ async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> Asyn
         )
         data_dir = tmp / "data"
         data_dir.mkdir()
-        runtime = RuntimeConfig.model_validate(getattr(scenario, "runtime", {}) or {})
+        runtime = RuntimeConfig.model_validate(scenario.runtime)
         (data_dir / "runtime.json").write_text(json.dumps(runtime.model_dump(), indent=2))
         store: dict[str, Any] = {}
         if env.database_url and not use_sqlite:
@@ -320,7 +323,7 @@ async def live_target(scenario: Any, env: LiveEnvironment | None = None) -> Asyn
                 (),
             )
         )
-        for step in getattr(scenario, "setup", []) or []:
+        for step in scenario.setup:
             if "log" in step:
                 _plant_log(tmp / "logs", dict(step["log"]))
             elif "breaker" in step:

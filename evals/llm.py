@@ -7,7 +7,7 @@ citing the first-pass evidence and the new one). ``llm.faults`` inject provider 
 also drives the retry/fallback chain. This proves the loop, the chain and the fault handling
 end to end; the accuracy it reports is the script's, by construction.
 
-The fake provider server is the tools engineer's ``tools.fakellm`` (scripts and faults set
+The fake provider server is ``tools.fakellm`` (scripts and faults set
 through its control API).
 """
 
@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from agent.eval import Scenario
 from agent.providers import ProviderChain
 from agent.providers.anthropic_provider import AnthropicProvider
 from agent.providers.openai_provider import OpenAIProvider
+from evals.scenario import Scenario
 from guilde_core.config import get_settings
 
 __all__ = ["conclusion_for", "scripted_providers"]

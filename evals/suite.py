@@ -1,13 +1,13 @@
 """``dev3000 eval``: run the scenario suite and score each diagnosis against its ground truth.
 
-A scenario is a folder under ``tests/scenarios/`` with a ``scenario.yaml``::
+A scenario is a folder under ``evals/scenarios/`` with a ``scenario.yaml``::
 
     name: pool-exhausted-chain
     question: why is checkout failing?
     tags: [resource_exhaustion, multi-step]
     runtime: {pool_timeout_s: 0.1}        # live: the sandbox's runtime config at start
     sandbox: {}                           # live: SandboxConfig overrides
-    setup: []                             # live: planted log lines, breakers (agent.live)
+    setup: []                             # live: planted log lines, breakers (evals.live)
     faults: [{id: pool-exhaustion, options: {}}]   # live: fault ids of ``dev3000 chaos``
     traffic: [{method: GET, path: /api/v1/orders, count: 6}]
     recorded: {health: …, circuits: …, errors: …, timeline: …, logs: …}
@@ -19,11 +19,11 @@ A scenario is a folder under ``tests/scenarios/`` with a ``scenario.yaml``::
       tools: [health, circuits, errors]  # tool roles it must have used
     llm: {reply: {...}}                # llm mode: the scripted model conclusion
 
-Every scenario runs **live** (:mod:`agent.live`: the sandbox with the faults injected, the
+Every scenario runs **live** (:mod:`evals.live`: the sandbox with the faults injected, the
 traffic driven, the agent connected to dev3000's real aggregate MCP server) — the default
 of offline mode. ``recorded`` holds the tool outputs captured from such a run
 (``dev3000 eval --record`` writes them, redacted): ``--source recorded`` replays them
-(:mod:`agent.recorded`) without a sandbox, and so do the unit tests and LLM mode (whose
+(:mod:`evals.recorded`) without a sandbox, and so do the unit tests and LLM mode (whose
 default source is ``recorded``; ``--source live`` works there too).
 
 Scores: root-cause accuracy (component and category), evidence grounding (the root cause
@@ -39,46 +39,19 @@ from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from agent.analyzers import _role, canonical_component
-from agent.models import CATEGORIES, Diagnosis
+from agent.models import Diagnosis
+from evals.scenario import Scenario, load_scenarios
 
 __all__ = [
     "EvalReport",
-    "Scenario",
     "ScenarioResult",
-    "default_scenario_dir",
-    "load_scenarios",
     "print_report",
     "run_suite",
     "score",
 ]
-
-
-class Expect(BaseModel):
-    component: list[str]
-    category: str
-    mention: list[str] = Field(default_factory=list)
-    not_claim: list[str] = Field(default_factory=list)
-    tools: list[str] = Field(default_factory=list)
-
-
-class Scenario(BaseModel):
-    name: str
-    question: str
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
-    faults: list[dict[str, Any]] = Field(default_factory=list)
-    traffic: list[dict[str, Any]] = Field(default_factory=list)
-    setup: list[dict[str, Any]] = Field(default_factory=list)
-    sandbox: dict[str, Any] = Field(default_factory=dict)
-    runtime: dict[str, Any] = Field(default_factory=dict)
-    recorded: dict[str, Any] = Field(default_factory=dict)
-    expect: Expect
-    llm: dict[str, Any] = Field(default_factory=dict)
-    path: str = ""
 
 
 class ScenarioResult(BaseModel):
@@ -117,25 +90,6 @@ class EvalReport(BaseModel):
     accuracy: float
     grounding: float
     duration_ms: float
-
-
-def default_scenario_dir() -> Path:
-    """``tests/scenarios`` of the source tree (the suite ships with the tests)."""
-    return Path(__file__).resolve().parent.parent / "tests" / "scenarios"
-
-
-def load_scenarios(folder: str | Path, tags: list[str] | None = None) -> list[Scenario]:
-    """Every ``*/scenario.yaml`` under ``folder`` (filtered by tags), sorted by name."""
-    out: list[Scenario] = []
-    for path in sorted(Path(folder).glob("*/scenario.yaml")):
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        scenario = Scenario.model_validate({**raw, "path": str(path.parent)})
-        if scenario.expect.category not in CATEGORIES:
-            raise ValueError(f"{path}: unknown category {scenario.expect.category!r}")
-        if tags and not set(tags) & set(scenario.tags):
-            continue
-        out.append(scenario)
-    return out
 
 
 def _component_matches(got: str, aliases: list[str]) -> bool:
@@ -202,7 +156,7 @@ TargetFactory = Callable[[Scenario], Any]
 @asynccontextmanager
 async def recorded_target(scenario: Scenario) -> AsyncIterator[Any]:
     """The replay MCP server of a recorded scenario."""
-    from agent.recorded import build_recorded_server
+    from evals.recorded import build_recorded_server
 
     if not scenario.recorded:
         raise ValueError(f"{scenario.name}: no recorded tool outputs (dev3000 eval --record)")
@@ -264,7 +218,7 @@ async def run_suite(
     if record and source != "live":
         raise ValueError("--record captures live runs: use it with --source live")
     if mode == "llm" and chain_factory is None:
-        from agent.llm_eval import scripted_providers
+        from evals.llm import scripted_providers
 
         with scripted_providers() as factory:
             return await _run_all(folder, mode, tags, factory, source, record)
@@ -305,14 +259,14 @@ async def _run_one(
 ) -> Diagnosis:
     if source == "recorded":
         return await diagnose_scenario(scenario, mode=mode, chain_factory=chain_factory)
-    from agent.live import live_target
+    from evals.live import live_target
 
     async with live_target(scenario, env) as run:
         diagnosis = await diagnose_scenario(
             scenario, mode=mode, target=run.server, chain_factory=chain_factory
         )
         if record:
-            from agent.recording import capture, write_recording
+            from evals.recording import capture, write_recording
 
             write_recording(Path(scenario.path), await capture(run))
     return diagnosis
@@ -332,7 +286,7 @@ async def _run_all(
     with ExitStack() as stack:
         env = None
         if source == "live" and scenarios:
-            from agent.live import live_environment
+            from evals.live import live_environment
 
             env = stack.enter_context(live_environment())
         for scenario in scenarios:
