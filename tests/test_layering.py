@@ -39,12 +39,6 @@ CLIENTS_OF: dict[str, frozenset[str]] = {
     "console": frozenset({"dev3000", "servers"}),
 }
 
-#: import circles known to exist; each is expected to fail until it is broken
-KNOWN_CIRCLES: dict[str, str] = {
-    "console": "console.app and its screens import each other (being broken separately)",
-}
-
-
 @dataclass(frozen=True)
 class Import:
     module: str  # the importing module
@@ -210,6 +204,4 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
 @pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_circle_inside_a_package(package: str) -> None:
     found = circles(package_edges(package))
-    if package in KNOWN_CIRCLES and found:
-        pytest.xfail(KNOWN_CIRCLES[package])
     assert found == [], f"import circles in {package}: {found}"
