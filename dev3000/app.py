@@ -42,7 +42,8 @@ from dev3000.timeline.stream import StreamAuthError, StreamConfig, StreamManager
 from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
 from guilde_core.redaction import redact_text
-from servers.health import logic as health_logic
+from servers.context import ServerContext
+from servers.health.logic import HealthService, TargetsProvider
 
 __all__ = ["MCP_BUILDERS", "begin_drain", "build_mcp_server", "create_app", "reload_config"]
 
@@ -74,14 +75,18 @@ def _problem_asgi(scope: Scope, failure: AuthFailure) -> ASGIApp:
 
 
 # --- MCP ---------------------------------------------------------------------------------
-def _aggregate_from_d2(settings: Settings, bus: EventBus | None = None) -> Any:
+def _aggregate_from_d2(
+    settings: Settings, bus: EventBus | None = None, context: ServerContext | None = None
+) -> Any:
     import importlib
 
     module = importlib.import_module("dev3000.mcp_aggregate")
-    return module.build_aggregate_server(settings, bus=bus)
+    return module.build_aggregate_server(settings, bus=bus, context=context)
 
 
-def _aggregate_from_servers(settings: Settings, bus: EventBus | None = None) -> Any:
+def _aggregate_from_servers(
+    settings: Settings, bus: EventBus | None = None, context: ServerContext | None = None
+) -> Any:
     """Until the aggregate module lands: mount each area server under its namespace."""
     import importlib
 
@@ -93,23 +98,25 @@ def _aggregate_from_servers(settings: Settings, bus: EventBus | None = None) -> 
             module = importlib.import_module(f"servers.{area}.server")
         except ImportError:
             continue
-        parent.mount(module.build_server(settings), namespace=area)
+        parent.mount(module.build_server(settings, context), namespace=area)
     return parent
 
 
-#: tried in order; the first that imports wins: ``builder(settings, bus) -> FastMCP``
-MCP_BUILDERS: list[Callable[[Settings, EventBus | None], Any]] = [
+#: tried in order; the first that imports wins: ``builder(settings, bus, context) -> FastMCP``
+MCP_BUILDERS: list[Callable[[Settings, EventBus | None, ServerContext | None], Any]] = [
     _aggregate_from_d2,
     _aggregate_from_servers,
 ]
 
 
-def build_mcp_server(settings: Settings, bus: EventBus | None = None) -> Any:
+def build_mcp_server(
+    settings: Settings, bus: EventBus | None = None, context: ServerContext | None = None
+) -> Any:
     """The aggregate FastMCP server dev3000 serves at ``/mcp`` and ``/sse``."""
     errors = []
     for builder in MCP_BUILDERS:
         try:
-            return builder(settings, bus)
+            return builder(settings, bus, context)
         except ImportError as exc:
             errors.append(str(exc))
     raise RuntimeError("no MCP server could be built: " + "; ".join(errors))
@@ -142,9 +149,9 @@ async def begin_drain(app: FastAPI, *, close_timeout: float = 3.0) -> None:
         await state.bus.shutdown(timeout=close_timeout)
 
 
-def _health_service(settings: Settings, provider: Any) -> Any:
-    """Engineer B's health service for this app, with the runtime targets added."""
-    return health_logic.HealthService(settings, extra_targets=provider)
+def _health_service(settings: Settings, provider: TargetsProvider | None) -> HealthService:
+    """The health service of this app, with the runtime targets added."""
+    return HealthService(settings, extra_targets=provider)
 
 
 def _changed(old: Settings, new: Settings) -> list[str]:
@@ -228,7 +235,7 @@ def create_app(
     provider = targets_provider(lambda: state.targets)
     state.health = _health_service(settings, provider)
 
-    mcp_server = build_mcp_server(settings, bus) if mcp else None
+    mcp_server = build_mcp_server(settings, bus, ServerContext(targets=provider)) if mcp else None
     mcp_http: Any = mcp_server.http_app(path="/mcp", transport="http") if mcp_server else None
     mcp_sse: Any = mcp_server.http_app(path="/sse", transport="sse") if mcp_server else None
 
@@ -244,9 +251,6 @@ def create_app(
         bus.reopen()
         bus.bind_loop()
         async with contextlib.AsyncExitStack() as stack:
-            if mcp:  # the health MCP tools see the runtime targets too
-                health_logic.register_targets_provider(provider)
-                stack.callback(health_logic.unregister_targets_provider, provider)
             if timeline_sources:
                 await stack.enter_async_context(_timeline_sources(app))
             if mcp_http is not None:

@@ -2,8 +2,8 @@
 
 ``build_aggregate_server(settings) -> FastMCP`` mounts
 
-* the four area servers (``servers/<area>/server.py: build_server(settings)``) under the
-  namespaces ``health``, ``circuits``, ``logs``, ``system`` (tools ``health_<tool>``,
+* the four area servers (``servers/<area>/server.py: build_server(settings, context)``)
+  under the namespaces ``health``, ``circuits``, ``logs``, ``system`` (tools ``health_<tool>``,
   resources ``<scheme>://health/<path>``);
 * remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
   SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
@@ -29,7 +29,7 @@ import logging
 import re
 import shlex
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -46,6 +46,7 @@ from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
 from guilde_core.redaction import redact
+from servers.context import ServerContext
 
 __all__ = [
     "AREAS",
@@ -245,7 +246,7 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
 
 
 # --- building -------------------------------------------------------------------------------
-def _area_server(area: str, settings: Settings) -> FastMCP | None:
+def _area_server(area: str, settings: Settings, context: ServerContext) -> FastMCP | None:
     module_name = f"servers.{area}.server"
     try:
         module = importlib.import_module(module_name)
@@ -254,7 +255,7 @@ def _area_server(area: str, settings: Settings) -> FastMCP | None:
             log.warning("MCP area %s is not available (%s missing)", area, module_name)
             return None
         raise
-    built: FastMCP = module.build_server(settings)
+    built: FastMCP = module.build_server(settings, context)
     return built
 
 
@@ -285,8 +286,12 @@ def build_aggregate_server(
     extra_tools: Iterable[ToolRegistrar] = (),
     areas: Sequence[str] = AREAS,
     run_timeline_sources: bool = False,
+    context: ServerContext | None = None,
 ) -> FastMCP:
     """The aggregate server (see the module doc).
+
+    ``context``: what the area servers get from the host (dev3000's runtime targets for
+    health); circuit control is recorded on the timeline served here unless it sets ``audit``.
 
     ``bus``: the timeline to serve (default: the running dev3000's, else one of its own).
     ``remotes``: instead of ``DEV3000_MCP_REMOTES``. ``run_timeline_sources``: start the
@@ -298,6 +303,9 @@ def build_aggregate_server(
         list(remotes) if remotes is not None else parse_remotes(settings.dev3000_mcp_remotes)
     )
     ref = _BusRef(bus, settings)
+    context = context or ServerContext()
+    if context.audit is None:
+        context = replace(context, audit=lambda event: ref.get().publish(event))
     stdio_transports: list[Any] = []
 
     @contextlib.asynccontextmanager
@@ -324,7 +332,7 @@ def build_aggregate_server(
         lifespan=lifespan,
     )
     for area in areas:
-        child = _area_server(area, settings)
+        child = _area_server(area, settings, context)
         if child is not None:
             server.mount(child, namespace=area)
     for remote in remote_list:

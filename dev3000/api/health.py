@@ -29,6 +29,7 @@ from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.api.state import AppState, StateDep
 from guilde_core import __version__
 from guilde_core.redaction import redact
+from servers.circuits import logic as circuits_logic
 
 __all__ = ["router", "status_code"]
 
@@ -130,9 +131,7 @@ def readiness(state: AppState) -> dict[str, Any]:
             "status": "degraded" if limiter["degraded"] else "healthy",
             "backend": limiter["backend"],
         }
-    store = circuit_store_status()
-    if store is not None:
-        checks["circuit_state_store"] = store
+    checks["circuit_state_store"] = circuit_store_status()
     if status == "healthy" and any(c.get("status") == "degraded" for c in checks.values()):
         status = "degraded"
         reason = "a shared store is unreachable; running on in-memory fallback"
@@ -142,10 +141,10 @@ def readiness(state: AppState) -> dict[str, Any]:
     return body
 
 
-def circuit_store_status() -> dict[str, Any] | None:
-    from dev3000.api.providers import breaker_store_status
-
-    return breaker_store_status()
+def circuit_store_status() -> dict[str, Any]:
+    """The breakers' state store (``status`` healthy or degraded, backend, connected …)."""
+    store = circuits_logic.store_status().model_dump(mode="json")
+    return {"status": store.pop("status"), **store}
 
 
 @router.get(

@@ -21,7 +21,7 @@ from tools.harness import ServerThread
 KEY = "mcp-key-0123456789"
 
 
-def _probe_server(settings: Any, bus: Any = None) -> Any:
+def _probe_server(settings: Any, bus: Any = None, context: Any = None) -> Any:
     def echo(text: str) -> str:
         """Echo the text back."""
         return f"echo:{text}"
