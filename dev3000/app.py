@@ -34,7 +34,7 @@ from dev3000.api.middleware import ApiMiddleware
 from dev3000.api.probes import targets_provider
 from dev3000.api.problems import install_problem_handlers, problem_response
 from dev3000.api.ratelimit import new_limiter
-from dev3000.api.state import AppState, shared_redis_url
+from dev3000.api.state import AppState, DeepReportCache, shared_redis_url
 from dev3000.switches import switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
@@ -43,7 +43,7 @@ from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
 from guilde_core.redaction import redact_text
 from servers.context import ServerContext
-from servers.health.logic import HealthService, TargetsProvider
+from servers.health.logic import HealthService
 
 __all__ = ["MCP_BUILDERS", "begin_drain", "build_mcp_server", "create_app", "reload_config"]
 
@@ -141,17 +141,11 @@ async def begin_drain(app: FastAPI, *, close_timeout: float = 3.0) -> None:
     """SIGTERM: readiness 503 now; stream clients get close frames; background work stops."""
     state: AppState = app.state.dev3000
     state.drain()
-    manager = state.extras.get("stream_manager")
-    if isinstance(manager, StreamManager):
+    if state.stream is not None:
         with contextlib.suppress(Exception):
-            await manager.close_all(timeout=close_timeout)
+            await state.stream.close_all(timeout=close_timeout)
     with contextlib.suppress(Exception):
         await state.bus.shutdown(timeout=close_timeout)
-
-
-def _health_service(settings: Settings, provider: TargetsProvider | None) -> HealthService:
-    """The health service of this app, with the runtime targets added."""
-    return HealthService(settings, extra_targets=provider)
 
 
 def _changed(old: Settings, new: Settings) -> list[str]:
@@ -185,12 +179,12 @@ def reload_config(app: FastAPI) -> list[str]:
         return []
     changed = _changed(state.settings, new)
     state.settings = new
-    state.health = _health_service(new, state.health.extra_targets)
+    state.health = HealthService(new, extra_targets=state.health.extra_targets)
     state.keyring = keyring
     app.state.keyring = keyring
     if state.limiter is not None:
         state.limiter.limit = new.diagnostic_rate_limit
-    state.extras.pop("deep_cache", None)
+    state.deep.clear()
     state.reloads += 1
     state.emit(
         kind="config_reload",
@@ -224,16 +218,17 @@ def create_app(
     redis_url = shared_redis_url(settings)
     limiter = new_limiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
     bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
+    # the runtime targets, read from whichever store the state holds at check time
+    provider = targets_provider(lambda: state.targets)
     state = AppState(
         settings=settings,
         keyring=keyring,
         limiter=limiter,
         bus=bus,
         targets=open_targets_store(settings, prefix=redis_prefix),
+        health=HealthService(settings, extra_targets=provider),
         redis_prefix=redis_prefix,
     )
-    provider = targets_provider(lambda: state.targets)
-    state.health = _health_service(settings, provider)
 
     mcp_server = build_mcp_server(settings, bus, ServerContext(targets=provider)) if mcp else None
     mcp_http: Any = mcp_server.http_app(path="/mcp", transport="http") if mcp_server else None
@@ -244,8 +239,7 @@ def create_app(
         # the app may be started again after a stop (tests, ASGI hosts): start fresh
         state.draining = False
         state.ready = False
-        state.extras.pop("deep_lock", None)  # asyncio primitives belong to one loop
-        state.extras.pop("deep_cache", None)
+        state.deep = DeepReportCache()  # its asyncio lock belongs to one loop
         if getattr(state.targets, "closed", False):
             state.targets = open_targets_store(state.settings, prefix=redis_prefix)
         bus.reopen()
@@ -313,7 +307,7 @@ def create_app(
         config=StreamConfig(websocket_enabled=settings.diagnostic_websocket_enabled),
         authorize=_stream_authorizer(app),
     )
-    state.extras["stream_manager"] = manager
+    state.stream = manager
     app.include_router(manager.router())
 
     @app.get(
@@ -359,8 +353,9 @@ def create_app(
     return app
 
 
-def _timeline_sources(app: FastAPI) -> contextlib.AbstractAsyncContextManager[Any]:
-    """The timeline service (engineer D2's) fed by this app's deep report."""
+@contextlib.asynccontextmanager
+async def _timeline_sources(app: FastAPI) -> AsyncIterator[None]:
+    """The timeline service, fed by this app's deep report, as ``state.timeline``."""
     from dev3000.api.health import deep_body
     from dev3000.timeline.service import timeline_lifespan
 
@@ -369,7 +364,12 @@ def _timeline_sources(app: FastAPI) -> contextlib.AbstractAsyncContextManager[An
     async def deep_check() -> dict[str, Any]:
         return await deep_body(state, include_details=True)
 
-    return timeline_lifespan(app, deep_check=deep_check)
+    async with timeline_lifespan(app, deep_check=deep_check) as service:
+        state.timeline = service
+        try:
+            yield
+        finally:
+            state.timeline = None
 
 
 def _import_collectors() -> None:

@@ -77,14 +77,16 @@ async def status(
         target_count: int | None = len(await state.targets.all())
     except Exception:
         target_count = None
-    stream = state.extras.get("stream_manager")
     body: dict[str, Any] = {
         "status": health["status"],
         "health": health,
         "readiness": ready,
         "circuits": circuits,
         "rate_limit": state.limiter.status() if state.limiter else {"backend": "off"},
-        "stream": {"clients": getattr(stream, "client_count", 0), "buffered": len(state.bus)},
+        "stream": {
+            "clients": state.stream.client_count if state.stream is not None else 0,
+            "buffered": len(state.bus),
+        },
         "targets": {"count": target_count, "backend": state.targets.backend},
         "config": {"mode": state.settings.dev3000_mode, "reloads": state.reloads},
     }

@@ -13,10 +13,8 @@ Status → HTTP: healthy and degraded → 200, unhealthy → 503.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -227,16 +225,15 @@ async def deep_body(state: AppState, *, include_details: bool) -> dict[str, Any]
     ``HEALTH_CHECK_CACHE_TTL`` seconds.
     """
     ttl = state.settings.health_check_cache_ttl
-    cache = state.extras.setdefault("deep_cache", {})
-    hit = cache.get("full")
-    if hit is None or time.monotonic() - hit[0] >= ttl:
-        lock: asyncio.Lock = state.extras.setdefault("deep_lock", asyncio.Lock())
-        async with lock:
-            hit = cache.get("full")
-            if hit is None or time.monotonic() - hit[0] >= ttl:
-                hit = (time.monotonic(), await _full_report(state))
-                cache["full"] = hit
-    body: dict[str, Any] = copy.deepcopy(hit[1])
+    deep = state.deep
+    cached = deep.fresh(ttl)
+    if cached is None:
+        async with deep.lock:
+            cached = deep.fresh(ttl)
+            if cached is None:
+                cached = await _full_report(state)
+                deep.store(cached)
+    body: dict[str, Any] = copy.deepcopy(cached)
     if not include_details:
         body["checks"] = {name: _summary(value) for name, value in body["checks"].items()}
         body.pop("diagnostics", None)
