@@ -2,7 +2,9 @@
 
 With ``DIAGNOSTIC_AUTH_REQUIRED=true`` every route here needs a key (``read``); control
 (``POST …/circuits/{name}/open|close|reset``) needs ``read+control`` in any case when a key
-is sent, and is recorded on the timeline as a ``circuit_control`` event.
+is sent. Breakers are read and controlled through the circuits adapter
+(:mod:`servers.circuits.logic`), whose rules apply here as to the MCP tools; every control
+action is recorded on the timeline as a ``circuit_control`` event naming the key.
 """
 
 from __future__ import annotations

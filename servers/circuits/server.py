@@ -78,13 +78,8 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         ) -> TransitionList:
             return await logic.recent_transitions(limit, s)
 
-        actions: tuple[tuple[Action, str], ...] = (
-            ("open", "Force a breaker OPEN (calls fail fast)"),
-            ("close", "Force a breaker CLOSED (calls go through)"),
-            ("reset", "Reset a breaker to closed with zero failures"),
-        )
-        for action, verb in actions:
-            _add_control(server, s, action, verb, audit)
+        for action, rule in logic.ACTIONS.items():
+            _add_control(server, s, action, rule.effect, audit)
 
     if s.mcp_resources_enabled:
 
@@ -123,7 +118,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
 
 
 def _add_control(
-    server: FastMCP, s: Settings, action: Action, verb: str, audit: logic.AuditSink | None
+    server: FastMCP, s: Settings, action: Action, effect: str, audit: logic.AuditSink | None
 ) -> None:
     async def control(name: Name, reason: Reason) -> ControlResult:
         return await logic.control(
@@ -134,7 +129,8 @@ def _add_control(
     server.tool(
         as_tool_errors(control),
         name=f"{action}_breaker",
-        description=f"{verb}; a reason is required (recorded on the timeline); refused "
+        description=f"{action.capitalize()} a circuit breaker ({effect}); a reason is "
+        "required (recorded on the timeline); refused "
         "unless DIAGNOSTIC_CONTROL_ENABLED=true.",
         annotations=CONTROL,
     )
