@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Scope
 
 from dev3000.api import diag, health, targets, timeline
 from dev3000.api.probes import targets_provider
-from dev3000.api.state import AppState, shared_redis_url
+from dev3000.api.state import AppState, DeepReportCache, shared_redis_url
 from dev3000.mcp_aggregate import ToolRegistrar, build_aggregate_server
 from dev3000.switches import disabled_by, switches_off
 from dev3000.targets_store import open_targets_store
@@ -45,7 +45,8 @@ from guilde_core.http.problems import install_problem_handlers, problem_response
 from guilde_core.http.ratelimit import new_limiter
 from guilde_core.redaction import redact_text
 from guilde_core.resilience.metrics import install as install_resilience_metrics
-from servers.health import logic as health_logic
+from servers.context import ServerContext
+from servers.health.logic import HealthService
 
 __all__ = ["begin_drain", "build_mcp_server", "create_app", "reload_config"]
 
@@ -78,10 +79,13 @@ def _problem_asgi(scope: Scope, failure: AuthFailure) -> ASGIApp:
 
 # --- MCP ---------------------------------------------------------------------------------
 def build_mcp_server(
-    settings: Settings, bus: EventBus | None = None, extra_tools: Sequence[ToolRegistrar] = ()
+    settings: Settings,
+    bus: EventBus | None = None,
+    extra_tools: Sequence[ToolRegistrar] = (),
+    context: ServerContext | None = None,
 ) -> FastMCP:
     """The aggregate FastMCP server dev3000 serves at ``/mcp`` and ``/sse``."""
-    return build_aggregate_server(settings, bus=bus, extra_tools=extra_tools)
+    return build_aggregate_server(settings, bus=bus, extra_tools=extra_tools, context=context)
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -103,17 +107,11 @@ async def begin_drain(app: FastAPI, *, close_timeout: float = 3.0) -> None:
     """SIGTERM: readiness 503 now; stream clients get close frames; background work stops."""
     state: AppState = app.state.dev3000
     state.drain()
-    manager = state.extras.get("stream_manager")
-    if isinstance(manager, StreamManager):
+    if state.stream is not None:
         with contextlib.suppress(Exception):
-            await manager.close_all(timeout=close_timeout)
+            await state.stream.close_all(timeout=close_timeout)
     with contextlib.suppress(Exception):
         await state.bus.shutdown(timeout=close_timeout)
-
-
-def _health_service(settings: Settings, provider: Any) -> Any:
-    """The health service of this app, with the runtime targets added."""
-    return health_logic.HealthService(settings, extra_targets=provider)
 
 
 def _changed(old: Settings, new: Settings) -> list[str]:
@@ -147,12 +145,12 @@ def reload_config(app: FastAPI) -> list[str]:
         return []
     changed = _changed(state.settings, new)
     state.settings = new
-    state.health = _health_service(new, state.health.extra_targets)
+    state.health = HealthService(new, extra_targets=state.health.extra_targets)
     state.keyring = keyring
     app.state.keyring = keyring
     if state.limiter is not None:
         state.limiter.limit = new.diagnostic_rate_limit
-    state.extras.pop("deep_cache", None)
+    state.deep.clear()
     state.reloads += 1
     state.emit(
         kind="config_reload",
@@ -188,18 +186,23 @@ def create_app(
     redis_url = shared_redis_url(settings)
     limiter = new_limiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
     bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
+    # the runtime targets, read from whichever store the state holds at check time
+    provider = targets_provider(lambda: state.targets)
     state = AppState(
         settings=settings,
         keyring=keyring,
         limiter=limiter,
         bus=bus,
         targets=open_targets_store(settings, prefix=redis_prefix),
+        health=HealthService(settings, extra_targets=provider),
         redis_prefix=redis_prefix,
     )
-    provider = targets_provider(lambda: state.targets)
-    state.health = _health_service(settings, provider)
 
-    mcp_server = build_mcp_server(settings, bus, extra_tools) if mcp else None
+    mcp_server = (
+        build_mcp_server(settings, bus, extra_tools, ServerContext(targets=provider))
+        if mcp
+        else None
+    )
     mcp_http: Any = mcp_server.http_app(path="/mcp", transport="http") if mcp_server else None
     mcp_sse: Any = mcp_server.http_app(path="/sse", transport="sse") if mcp_server else None
 
@@ -208,16 +211,12 @@ def create_app(
         # the app may be started again after a stop (tests, ASGI hosts): start fresh
         state.draining = False
         state.ready = False
-        state.extras.pop("deep_lock", None)  # asyncio primitives belong to one loop
-        state.extras.pop("deep_cache", None)
+        state.deep = DeepReportCache()  # its asyncio lock belongs to one loop
         if state.targets.closed:
             state.targets = open_targets_store(state.settings, prefix=redis_prefix)
         bus.reopen()
         bus.bind_loop()
         async with contextlib.AsyncExitStack() as stack:
-            if mcp:  # the health MCP tools see the runtime targets too
-                health_logic.register_targets_provider(provider)
-                stack.callback(health_logic.unregister_targets_provider, provider)
             if timeline_sources:
                 await stack.enter_async_context(_timeline_sources(app))
             if mcp_http is not None:
@@ -281,7 +280,7 @@ def create_app(
         config=StreamConfig(websocket_enabled=settings.diagnostic_websocket_enabled),
         authorize=_stream_authorizer(app),
     )
-    state.extras["stream_manager"] = manager
+    state.stream = manager
     app.include_router(manager.router())
 
     @app.get(
@@ -327,8 +326,9 @@ def create_app(
     return app
 
 
-def _timeline_sources(app: FastAPI) -> contextlib.AbstractAsyncContextManager[Any]:
-    """The timeline service fed by this app's deep report."""
+@contextlib.asynccontextmanager
+async def _timeline_sources(app: FastAPI) -> AsyncIterator[None]:
+    """The timeline service, fed by this app's deep report, as ``state.timeline``."""
     from dev3000.api.health import deep_body
     from dev3000.timeline.service import timeline_lifespan
 
@@ -337,7 +337,12 @@ def _timeline_sources(app: FastAPI) -> contextlib.AbstractAsyncContextManager[An
     async def deep_check() -> dict[str, Any]:
         return await deep_body(state, include_details=True)
 
-    return timeline_lifespan(app, deep_check=deep_check)
+    async with timeline_lifespan(app, deep_check=deep_check) as service:
+        state.timeline = service
+        try:
+            yield
+        finally:
+            state.timeline = None
 
 
 def _install_sighup(app: FastAPI) -> None:

@@ -4,7 +4,7 @@
 
 * the area servers of :data:`servers.registry.AREAS` (health, circuits, logs, system),
   each under its name as namespace (tools ``health_<tool>``, resources
-  ``<scheme>://health/<path>``);
+  ``<scheme>://health/<path>``), built with the host's :class:`servers.context.ServerContext`;
 * remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
   SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
   by fastmcp under its own name, so one dev3000 can front servers in other containers;
@@ -27,7 +27,7 @@ import logging
 import re
 import shlex
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -45,6 +45,7 @@ from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
 from guilde_core.redaction import redact
+from servers.context import ServerContext
 from servers.registry import AREAS, ServerArea
 
 __all__ = [
@@ -233,8 +234,12 @@ def build_aggregate_server(
     extra_tools: Iterable[ToolRegistrar] = (),
     areas: Sequence[ServerArea] = tuple(AREAS.values()),
     run_timeline_sources: bool = False,
+    context: ServerContext | None = None,
 ) -> FastMCP:
     """The aggregate server (see the module doc).
+
+    ``context``: what the area servers get from the host (dev3000's runtime targets for
+    health); circuit control is recorded on the timeline served here unless it sets ``audit``.
 
     ``bus``: the timeline to serve (default: the running dev3000's, else one of its own).
     ``extra_tools``: registrars called last, each ``registrar(server, settings)``.
@@ -247,6 +252,9 @@ def build_aggregate_server(
         list(remotes) if remotes is not None else parse_remotes(settings.dev3000_mcp_remotes)
     )
     ref = _BusRef(bus, settings)
+    context = context or ServerContext()
+    if context.audit is None:
+        context = replace(context, audit=lambda event: ref.get().publish(event))
     stdio_transports: list[Any] = []
 
     @contextlib.asynccontextmanager
@@ -274,7 +282,7 @@ def build_aggregate_server(
         lifespan=lifespan,
     )
     for area in areas:
-        server.mount(area.build(settings), namespace=area.name)
+        server.mount(area.build(settings, context), namespace=area.name)
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)

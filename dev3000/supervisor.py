@@ -311,14 +311,15 @@ def _unique_names(commands: Sequence[str]) -> list[str | None]:
 async def supervisor_lifespan(
     app: Any, commands: Sequence[str], *, policy: RestartPolicy | None = None
 ) -> AsyncIterator[list[Supervisor]]:
-    """Run ``commands`` under supervision for the lifetime of the dev3000 app."""
+    """Run ``commands`` under supervision for the lifetime of the dev3000 app (listed in
+    its state's ``supervisors``)."""
     state = app.state.dev3000
     directory = logs_dir(state.settings)
     supervisors = [
         Supervisor(command, bus=state.bus, log_dir=directory, name=name, policy=policy)
         for command, name in zip(commands, _unique_names(commands), strict=True)
     ]
-    state.extras["supervisors"] = supervisors
+    state.supervisors = supervisors
     for supervisor in supervisors:
         supervisor.start()
     try:

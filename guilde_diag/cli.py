@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fastmcp import FastMCP
 
     from guilde_core.config import Settings
+    from servers.context import ServerContext
 
 __all__ = ["app", "main"]
 
@@ -60,8 +61,9 @@ def diagnose_tool(server: FastMCP, settings: Settings) -> None:
     register_diagnose(server, settings)
 
 
-def aggregate_server(settings: Settings | None) -> FastMCP:
+def aggregate_server(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
     """``dev3000 mcp all``: the aggregate over stdio/SSE/HTTP, with the agent's tool."""
+    del context  # the aggregate builds the context of the areas it mounts
     from dev3000.mcp_aggregate import build_standalone_server
 
     return build_standalone_server(settings, extra_tools=[diagnose_tool])

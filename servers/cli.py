@@ -36,7 +36,7 @@ def _servers(more: Sequence[ServerArea] = ()) -> Mapping[str, ServerArea]:
 
 def build(area: str, settings: Settings | None = None) -> FastMCP:
     """The FastMCP server of ``area`` (a name of :data:`~servers.registry.AREAS`)."""
-    return AREAS[area].build(settings)
+    return AREAS[area].build(settings, None)
 
 
 def run_server(
@@ -56,7 +56,7 @@ def run_server(
         from guilde_core.observability import setup_observability
 
         setup_observability(settings)
-    server = _servers(more_servers)[area].build(settings)
+    server = _servers(more_servers)[area].build(settings, None)
     if transport == "stdio":
         server.run("stdio", show_banner=False)
         return

@@ -21,11 +21,13 @@ if TYPE_CHECKING:
     from fastmcp import FastMCP
 
     from guilde_core.config import Settings
+    from servers.context import ServerContext
 
 __all__ = ["AREAS", "ServerArea", "ServerBuilder"]
 
-#: ``build(settings) -> FastMCP``; ``None`` reads the settings from the environment
-ServerBuilder = Callable[["Settings | None"], "FastMCP"]
+#: ``build(settings, context) -> FastMCP``; ``None`` settings are read from the environment,
+#: ``None`` context means the server runs on its own (no host lends it parts)
+ServerBuilder = Callable[["Settings | None", "ServerContext | None"], "FastMCP"]
 
 
 @dataclass(frozen=True)
@@ -37,28 +39,28 @@ class ServerArea:
     build: ServerBuilder
 
 
-def _health(settings: Settings | None) -> FastMCP:
+def _health(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
     from servers.health.server import build_server
 
-    return build_server(settings)
+    return build_server(settings, context)
 
 
-def _circuits(settings: Settings | None) -> FastMCP:
+def _circuits(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
     from servers.circuits.server import build_server
 
-    return build_server(settings)
+    return build_server(settings, context)
 
 
-def _logs(settings: Settings | None) -> FastMCP:
+def _logs(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
     from servers.logs.server import build_server
 
-    return build_server(settings)
+    return build_server(settings, context)
 
 
-def _system(settings: Settings | None) -> FastMCP:
+def _system(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
     from servers.system.server import build_server
 
-    return build_server(settings)
+    return build_server(settings, context)
 
 
 #: name → area, in the order they are listed and mounted

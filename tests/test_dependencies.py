@@ -33,9 +33,6 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 #: modules of optional extras (not installed by default); the extra must declare them
 OPTIONAL_MODULES = {"langgraph.checkpoint.redis": "langgraph-checkpoint-redis"}
 
-#: declared, and imported once the SSE stream is framed by it (expected to fail until then)
-NOT_YET_IMPORTED = {"sse-starlette"}
-
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
 
 
@@ -193,6 +190,4 @@ def test_every_runtime_dependency_is_imported(spec: str) -> None:
     imported = {d for module in third_party_imports(bench=False) for d in owner_of(module)}
     # a meta-package is imported through the distribution it stands for (fastmcp-slim)
     stands_for = {name} if name in shipping() else allowed([spec])
-    if not stands_for & imported and name in NOT_YET_IMPORTED:
-        pytest.xfail(f"{name} is not imported yet")
     assert stands_for & imported, f"{spec} is never imported"

@@ -39,6 +39,7 @@ CLIENTS_OF: dict[str, frozenset[str]] = {
     "console": frozenset({"dev3000", "servers"}),
 }
 
+
 @dataclass(frozen=True)
 class Import:
     module: str  # the importing module

@@ -2,23 +2,25 @@
 
 With ``DIAGNOSTIC_AUTH_REQUIRED=true`` every route here needs a key (``read``); control
 (``POST …/circuits/{name}/open|close|reset``) needs ``read+control`` in any case when a key
-is sent, and is recorded on the timeline as a ``circuit_control`` event.
+is sent. Breakers are read and controlled through the circuits adapter
+(:mod:`servers.circuits.logic`), whose rules apply here as to the MCP tools; every control
+action is recorded on the timeline as a ``circuit_control`` event naming the key.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from dev3000.api.health import deep_body, readiness, status_code
-from dev3000.api.providers import circuit_control, circuit_snapshots
 from dev3000.api.state import StateDep
 from guilde_core.http.auth import ControlKey, ReadKey
 from guilde_core.http.problems import PROBLEM_RESPONSES
+from servers.circuits import logic as circuits_logic
 
 __all__ = ["ControlRequest", "router"]
 
@@ -32,7 +34,11 @@ class ControlRequest(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"reason": "openai outage, failing fast"}]}
     )
 
-    reason: str = Field(min_length=1, max_length=500, description="Why; shown on the timeline.")
+    reason: str = Field(
+        min_length=circuits_logic.REASON_MIN,
+        max_length=circuits_logic.REASON_MAX,
+        description="Why; shown on the timeline.",
+    )
 
 
 @router.get(
@@ -65,22 +71,24 @@ async def status(
 ) -> JSONResponse:
     health = await asyncio.wait_for(deep_body(state, include_details=True), 9.0)
     try:
-        circuits: list[dict[str, Any]] | dict[str, str] = await circuit_snapshots()
+        circuits: list[dict[str, Any]] | dict[str, str] = await _circuits(state)
     except Exception as exc:
-        circuits = {"error": str(exc)}
+        circuits = {"error": type(exc).__name__}
     ready = readiness(state)
     try:
         target_count: int | None = len(await state.targets.all())
     except Exception:
         target_count = None
-    stream = state.extras.get("stream_manager")
     body: dict[str, Any] = {
         "status": health["status"],
         "health": health,
         "readiness": ready,
         "circuits": circuits,
         "rate_limit": state.limiter.status() if state.limiter else {"backend": "off"},
-        "stream": {"clients": getattr(stream, "client_count", 0), "buffered": len(state.bus)},
+        "stream": {
+            "clients": state.stream.client_count if state.stream is not None else 0,
+            "buffered": len(state.bus),
+        },
         "targets": {"count": target_count, "backend": state.targets.backend},
         "config": {"mode": state.settings.dev3000_mode, "reloads": state.reloads},
     }
@@ -105,11 +113,13 @@ async def status(
         }
     },
 )
-async def circuits(_: ReadKey) -> dict[str, Any]:
-    return {"circuits": await asyncio.wait_for(circuit_snapshots(), 5.0)}
+async def circuits(state: StateDep, _: ReadKey) -> dict[str, Any]:
+    return {"circuits": await asyncio.wait_for(_circuits(state), 5.0)}
 
 
-Action = Literal["open", "close", "reset"]
+async def _circuits(state: StateDep) -> list[dict[str, Any]]:
+    listed = await circuits_logic.list_breakers(state.settings)
+    return [b.model_dump(mode="json") for b in listed.breakers]
 
 
 @router.post(
@@ -132,21 +142,26 @@ Action = Literal["open", "close", "reset"]
 )
 async def control(
     *,
-    name: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")],
-    action: Annotated[Action, Path(description="open | close | reset")],
+    name: Annotated[
+        str,
+        Path(min_length=1, max_length=circuits_logic.NAME_MAX, pattern=circuits_logic.NAME_PATTERN),
+    ],
+    action: Annotated[circuits_logic.Action, Path(description="open | close | reset")],
     request: Annotated[ControlRequest, Body()],
     state: StateDep,
     principal: ControlKey,
 ) -> dict[str, Any]:
-    snapshot = await circuit_control(
-        name, action, request.reason, configured=state.settings.breaker_services()
+    result = await circuits_logic.control(
+        name,
+        action,
+        actor=circuits_logic.Actor(id=principal.key_id, surface="rest", scopes=principal.scopes),
+        reason=request.reason,
+        settings=state.settings,
+        audit=state.bus.publish,
     )
-    state.emit(
-        kind="circuit_control",
-        source="circuits",
-        subject=name,
-        severity="warning",
-        summary=f"circuit {name} {action} by {principal.key_id}: {request.reason}",
-        data={"action": action, "reason": request.reason, "key_id": principal.key_id},
-    )
-    return {"name": name, "action": action, "reason": request.reason, "circuit": snapshot}
+    return {
+        "name": name,
+        "action": action,
+        "reason": result.reason,
+        "circuit": result.breaker.model_dump(mode="json"),
+    }

@@ -13,10 +13,8 @@ Status → HTTP: healthy and degraded → 200, unhealthy → 503.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +27,7 @@ from guilde_core import __version__
 from guilde_core.http.auth import authenticate, extract_token
 from guilde_core.http.problems import PROBLEM_RESPONSES
 from guilde_core.redaction import redact
+from servers.circuits import logic as circuits_logic
 
 __all__ = ["router", "status_code"]
 
@@ -130,9 +129,7 @@ def readiness(state: AppState) -> dict[str, Any]:
             "status": "degraded" if limiter["degraded"] else "healthy",
             "backend": limiter["backend"],
         }
-    store = circuit_store_status()
-    if store is not None:
-        checks["circuit_state_store"] = store
+    checks["circuit_state_store"] = circuit_store_status()
     if status == "healthy" and any(c.get("status") == "degraded" for c in checks.values()):
         status = "degraded"
         reason = "a shared store is unreachable; running on in-memory fallback"
@@ -142,10 +139,10 @@ def readiness(state: AppState) -> dict[str, Any]:
     return body
 
 
-def circuit_store_status() -> dict[str, Any] | None:
-    from dev3000.api.providers import breaker_store_status
-
-    return breaker_store_status()
+def circuit_store_status() -> dict[str, Any]:
+    """The breakers' state store (``status`` healthy or degraded, backend, connected …)."""
+    store = circuits_logic.store_status().model_dump(mode="json")
+    return {"status": store.pop("status"), **store}
 
 
 @router.get(
@@ -228,16 +225,15 @@ async def deep_body(state: AppState, *, include_details: bool) -> dict[str, Any]
     ``HEALTH_CHECK_CACHE_TTL`` seconds.
     """
     ttl = state.settings.health_check_cache_ttl
-    cache = state.extras.setdefault("deep_cache", {})
-    hit = cache.get("full")
-    if hit is None or time.monotonic() - hit[0] >= ttl:
-        lock: asyncio.Lock = state.extras.setdefault("deep_lock", asyncio.Lock())
-        async with lock:
-            hit = cache.get("full")
-            if hit is None or time.monotonic() - hit[0] >= ttl:
-                hit = (time.monotonic(), await _full_report(state))
-                cache["full"] = hit
-    body: dict[str, Any] = copy.deepcopy(hit[1])
+    deep = state.deep
+    cached = deep.fresh(ttl)
+    if cached is None:
+        async with deep.lock:
+            cached = deep.fresh(ttl)
+            if cached is None:
+                cached = await _full_report(state)
+                deep.store(cached)
+    body: dict[str, Any] = copy.deepcopy(cached)
     if not include_details:
         body["checks"] = {name: _summary(value) for name, value in body["checks"].items()}
         body.pop("diagnostics", None)

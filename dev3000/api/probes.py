@@ -2,15 +2,15 @@
 
 * :func:`to_health_target` — a registry :class:`~dev3000.targets_store.Target` as the
   health area's target (``source="runtime"``).
-* :func:`targets_provider` — the extra-targets provider the app registers with
-  ``servers.health.logic`` so deep health, the health MCP tools and the poller all see the
-  runtime targets.
+* :func:`targets_provider` — the targets provider the app passes to its
+  :class:`~servers.health.logic.HealthService` and to the health MCP server it mounts, so
+  deep health, the health MCP tools and the poller all see the runtime targets.
 * :func:`check_target` — one target checked now (used when a target is added or changed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -18,7 +18,7 @@ from guilde_core.redaction import redact
 
 if TYPE_CHECKING:
     from dev3000.targets_store import Target, TargetsStore
-    from servers.health.logic import HealthService
+    from servers.health.logic import HealthService, TargetsProvider
     from servers.health.models import Target as HealthTarget
 
 __all__ = ["check_target", "targets_provider", "to_health_target"]
@@ -45,10 +45,10 @@ def to_health_target(target: Target) -> HealthTarget:
     return HealthTarget.model_validate(data)
 
 
-def targets_provider(store: Callable[[], TargetsStore]) -> Callable[[], Awaitable[list[Any]]]:
+def targets_provider(store: Callable[[], TargetsStore]) -> TargetsProvider:
     """``async () -> list[HealthTarget]`` over the registry returned by ``store()``."""
 
-    async def provide() -> list[Any]:
+    async def provide() -> list[HealthTarget]:
         return [to_health_target(t) for t in await store().all()]
 
     return provide

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,10 +17,14 @@ from guilde_core.http.auth import Keyring
 from guilde_core.http.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
+    from dev3000.supervisor import Supervisor
     from dev3000.targets_store import TargetsStore
     from dev3000.timeline.bus import EventBus
+    from dev3000.timeline.service import TimelineService
+    from dev3000.timeline.stream import StreamManager
+    from servers.health.logic import HealthService
 
-__all__ = ["AppState", "StateDep", "get_state", "shared_redis_url"]
+__all__ = ["AppState", "DeepReportCache", "StateDep", "get_state", "shared_redis_url"]
 
 
 def shared_redis_url(settings: Settings) -> str | None:
@@ -27,23 +32,55 @@ def shared_redis_url(settings: Settings) -> str | None:
     return settings.redis_url or settings.circuit_breaker_redis_url
 
 
-@dataclass
+@dataclass(slots=True)
+class DeepReportCache:
+    """The app's last deep report body (``HEALTH_CHECK_CACHE_TTL``) and the lock that lets
+    one request build it while the others wait. An asyncio lock belongs to one event loop:
+    the app starts each run with a new cache."""
+
+    body: dict[str, Any] | None = None
+    built_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def fresh(self, ttl: float) -> dict[str, Any] | None:
+        """The cached body when it is younger than ``ttl`` seconds."""
+        if self.body is not None and time.monotonic() - self.built_at < ttl:
+            return self.body
+        return None
+
+    def store(self, body: dict[str, Any]) -> None:
+        self.body, self.built_at = body, time.monotonic()
+
+    def clear(self) -> None:
+        self.body = None
+
+
+@dataclass(slots=True)
 class AppState:
-    """Mutable state of one app: swapped wholesale on configuration reload."""
+    """Mutable state of one app: swapped wholesale on configuration reload.
+
+    Slotted: a part that needs a new piece of state adds a typed field here."""
 
     settings: Settings
     keyring: Keyring
     limiter: RateLimiter | None
     bus: EventBus
     targets: TargetsStore
-    health: Any = None  # servers.health.logic.HealthService (runtime targets included)
+    #: deep health and target checks, the runtime targets included
+    health: HealthService
+    #: the WebSocket/SSE stream of the timeline (set when the app is built)
+    stream: StreamManager | None = None
+    #: the timeline's files, fan-out and sources while the app runs with timeline sources
+    timeline: TimelineService | None = None
+    #: the ``--run`` commands under supervision while the app runs
+    supervisors: list[Supervisor] = field(default_factory=list)
+    deep: DeepReportCache = field(default_factory=DeepReportCache)
     redis_prefix: str = "dev3000:"
     started_wall: float = field(default_factory=time.time)
     started_mono: float = field(default_factory=time.monotonic)
     ready: bool = False
     draining: bool = False
     reloads: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)
     on_drain: list[Callable[[], None]] = field(default_factory=list)
 
     @property

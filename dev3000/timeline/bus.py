@@ -129,6 +129,9 @@ class Subscription:
         self._closed: SubscriptionClosedError | None = None
         self.delivered = 0
         self.last_event_id: str | None = None
+        #: given back as ``resume_from``, an id that starts where this subscription started
+        #: (set by :meth:`EventBus.subscribe`; SSE sends it first, as the priming event's id)
+        self.start_id = bus.origin_id
 
     def _close(self, code: int, reason: str) -> None:
         if self._closed is None:
@@ -300,6 +303,13 @@ class EventBus:
         self.duplicates = 0
 
     # --- wiring ------------------------------------------------------------------------
+    @property
+    def origin_id(self) -> str:
+        """The resume point "before this bus's first event": resuming from it replays every
+        buffered event (after a gap counting those that have left the buffer). It sorts
+        before every real id, so another instance treats it as older than its buffer."""
+        return f"{0:013d}-{self.instance_id}-{0:06d}"
+
     def bind_loop(self) -> None:
         """Tie the bus to the running event loop (subscribing does it too); events
         published from other threads are then handed over to that loop."""
@@ -532,6 +542,11 @@ class EventBus:
             sub = Subscription(
                 self, flt, queue_size=queue_size, overflow=overflow, cursor=cursor, notices=notices
             )
+            at_cursor = self._at(cursor) if cursor > 0 else None
+            if at_cursor is not None:  # the newest event before the subscription's first
+                sub.start_id = at_cursor.id
+            elif resume_from is not None:  # resumed from an id no longer buffered
+                sub.start_id = resume_from
             if self._closing:
                 sub._close(1001, "server shutting down")
             self._subs[sub.id] = sub
@@ -543,6 +558,20 @@ class EventBus:
         """Where a new subscription's cursor starts, and the notices it gets first."""
         head = self._seq
         entries = self._entries()
+        if resume_from == self.origin_id:
+            if not entries or entries[0].seq == 1:
+                return 0, []
+            lost = entries[0].seq - 1
+            return entries[0].seq - 1, [
+                Gap(
+                    reason="resume_point_not_buffered",
+                    missed=lost,
+                    resume_from=resume_from,
+                    oldest_buffered_id=entries[0].event.id,
+                    detail=f"the first {lost} event(s) of this instance have left the "
+                    f"{self.buffer_size}-event buffer",
+                )
+            ]
         if resume_from is None:
             if replay <= 0:
                 return head, []

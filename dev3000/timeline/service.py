@@ -160,7 +160,6 @@ async def timeline_lifespan(app: Any, **options: Any) -> AsyncIterator[TimelineS
         state.settings, bus=state.bus, redis_prefix=state.redis_prefix, **options
     )
     await service.start()
-    state.extras["timeline_service"] = service
     try:
         yield service
     finally:

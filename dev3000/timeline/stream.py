@@ -8,7 +8,12 @@ Protocol (docs/stream.md has the full description):
   parameters (and, on the WebSocket, a ``{"type": "subscribe", …}`` message);
 * resume: ``resume_from=<event id>`` (WS) or ``Last-Event-ID`` (SSE): every buffered event
   after it, with a ``gap`` frame first when it has already left the buffer;
-* heartbeats every ``heartbeat_interval`` seconds of silence; a WebSocket client that
+* SSE is framed by ``sse_starlette.EventSourceResponse`` (pings, disconnect detection,
+  send timeout); its first event is a priming one — ``id:`` the subscription's start
+  point and ``retry:`` — so a client that loses the connection before any event still
+  resumes without loss;
+* heartbeats: on the WebSocket after ``heartbeat_interval`` seconds of silence, on SSE
+  every ``heartbeat_interval`` seconds (the response's ping); a WebSocket client that
   sends nothing (``{"type": "pong"}`` answers a heartbeat) for ``idle_timeout`` seconds
   is closed with 4408;
 * a slow client's bounded queue drops its oldest events and it gets a ``gap`` frame
@@ -32,8 +37,11 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from prometheus_client import Gauge
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from guilde_core.errors import InvalidInputError
@@ -115,7 +123,7 @@ class StreamConfig:
     max_queue_size: int = 10_000
     overflow: Overflow = "drop_oldest"
     send_timeout: float = 10.0
-    retry_ms: int = 2000  # SSE reconnection hint
+    retry_ms: int = 2000  # SSE reconnection delay, sent with the priming event
 
 
 @dataclass
@@ -411,48 +419,23 @@ class StreamManager:
             or params.get("last_event_id")
             or None
         )
-        sub = self.bus.subscribe(
-            flt, resume_from=resume_from, replay=replay, queue_size=queue_size, overflow=overflow
+        connection = _SseConnection(
+            self,
+            lambda: self.bus.subscribe(
+                flt,
+                resume_from=resume_from,
+                replay=replay,
+                queue_size=queue_size,
+                overflow=overflow,
+            ),
+            resume_from,
         )
-        client = self._add("sse", sub)
-        return StreamingResponse(
-            self._sse_frames(client, resume_from),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        return _EventSource(
+            connection.events(),
+            ping=self.config.heartbeat_interval,
+            ping_message_factory=connection.heartbeat,
+            send_timeout=self.config.send_timeout,
         )
-
-    async def _sse_frames(self, client: _Client, resume_from: str | None) -> AsyncIterator[str]:
-        sub = client.subscription
-        try:
-            yield f"retry: {self.config.retry_ms}\n"
-            yield _sse("hello", json.dumps(self._hello(sub, resume_from)))
-            while True:
-                try:
-                    item = await sub.get(max_wait=self.config.heartbeat_interval)
-                except SlowConsumerError as exc:
-                    yield _sse(
-                        "close", json.dumps({"code": CLOSE_SLOW_CONSUMER, "reason": str(exc)})
-                    )
-                    return
-                except SubscriptionClosedError as exc:
-                    yield _sse("close", json.dumps({"code": exc.code, "reason": exc.reason}))
-                    return
-                if item is None:
-                    yield _sse(
-                        "heartbeat",
-                        json.dumps({"ts": _now(), "last_event_id": sub.last_event_id}),
-                    )
-                elif isinstance(item, Gap):
-                    yield _sse("gap", item.model_dump_json())
-                else:  # several waiting events go out in one chunk (same frames)
-                    chunk = [_sse("timeline", self._frames.event_json(item), event_id=item.id)]
-                    chunk.extend(
-                        _sse("timeline", self._frames.event_json(e), event_id=e.id)
-                        for e in sub.take_events(99)
-                    )
-                    yield "".join(chunk)
-        finally:
-            self._remove(client)
 
     # --- the /timeline page ---------------------------------------------------------------
     async def page_endpoint(self, request: Request) -> Response:
@@ -521,9 +504,68 @@ class _Close(Exception):
         self.reason = reason
 
 
-def _sse(event: str, data: str, *, event_id: str | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: {data}\n\n"
+class _EventSource(EventSourceResponse):
+    """sse-starlette's response; a send that times out ends the stream quietly (the
+    client is too slow or gone: its subscription is closed like any other's)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.info("SSE stream client did not read for %ss: closed", self.send_timeout)
+
+
+class _SseConnection:
+    """One SSE client: subscribes when the response starts streaming (so a response that
+    never streams holds nothing) and leaves the bus when the stream ends — finished,
+    disconnected, timed out or cancelled."""
+
+    def __init__(
+        self,
+        manager: StreamManager,
+        subscribe: Callable[[], Subscription],
+        resume_from: str | None,
+    ) -> None:
+        self.manager = manager
+        self.subscribe = subscribe
+        self.resume_from = resume_from
+        self.subscription: Subscription | None = None
+
+    def heartbeat(self) -> ServerSentEvent:
+        """The ping event: ``heartbeat`` with the last event id this client was sent."""
+        sub = self.subscription
+        last = sub.last_event_id if sub is not None else None
+        return ServerSentEvent(json.dumps({"ts": _now(), "last_event_id": last}), event="heartbeat")
+
+    async def events(self) -> AsyncIterator[ServerSentEvent | bytes]:
+        manager = self.manager
+        sub = self.subscription = self.subscribe()
+        client = manager._add("sse", sub)
+        try:
+            # priming: the resume point and the reconnection delay before anything else
+            yield ServerSentEvent(id=sub.start_id, retry=manager.config.retry_ms)
+            yield ServerSentEvent(json.dumps(manager._hello(sub, self.resume_from)), event="hello")
+            while True:
+                try:
+                    item = await sub.get()
+                except SlowConsumerError as exc:
+                    reason = {"code": CLOSE_SLOW_CONSUMER, "reason": str(exc)}
+                    yield ServerSentEvent(json.dumps(reason), event="close")
+                    return
+                except SubscriptionClosedError as exc:
+                    reason = {"code": exc.code, "reason": exc.reason}
+                    yield ServerSentEvent(json.dumps(reason), event="close")
+                    return
+                if isinstance(item, Gap):
+                    yield ServerSentEvent(item.model_dump_json(), event="gap")
+                elif item is not None:  # several waiting events go out in one chunk
+                    frames = manager._frames
+                    yield b"".join(
+                        ServerSentEvent(frames.event_json(e), event="timeline", id=e.id).encode()
+                        for e in (item, *sub.take_events(99))
+                    )
+        finally:
+            manager._remove(client)
 
 
 def _problem(status: int, detail: str) -> Response:

@@ -1,57 +1,58 @@
-"""Pydantic models of the circuits area."""
+"""Pydantic models of the circuits area: the resilience registry's own shapes, plus what a
+breaker's state means for health and who controlled it."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-State = Literal["closed", "open", "half-open"]
+from guilde_core.resilience import BreakerSnapshot, BreakerTransition, StoreStatus
+from servers.health.models import Status
+
+__all__ = [
+    "Action",
+    "Breaker",
+    "BreakerList",
+    "BreakerStore",
+    "ControlResult",
+    "TransitionList",
+]
+
+Action = Literal["open", "close", "reset"]
 
 
-class Breaker(BaseModel):
-    """One circuit breaker as the shared registry sees it (any process, through Redis)."""
+class Breaker(BreakerSnapshot):
+    """One circuit breaker as the shared registry sees it (any process, through Redis), and
+    what its state means for the dependency it protects."""
 
-    model_config = ConfigDict(extra="ignore")
+    status: Status = Field(
+        description="healthy: closed; degraded: half-open, forced closed or disabled (calls "
+        "go through unprotected); unhealthy: open or forced open (calls fail fast)."
+    )
 
-    name: str
-    state: State
-    config: dict[str, Any] = Field(default_factory=dict)
-    failure_count: int = 0
-    success_count: int = 0
-    last_failure_at: datetime | None = None
-    last_success_at: datetime | None = None
-    last_error: str | None = None
-    opened_at: datetime | None = None
-    seconds_until_half_open: float | None = None
-    forced: bool = False
-    disabled: bool = False
-    backend: str = "memory"
+
+class BreakerStore(StoreStatus):
+    """Where breaker state lives, whether that store is reachable, and what that means."""
+
+    status: Literal["healthy", "degraded"] = Field(
+        description="degraded when the shared store is unreachable (memory fallback)."
+    )
 
 
 class BreakerList(BaseModel):
     breakers: list[Breaker]
-    store: dict[str, Any] = Field(description="Where breaker state lives (backend, connected).")
-
-
-class Transition(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
-    from_state: State
-    to_state: State
-    at: datetime
-    reason: str = ""
-    manual: bool = False
-    origin: str | None = None
+    store: BreakerStore = Field(description="Where breaker state lives (backend, connected).")
 
 
 class TransitionList(BaseModel):
-    transitions: list[Transition] = Field(description="Newest last.")
+    transitions: list[BreakerTransition] = Field(description="Newest last.")
 
 
 class ControlResult(BaseModel):
-    action: Literal["open", "close", "reset"]
-    reason: str
+    """An accepted control action and the breaker after it."""
+
+    action: Action
+    reason: str = Field(description="Why, as recorded (surrounding whitespace removed).")
+    actor: str = Field(description="Who asked: the API key id, 'anonymous' or 'mcp'.")
     breaker: Breaker

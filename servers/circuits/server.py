@@ -9,20 +9,37 @@ from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
 from servers.circuits import logic
-from servers.circuits.models import Breaker, BreakerList, ControlResult, TransitionList
+from servers.circuits.models import Action, Breaker, BreakerList, ControlResult, TransitionList
 from servers.common import CONTROL, READ_ONLY, as_tool_errors, to_json
+from servers.context import ServerContext
 
 __all__ = ["build_server"]
 
-Name = Annotated[str, Field(min_length=1, max_length=100, description="Breaker name.")]
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=logic.NAME_MAX,
+        pattern=logic.NAME_PATTERN,
+        description="Breaker name.",
+    ),
+]
 Reason = Annotated[
-    str, Field(min_length=3, max_length=500, description="Why (recorded with the change).")
+    str,
+    Field(
+        min_length=logic.REASON_MIN,
+        max_length=logic.REASON_MAX,
+        description="Why (recorded with the change and on the timeline).",
+    ),
 ]
 
 
-def build_server(settings: Settings | None = None) -> FastMCP:
-    """The circuits server (tools, resources, prompt as enabled by MCP_*_ENABLED)."""
+def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
+    """The circuits server (tools, resources, prompt as enabled by MCP_*_ENABLED).
+
+    ``context.audit`` receives the ``circuit_control`` event of every control action."""
     s = settings or get_settings()
+    audit = context.audit if context is not None else None
     server: FastMCP = FastMCP(
         "guilde-diag-circuits",
         instructions="Circuit breakers shared across processes: state, failures, "
@@ -61,13 +78,8 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         ) -> TransitionList:
             return await logic.recent_transitions(limit, s)
 
-        actions: tuple[tuple[logic.Action, str], ...] = (
-            ("open", "Force a breaker OPEN (calls fail fast)"),
-            ("close", "Force a breaker CLOSED (calls go through)"),
-            ("reset", "Reset a breaker to closed with zero failures"),
-        )
-        for action, verb in actions:
-            _add_control(server, s, action, verb)
+        for action, rule in logic.ACTIONS.items():
+            _add_control(server, s, action, rule.effect, audit)
 
     if s.mcp_resources_enabled:
 
@@ -105,15 +117,20 @@ def build_server(settings: Settings | None = None) -> FastMCP:
     return server
 
 
-def _add_control(server: FastMCP, s: Settings, action: logic.Action, verb: str) -> None:
+def _add_control(
+    server: FastMCP, s: Settings, action: Action, effect: str, audit: logic.AuditSink | None
+) -> None:
     async def control(name: Name, reason: Reason) -> ControlResult:
-        return await logic.control(name, action, reason, s)
+        return await logic.control(
+            name, action, actor=logic.Actor.mcp(), reason=reason, settings=s, audit=audit
+        )
 
     control.__name__ = f"{action}_breaker"
     server.tool(
         as_tool_errors(control),
         name=f"{action}_breaker",
-        description=f"{verb}; a reason is required; refused unless "
-        "DIAGNOSTIC_CONTROL_ENABLED=true.",
+        description=f"{action.capitalize()} a circuit breaker ({effect}); a reason is "
+        "required (recorded on the timeline); refused "
+        "unless DIAGNOSTIC_CONTROL_ENABLED=true.",
         annotations=CONTROL,
     )

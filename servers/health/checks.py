@@ -17,10 +17,11 @@ import psutil
 
 from guilde_core.config import Settings
 from guilde_core.redaction import redact, redact_text
+from servers.circuits import logic as circuits
 from servers.health.metrics import MetricsSample, summarise
 from servers.health.models import CheckResult, Status, Target, worst
 
-__all__ = ["breaker_snapshots", "run_check"]
+__all__ = ["run_check"]
 
 Outcome = tuple[Status, dict[str, Any]]
 
@@ -184,51 +185,29 @@ async def _cpu(target: Target, settings: Settings, budget: float, ctx: dict[str,
     return status, {"cpu_percent": percent, "warn_percent": warn, "cpus": psutil.cpu_count()}
 
 
-async def breaker_snapshots() -> list[dict[str, Any]] | None:
-    """Every circuit breaker (incl. other processes' through Redis) as plain dicts, or
-    ``None`` when the resilience package is not available."""
-    try:
-        from guilde_core import resilience as module
-    except ImportError:
-        return None
-    registry = module.get_registry()
-    snaps = await registry.snapshots()
-    out = [s.model_dump(mode="json") for s in snaps]
-    return sorted(out, key=lambda s: str(s.get("name")))
-
-
-def breaker_status(snap: dict[str, Any]) -> Status:
-    state = str(snap.get("state", "closed")).replace("_", "-")
-    if snap.get("disabled"):
-        return "degraded"
-    if state == "closed":
-        return "healthy"
-    return "degraded" if state == "half-open" else "unhealthy"
-
-
 async def _external(
     target: Target, settings: Settings, budget: float, ctx: dict[str, Any]
 ) -> Outcome:
-    snaps = await breaker_snapshots()
-    if snaps is None:
-        return "healthy", {"available": False, "breakers": {}}
-    if target.name != "external_apis":
-        snaps = [s for s in snaps if s.get("name") == target.name]
-        if not snaps:
-            raise LookupError(f"no circuit breaker named {target.name}")
-    breakers = {
-        str(s.get("name")): {
-            "status": breaker_status(s),
-            "circuit_state": str(s.get("state", "closed")).replace("_", "-"),
-            "failure_count": s.get("failure_count", 0),
-            "last_failure": s.get("last_failure_at"),
-            "last_success": s.get("last_success_at"),
+    """Every breaker (``external_apis``) or the one named like the target, as the circuits
+    adapter reads and judges them."""
+    if target.name == "external_apis":
+        breakers = (await circuits.list_breakers(settings)).breakers
+    else:
+        breakers = [await circuits.get_breaker(target.name, settings)]
+    details = {
+        b.name: {
+            "status": b.status,
+            "circuit_state": b.state.value,
+            "forced": b.forced,
+            "disabled": b.disabled,
+            "failure_count": b.failure_count,
+            "last_failure": b.last_failure_at.isoformat() if b.last_failure_at else None,
+            "last_success": b.last_success_at.isoformat() if b.last_success_at else None,
         }
-        for s in snaps
+        for b in breakers
     }
-    status = worst([b["status"] for b in breakers.values()])
     # an open breaker fails fast by design: the dependency is unhealthy, this process copes
-    return status, {"available": True, "breakers": breakers}
+    return worst([b.status for b in breakers]), {"breakers": details}
 
 
 async def _metrics(

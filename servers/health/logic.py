@@ -3,9 +3,8 @@
 Targets come from the settings (``DEV3000_BACKEND_URL``/``_AGENT_URL``/``_FRONTEND_URL``,
 ``REDIS_URL``, ``DATABASE_URL``, built-in disk/memory/cpu/external_apis), the optional
 ``DEV3000_TARGETS_FILE`` (YAML or JSON: a list of targets, or ``{"targets": [...]}``) and any
-number of *targets providers* — ``async () -> list[Target]`` callables registered with
-:func:`register_targets_provider` (the aggregator's runtime targets registry plugs in here)
-or passed to :class:`HealthService`.
+*targets provider* — an ``async () -> list[Target]`` callable passed to
+:class:`HealthService` (dev3000 passes its runtime targets registry's).
 
 Public functions (each takes ``settings=None`` → the process settings):
 :func:`check_health` (scope live/ready/deep, include/exclude), :func:`check_target`,
@@ -33,7 +32,9 @@ from guilde_core.config import Settings, get_settings
 from guilde_core.errors import InvalidInputError, NotFoundError
 from guilde_core.observability import observability_status
 from guilde_core.redaction import redact
-from servers.health.checks import breaker_snapshots, breaker_status, run_check
+from servers.circuits import logic as circuits
+from servers.circuits.models import Breaker
+from servers.health.checks import run_check
 from servers.health.metrics import MetricsSample, summarise
 from servers.health.models import (
     CheckResult,
@@ -69,9 +70,7 @@ __all__ = [
     "get_service",
     "list_targets",
     "load_targets_file",
-    "register_targets_provider",
     "target_history",
-    "unregister_targets_provider",
 ]
 
 HISTORY_SIZE = 100
@@ -79,19 +78,6 @@ STARTED = time.time()
 
 #: ``async () -> list[Target]``: more targets at check time (e.g. dev3000's runtime registry)
 TargetsProvider = Callable[[], Awaitable[list[Target]]]
-_providers: list[TargetsProvider] = []
-
-
-def register_targets_provider(provider: TargetsProvider) -> TargetsProvider:
-    """Add ``provider`` to every :class:`HealthService` (usable as a decorator)."""
-    if provider not in _providers:
-        _providers.append(provider)
-    return provider
-
-
-def unregister_targets_provider(provider: TargetsProvider) -> None:
-    if provider in _providers:
-        _providers.remove(provider)
 
 
 def builtin_targets(settings: Settings) -> list[Target]:
@@ -178,10 +164,11 @@ class HealthService:
                 load_targets_file, self.settings.dev3000_targets_file
             )
             targets += more
-        providers = [*_providers, *([self.extra_targets] if self.extra_targets else [])]
-        for provider in providers:
+        if self.extra_targets is not None:
             try:
-                targets += await asyncio.wait_for(provider(), self.settings.health_check_timeout)
+                targets += await asyncio.wait_for(
+                    self.extra_targets(), self.settings.health_check_timeout
+                )
             except Exception as exc:
                 errors.append(f"targets provider failed: {type(exc).__name__}")
         by_name: dict[str, Target] = {}
@@ -192,6 +179,11 @@ class HealthService:
             targets_file=self.settings.dev3000_targets_file,
             errors=errors,
         )
+
+    async def target_list(self) -> TargetList:
+        """:meth:`targets` as shown to clients (redacted)."""
+        targets = await self.targets()
+        return TargetList.model_validate(redact(targets.model_dump(mode="json")))
 
     def _record(self, result: CheckResult) -> None:
         ring = self.history.setdefault(result.name, deque(maxlen=HISTORY_SIZE))
@@ -276,7 +268,7 @@ class HealthService:
     async def deep_report(self) -> DeepHealthReport:
         """The deep report: every target, breakers, observability, metrics."""
         every = (await self.targets()).targets
-        results, snaps = await asyncio.gather(self.run(every), _safe_snapshots())
+        results, breakers = await asyncio.gather(self.run(every), _safe_breakers(self.settings))
         by_kind: dict[str, CheckResult] = {}
         for r in results:
             by_kind.setdefault(r.kind, r)
@@ -284,7 +276,7 @@ class HealthService:
         checks = DeepChecks(
             database=_database(by_kind.get("postgres"), details),
             redis=_redis(by_kind.get("redis"), details),
-            external_apis=_breakers(snaps, details),
+            external_apis=_breakers(breakers, details),
             observability=_observability(),
         )
         status = aggregate(results)
@@ -326,9 +318,9 @@ def _version() -> str:
         return "0.0.0"
 
 
-async def _safe_snapshots() -> list[dict[str, Any]]:
+async def _safe_breakers(settings: Settings) -> list[Breaker]:
     try:
-        return await breaker_snapshots() or []
+        return (await circuits.list_breakers(settings)).breakers
     except Exception:
         return []
 
@@ -362,18 +354,17 @@ def _redis(r: CheckResult | None, details: bool) -> RedisCheck | None:
     )
 
 
-def _breakers(snaps: list[dict[str, Any]], details: bool) -> dict[str, ExternalApiCheck]:
-    out: dict[str, ExternalApiCheck] = {}
-    for s in snaps:
-        state = str(s.get("state", "closed")).replace("_", "-")
-        out[str(s.get("name"))] = ExternalApiCheck(
-            status=breaker_status(s),
-            circuit_state=state if state in ("closed", "open", "half-open") else "open",
-            last_success=s.get("last_success_at") if details else None,
-            last_failure=s.get("last_failure_at") if details else None,
-            failure_count=int(s.get("failure_count") or 0),
+def _breakers(breakers: list[Breaker], details: bool) -> dict[str, ExternalApiCheck]:
+    return {
+        b.name: ExternalApiCheck(
+            status=b.status,
+            circuit_state=b.state.value,
+            last_success=b.last_success_at if details else None,
+            last_failure=b.last_failure_at if details else None,
+            failure_count=b.failure_count,
         )
-    return out
+        for b in breakers
+    }
 
 
 def _observability() -> ObservabilityChecks:
@@ -434,8 +425,7 @@ async def check_target(name: str, settings: Settings | None = None) -> CheckResu
 
 
 async def list_targets(settings: Settings | None = None) -> TargetList:
-    targets = await get_service(settings).targets()
-    return TargetList.model_validate(redact(targets.model_dump(mode="json")))
+    return await get_service(settings).target_list()
 
 
 async def target_history(

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
 from servers.common import READ_ONLY, as_tool_errors, to_json
+from servers.context import ServerContext
 from servers.health import logic
 from servers.health.models import (
     CheckResult,
@@ -24,9 +25,14 @@ __all__ = ["build_server"]
 Names = Annotated[list[str] | None, Field(description="Target names (see list_targets).")]
 
 
-def build_server(settings: Settings | None = None) -> FastMCP:
-    """The health server (tools, resources, prompt as enabled by MCP_*_ENABLED)."""
+def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
+    """The health server (tools, resources, prompt as enabled by MCP_*_ENABLED).
+
+    ``context.targets`` adds the host's targets (dev3000's runtime registry) to the settings'
+    and the targets file's; the server then keeps its own check history."""
     s = settings or get_settings()
+    targets = context.targets if context is not None else None
+    service = logic.get_service(s) if targets is None else logic.HealthService(s, targets)
     server: FastMCP = FastMCP(
         "guilde-diag-health",
         instructions="Health of the service stack: HTTP services, Redis, PostgreSQL, TCP "
@@ -47,7 +53,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
             include: Names = None,
             exclude: Names = None,
         ) -> HealthReport:
-            return await logic.check_health(scope, include, exclude, settings=s)
+            return await service.check(scope, include, exclude)
 
         @server.tool(
             name="check_target",
@@ -59,7 +65,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         async def check_target(
             name: Annotated[str, Field(min_length=1, max_length=100)],
         ) -> CheckResult:
-            return await logic.check_target(name, settings=s)
+            return await service.check_one(name)
 
         @server.tool(
             name="list_targets",
@@ -69,7 +75,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         )
         @as_tool_errors
         async def list_targets() -> TargetList:
-            return await logic.list_targets(settings=s)
+            return await service.target_list()
 
         @server.tool(
             name="target_history",
@@ -82,7 +88,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
             name: Annotated[str, Field(min_length=1, max_length=100)],
             limit: Annotated[int, Field(ge=1, le=logic.HISTORY_SIZE)] = 20,
         ) -> TargetHistory:
-            return await logic.target_history(name, limit, settings=s)
+            return service.recent(name, limit)
 
         @server.tool(
             name="deep_health",
@@ -92,7 +98,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
         )
         @as_tool_errors
         async def deep_health() -> DeepHealthReport:
-            return await logic.deep_health(settings=s)
+            return await service.deep_report()
 
     if s.mcp_resources_enabled:
 
@@ -103,7 +109,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
             mime_type="application/json",
         )
         async def summary_resource() -> str:
-            return to_json(await logic.check_health("deep", settings=s))
+            return to_json(await service.check("deep"))
 
         @server.resource(
             "health://targets/{name}",
@@ -112,8 +118,8 @@ def build_server(settings: Settings | None = None) -> FastMCP:
             mime_type="application/json",
         )
         async def target_resource(name: str) -> str:
-            await logic.check_target(name, settings=s)
-            return to_json(await logic.target_history(name, 20, settings=s))
+            await service.check_one(name)
+            return to_json(service.recent(name, 20))
 
     if s.mcp_prompts_enabled:
 
@@ -122,7 +128,7 @@ def build_server(settings: Settings | None = None) -> FastMCP:
             description="Ask the model to triage the current health of the stack.",
         )
         async def triage_health() -> str:
-            report = await logic.check_health("deep", settings=s)
+            report = await service.check("deep")
             return (
                 "You are on call. Here is the current deep health report (JSON):\n\n"
                 + to_json(report)

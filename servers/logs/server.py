@@ -10,6 +10,7 @@ from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
 from servers.common import READ_ONLY, as_tool_errors, to_json
+from servers.context import ServerContext
 from servers.logs import logic
 from servers.logs.models import (
     ErrorGroupsResult,
@@ -28,8 +29,10 @@ Sources = Annotated[
 ]
 
 
-def build_server(settings: Settings | None = None) -> FastMCP:
-    """The logs server (tools, resources, prompt as enabled by MCP_*_ENABLED)."""
+def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
+    """The logs server (tools, resources, prompt as enabled by MCP_*_ENABLED); it needs
+    nothing from the ``context`` (every area server takes one)."""
+    del context
     s = settings or get_settings()
     server: FastMCP = FastMCP(
         "guilde-diag-logs",

@@ -25,6 +25,7 @@ from guilde_core.config import Settings, explain_settings, get_settings
 from guilde_core.errors import InvalidInputError
 from guilde_core.observability import observability_status
 from guilde_core.redaction import redact, redact_text
+from servers.circuits import logic as circuits_logic
 from servers.health.logic import deep_health
 from servers.logs.logic import list_log_sources
 from servers.system.models import (
@@ -227,14 +228,12 @@ async def observability() -> dict[str, Any]:
     return out
 
 
-async def _circuits() -> list[dict[str, Any]]:
-    from servers.health.checks import breaker_snapshots
-
+async def _circuits(settings: Settings) -> list[dict[str, Any]]:
     try:
-        snaps = await breaker_snapshots()
+        breakers = (await circuits_logic.list_breakers(settings)).breakers
     except Exception as exc:
         return [{"error": type(exc).__name__}]
-    return snaps or []
+    return [b.model_dump(mode="json") for b in breakers]
 
 
 async def full_status(settings: Settings | None = None) -> FullStatus:
@@ -244,7 +243,7 @@ async def full_status(settings: Settings | None = None) -> FullStatus:
     health, system, circuits, sources, obs, vers = await asyncio.gather(
         deep_health(settings=s),
         overview(),
-        _circuits(),
+        _circuits(s),
         list_log_sources(settings=s),
         observability(),
         versions(),

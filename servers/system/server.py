@@ -9,6 +9,7 @@ from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
 from servers.common import READ_ONLY, as_tool_errors, to_json
+from servers.context import ServerContext
 from servers.system import logic
 from servers.system.models import (
     Connections,
@@ -23,8 +24,10 @@ from servers.system.models import (
 __all__ = ["build_server"]
 
 
-def build_server(settings: Settings | None = None) -> FastMCP:
-    """The system server (tools, resources, prompt as enabled by MCP_*_ENABLED)."""
+def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
+    """The system server (tools, resources, prompt as enabled by MCP_*_ENABLED); it needs
+    nothing from the ``context`` (every area server takes one)."""
+    del context
     s = settings or get_settings()
     server: FastMCP = FastMCP(
         "guilde-diag-system",

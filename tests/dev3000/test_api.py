@@ -258,7 +258,8 @@ def test_app_runs_the_timeline_service_fed_by_its_deep_report(
 ) -> None:
     with TestClient(make_app(timeline_sources=True)) as client:
         state: AppState = client.app.state.dev3000  # type: ignore[attr-defined]
-        service = state.extras["timeline_service"]
+        service = state.timeline
+        assert service is not None
         assert service.started
         assert service.poller is not None
         assert client.portal is not None
@@ -267,3 +268,28 @@ def test_app_runs_the_timeline_service_fed_by_its_deep_report(
         assert "shared_state" in report["checks"]  # the app's own report, not a bare one
         client.portal.call(service.poller.poll_once)
         assert service.poller.last["overall"] == report["status"]
+
+
+def test_state_holds_typed_parts_and_a_reload_keeps_the_runtime_targets(
+    make_app: Callable[..., FastAPI], stack_service: Any
+) -> None:
+    from dev3000.app import reload_config
+
+    app = make_app()
+    with TestClient(app) as client:
+        state: AppState = app.state.dev3000
+        assert state.stream is not None
+        assert state.stream.bus is state.bus
+        with pytest.raises(AttributeError):
+            state.extras = {}  # type: ignore[attr-defined]  # no bag of string keys
+        added = client.post("/api/v1/targets", json={"name": "web", "url": stack_service.url})
+        assert added.status_code == 201
+        assert "web" in client.get("/api/v1/health/deep").json()["checks"]["targets"]
+        assert state.deep.fresh(3600) is not None
+        before = state.health
+        reload_config(app)
+        assert state.health is not before
+        assert state.deep.fresh(3600) is None  # the next deep report is built anew
+        assert client.portal is not None
+        targets = client.portal.call(state.health.target_list).targets
+        assert {t.name: t.source for t in targets}["web"] == "runtime"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from guilde_core.http.auth import hash_key
 from guilde_core.resilience import BreakerRegistry, get_registry, reset_registry
 
 CONTROL = "ctl-key-0123456789"
@@ -60,25 +61,31 @@ def test_open_close_reset_are_recorded(client: TestClient, registry: BreakerRegi
         "/api/v1/diag/circuits/payments/close", json={"reason": "back"}, headers=key
     )
     assert closed.json()["circuit"]["state"] == "closed"
-    reset = client.post("/api/v1/diag/circuits/payments/reset", json={"reason": "r"}, headers=key)
+    reset = client.post(
+        "/api/v1/diag/circuits/payments/reset", json={"reason": "recovered"}, headers=key
+    )
     assert reset.status_code == 200
     assert reset.json()["circuit"]["forced"] is False
 
 
 def test_control_errors(client: TestClient) -> None:
     key = {"X-API-Key": CONTROL}
-    missing = client.post("/api/v1/diag/circuits/nope/open", json={"reason": "x"}, headers=key)
+    missing = client.post(
+        "/api/v1/diag/circuits/nope/open", json={"reason": "testing"}, headers=key
+    )
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
     bad_action = client.post(
-        "/api/v1/diag/circuits/payments/explode", json={"reason": "x"}, headers=key
+        "/api/v1/diag/circuits/payments/explode", json={"reason": "testing"}, headers=key
     )
     assert bad_action.status_code == 422
     no_reason = client.post("/api/v1/diag/circuits/payments/open", json={}, headers=key)
     assert no_reason.status_code == 422
     assert no_reason.json()["errors"][0]["field"] == "body.reason"
     forbidden = client.post(
-        "/api/v1/diag/circuits/payments/open", json={"reason": "x"}, headers={"X-API-Key": READ}
+        "/api/v1/diag/circuits/payments/open",
+        json={"reason": "testing"},
+        headers={"X-API-Key": READ},
     )
     assert forbidden.status_code == 403
 
@@ -91,3 +98,27 @@ def test_configured_breaker_can_be_forced_before_first_use(client: TestClient) -
     )
     assert r.status_code == 200
     assert r.json()["circuit"]["state"] == "open"
+
+
+def test_control_follows_the_adapter_rules(client: TestClient) -> None:
+    """The REST surface goes through ``servers.circuits.logic``: the reason is trimmed and
+    bounded there, and the timeline event names the key that acted."""
+    key = {"X-API-Key": CONTROL}
+    short = client.post(
+        "/api/v1/diag/circuits/payments/open", json={"reason": "  ok  "}, headers=key
+    )
+    assert short.status_code == 422
+    assert "reason of 3-500 characters" in short.json()["detail"]
+    r = client.post(
+        "/api/v1/diag/circuits/payments/open", json={"reason": " card gateway down "}, headers=key
+    )
+    assert r.json()["reason"] == "card gateway down"
+    assert r.json()["circuit"]["status"] == "unhealthy"
+    (event,) = client.get(
+        "/api/v1/timeline", params={"kinds": "circuit_control"}, headers=key
+    ).json()["items"]
+    assert event["data"]["actor"] == hash_key(CONTROL)[:8]
+    assert event["data"]["surface"] == "rest"
+    assert (
+        event["summary"] == f"circuit payments open by {hash_key(CONTROL)[:8]}: card gateway down"
+    )

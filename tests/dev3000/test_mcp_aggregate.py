@@ -295,3 +295,52 @@ def test_mcp_all_over_stdio_serves_every_area_and_a_live_timeline(tmp_path: Path
 
     anyio.run(run)
     assert (logs / "timeline" / "current").is_symlink()  # the timeline file of this session
+
+
+def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
+    make_app: Callable[..., Any], tmp_path: Path, stack_service: ServerThread
+) -> None:
+    """The app passes its runtime targets and its timeline to the aggregate it mounts —
+    explicitly, so two apps in one process do not see each other's targets or events."""
+    import httpx
+
+    from dev3000.timeline.filters import EventFilter
+    from guilde_core.resilience import BreakerRegistry, reset_registry
+
+    reset_registry(BreakerRegistry())
+    apps = [
+        make_app(mcp=True, diagnostic_control_enabled=True, dev3000_data_dir=str(tmp_path / name))
+        for name in ("a", "b")
+    ]
+    control = EventFilter(kinds=frozenset({"circuit_control"}))
+
+    async def targets(session: ClientSession) -> dict[str, str]:
+        listed = await session.call_tool("health_list_targets", {})
+        assert listed.structured_content is not None
+        return {t["name"]: t["source"] for t in listed.structured_content["targets"]}
+
+    try:
+        with ServerThread(apps[0]) as a, ServerThread(apps[1]) as b:
+            added = httpx.post(
+                a.url + "/api/v1/targets", json={"name": "only-in-a", "url": stack_service.url}
+            )
+            assert added.status_code == 201, added.text
+
+            async def run() -> None:
+                async with mcp_session(a.url + "/mcp") as session:
+                    assert (await targets(session))["only-in-a"] == "runtime"
+                    opened = await session.call_tool(
+                        "circuits_open_breaker", {"name": "openai", "reason": "provider outage"}
+                    )
+                    assert not opened.is_error, opened.content
+                async with mcp_session(b.url + "/mcp") as session:
+                    assert "only-in-a" not in await targets(session)
+
+            anyio.run(run)
+        recorded = apps[0].state.dev3000.bus.recent(10, control)
+        assert [(e.subject, e.data["actor"], e.data["reason"]) for e in recorded] == [
+            ("openai", "mcp", "provider outage")
+        ]
+        assert apps[1].state.dev3000.bus.recent(10, control) == []
+    finally:
+        reset_registry()

@@ -138,7 +138,7 @@ def test_run_commands_are_handed_to_the_supervisor(make_settings: Any) -> None:
         lifespans=[supervisor_lifespan([command])],
     )
     with TestClient(app) as client:
-        (supervisor,) = app.state.dev3000.extras["supervisors"]
+        (supervisor,) = app.state.dev3000.supervisors
 
         def started() -> bool:
             page = client.get("/api/v1/timeline", params={"kinds": "process_start"}).json()

@@ -165,7 +165,7 @@ def test_serve_run_hook_supervises_inside_the_app(tmp_path: Path) -> None:
             return [e["kind"] for e in body["items"]]
 
         wait_until(lambda: kinds().count("process_restart") >= 1, timeout=20)
-        supervisors = app.state.dev3000.extras["supervisors"]
+        supervisors = app.state.dev3000.supervisors
         captured = supervisors[0].log_path
         assert captured.parent == logs
         assert "hello from stdout" in captured.read_text()

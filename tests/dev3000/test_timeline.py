@@ -432,7 +432,7 @@ def test_the_app_runs_the_timeline_on_its_own_bus(tmp_path: Path) -> None:
     )
     app = create_app(settings, mcp=False)
     with ServerThread(app) as srv:
-        service = app.state.dev3000.extras["timeline_service"]
+        service = app.state.dev3000.timeline
         assert service.bus is app.state.dev3000.bus
         wait_until(lambda: service.follower is not None, timeout=10)
         time.sleep(0.6)  # the follower has looked at the existing files

@@ -303,3 +303,31 @@ def test_http_target_keeps_its_own_health_report(tmp_path: Path) -> None:
     assert "s3cretpw" not in json.dumps(api.details)
     assert web.status == "healthy"
     assert "report" not in web.details
+
+
+def test_breaker_checks_read_breakers_through_the_circuits_adapter(tmp_path: Path) -> None:
+    """``external_api`` targets and the deep report judge breakers by the adapter's rules: a
+    configured service not used yet is known (closed), a forced-closed one is degraded."""
+    from guilde_core.resilience import BreakerRegistry, get_registry, reset_registry
+
+    reset_registry(BreakerRegistry())
+    try:
+        svc = service(
+            tmp_path,
+            [{"name": "openai", "kind": "external_api"}, {"name": "ghost", "kind": "external_api"}],
+        )
+        idle = run(svc.check_one("openai"))
+        assert idle.status == "healthy", idle.error
+        assert idle.details["breakers"]["openai"]["circuit_state"] == "closed"
+        ghost = run(svc.check_one("ghost"))
+        assert ghost.status == "unhealthy"
+        assert ghost.error is not None
+        assert "no circuit breaker named 'ghost'" in ghost.error
+        run(get_registry().force_close("openai", reason="provider flapping"))
+        forced = run(svc.check_one("openai"))
+        assert forced.status == "degraded"
+        assert forced.details["breakers"]["openai"]["forced"] is True
+        deep = run(svc.deep_report())
+        assert deep.checks.external_apis["openai"].status == "degraded"
+    finally:
+        reset_registry()

@@ -245,3 +245,44 @@ def test_circuit_control_is_refused_unless_enabled() -> None:
             reset_registry()
 
     anyio.run(scenario)
+
+
+def test_circuit_control_tools_use_the_adapter_rules() -> None:
+    """Trimmed reasons, configured breakers controllable before first use, and every action
+    recorded through the host's audit sink (``ServerContext.audit``)."""
+    from fastmcp import Client
+
+    from guilde_core.events import TimelineEvent
+    from guilde_core.resilience import reset_registry
+    from servers.circuits.server import build_server
+    from servers.context import ServerContext
+
+    events: list[TimelineEvent] = []
+
+    async def scenario() -> None:
+        reset_registry()
+        server = build_server(
+            Settings(diagnostic_control_enabled=True), ServerContext(audit=events.append)
+        )
+        try:
+            async with Client(server) as client:
+                short = await client.call_tool(
+                    "open_breaker", {"name": "openai", "reason": "   ab  "}, raise_on_error=False
+                )
+                assert short.is_error
+                assert "reason of 3-500 characters" in str(short.content)
+                opened = await client.call_tool(
+                    "open_breaker", {"name": "openai", "reason": "  provider outage "}
+                )
+                assert opened.structured_content is not None
+                assert opened.structured_content["reason"] == "provider outage"
+                assert opened.structured_content["actor"] == "mcp"
+                assert opened.structured_content["breaker"]["state"] == "open"
+                assert opened.structured_content["breaker"]["status"] == "unhealthy"
+        finally:
+            reset_registry()
+
+    anyio.run(scenario)
+    assert [(e.kind, e.subject, e.data["reason"]) for e in events] == [
+        ("circuit_control", "openai", "provider outage")
+    ]

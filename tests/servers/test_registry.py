@@ -15,6 +15,7 @@ from dev3000.mcp_aggregate import build_aggregate_server
 from dev3000.timeline.bus import EventBus
 from guilde_core.config import Settings
 from guilde_diag.cli import app
+from servers.context import ServerContext
 from servers.registry import AREAS, ServerArea
 
 
@@ -46,7 +47,7 @@ def test_python_m_servers_offers_every_area() -> None:
 
 
 def test_an_area_added_to_the_list_is_mounted_by_the_aggregate() -> None:
-    def build_extra(settings: Settings | None) -> FastMCP:
+    def build_extra(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
         server: FastMCP = FastMCP("extra")
 
         @server.tool(name="ping")

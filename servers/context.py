@@ -1,0 +1,25 @@
+"""What a host lends the area servers it mounts (``build_server(settings, context)``).
+
+Run alone (``dev3000 mcp health``) an area server gets no context and works on its own;
+mounted by dev3000's aggregate it gets the running app's parts, passed explicitly rather
+than registered in module globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from servers.circuits.logic import AuditSink
+from servers.health.logic import TargetsProvider
+
+__all__ = ["ServerContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerContext:
+    """Parts of the host the area servers use; each may be absent."""
+
+    #: more health targets at check time (dev3000's runtime targets registry)
+    targets: TargetsProvider | None = None
+    #: receives the ``circuit_control`` event of every circuit control action (the timeline)
+    audit: AuditSink | None = None
