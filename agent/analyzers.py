@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.models import Category, Finding, RootCause, Severity
+from agent.models import Category, EvidenceRecord, Finding, RootCause, Severity
+from guilde_core.config import Settings
 
 __all__ = [
     "Analysis",
@@ -162,7 +163,7 @@ class Thresholds:
     error_spike_count: int = 5
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Thresholds:
+    def from_settings(cls, settings: Settings) -> Thresholds:
         return cls(
             db_latency_ms=settings.health_warn_db_latency_ms,
             redis_latency_ms=settings.health_warn_redis_latency_ms,
@@ -269,7 +270,7 @@ def _iter_checks(
             yield from _iter_checks(value, (*path, str(key)), owner)
 
 
-def _health(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
+def _health(record: EvidenceRecord, b: _Builder, t: Thresholds) -> None:
     eid = record["id"]
     data = record.get("data")
     if not isinstance(data, dict | list):
@@ -445,7 +446,7 @@ def _breakers(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _circuits(record: dict[str, Any], b: _Builder) -> None:
+def _circuits(record: EvidenceRecord, b: _Builder) -> None:
     eid = record["id"]
     for br in _breakers(record.get("data")):
         name = str(br.get("name") or "?")
@@ -497,7 +498,7 @@ def _groups(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _errors(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
+def _errors(record: EvidenceRecord, b: _Builder, t: Thresholds) -> None:
     eid = record["id"]
     for group in _groups(record.get("data")):
         count = int(_num(group.get("count") or group.get("occurrences") or 1) or 1)
@@ -566,7 +567,7 @@ def _events(data: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _timeline(record: dict[str, Any], b: _Builder) -> None:
+def _timeline(record: EvidenceRecord, b: _Builder) -> None:
     eid = record["id"]
     for event in _events(record.get("data")):
         kind = str(event.get("kind") or "")
@@ -604,7 +605,7 @@ def _timeline(record: dict[str, Any], b: _Builder) -> None:
         )
 
 
-def _logs(record: dict[str, Any], b: _Builder, t: Thresholds) -> None:
+def _logs(record: EvidenceRecord, b: _Builder, t: Thresholds) -> None:
     data = record.get("data")
     entries = _groups(data) or _events(data)
     if entries and any("signature" in e or "count" in e for e in entries):
@@ -732,10 +733,11 @@ def _eid_key(eid: str) -> tuple[int, str]:
     return (int(digits) if digits else 0, eid)
 
 
-def _overall_status(records: list[dict[str, Any]], findings: list[Finding]) -> str:
+def _overall_status(records: list[EvidenceRecord], findings: list[Finding]) -> str:
     for record in records:
-        if _role(record["tool"]) == "health" and isinstance(record.get("data"), dict):
-            status = str(record["data"].get("status", "")).lower()
+        data = record.get("data")
+        if _role(record["tool"]) == "health" and isinstance(data, dict):
+            status = str(data.get("status", "")).lower()
             if status in ("healthy", "degraded", "unhealthy"):
                 if status == "healthy" and any(f.severity != "warning" for f in findings):
                     return "degraded"
@@ -748,7 +750,7 @@ def _overall_status(records: list[dict[str, Any]], findings: list[Finding]) -> s
 
 
 def analyse(
-    records: list[dict[str, Any]],
+    records: list[EvidenceRecord],
     *,
     question: str = "",
     focus: str | None = None,

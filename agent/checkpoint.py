@@ -13,10 +13,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from guilde_core.config import Settings
 from guilde_core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 __all__ = ["CHECKPOINTERS", "default_sqlite_path", "open_checkpointer"]
 
@@ -36,7 +39,7 @@ def _url(settings: Settings) -> str | None:
 @contextlib.asynccontextmanager
 async def open_checkpointer(
     settings: Settings, kind: str | None = None, url: str | None = None
-) -> AsyncIterator[Any]:
+) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """Yield a ready checkpointer (tables created) and close it afterwards."""
     kind = (kind or settings.agent_checkpointer).lower()
     url = url or _url(settings)
@@ -76,9 +79,7 @@ async def open_checkpointer(
             raise ConfigurationError("AGENT_CHECKPOINTER=redis needs AGENT_CHECKPOINT_URL")
         async with contextlib.AsyncExitStack() as stack:
             try:
-                redis_saver: Any = await stack.enter_async_context(
-                    AsyncRedisSaver.from_conn_string(url)
-                )
+                redis_saver = await stack.enter_async_context(AsyncRedisSaver.from_conn_string(url))
                 await redis_saver.asetup()
             except Exception as exc:
                 text = str(exc)

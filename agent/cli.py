@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from agent.state import ApprovalDecision
 
 __all__ = ["register"]
 
@@ -58,12 +62,12 @@ async def _ask(
     err = Console(stderr=True, highlight=False)
     out = Console(highlight=False)
 
-    def on_event(event: dict[str, Any]) -> None:
+    def on_event(event: dict[str, object]) -> None:
         line = progress_line(event)
         if line and not quiet:
             err.print(line, markup=False, style="dim")
 
-    async def approver(request: dict[str, Any]) -> dict[str, Any]:
+    async def approver(request: dict[str, object]) -> ApprovalDecision:
         if json_out or not sys.stdin.isatty():
             return {"approved": False, "reason": "no operator to approve (non-interactive run)"}
         err.print(
@@ -99,7 +103,7 @@ async def _ask(
     return 0
 
 
-def _run(coro: Any, url: str) -> int:
+def _run(coro: Coroutine[object, object, int], url: str) -> int:
     from guilde_core.errors import ConfigurationError, classify
 
     try:

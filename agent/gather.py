@@ -3,8 +3,7 @@
 The pass calls, concurrently, whichever of these the server offers: deep health (the seed
 §6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
 error groups from the logs, and the recent timeline. Each answer
-(or error) becomes an evidence record ``{id, tool, arguments, ok, data, excerpt}``
-numbered ``E1, E2, …`` after the evidence already held, so follow-up questions in a
+(or error) becomes an :class:`~agent.models.EvidenceRecord` numbered ``E1, E2, …`` after the evidence already held, so follow-up questions in a
 session keep citing stable ids.
 """
 
@@ -12,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
+from agent.models import EvidenceRecord, JsonValue, ToolArguments
 from agent.safety import redact_data
 from guilde_core.redaction import redact_text
 
@@ -42,7 +41,7 @@ GATHER_ROLES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
 }
 
 
-def _compact(value: Any) -> str:
+def _compact(value: JsonValue) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
@@ -54,7 +53,7 @@ _FINE = {"healthy", "ok", "closed"}
 _KEEP_WHEN_FINE = ("name", "kind", "status", "state")
 
 
-def _what_is_wrong_first(value: Any) -> Any:
+def _what_is_wrong_first(value: JsonValue) -> JsonValue:
     """``value`` with every part that reports itself fine (``status: healthy``, a closed
     breaker) cut down to its name and status, so an excerpt spends its characters on what is
     wrong (the full answer stays in the evidence record's ``data``)."""
@@ -72,7 +71,7 @@ def _what_is_wrong_first(value: Any) -> Any:
     return {k: _what_is_wrong_first(v) for k, v in value.items()}
 
 
-def _all_fine(value: Any) -> bool:
+def _all_fine(value: JsonValue) -> bool:
     """No part of ``value`` reports a status or state other than fine (a healthy HTTP check
     can carry its target's degraded health report)."""
     if isinstance(value, list):
@@ -80,7 +79,8 @@ def _all_fine(value: Any) -> bool:
     if not isinstance(value, dict):
         return True
     for key in ("status", "state"):
-        if isinstance(value.get(key), str) and value[key].lower() not in _FINE:
+        field = value.get(key)
+        if isinstance(field, str) and field.lower() not in _FINE:
             return False
     return all(_all_fine(v) for v in value.values() if isinstance(v, dict | list))
 
@@ -99,22 +99,26 @@ def excerpt_of(outcome: ToolOutcome, limit: int = EXCERPT_CHARS) -> str:
     return text
 
 
-def record_from_outcome(evidence_id: str, outcome: ToolOutcome) -> dict[str, Any]:
-    """An evidence record (plain dict, checkpoint-friendly) for one tool outcome."""
-    return {
-        "id": evidence_id,
-        "tool": outcome.name,
-        "arguments": redact_data(outcome.arguments),
-        "ok": outcome.ok,
-        "data": outcome.data,
-        "error": outcome.error,
-        "excerpt": excerpt_of(outcome),
-    }
+def record_from_outcome(evidence_id: str, outcome: ToolOutcome, *, turn: int) -> EvidenceRecord:
+    """The evidence record (plain dict, checkpoint-friendly) of one tool outcome, gathered
+    for question ``turn`` of the session."""
+    return EvidenceRecord(
+        id=evidence_id,
+        tool=outcome.name,
+        arguments=redact_data(outcome.arguments),
+        ok=outcome.ok,
+        data=outcome.data,
+        error=outcome.error,
+        excerpt=excerpt_of(outcome),
+        turn=turn,
+    )
 
 
-def fit_arguments(spec: ToolSpec, wanted: dict[str, Any]) -> dict[str, Any]:
+def fit_arguments(spec: ToolSpec, wanted: ToolArguments) -> ToolArguments:
     """Keep only the wanted arguments the tool's input schema declares."""
-    props = spec.input_schema.get("properties") or {}
+    props = spec.input_schema.get("properties")
+    if not isinstance(props, dict):
+        return {}
     return {k: v for k, v in wanted.items() if k in props}
 
 
@@ -130,8 +134,8 @@ def resolve_roles(tools: DiagTools) -> dict[str, str]:
     return found
 
 
-def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> dict[str, Any]:
-    wanted: dict[str, Any] = {}
+def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> ToolArguments:
+    wanted: ToolArguments = {}
     if window_minutes:
         seconds = int(window_minutes * 60)
         wanted |= {
@@ -155,12 +159,13 @@ async def gather(
     tools: DiagTools,
     *,
     start_index: int = 1,
+    turn: int = 0,
     focus: str | None = None,
     window_minutes: float | None = None,
-) -> list[dict[str, Any]]:
+) -> list[EvidenceRecord]:
     """Run the first pass concurrently; return the evidence records in a stable order."""
     roles = resolve_roles(tools)
-    plan: list[tuple[str, dict[str, Any]]] = []
+    plan: list[tuple[str, ToolArguments]] = []
     for role in ("health", "checks", "circuits", "errors", "timeline"):
         name = roles.get(role)
         if name is None:
@@ -170,5 +175,6 @@ async def gather(
         plan.append((name, fit_arguments(spec, _wanted_args(role, focus, window_minutes))))
     outcomes = await asyncio.gather(*(tools.call(n, a) for n, a in plan))
     return [
-        record_from_outcome(f"E{start_index + i}", outcome) for i, outcome in enumerate(outcomes)
+        record_from_outcome(f"E{start_index + i}", outcome, turn=turn)
+        for i, outcome in enumerate(outcomes)
     ]

@@ -11,22 +11,29 @@ from control tools, and turns every call into a :class:`ToolOutcome` — tool er
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Self
 
+from agent.models import JsonObject, JsonValue, ToolArguments
 from agent.safety import redact_data
 from guilde_core.errors import AuthenticationError, ConnectionFailedError, classify
 from guilde_core.redaction import redact_text
+
+if TYPE_CHECKING:
+    from fastmcp import FastMCP
+    from mcp_types import ToolAnnotations
 
 __all__ = [
     "CONTROL_VERBS",
     "DEFAULT_URL",
     "DiagTools",
+    "MCPTarget",
     "ToolOutcome",
     "ToolSpec",
 ]
@@ -36,6 +43,9 @@ DEFAULT_URL = "http://127.0.0.1:3001/mcp"
 CONTROL_VERBS = ("open", "close", "reset", "force", "disable", "enable", "control", "inject")
 _CONTROL_RE = re.compile(r"(?:^|_)(?:" + "|".join(CONTROL_VERBS) + r")(?:_|$)")
 
+#: where the tools are: an MCP URL, or a FastMCP server in the same process
+type MCPTarget = str | FastMCP
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -43,7 +53,7 @@ class ToolSpec:
 
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: JsonObject
     read_only: bool
     control: bool
 
@@ -53,18 +63,17 @@ class ToolOutcome:
     """The result of one tool call: structured data when there is some, text always."""
 
     name: str
-    arguments: dict[str, Any]
+    arguments: ToolArguments
     ok: bool
-    data: Any = None
+    data: JsonValue = None
     text: str = ""
     error: str | None = None
     duration_ms: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _is_control(name: str, annotations: Any) -> bool:
-    read_only = getattr(annotations, "read_only_hint", None) if annotations else None
-    destructive = getattr(annotations, "destructive_hint", None) if annotations else None
+def _is_control(name: str, annotations: ToolAnnotations | None) -> bool:
+    read_only = annotations.read_only_hint if annotations else None
+    destructive = annotations.destructive_hint if annotations else None
     if read_only is True:
         # a read-only hint is trusted only if the name does not look like control
         return bool(_CONTROL_RE.search(name.lower()))
@@ -78,7 +87,7 @@ class DiagTools:
 
     def __init__(
         self,
-        target: Any = DEFAULT_URL,
+        target: MCPTarget = DEFAULT_URL,
         *,
         api_key: str | None = None,
         timeout: float = 30.0,
@@ -86,18 +95,17 @@ class DiagTools:
     ) -> None:
         from fastmcp import Client
 
-        kwargs: dict[str, Any] = {"timeout": timeout}
-        if api_key and isinstance(target, str):
-            kwargs["auth"] = api_key
+        auth = api_key if api_key and isinstance(target, str) else None
         self.target = target
-        self._client: Any = Client(target, **kwargs)
+        self._client = Client(target, timeout=timeout, auth=auth)
+        self._session = contextlib.AsyncExitStack()
         self._specs: dict[str, ToolSpec] = {}
         self.calls = 0
         self.on_call = on_call
 
     async def __aenter__(self) -> Self:
         try:
-            await self._client.__aenter__()
+            await self._session.enter_async_context(self._client)
         except Exception as exc:
             err = classify(exc)
             if err.code == "authentication":
@@ -117,7 +125,7 @@ class DiagTools:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._client.__aexit__(exc_type, exc, tb)
+        await self._session.__aexit__(exc_type, exc, tb)
 
     async def refresh(self) -> list[ToolSpec]:
         """List the server's tools again."""
@@ -154,7 +162,7 @@ class DiagTools:
         ]
         return min(matches, key=len) if matches else None
 
-    async def call(self, name: str, arguments: dict[str, Any] | None = None) -> ToolOutcome:
+    async def call(self, name: str, arguments: ToolArguments | None = None) -> ToolOutcome:
         """Call one tool; errors come back as ``ok=False`` outcomes, never raised."""
         args = dict(arguments or {})
         started = time.perf_counter()
@@ -173,7 +181,7 @@ class DiagTools:
         else:
             texts = [getattr(c, "text", "") for c in result.content or []]
             text = redact_text("\n".join(t for t in texts if t))
-            data = redact_data(result.structured_content)
+            data: JsonValue = redact_data(result.structured_content)
             if (
                 isinstance(data, dict)
                 and set(data) == {"result"}

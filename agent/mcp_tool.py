@@ -9,11 +9,12 @@ No LLM is involved: the answer is the offline engine's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastmcp import FastMCP
 from pydantic import Field
 
+from agent.models import JsonObject
 from guilde_core.config import Settings, get_settings
 
 __all__ = ["DIAGNOSE_TOOL", "register_diagnose"]
@@ -39,7 +40,7 @@ def register_diagnose(server: FastMCP, settings: Settings | None = None) -> None
         window_minutes: Annotated[
             float | None, Field(gt=0, le=10080, description="Look back this many minutes.")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> JsonObject:
         """Find the root cause: deep health, breakers, error groups and timeline in one pass,
         rule-based findings each citing numbered evidence, and recommendations."""
         from agent.mcp_client import DiagTools

@@ -3,26 +3,39 @@
 :class:`Diagnosis` is what ``dev3000 ask`` prints, ``--json`` emits, agent-web returns
 and the ``diagnose`` MCP tool answers with. Its validator guarantees that every evidence
 id cited by the root cause or a finding exists in ``evidence``.
+
+:class:`EvidenceRecord` is the checkpointed form of one piece of evidence (what gather and
+the tool loop produce, what the analyzers read): a TypedDict, so the graph state stays
+plain JSON that any checkpointer can persist.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Literal, NotRequired, TypedDict, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 __all__ = [
     "CATEGORIES",
     "Category",
     "Diagnosis",
     "Evidence",
+    "EvidenceRecord",
     "Finding",
+    "JsonObject",
+    "JsonValue",
     "Mode",
     "OverallStatus",
     "PendingAction",
     "RootCause",
     "Severity",
+    "ToolArguments",
 ]
+
+#: a JSON object (what a tool answers, a model dump kept in the graph state)
+JsonObject = dict[str, JsonValue]
+#: the arguments of a tool call (a JSON object)
+ToolArguments = dict[str, JsonValue]
 
 Category = Literal[
     "unreachable",
@@ -41,6 +54,24 @@ OverallStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
 Mode = Literal["llm", "degraded", "offline"]
 
 
+class EvidenceRecord(TypedDict):
+    """One tool answer kept as evidence ``E<n>`` in the graph state.
+
+    ``data`` is the tool's structured answer (redacted; ``None`` when it failed or answered
+    text only), ``excerpt`` the redacted, trimmed text shown to the model and in the
+    diagnosis, ``turn`` the question of the session it was gathered for.
+    """
+
+    id: str
+    tool: str
+    arguments: ToolArguments
+    ok: bool
+    data: JsonValue
+    error: str | None
+    excerpt: str
+    turn: NotRequired[int]
+
+
 class Evidence(BaseModel):
     """One numbered piece of evidence: a tool call and an excerpt of what it returned."""
 
@@ -48,7 +79,7 @@ class Evidence(BaseModel):
 
     id: str = Field(description="Evidence id, e.g. 'E3'; findings cite it.")
     tool: str = Field(description="MCP tool that produced it.")
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: ToolArguments = Field(default_factory=dict)
     excerpt: str = Field(description="Redacted, trimmed excerpt of the tool output.")
     error: bool = Field(False, description="The tool call failed; the excerpt is the error.")
 
@@ -84,7 +115,7 @@ class PendingAction(BaseModel):
     """A control action the investigation asked for that needs a human's approval."""
 
     tool: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments: ToolArguments = Field(default_factory=dict)
     status: Literal["awaiting_approval", "approved", "denied"] = "awaiting_approval"
     result: str | None = None
 

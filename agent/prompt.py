@@ -9,16 +9,13 @@ executed on the model's word anyway — they wait for a human's approval.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
-from agent.models import CATEGORIES
+from agent.models import CATEGORIES, EvidenceRecord, Finding, RootCause
 from guilde_core.redaction import redact_text
 
 __all__ = [
     "SYSTEM_PROMPT",
-    "parse_conclusion",
     "turn_message",
     "wrap_data",
 ]
@@ -56,9 +53,9 @@ def wrap_data(evidence_id: str, tool: str, text: str, *, error: bool = False) ->
 
 def turn_message(
     question: str,
-    evidence: list[dict[str, Any]],
-    findings: list[dict[str, Any]],
-    root_cause: dict[str, Any],
+    evidence: list[EvidenceRecord],
+    findings: list[Finding],
+    root_cause: RootCause,
 ) -> str:
     """The user turn: the question, the first-pass evidence as data, the offline findings."""
     parts = [f"Question: {redact_text(question)}", "", "First-pass evidence:"]
@@ -71,54 +68,13 @@ def turn_message(
     if not findings:
         parts.append("- nothing abnormal")
     for f in findings:
-        ids = ",".join(f["evidence_ids"])
+        ids = ",".join(f.evidence_ids)
         parts.append(
-            f"- [{f['severity']}] {f['component']} / {f['category']}: "
-            f"{redact_text(f['title'])} ({ids})"
+            f"- [{f.severity}] {f.component} / {f.category}: {redact_text(f.title)} ({ids})"
         )
     parts.append(
-        f"Offline root-cause guess: {root_cause['component']} / {root_cause['category']} "
-        f"(confidence {root_cause['confidence']})."
+        f"Offline root-cause guess: {root_cause.component} / {root_cause.category} "
+        f"(confidence {root_cause.confidence})."
     )
     parts.append("Investigate further if useful, then answer with the JSON object.")
     return "\n".join(parts)
-
-
-def _json_objects(text: str) -> list[str]:
-    found: list[str] = []
-    depth = 0
-    start = -1
-    in_str = False
-    escape = False
-    for i, ch in enumerate(text):
-        if in_str:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        elif ch == "{":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0 and start >= 0:
-                found.append(text[start : i + 1])
-    return found
-
-
-def parse_conclusion(text: str) -> dict[str, Any] | None:
-    """The JSON conclusion object in a model answer (code fences tolerated), if any."""
-    for candidate in _json_objects(text or ""):
-        try:
-            value = json.loads(candidate)
-        except ValueError:
-            continue
-        if isinstance(value, dict) and isinstance(value.get("root_cause"), dict):
-            return value
-    return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -66,7 +66,7 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
             ev.add_row(e.id, e.tool + (" (error)" if e.error else ""), excerpt)
         console.print(ev)
 
-    parts: list[Any] = []
+    parts: list[RenderableType] = []
     if diagnosis.recommendations:
         parts.append(Text("Recommendations", style="bold"))
         parts.extend(Text(f"  • {r}") for r in diagnosis.recommendations)
@@ -86,7 +86,11 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
     console.print(Group(*parts))
 
 
-def progress_line(event: dict[str, Any]) -> str | None:
+def _names(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def progress_line(event: Mapping[str, object]) -> str | None:
     """One short line for a progress event (None for events not worth a line)."""
     kind = event.get("type")
     if kind == "phase":
@@ -102,10 +106,10 @@ def progress_line(event: dict[str, Any]) -> str | None:
             f"  ! [{event['severity']}] {event['component']}/{event['category']}: {event['title']}"
         )
     if kind == "llm":
-        calls = ", ".join(event.get("tool_calls") or []) or "answer"
+        calls = ", ".join(_names(event.get("tool_calls"))) or "answer"
         return f"  llm {event.get('provider')}:{event.get('model')} → {calls}"
     if kind == "llm_failed":
-        return "  llm unavailable: " + "; ".join(event.get("notes") or [])
+        return "  llm unavailable: " + "; ".join(_names(event.get("notes")))
     if kind == "tool_refused":
         return f"  refused repeated call {event.get('tool')}"
     if kind == "approval_required":

@@ -15,30 +15,45 @@ benchmark use::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from agent.analyzers import Thresholds
-from agent.graph import AgentDeps, ProgressCallback, build_graph, turn_input
+from agent.graph import AgentGraph, build_graph
 from agent.mcp_client import DiagTools
 from agent.models import Diagnosis
-from agent.providers import ProviderChain
+from agent.providers import ChatMessage, ProviderChain
+from agent.state import (
+    AgentContext,
+    AgentState,
+    ApprovalRequest,
+    Budgets,
+    ProgressCallback,
+    turn_input,
+)
 from guilde_core.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+    from langgraph.types import StateSnapshot
+
+    from agent.state import TurnInput
 
 __all__ = ["Approver", "DiagnosisAgent", "RunResult"]
 
-#: called with an approval request; returns ``{"approved": bool, "reason": str}``
-Approver = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+#: called with an :class:`~agent.state.ApprovalRequest` (as a plain dict); returns an
+#: :class:`~agent.state.ApprovalDecision` such as ``{"approved": False, "reason": "…"}``
+Approver = Callable[[dict[str, object]], Awaitable[Mapping[str, object]]]
 
 
 @dataclass
 class RunResult:
-    """Either a diagnosis, or the approval request the run is waiting on."""
+    """Either a diagnosis, or the approval requests the run is waiting on."""
 
     session_id: str
     diagnosis: Diagnosis | None = None
-    pending: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[ApprovalRequest] = field(default_factory=list)
 
 
 class DiagnosisAgent:
@@ -50,7 +65,7 @@ class DiagnosisAgent:
         chain: ProviderChain,
         *,
         settings: Settings | None = None,
-        checkpointer: Any = None,
+        checkpointer: BaseCheckpointSaver[str] | None = None,
         on_event: ProgressCallback | None = None,
         max_steps: int | None = None,
         token_budget: int | None = None,
@@ -61,48 +76,55 @@ class DiagnosisAgent:
 
             checkpointer = InMemorySaver()
         self.settings = settings
-        self.deps = AgentDeps(
+        self.context = AgentContext(
             tools=tools,
             chain=chain,
-            max_steps=max_steps or settings.agent_max_steps,
-            token_budget=token_budget or settings.agent_token_budget,
+            budgets=Budgets.from_settings(settings, max_steps=max_steps, token_budget=token_budget),
             thresholds=Thresholds.from_settings(settings),
             on_event=on_event,
         )
         self.checkpointer = checkpointer
-        self.graph = build_graph(self.deps, checkpointer)
+        self.graph: AgentGraph = build_graph(checkpointer)
 
-    @staticmethod
-    def _config(session_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": session_id}}
+    async def _snapshot(self, session_id: str) -> StateSnapshot:
+        return await self.graph.aget_state({"configurable": {"thread_id": session_id}})
 
-    async def state(self, session_id: str) -> dict[str, Any]:
+    async def _start(self, session_id: str, question: TurnInput) -> None:
+        await self.graph.ainvoke(
+            question, {"configurable": {"thread_id": session_id}}, context=self.context
+        )
+
+    async def _resume(self, session_id: str, decision: Mapping[str, object]) -> None:
+        from langgraph.types import Command
+
+        await self.graph.ainvoke(
+            Command(resume=dict(decision)),
+            {"configurable": {"thread_id": session_id}},
+            context=self.context,
+        )
+
+    async def state(self, session_id: str) -> AgentState:
         """The checkpointed state of a session ({} when it does not exist)."""
-        snapshot = await self.graph.aget_state(self._config(session_id))
-        return dict(snapshot.values or {})
+        snapshot = await self._snapshot(session_id)
+        return cast("AgentState", dict(snapshot.values or {}))
 
-    async def _pending(self, session_id: str) -> list[dict[str, Any]]:
-        snapshot = await self.graph.aget_state(self._config(session_id))
-        found: list[dict[str, Any]] = []
+    async def _pending(self, session_id: str) -> list[ApprovalRequest]:
+        snapshot = await self._snapshot(session_id)
+        found: list[ApprovalRequest] = []
         for task in snapshot.tasks or ():
-            for intr in getattr(task, "interrupts", ()) or ():
-                value = getattr(intr, "value", None)
-                if isinstance(value, dict):
-                    found.append(value)
+            for intr in task.interrupts:
+                if isinstance(intr.value, dict):
+                    found.append(cast("ApprovalRequest", intr.value))
         return found
 
     async def _finish(self, session_id: str, approver: Approver | None) -> RunResult:
-        config = self._config(session_id)
         while True:
             pending = await self._pending(session_id)
             if not pending:
                 break
             if approver is None:
                 return RunResult(session_id=session_id, pending=pending)
-            from langgraph.types import Command
-
-            decision = await approver(pending[0])
-            await self.graph.ainvoke(Command(resume=decision), config)
+            await self._resume(session_id, await approver(dict(pending[0])))
         values = await self.state(session_id)
         raw = values.get("diagnosis")
         diagnosis = Diagnosis.model_validate(raw) if raw else None
@@ -125,24 +147,33 @@ class DiagnosisAgent:
         if await self._pending(session_id):
             return await self._finish(session_id, approver)
         turn = int(previous.get("turn", -1)) + 1 if previous else 0
-        await self.graph.ainvoke(
-            turn_input(question, turn=turn, focus=focus, window_minutes=window_minutes),
-            self._config(session_id),
+        await self._start(
+            session_id,
+            turn_input(
+                question,
+                turn=turn,
+                started=self.context.clock(),
+                focus=focus,
+                window_minutes=window_minutes,
+            ),
         )
         return await self._finish(session_id, approver)
 
     async def resume(
-        self, session_id: str, decision: dict[str, Any], *, approver: Approver | None = None
+        self,
+        session_id: str,
+        decision: Mapping[str, object],
+        *,
+        approver: Approver | None = None,
     ) -> RunResult:
-        """Answer the approval request a session waits on, and carry on."""
-        from langgraph.types import Command
-
+        """Answer the approval request a session waits on (an
+        :class:`~agent.state.ApprovalDecision`), and carry on."""
         if not await self._pending(session_id):
             return await self._finish(session_id, approver)
-        await self.graph.ainvoke(Command(resume=decision), self._config(session_id))
+        await self._resume(session_id, decision)
         return await self._finish(session_id, approver)
 
-    async def history(self, session_id: str) -> list[dict[str, Any]]:
-        """The session's conversation as plain-dict messages (user questions and answers)."""
+    async def history(self, session_id: str) -> list[ChatMessage]:
+        """The session's conversation (user questions, the model's and the tools' turns)."""
         values = await self.state(session_id)
         return list(values.get("messages") or [])

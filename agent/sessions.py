@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypedDict, Unpack
 
 import aiosqlite
 from pydantic import BaseModel, Field
 
-__all__ = ["SessionIndex", "SessionRecord", "SessionStatus"]
+from agent.models import RootCause
+from agent.state import ApprovalRequest
+
+__all__ = ["SessionFields", "SessionIndex", "SessionRecord", "SessionStatus"]
 
 SessionStatus = Literal["idle", "running", "awaiting_approval", "failed"]
 
@@ -45,9 +48,19 @@ class SessionRecord(BaseModel):
     created_at: float
     updated_at: float
     turns: int = 0
-    last_root_cause: dict[str, Any] | None = None
+    last_root_cause: RootCause | None = None
     last_error: str | None = None
-    pending: list[dict[str, Any]] = Field(default_factory=list)
+    pending: list[ApprovalRequest] = Field(default_factory=list)
+
+
+class SessionFields(TypedDict, total=False):
+    """What :meth:`SessionIndex.update` may change."""
+
+    status: SessionStatus
+    turns: int
+    last_root_cause: RootCause | None
+    last_error: str | None
+    pending: list[ApprovalRequest]
 
 
 def _row(row: aiosqlite.Row) -> SessionRecord:
@@ -95,14 +108,15 @@ class SessionIndex:
             row = await cur.fetchone()
         return _row(row) if row else None
 
-    async def update(self, session_id: str, **fields: Any) -> None:
+    async def update(self, session_id: str, **fields: Unpack[SessionFields]) -> None:
         if not fields:
             return
-        values: dict[str, Any] = {}
-        for key, value in fields.items():
-            if key in ("last_root_cause", "pending"):
-                value = json.dumps(value)
-            values[key] = value
+        values: dict[str, object] = dict(fields)
+        if "last_root_cause" in fields:
+            root = fields["last_root_cause"]
+            values["last_root_cause"] = json.dumps(root.model_dump() if root else None)
+        if "pending" in fields:
+            values["pending"] = json.dumps(fields["pending"])
         values["updated_at"] = time.time()
         assignments = ", ".join(f"{k} = ?" for k in values)
         await self._conn.execute(
@@ -120,7 +134,7 @@ class SessionIndex:
         q: str | None = None,
     ) -> tuple[list[SessionRecord], int]:
         where: list[str] = []
-        params: list[Any] = []
+        params: list[str] = []
         if status:
             where.append("status = ?")
             params.append(status)

@@ -21,18 +21,18 @@ import asyncio
 import contextlib
 import contextvars
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import TypedDict
 
 from fastapi import Depends, FastAPI, Query, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from agent.checkpoint import open_checkpointer
-from agent.mcp_client import DEFAULT_URL, DiagTools
+from agent.mcp_client import DEFAULT_URL, DiagTools, MCPTarget
 from agent.models import Diagnosis
-from agent.providers import build_chain
+from agent.providers import ChatMessage, build_chain
 from agent.runner import DiagnosisAgent, RunResult
-from agent.sessions import SessionIndex, SessionRecord
+from agent.sessions import SessionFields, SessionIndex, SessionRecord
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import GuildeError, NotFoundError, PermanentError, ServiceUnavailableError
 from guilde_core.http.auth import AuthFailure, Keyring, authenticate, extract_token, require_scope
@@ -93,30 +93,44 @@ class Accepted(BaseModel):
     status: str
 
 
+class MessageView(TypedDict, total=False):
+    """One message of a session's conversation, as the messages endpoint lists it."""
+
+    id: str
+    role: str
+    content: str
+    name: str
+    turn: int
+
+
+#: a progress event on its way to a session's WebSocket subscribers
+Event = dict[str, object]
+
+
 class _Hub:
     """Progress events fanned out to the WebSocket subscribers of each session."""
 
     def __init__(self) -> None:
-        self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self.subscribers: dict[str, set[asyncio.Queue[Event]]] = {}
 
-    def publish(self, session_id: str, event: dict[str, Any]) -> None:
+    def publish(self, session_id: str, event: Event) -> None:
         for queue in list(self.subscribers.get(session_id, ())):
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait({**event, "session_id": session_id})
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    def on_event(self, event: Event) -> None:
         session_id = _current_session.get()
         if session_id:
             self.publish(session_id, event)
 
-    def subscribe(self, session_id: str) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=500)
+    def subscribe(self, session_id: str) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=500)
         self.subscribers.setdefault(session_id, set()).add(queue)
         return queue
 
-    def unsubscribe(self, session_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, session_id: str, queue: asyncio.Queue[Event]) -> None:
         self.subscribers.get(session_id, set()).discard(queue)
 
 
@@ -134,16 +148,16 @@ class _Service:
             )
             self.hub.publish(session_id, {"type": "awaiting_approval", "pending": result.pending})
             return
-        fields: dict[str, Any] = {"status": "idle", "pending": [], "last_error": None}
+        fields: SessionFields = {"status": "idle", "pending": [], "last_error": None}
         if result.diagnosis is not None:
-            fields["last_root_cause"] = result.diagnosis.root_cause.model_dump()
+            fields["last_root_cause"] = result.diagnosis.root_cause
         state = await self.agent.state(session_id)
         fields["turns"] = int(state.get("turn", 0)) + 1
         await self.index.update(session_id, **fields)
         self.hub.publish(session_id, {"type": "done", "status": "idle"})
 
     async def run(
-        self, session_id: str, question: str | None, decision: dict[str, Any] | None
+        self, session_id: str, question: str | None, decision: Mapping[str, object] | None
     ) -> RunResult:
         token = _current_session.set(session_id)
         try:
@@ -164,7 +178,9 @@ class _Service:
         finally:
             _current_session.reset(token)
 
-    def start(self, session_id: str, question: str | None, decision: dict[str, Any] | None) -> None:
+    def start(
+        self, session_id: str, question: str | None, decision: Mapping[str, object] | None
+    ) -> None:
         async def runner() -> None:
             with contextlib.suppress(Exception):
                 await self.run(session_id, question, decision)
@@ -172,14 +188,25 @@ class _Service:
         self.tasks[session_id] = asyncio.create_task(runner())
 
 
+def _view(message: ChatMessage) -> MessageView:
+    view = MessageView(role=message["role"], content=message["content"])
+    if "id" in message:
+        view["id"] = message["id"]
+    if message["role"] == "tool":
+        view["name"] = message["name"]
+    if "turn" in message:
+        view["turn"] = message["turn"]
+    return view
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     mcp_url: str | None = None,
-    mcp_target: Any = None,
+    mcp_target: MCPTarget | None = None,
     checkpointer: str | None = None,
     index_path: str | None = None,
-) -> Any:
+) -> ApiMiddleware:
     """The agent-web ASGI app. ``mcp_target`` (a FastMCP server) replaces the URL in tests."""
     settings = settings or get_settings()
     hub = _Hub()
@@ -325,14 +352,11 @@ def create_app(
         return BulkDeleteResult(deleted=deleted, missing=[i for i in body.ids if i not in deleted])
 
     @app.get("/api/v1/sessions/{session_id}/messages", dependencies=[read], tags=["messages"])
-    async def messages(session_id: str) -> list[dict[str, Any]]:
+    async def messages(session_id: str) -> list[MessageView]:
         """The conversation (plain-dict messages, redacted)."""
         await existing(session_id)
         history = await service().agent.history(session_id)
-        return [
-            redact({k: v for k, v in m.items() if k in ("id", "role", "content", "name", "turn")})
-            for m in history
-        ]
+        return [redact(_view(m)) for m in history]
 
     @app.get("/api/v1/sessions/{session_id}/diagnosis", dependencies=[read], tags=["messages"])
     async def last_diagnosis(session_id: str) -> Diagnosis:

@@ -2,44 +2,63 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
-from agent.providers.base import LLMReply, ToolCall, ToolDef
+from pydantic import TypeAdapter, ValidationError
+
+from agent.models import ToolArguments
+from agent.providers.base import ChatMessage, LLMReply, ToolCall, ToolDef
+
+if TYPE_CHECKING:
+    from anthropic.types import ContentBlockParam, MessageParam, ToolParam
 
 __all__ = ["AnthropicProvider", "to_anthropic_messages"]
 
+_ARGUMENTS: TypeAdapter[ToolArguments] = TypeAdapter(ToolArguments)
 
-def to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """Neutral plain-dict messages → (system prompt, Messages API messages).
+
+def _json_object(value: object) -> ToolArguments:
+    """A ``tool_use`` block's input as tool arguments (``{}`` when it is not a JSON object)."""
+    try:
+        return _ARGUMENTS.validate_python(value)
+    except ValidationError:
+        return {}
+
+
+def to_anthropic_messages(messages: list[ChatMessage]) -> tuple[str, list[MessageParam]]:
+    """Neutral messages → (system prompt, Messages API messages).
 
     Consecutive tool results become one user turn of ``tool_result`` blocks, as the API
     requires; consecutive same-role turns are merged.
     """
-    system_parts: list[str] = []
-    out: list[dict[str, Any]] = []
+    from anthropic.types import AssistantMessageParam, ToolUseBlockParam, UserMessageParam
 
-    def push(role: str, blocks: list[dict[str, Any]]) -> None:
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
+    system_parts: list[str] = []
+    turns: list[tuple[Literal["user", "assistant"], list[ContentBlockParam]]] = []
+
+    def push(role: Literal["user", "assistant"], blocks: list[ContentBlockParam]) -> None:
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(blocks)
         else:
-            out.append({"role": role, "content": list(blocks)})
+            turns.append((role, list(blocks)))
 
     for m in messages:
-        role = m["role"]
-        if role == "system":
+        if m["role"] == "system":
             system_parts.append(m.get("content") or "")
-        elif role == "assistant":
-            blocks: list[dict[str, Any]] = []
+        elif m["role"] == "assistant":
+            blocks: list[ContentBlockParam] = []
             if m.get("content"):
                 blocks.append({"type": "text", "text": m["content"]})
             for c in m.get("tool_calls") or []:
                 blocks.append(
-                    {"type": "tool_use", "id": c["id"], "name": c["name"], "input": c["arguments"]}
+                    ToolUseBlockParam(
+                        type="tool_use", id=c["id"], name=c["name"], input=dict(c["arguments"])
+                    )
                 )
             if not blocks:
                 blocks.append({"type": "text", "text": "(no answer)"})
             push("assistant", blocks)
-        elif role == "tool":
+        elif m["role"] == "tool":
             push(
                 "user",
                 [
@@ -53,6 +72,12 @@ def to_anthropic_messages(messages: list[dict[str, Any]]) -> tuple[str, list[dic
             )
         else:
             push("user", [{"type": "text", "text": m.get("content") or ""}])
+    out: list[MessageParam] = [
+        UserMessageParam(role="user", content=blocks)
+        if role == "user"
+        else AssistantMessageParam(role="assistant", content=blocks)
+        for role, blocks in turns
+    ]
     return "\n\n".join(p for p in system_parts if p), out
 
 
@@ -71,49 +96,49 @@ class AnthropicProvider:
 
     async def complete(
         self,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         tools: list[ToolDef],
         *,
         timeout: float | None,  # noqa: ASYNC109 - passed to the SDK per attempt
         max_tokens: int,
     ) -> LLMReply:
+        from anthropic import omit
+        from anthropic.types import TextBlock, ToolUseBlock
+
         system, converted = to_anthropic_messages(messages)
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": converted,
-            "max_tokens": max_tokens,
-            "timeout": timeout,
-        }
-        if system:
-            kwargs["system"] = system
-        if tools:
-            kwargs["tools"] = [
-                {
-                    "name": t.name,
-                    "description": t.description[:1000],
-                    "input_schema": t.input_schema or {"type": "object", "properties": {}},
-                }
-                for t in tools
-            ]
-        response: Any = await self._client.messages.create(**kwargs)
+        offered: list[ToolParam] = [
+            {
+                "name": t.name,
+                "description": t.description[:1000],
+                "input_schema": dict(t.input_schema) or {"type": "object", "properties": {}},
+            }
+            for t in tools
+        ]
+        response = await self._client.messages.create(
+            model=self.model,
+            messages=converted,
+            max_tokens=max_tokens,
+            timeout=timeout,
+            system=system or omit,
+            tools=offered or omit,
+        )
         texts: list[str] = []
         calls: list[ToolCall] = []
         for block in response.content or []:
-            kind = getattr(block, "type", None)
-            if kind == "text":
+            if isinstance(block, TextBlock):
                 texts.append(block.text)
-            elif kind == "tool_use":
-                args = block.input if isinstance(block.input, dict) else {}
+            elif isinstance(block, ToolUseBlock):
+                args = _json_object(block.input)
                 calls.append(ToolCall(id=block.id, name=block.name, arguments=args))
         usage = response.usage
         return LLMReply(
             text="\n".join(texts),
             tool_calls=calls,
-            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
-            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
             provider=self.name,
             model=self.model,
-            stop_reason=getattr(response, "stop_reason", None),
+            stop_reason=response.stop_reason,
         )
 
     async def aclose(self) -> None:

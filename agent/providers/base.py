@@ -1,18 +1,37 @@
-"""The one provider interface: plain-dict messages in, a :class:`LLMReply` out.
+"""The one provider interface: neutral chat messages in, a :class:`LLMReply` out.
 
-Messages are plain dicts (no LangChain types), in a neutral shape each provider converts:
+Messages are plain dicts (no LangChain types) typed as :data:`ChatMessage`, a neutral shape
+each provider converts to its SDK's:
 
-* ``{"role": "system" | "user", "content": str}``
-* ``{"role": "assistant", "content": str, "tool_calls": [{"id", "name", "arguments"}]}``
-* ``{"role": "tool", "tool_call_id": str, "name": str, "content": str, "is_error": bool}``
+* :class:`SystemMessage` / :class:`UserMessage` — ``{"role", "content"}``
+* :class:`AssistantMessage` — ``{"role": "assistant", "content", "tool_calls"?: [ToolCall]}``
+* :class:`ToolMessage` — ``{"role": "tool", "tool_call_id", "name", "content", "is_error"}``
+
+Every message may carry an ``id`` (the graph's message reducer replaces by id) and the
+``turn`` (question of the session) it belongs to; providers ignore both.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Literal, NotRequired, Protocol, TypedDict, runtime_checkable
 
-__all__ = ["LLMProvider", "LLMReply", "ToolCall", "ToolDef"]
+from agent.models import JsonObject, ToolArguments
+from guilde_core.config import ServiceType
+
+__all__ = [
+    "AssistantMessage",
+    "ChatMessage",
+    "LLMCall",
+    "LLMProvider",
+    "LLMReply",
+    "SystemMessage",
+    "ToolCall",
+    "ToolDef",
+    "ToolMessage",
+    "UserMessage",
+]
 
 
 @dataclass(frozen=True)
@@ -21,16 +40,51 @@ class ToolDef:
 
     name: str
     description: str
-    input_schema: dict[str, Any]
+    input_schema: JsonObject
 
 
-@dataclass(frozen=True)
-class ToolCall:
-    """A tool call the model asked for."""
+class ToolCall(TypedDict):
+    """A tool call the model asked for (kept in messages and the graph state).
+
+    ``arguments`` is ``{"__invalid_arguments__": raw}`` when the model sent arguments that
+    are not a JSON object.
+    """
 
     id: str
     name: str
-    arguments: dict[str, Any]
+    arguments: ToolArguments
+
+
+class _Stamped(TypedDict, total=False):
+    id: str
+    turn: int
+
+
+class SystemMessage(_Stamped):
+    role: Literal["system"]
+    content: str
+
+
+class UserMessage(_Stamped):
+    role: Literal["user"]
+    content: str
+
+
+class AssistantMessage(_Stamped):
+    role: Literal["assistant"]
+    content: str
+    tool_calls: NotRequired[list[ToolCall]]
+
+
+class ToolMessage(_Stamped):
+    role: Literal["tool"]
+    tool_call_id: str
+    name: str
+    content: str
+    is_error: bool
+
+
+ChatMessage = SystemMessage | UserMessage | AssistantMessage | ToolMessage
 
 
 @dataclass
@@ -60,7 +114,7 @@ class LLMProvider(Protocol):
 
     async def complete(
         self,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         tools: list[ToolDef],
         *,
         timeout: float | None,  # noqa: ASYNC109 - passed to the SDK per attempt
@@ -68,3 +122,17 @@ class LLMProvider(Protocol):
     ) -> LLMReply:
         """One attempt; raises the SDK's exception on failure (classified by the chain)."""
         ...
+
+
+class LLMCall(Protocol):
+    """How the chain reaches the resilience layer: ``await call(service, attempt, …)``
+    where ``attempt(timeout)`` is one provider call (``guilde_core.resilience.resilient_call``)."""
+
+    def __call__(
+        self,
+        service: str,
+        fn: Callable[[float | None], Awaitable[LLMReply]],
+        /,
+        *,
+        service_type: ServiceType,
+    ) -> Awaitable[LLMReply]: ...

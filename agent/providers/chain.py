@@ -21,11 +21,10 @@ then concludes with the offline engine (mode ``degraded``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from pydantic import SecretStr
 
 from agent.providers.anthropic_provider import AnthropicProvider
-from agent.providers.base import LLMProvider, LLMReply, ToolDef
+from agent.providers.base import ChatMessage, LLMCall, LLMProvider, LLMReply, ToolDef
 from agent.providers.openai_provider import OPENROUTER_BASE_URL, OpenAIProvider
 from guilde_core.config import ServiceType, Settings
 from guilde_core.errors import (
@@ -80,11 +79,10 @@ def parse_chain(entries: list[str]) -> list[tuple[str, str]]:
     return chain
 
 
-def _secret(value: Any) -> str | None:
+def _secret(value: SecretStr | None) -> str | None:
     if value is None:
         return None
-    got = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-    return got or None
+    return value.get_secret_value() or None
 
 
 def build_chain(settings: Settings, spec: list[str] | str | None = None) -> ProviderChain:
@@ -142,7 +140,7 @@ class ProviderChain:
         settings: Settings,
         *,
         notes: list[str] | None = None,
-        call: Callable[..., Awaitable[Any]] | None = None,
+        call: LLMCall | None = None,
     ) -> None:
         self.providers = list(providers)
         self.settings = settings
@@ -159,7 +157,7 @@ class ProviderChain:
         """An LLM was asked for (even if none could be built, e.g. missing keys)."""
         return bool(self.providers) or bool(self.notes)
 
-    def _resilient(self) -> Callable[..., Awaitable[Any]]:
+    def _resilient(self) -> LLMCall:
         if self._call is None:
             from agent.providers.resilience import get_resilient_call
 
@@ -167,7 +165,7 @@ class ProviderChain:
         return self._call
 
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[ToolDef], *, max_tokens: int = 1024
+        self, messages: list[ChatMessage], tools: list[ToolDef], *, max_tokens: int = 1024
     ) -> LLMReply:
         """The first provider that answers; raises :class:`AllProvidersFailed` otherwise."""
         call = self._resilient()
@@ -185,7 +183,7 @@ class ProviderChain:
                 return await p.complete(messages, tools, timeout=timeout, max_tokens=max_tokens)
 
             try:
-                reply: LLMReply = await call(provider.name, attempt, service_type=ServiceType.LLM)
+                reply = await call(provider.name, attempt, service_type=ServiceType.LLM)
             except Exception as exc:
                 err = classify(exc, service=provider.name)
                 self.notes.append(redact_text(_describe(provider, err)))

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from agent.providers.base import LLMReply, ToolCall, ToolDef
+from agent.models import ToolArguments
+from agent.providers.base import ChatMessage, LLMReply, ToolCall, ToolDef
+
+if TYPE_CHECKING:
+    from openai.types.chat import (
+        ChatCompletionAssistantMessageParam,
+        ChatCompletionFunctionToolParam,
+        ChatCompletionMessageParam,
+    )
 
 __all__ = ["OpenAIProvider", "to_openai_messages"]
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 
 
-def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Neutral plain-dict messages → Chat Completions messages."""
-    out: list[dict[str, Any]] = []
+def to_openai_messages(messages: list[ChatMessage]) -> list[ChatCompletionMessageParam]:
+    """Neutral messages → Chat Completions messages."""
+    out: list[ChatCompletionMessageParam] = []
     for m in messages:
-        role = m["role"]
-        if role == "assistant":
-            msg: dict[str, Any] = {"role": "assistant", "content": m.get("content") or ""}
+        if m["role"] == "assistant":
+            msg: ChatCompletionAssistantMessageParam = {
+                "role": "assistant",
+                "content": m.get("content") or "",
+            }
             calls = m.get("tool_calls") or []
             if calls:
                 msg["tool_calls"] = [
@@ -30,17 +40,19 @@ def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     for c in calls
                 ]
             out.append(msg)
-        elif role == "tool":
+        elif m["role"] == "tool":
             content = m.get("content") or ""
             if m.get("is_error"):
                 content = f"ERROR: {content}"
             out.append({"role": "tool", "tool_call_id": m["tool_call_id"], "content": content})
+        elif m["role"] == "system":
+            out.append({"role": "system", "content": m.get("content") or ""})
         else:
-            out.append({"role": role, "content": m.get("content") or ""})
+            out.append({"role": "user", "content": m.get("content") or ""})
     return out
 
 
-def _parse_arguments(raw: str | None) -> dict[str, Any]:
+def _parse_arguments(raw: str | None) -> ToolArguments:
     if not raw:
         return {}
     try:
@@ -72,31 +84,33 @@ class OpenAIProvider:
 
     async def complete(
         self,
-        messages: list[dict[str, Any]],
+        messages: list[ChatMessage],
         tools: list[ToolDef],
         *,
         timeout: float | None,  # noqa: ASYNC109 - passed to the SDK per attempt
         max_tokens: int,
     ) -> LLMReply:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": to_openai_messages(messages),
-            "max_tokens": max_tokens,
-            "timeout": timeout,
-        }
-        if tools:
-            kwargs["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description[:1000],
-                        "parameters": t.input_schema or {"type": "object", "properties": {}},
-                    },
-                }
-                for t in tools
-            ]
-        response: Any = await self._client.chat.completions.create(**kwargs)
+        from openai import omit
+        from openai.types.chat import ChatCompletionMessageFunctionToolCall
+
+        offered: list[ChatCompletionFunctionToolParam] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description[:1000],
+                    "parameters": dict(t.input_schema) or {"type": "object", "properties": {}},
+                },
+            }
+            for t in tools
+        ]
+        response = await self._client.chat.completions.create(
+            model=self.model,
+            messages=to_openai_messages(messages),
+            max_tokens=max_tokens,
+            timeout=timeout,
+            tools=offered or omit,
+        )
         choice = response.choices[0]
         message = choice.message
         calls = [
@@ -106,14 +120,14 @@ class OpenAIProvider:
                 arguments=_parse_arguments(c.function.arguments),
             )
             for i, c in enumerate(message.tool_calls or [])
-            if getattr(c, "function", None) is not None
+            if isinstance(c, ChatCompletionMessageFunctionToolCall)
         ]
         usage = response.usage
         return LLMReply(
             text=message.content or "",
             tool_calls=calls,
-            input_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            output_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
             provider=self.name,
             model=self.model,
             stop_reason=choice.finish_reason,

@@ -8,9 +8,7 @@ is one attempt. :func:`reset_local_breakers` gives tests and live scenarios a fr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
+from agent.providers.base import LLMCall
 from guilde_core.resilience import reset_registry, resilient_call
 
 __all__ = ["get_resilient_call", "reset_local_breakers"]
@@ -21,6 +19,6 @@ def reset_local_breakers() -> None:
     reset_registry()
 
 
-def get_resilient_call() -> Callable[..., Awaitable[Any]]:
+def get_resilient_call() -> LLMCall:
     """The shared layer's ``resilient_call``."""
     return resilient_call

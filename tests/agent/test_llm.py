@@ -30,7 +30,7 @@ from tools.fakellm import RunningFakeLLM, fakellm_server
 OPENAI_KEY = "sk-test-PLANTEDOPENAIKEY0123456789"
 ANTHROPIC_KEY = "sk-ant-PLANTEDANTHROPIC0123456789"
 
-CONCLUSION = {
+CONCLUSION: dict[str, Any] = {
     "status": "unhealthy",
     "root_cause": {
         "component": "database",
@@ -254,6 +254,60 @@ def test_anthropic_tool_loop(fake: Fake) -> None:
     blocks = second["messages"][-1]["content"]
     assert blocks[0]["type"] == "tool_result"
     assert fake.requests[1].api == "anthropic"
+
+
+# --- the model's conclusion ---------------------------------------------------------------------
+def _offline_root() -> tuple[str, str, list[str]]:
+    d = diagnose(build_recorded_server(scenario_data("db-unreachable"))[0], "why?")
+    return d.root_cause.component, d.root_cause.category, d.root_cause.evidence_ids
+
+
+@pytest.mark.parametrize(
+    ("answer", "note"),
+    [
+        (
+            Step(json.dumps({**CONCLUSION, "root_cause": {"component": "database"}})),
+            "invalid conclusion (root_cause.category: Field required)",
+        ),
+        (
+            Step(
+                json.dumps(
+                    {**CONCLUSION, "root_cause": {**CONCLUSION["root_cause"], "confidence": "high"}}
+                )
+            ),
+            "invalid conclusion (root_cause.confidence:",
+        ),
+        (Step("The database is down, I am fairly sure."), "not the expected JSON"),
+    ],
+)
+def test_an_invalid_conclusion_falls_back_to_the_offline_answer(
+    fake: Fake, answer: dict[str, Any], note: str
+) -> None:
+    fake.script = [answer]
+    result, _, _ = _run("openai:gpt-fake,offline")
+    d = result.diagnosis
+    assert d is not None
+    assert d.mode == "degraded"
+    assert (d.provider, d.model) == (None, None)
+    assert (d.root_cause.component, d.root_cause.category, d.root_cause.evidence_ids) == (
+        _offline_root()
+    )
+    assert not any(f.source == "llm" for f in d.findings)
+    assert any(note in n and "offline root cause is kept" in n for n in d.notes), d.notes
+
+
+def test_a_root_cause_citing_only_unknown_evidence_cites_the_offline_evidence(
+    fake: Fake,
+) -> None:
+    conclusion = {**CONCLUSION, "root_cause": {**CONCLUSION["root_cause"], "evidence_ids": ["E99"]}}
+    fake.script = [_final(conclusion)]
+    result, _, _ = _run("openai:gpt-fake,offline")
+    d = result.diagnosis
+    assert d is not None
+    assert d.mode == "llm"
+    assert d.root_cause.summary.startswith("PostgreSQL refuses connections")
+    assert d.root_cause.evidence_ids == _offline_root()[2]
+    assert "model cited 1 unknown evidence id(s); they were dropped" in d.notes
 
 
 # --- the fault matrix ------------------------------------------------------------------------

@@ -1,0 +1,217 @@
+"""The model's conclusion: parsed by a pydantic model, invalid answers a typed error, and the
+rule for citations of evidence that does not exist (see also the graph-level fallbacks in
+tests/agent/test_llm.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from agent.conclusion import (
+    ConcludedFinding,
+    ConclusionError,
+    InvalidFinding,
+    ModelConclusion,
+    apply_citation_policy,
+    parse_conclusion,
+)
+from guilde_core.errors import PermanentError
+
+
+def _answer(**over: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {
+        "status": "unhealthy",
+        "root_cause": {
+            "component": "database",
+            "category": "unreachable",
+            "summary": "PostgreSQL refuses connections.",
+            "confidence": 0.9,
+            "evidence_ids": ["E1", "E6"],
+        },
+        "findings": [
+            {
+                "title": "breaker open",
+                "component": "database",
+                "category": "circuit_open",
+                "severity": "error",
+                "evidence_ids": ["E6"],
+            }
+        ],
+        "recommendations": ["Start PostgreSQL."],
+    }
+    answer.update(over)
+    return answer
+
+
+def _root(**over: Any) -> dict[str, Any]:
+    root: dict[str, Any] = dict(_answer()["root_cause"])
+    root.update(over)
+    return root
+
+
+def _text(answer: dict[str, Any]) -> str:
+    return "Here is what I found.\n```json\n" + json.dumps(answer) + "\n```\n"
+
+
+# --- a valid conclusion ------------------------------------------------------------------------
+def test_valid_conclusion_is_parsed_from_prose_and_a_code_fence() -> None:
+    parsed = parse_conclusion(_text(_answer()))
+    assert parsed.status == "unhealthy"
+    assert parsed.root_cause.component == "database"
+    assert parsed.root_cause.category == "unreachable"
+    assert parsed.root_cause.bounded_confidence == 0.9
+    assert parsed.root_cause.evidence_ids == ["E1", "E6"]
+    assert parsed.findings == [
+        ConcludedFinding(
+            title="breaker open",
+            component="database",
+            category="circuit_open",
+            severity="error",
+            evidence_ids=["E6"],
+        )
+    ]
+    assert parsed.recommendations == ["Start PostgreSQL."]
+
+
+def test_an_earlier_json_object_without_a_root_cause_is_skipped() -> None:
+    text = 'I called {"tool": "logs_search"} first.\n' + json.dumps(_answer())
+    assert parse_conclusion(text).root_cause.component == "database"
+
+
+def test_tolerated_deviations_keep_the_answer() -> None:
+    parsed = parse_conclusion(
+        json.dumps(
+            _answer(
+                status="on fire",  # not a status: the offline one stays
+                recommendations="Start PostgreSQL.",  # one string: one recommendation
+                root_cause=_root(component="  database ", category=" unreachable", confidence=7),
+                findings=[{**_answer()["findings"][0], "severity": "catastrophic"}],
+            )
+        )
+    )
+    assert parsed.status is None
+    assert parsed.recommendations == ["Start PostgreSQL."]
+    assert (parsed.root_cause.component, parsed.root_cause.category) == ("database", "unreachable")
+    assert parsed.root_cause.bounded_confidence == 1.0  # clamped into 0-1
+    first = parsed.findings[0]
+    assert isinstance(first, ConcludedFinding)
+    assert first.severity == "warning"
+
+
+# --- missing fields ------------------------------------------------------------------------------
+def test_missing_optional_fields_take_their_defaults() -> None:
+    parsed = parse_conclusion(
+        json.dumps({"root_cause": {"component": "redis", "category": "latency"}})
+    )
+    assert parsed.status is None
+    assert parsed.root_cause.summary is None
+    assert parsed.root_cause.bounded_confidence == 0.6
+    assert parsed.root_cause.evidence_ids == []
+    assert parsed.findings == []
+    assert parsed.recommendations == []
+
+
+def test_an_answer_without_a_conclusion_object_is_a_typed_error() -> None:
+    for text in ("The database is down.", '{"status": "unhealthy"}', "{not json", ""):
+        with pytest.raises(ConclusionError) as excinfo:
+            parse_conclusion(text)
+        assert isinstance(excinfo.value, PermanentError)
+        assert excinfo.value.code == "invalid_conclusion"
+        assert excinfo.value.problems == []
+        assert "not the expected JSON" in excinfo.value.message
+
+
+@pytest.mark.parametrize(
+    ("root_cause", "where"),
+    [
+        ({"category": "unreachable"}, "root_cause.component"),
+        ({"component": "database"}, "root_cause.category"),
+        ({"component": "   ", "category": "unreachable"}, "root_cause.component"),
+    ],
+)
+def test_a_root_cause_missing_a_required_field_is_a_typed_error(
+    root_cause: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(ConclusionError) as excinfo:
+        parse_conclusion(json.dumps(_answer(root_cause=root_cause)))
+    assert any(p.startswith(where) for p in excinfo.value.problems), excinfo.value.problems
+    assert "invalid conclusion" in excinfo.value.message
+    assert where in excinfo.value.message
+
+
+# --- wrong types ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("answer", "where"),
+    [
+        (_answer(root_cause="the database"), "root_cause"),
+        (_answer(root_cause=_root(component=5)), "root_cause.component"),
+        (_answer(root_cause=_root(category="meltdown")), "root_cause.category"),
+        (_answer(root_cause=_root(confidence="high")), "root_cause.confidence"),
+        (_answer(root_cause=_root(evidence_ids="E1")), "root_cause.evidence_ids"),
+        (_answer(findings={"title": "x"}), "findings"),
+        (_answer(recommendations=[1, 2]), "recommendations.0"),
+    ],
+)
+def test_wrong_types_are_a_typed_error_naming_the_field(answer: dict[str, Any], where: str) -> None:
+    with pytest.raises(ConclusionError) as excinfo:
+        parse_conclusion(json.dumps(answer))
+    assert any(p.startswith(where) for p in excinfo.value.problems), excinfo.value.problems
+
+
+def test_a_finding_that_does_not_validate_is_dropped_alone() -> None:
+    good = _answer()["findings"][0]
+    parsed = parse_conclusion(
+        json.dumps(
+            _answer(
+                findings=[
+                    {**good, "category": "vibes"},
+                    "not an object",
+                    good,
+                    {**good, "evidence_ids": "E6"},
+                ]
+            )
+        )
+    )
+    kinds = [type(f) for f in parsed.findings]
+    assert kinds == [InvalidFinding, InvalidFinding, ConcludedFinding, InvalidFinding]
+    problems = [f.problem for f in parsed.findings if isinstance(f, InvalidFinding)]
+    assert problems[0].startswith("category:")
+    assert problems[2].startswith("evidence_ids:")
+    assert parsed.root_cause.component == "database"
+
+
+# --- citations of evidence that does not exist ------------------------------------------------
+def test_unknown_evidence_ids_are_dropped_and_noted() -> None:
+    conclusion = ModelConclusion.model_validate(
+        _answer(
+            root_cause=_root(evidence_ids=["E1", "E77", "E78"]),
+            findings=[
+                {"category": "circuit_open", "evidence_ids": ["E6", "E99"]},
+                {"category": "latency", "evidence_ids": ["E99"]},
+                {"category": "error_spike"},
+            ],
+        )
+    )
+    resolved, notes = apply_citation_policy(conclusion, {"E1", "E6"}, ["E2"])
+    assert resolved.root_cause.evidence_ids == ["E1"]
+    assert notes == ["model cited 2 unknown evidence id(s); they were dropped"]
+    first, second, third = resolved.findings
+    assert isinstance(first, ConcludedFinding)
+    assert first.evidence_ids == ["E6"]
+    assert second == InvalidFinding(problem="no valid evidence cited")
+    assert third == InvalidFinding(problem="no valid evidence cited")
+    # the conclusion itself is left as it was
+    assert conclusion.root_cause.evidence_ids == ["E1", "E77", "E78"]
+
+
+def test_a_root_cause_citing_nothing_known_cites_the_fallback() -> None:
+    conclusion = ModelConclusion.model_validate(_answer(root_cause=_root(evidence_ids=["E77"])))
+    resolved, notes = apply_citation_policy(conclusion, {"E1"}, ["E1"])
+    assert resolved.root_cause.evidence_ids == ["E1"]
+    assert notes == ["model cited 1 unknown evidence id(s); they were dropped"]
+    uncited = ModelConclusion.model_validate(_answer(root_cause=_root(evidence_ids=[])))
+    resolved, notes = apply_citation_policy(uncited, {"E1"}, ["E1", "E3"])
+    assert resolved.root_cause.evidence_ids == ["E1", "E3"]
+    assert notes == []
