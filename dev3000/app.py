@@ -271,8 +271,10 @@ def create_app(
     app.include_router(timeline.router)
     app.include_router(targets.router)
     from dev3000.api import logs
+    from dev3000.browser import router as browser_router
 
     app.include_router(logs.router)
+    app.include_router(browser_router)
 
     manager = StreamManager(
         bus,

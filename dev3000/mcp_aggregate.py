@@ -2,9 +2,11 @@
 
 ``build_aggregate_server(settings) -> FastMCP`` mounts
 
-* the four area servers (``servers/<area>/server.py: build_server(settings)``) under the
-  namespaces ``health``, ``circuits``, ``logs``, ``system`` (tools ``health_<tool>``,
-  resources ``<scheme>://health/<path>``);
+* the area servers (``servers/<area>/server.py: build_server(settings)``) under the
+  namespaces ``health``, ``circuits``, ``logs``, ``system``, ``browser`` (tools
+  ``health_<tool>``, resources ``<scheme>://health/<path>``);
+* ``process_list`` and ``process_restart`` over the ``--run`` processes
+  (:mod:`dev3000.process_tools`);
 * remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
   SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
   by fastmcp under its own name, so one dev3000 can front servers in other containers;
@@ -39,6 +41,7 @@ from fastmcp.server import create_proxy
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from dev3000.process_tools import register_process_tools
 from dev3000.timeline.bus import EventBus, current_bus
 from dev3000.timeline.filters import EventFilter
 from guilde_core.config import Settings, get_settings
@@ -58,13 +61,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AREAS: tuple[str, ...] = ("health", "circuits", "logs", "system")
+AREAS: tuple[str, ...] = ("health", "circuits", "logs", "system", "browser")
 
 #: ``registrar(server, settings)`` adds tools/resources to the aggregate
 ToolRegistrar = Callable[[FastMCP, Settings], None]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_RESERVED = {*AREAS, "timeline"}
+_RESERVED = {*AREAS, "timeline", "process"}
 
 
 # --- remote servers ------------------------------------------------------------------------
@@ -282,9 +285,9 @@ def build_aggregate_server(
 
     server: FastMCP = FastMCP(
         settings.mcp_server_name,
-        instructions="guilde-diag through dev3000: health_*, circuits_*, logs_*, system_* "
-        "tools per area, timeline_recent for what happened lately, and any remote "
-        "servers under their own names.",
+        instructions="guilde-diag through dev3000: health_*, circuits_*, logs_*, system_*, "
+        "browser_* tools per area, timeline_recent for what happened lately, process_* for "
+        "supervised dev servers, and any remote servers under their own names.",
         lifespan=lifespan,
     )
     for area in areas:
@@ -294,6 +297,7 @@ def build_aggregate_server(
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)
+    register_process_tools(server, settings)
     for registrar in extra_tools:
         registrar(server, settings)
     return server

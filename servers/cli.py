@@ -26,6 +26,7 @@ SERVER_BUILDERS: dict[str, str] = {
     "circuits": "servers.circuits.server:build_server",
     "logs": "servers.logs.server:build_server",
     "system": "servers.system.server:build_server",
+    "browser": "servers.browser.server:build_standalone_server",
 }
 
 TRANSPORTS = ("stdio", "sse", "http")

@@ -65,7 +65,15 @@ async def failed_requests(limit: int = 20, capture: BrowserCapture | None = None
 
 
 async def page_status(capture: BrowserCapture | None = None) -> BrowserStatus:
-    return require_capture(capture).status()
+    """The capture's state (``off`` when none runs in this process)."""
+    found = capture or current_capture()
+    if found is None:
+        return BrowserStatus(
+            url=None,
+            state="off",
+            last_error="no browser capture: dev3000 serve --browser URL or DEV3000_BROWSER_URL",
+        )
+    return found.status()
 
 
 async def take_screenshot(

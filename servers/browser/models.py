@@ -59,18 +59,18 @@ class ScreenshotInfo(BaseModel):
 class BrowserStatus(BaseModel):
     """The capture's state."""
 
-    url: str = Field(description="The watched page.")
-    state: Literal["starting", "running", "restarting", "stopped", "failed"]
+    url: str | None = Field(description="The watched page (None: no capture runs).")
+    state: Literal["off", "starting", "running", "restarting", "stopped", "failed"]
     page_url: str | None = Field(None, description="Where the page is now.")
     title: str | None = None
     browser_version: str | None = None
-    launches: int = Field(description="Browser launches since start (1 + restarts).")
-    crashes: int = Field(description="Page crashes and browser disconnects seen.")
+    launches: int = Field(0, description="Browser launches since start (1 + restarts).")
+    crashes: int = Field(0, description="Page crashes and browser disconnects seen.")
     last_error: str | None = None
-    records: int
-    dropped: int
-    screenshots: int
-    correlate_origins: list[str]
+    records: int = 0
+    dropped: int = 0
+    screenshots: int = 0
+    correlate_origins: list[str] = Field(default_factory=list)
     counts: dict[str, int] = Field(default_factory=dict, description="Records by kind.")
 
 

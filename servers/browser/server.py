@@ -70,6 +70,15 @@ def build_server(settings: Settings | None = None, *, standalone: bool = False) 
     if s.mcp_tools_enabled:
 
         @server.tool(
+            name="page_status",
+            description="Capture state: watched URL, current page, launches, crashes, counts.",
+            annotations=READ_ONLY,
+        )
+        @as_tool_errors
+        async def page_status() -> BrowserStatus:
+            return await logic.page_status()
+
+        @server.tool(
             name="recent_errors",
             description="Recent console errors/warnings, uncaught exceptions and failed "
             "requests of the watched page, oldest first.",
@@ -88,15 +97,6 @@ def build_server(settings: Settings | None = None, *, standalone: bool = False) 
         @as_tool_errors
         async def failed_requests(limit: Limit = 20) -> RecordList:
             return await logic.failed_requests(limit)
-
-        @server.tool(
-            name="page_status",
-            description="Capture state: watched URL, current page, launches, crashes, counts.",
-            annotations=READ_ONLY,
-        )
-        @as_tool_errors
-        async def page_status() -> BrowserStatus:
-            return await logic.page_status()
 
         @server.tool(
             name="screenshot",
