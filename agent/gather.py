@@ -2,7 +2,8 @@
 
 The pass calls, concurrently, whichever of these the server offers: deep health (the seed
 §6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
-error groups from the logs, and the recent timeline. Each answer
+error groups from the logs, and the recent timeline; then the watched page's errors and the
+backend log lines their correlation ids lead to (:mod:`agent.browser_evidence`). Each answer
 (or error) becomes an evidence record ``{id, tool, arguments, ok, data, excerpt}``
 numbered ``E1, E2, …`` after the evidence already held, so follow-up questions in a
 session keep citing stable ids.
@@ -14,6 +15,7 @@ import asyncio
 import json
 from typing import Any
 
+from agent.browser_evidence import gather_browser
 from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
 from agent.safety import redact_data
 from guilde_core.redaction import redact_text
@@ -169,6 +171,11 @@ async def gather(
         assert spec is not None
         plan.append((name, fit_arguments(spec, _wanted_args(role, focus, window_minutes))))
     outcomes = await asyncio.gather(*(tools.call(n, a) for n, a in plan))
-    return [
+    records = [
         record_from_outcome(f"E{start_index + i}", outcome) for i, outcome in enumerate(outcomes)
     ]
+    # the watched page's errors and the backend lines their correlation ids lead to
+    records += await gather_browser(
+        tools, start_index=start_index + len(records), record_from_outcome=record_from_outcome
+    )
+    return records
