@@ -34,8 +34,8 @@ from servers.logs.parse import MAX_LINE, EntryJoiner, normalise_level
 __all__ = ["ProcessOutput", "detect_level"]
 
 _ERROR_SHAPE = re.compile(
-    r"^\s*(?:Uncaught\s+)?(?:[A-Za-z_][\w.]*(?:Error|Exception)|panic|fatal error|FATAL|"
-    r"Traceback \(most recent call last\))\b"
+    r"^\s*(?:Uncaught\s+)?(?:(?:[A-Za-z_][\w.]*(?:Error|Exception)|panic|fatal error|FATAL)\b|"
+    r"Traceback \(most recent call last\))"
 )
 _WARNING_SHAPE = re.compile(r"^\s*(?:\(node:\d+\)\s+)?(?:[\w.]*Warning|warn(?:ing)?)\b[:!\s]", re.I)
 _TS_KEYS = ("ts", "timestamp", "time", "@timestamp", "asctime")
