@@ -2,6 +2,7 @@
 
     uv run python tools/bench/bench_browser.py                 # 7 rounds × 5 loads each way
     uv run python tools/bench/bench_browser.py --rounds 10 --loads 8
+    uv run python tools/bench/bench_browser.py --no-correlate     # capture without the ids
 
 The sandbox (with its frontend at ``/app``) runs in process on loopback. Two headless
 Chromiums, launched the same way (the system Chromium, the capture's flags):
@@ -65,7 +66,7 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-async def run(rounds: int, loads: int) -> dict[str, Any]:
+async def run(rounds: int, loads: int, correlate: bool = True) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     executable = find_chromium()
@@ -98,7 +99,12 @@ async def run(rounds: int, loads: int) -> dict[str, Any]:
 
     load_before = os.getloadavg()
     capture = BrowserCapture(
-        CaptureConfig(url=sandbox.url + "/app", log_dir=tmp / "logs", origins=(sandbox.url,)),
+        CaptureConfig(
+            url=sandbox.url + "/app",
+            log_dir=tmp / "logs",
+            origins=(sandbox.url,),
+            correlate=correlate,
+        ),
         sink=count,
     )
     pw = await async_playwright().start()
@@ -133,6 +139,7 @@ async def run(rounds: int, loads: int) -> dict[str, Any]:
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in load_after],
         "capture_events": events,
+        "correlate": correlate,
     }
     for metric in ("load", "ready"):
         a = _summary(samples["without"][metric])
@@ -149,7 +156,8 @@ def _print(result: dict[str, Any]) -> None:
     print(
         f"{result['rounds']} rounds × {result['loads_per_round']} loads each way, alternating; "
         f"{result['cpus']} CPUs; load average before {result['loadavg_before']}, "
-        f"after {result['loadavg_after']}; {result['capture_events']} capture events"
+        f"after {result['loadavg_after']}; {result['capture_events']} capture events; "
+        f"correlation ids {'on' if result['correlate'] else 'off'}"
     )
     print(f"{'':8} {'mode':8} {'median':>8} {'p10':>8} {'p90':>8} {'min':>8} {'max':>8}  ms")
     for metric in ("load", "ready"):
@@ -166,11 +174,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=7, help="A/B rounds (>= 5).")
     parser.add_argument("--loads", type=int, default=5, help="Page loads per mode and round.")
+    parser.add_argument(
+        "--no-correlate",
+        action="store_true",
+        help="Capture without adding correlation ids (DEV3000_BROWSER_CORRELATE=false).",
+    )
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
     args = parser.parse_args()
     if args.rounds < 5 or args.loads < 1:
         parser.error("--rounds must be >= 5 and --loads >= 1")
-    result = asyncio.run(run(args.rounds, args.loads))
+    result = asyncio.run(run(args.rounds, args.loads, correlate=not args.no_correlate))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
