@@ -18,10 +18,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Query
 from starlette.responses import Response
 
-from dev3000.api.auth import ReadKey
-from dev3000.api.problems import PROBLEM_RESPONSES
 from dev3000.supervisor import logs_dir
 from guilde_core.errors import NotFoundError
+from guilde_core.http.auth import ReadKey
+from guilde_core.http.problems import PROBLEM_RESPONSES
 from servers.browser import logic
 from servers.browser.capture import BrowserCapture, CaptureConfig, set_current_capture
 from servers.browser.models import BrowserStatus, RecordList

@@ -17,8 +17,8 @@ import psutil
 from agent.mcp_client import DiagTools
 from agent.providers import ProviderChain
 from agent.runner import DiagnosisAgent
-from dev3000.api.auth import hash_key
 from guilde_core.config import get_settings
+from guilde_core.http.auth import hash_key
 from tests.browser.conftest import CONTROL_KEY, READ_KEY, Stack, dump, planted_free
 
 
