@@ -16,10 +16,12 @@ One self-contained rule in two halves:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.mcp_client import DiagTools, ToolOutcome
 from agent.models import Category, RootCause, Severity
+
+if TYPE_CHECKING:  # the analyzers import this module; they need no MCP client
+    from agent.mcp_client import DiagTools, ToolOutcome
 
 __all__ = ["MAX_TRACED", "browser_findings", "gather_browser", "is_browser_record"]
 
@@ -28,7 +30,7 @@ MAX_TRACED = 3
 
 Add = Callable[..., None]
 #: ``record(evidence_id, outcome)`` → an evidence record (the gather pass's own builder)
-MakeRecord = Callable[[str, ToolOutcome], dict[str, Any]]
+MakeRecord = Callable[[str, "ToolOutcome"], dict[str, Any]]
 #: evidence records → the root cause the ordinary analyzers see in them
 Classify = Callable[[list[dict[str, Any]]], RootCause]
 
