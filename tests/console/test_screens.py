@@ -379,6 +379,7 @@ async def test_timeline_shows_browser_events_and_links_screenshots(dev3000: Dev3
         await wait_for(
             pilot, lambda: detail.data is not None and detail.data["kind"] == "browser_screenshot"
         )
+        assert detail.data is not None
         assert (
             detail.data["screenshot_url"]
             == dev3000.url + "/api/v1/browser/screenshots/0123456789abcdef"
