@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.browser_evidence import browser_findings, is_browser_record
 from agent.models import Category, EvidenceRecord, Finding, RootCause, Severity
 from guilde_core.config import Settings
 
@@ -764,7 +765,9 @@ def analyse(
         if not record.get("ok", True):
             continue
         role = _role(str(record.get("tool", "")))
-        if role == "health":
+        if is_browser_record(record):  # its own rule: browser error → backend cause
+            browser_findings(record, records, b.add, lambda rs: analyse(rs).root_cause)
+        elif role == "health":
             _health(record, b, t)
         elif role == "circuits":
             _circuits(record, b)

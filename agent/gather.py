@@ -2,8 +2,10 @@
 
 The pass calls, concurrently, whichever of these the server offers: deep health (the seed
 §6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
-error groups from the logs, and the recent timeline. Each answer
-(or error) becomes an :class:`~agent.models.EvidenceRecord` numbered ``E1, E2, …`` after the evidence already held, so follow-up questions in a
+error groups from the logs, and the recent timeline; then the watched page's errors and the
+backend log lines their correlation ids lead to (:mod:`agent.browser_evidence`). Each answer
+(or error) becomes an :class:`~agent.models.EvidenceRecord` numbered ``E1, E2, …`` after the
+evidence already held, so follow-up questions in a
 session keep citing stable ids.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+from agent.browser_evidence import gather_browser
 from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
 from agent.models import EvidenceRecord, JsonValue, ToolArguments
 from agent.safety import redact_data
@@ -174,7 +177,14 @@ async def gather(
         assert spec is not None
         plan.append((name, fit_arguments(spec, _wanted_args(role, focus, window_minutes))))
     outcomes = await asyncio.gather(*(tools.call(n, a) for n, a in plan))
-    return [
+    records = [
         record_from_outcome(f"E{start_index + i}", outcome, turn=turn)
         for i, outcome in enumerate(outcomes)
     ]
+    # the watched page's errors and the backend lines their correlation ids lead to
+    records += await gather_browser(
+        tools,
+        start_index=start_index + len(records),
+        record_from_outcome=lambda eid, outcome: record_from_outcome(eid, outcome, turn=turn),
+    )
+    return records

@@ -40,7 +40,10 @@ __all__ = [
 
 DEFAULT_URL = "http://127.0.0.1:3001/mcp"
 #: verbs in a tool name that make it a control tool (always needs approval)
-CONTROL_VERBS = ("open", "close", "reset", "force", "disable", "enable", "control", "inject")
+CONTROL_VERBS = (
+    "open", "close", "reset", "force", "disable", "enable", "control", "inject",
+    "navigate", "click", "fill", "reload", "restart",
+)  # fmt: skip
 _CONTROL_RE = re.compile(r"(?:^|_)(?:" + "|".join(CONTROL_VERBS) + r")(?:_|$)")
 
 #: where the tools are: an MCP URL, or a FastMCP server in the same process

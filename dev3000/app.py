@@ -33,6 +33,7 @@ from dev3000.api import diag, health, targets, timeline
 from dev3000.api.probes import targets_provider
 from dev3000.api.state import AppState, DeepReportCache, shared_redis_url
 from dev3000.mcp_aggregate import ToolRegistrar, build_aggregate_server
+from dev3000.process_tools import Processes
 from dev3000.switches import disabled_by, switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
@@ -83,9 +84,12 @@ def build_mcp_server(
     bus: EventBus | None = None,
     extra_tools: Sequence[ToolRegistrar] = (),
     context: ServerContext | None = None,
+    processes: Processes = tuple,
 ) -> FastMCP:
     """The aggregate FastMCP server dev3000 serves at ``/mcp`` and ``/sse``."""
-    return build_aggregate_server(settings, bus=bus, extra_tools=extra_tools, context=context)
+    return build_aggregate_server(
+        settings, bus=bus, extra_tools=extra_tools, context=context, processes=processes
+    )
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -199,7 +203,13 @@ def create_app(
     )
 
     mcp_server = (
-        build_mcp_server(settings, bus, extra_tools, ServerContext(targets=provider))
+        build_mcp_server(
+            settings,
+            bus,
+            extra_tools,
+            ServerContext(targets=provider, browser=lambda: state.browser),
+            processes=lambda: state.supervisors,
+        )
         if mcp
         else None
     )
@@ -272,8 +282,10 @@ def create_app(
     app.include_router(timeline.router)
     app.include_router(targets.router)
     from dev3000.api import logs
+    from dev3000.browser import router as browser_router
 
     app.include_router(logs.router)
+    app.include_router(browser_router)
 
     manager = StreamManager(
         bus,

@@ -39,6 +39,12 @@ def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> 
             help="After SIGTERM: seconds readiness answers 503 before the server stops.",
         ),
         log_level: str | None = typer.Option(None, "--log-level", help="uvicorn log level."),
+        browser: str | None = typer.Option(
+            None,
+            "--browser",
+            help="A page to watch in headless Chromium: console errors, exceptions, failed "
+            "requests, screenshots (default DEV3000_BROWSER_URL).",
+        ),
     ) -> None:
         """Serve the HTTP API, the stream and the aggregate MCP endpoint (/mcp, /sse)."""
         from dev3000.serve import run_server
@@ -57,6 +63,7 @@ def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> 
             drain_seconds=drain_seconds,
             log_level=log_level,
             extra_tools=extra_tools,
+            browser=browser,
         )
         raise typer.Exit(code)
 

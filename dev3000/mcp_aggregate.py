@@ -2,9 +2,11 @@
 
 ``build_aggregate_server(settings) -> FastMCP`` mounts
 
-* the area servers of :data:`servers.registry.AREAS` (health, circuits, logs, system),
-  each under its name as namespace (tools ``health_<tool>``, resources
+* the area servers of :data:`servers.registry.AREAS` (health, circuits, logs, system,
+  browser), each under its name as namespace (tools ``health_<tool>``, resources
   ``<scheme>://health/<path>``), built with the host's :class:`servers.context.ServerContext`;
+* ``process_list`` and ``process_restart`` over the ``--run`` processes
+  (:mod:`dev3000.process_tools`);
 * remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
   SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
   by fastmcp under its own name, so one dev3000 can front servers in other containers;
@@ -38,6 +40,7 @@ from fastmcp.server import create_proxy
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from dev3000.process_tools import Processes, register_process_tools
 from dev3000.timeline.bus import EventBus, current_bus
 from dev3000.timeline.filters import EventFilter
 from dev3000.timeline.service import TimelineService
@@ -63,7 +66,7 @@ log = logging.getLogger(__name__)
 ToolRegistrar = Callable[[FastMCP, Settings], None]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_RESERVED = {*AREAS, "timeline"}
+_RESERVED = {*AREAS, "timeline", "process"}
 
 
 # --- remote servers ------------------------------------------------------------------------
@@ -235,11 +238,13 @@ def build_aggregate_server(
     areas: Sequence[ServerArea] = tuple(AREAS.values()),
     run_timeline_sources: bool = False,
     context: ServerContext | None = None,
+    processes: Processes = tuple,
 ) -> FastMCP:
     """The aggregate server (see the module doc).
 
     ``context``: what the area servers get from the host (dev3000's runtime targets for
-    health); circuit control is recorded on the timeline served here unless it sets ``audit``.
+    health, its browser capture); circuit control is recorded on the timeline served here
+    unless it sets ``audit``. ``processes``: the host's supervised ``--run`` processes.
 
     ``bus``: the timeline to serve (default: the running dev3000's, else one of its own).
     ``extra_tools``: registrars called last, each ``registrar(server, settings)``.
@@ -277,8 +282,8 @@ def build_aggregate_server(
         settings.mcp_server_name,
         instructions="guilde-diag through dev3000: "
         + ", ".join(f"{area.name}_*" for area in areas)
-        + " tools per area, timeline_recent for what happened lately, and any remote "
-        "servers under their own names.",
+        + " tools per area, timeline_recent for what happened lately, process_* for "
+        "supervised dev servers, and any remote servers under their own names.",
         lifespan=lifespan,
     )
     for area in areas:
@@ -286,6 +291,7 @@ def build_aggregate_server(
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)
+    register_process_tools(server, settings, processes)
     for registrar in extra_tools:
         registrar(server, settings)
     return server

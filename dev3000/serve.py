@@ -6,6 +6,8 @@
   within 10 s. A second signal exits at once.
 * SIGHUP: configuration reload (installed by the app's lifespan).
 * ``--run`` commands are handed to the process supervisor (``dev3000.supervisor``).
+* ``--browser URL`` (or ``DEV3000_BROWSER_URL``) starts the browser capture
+  (``dev3000.browser``).
 """
 
 from __future__ import annotations
@@ -110,13 +112,19 @@ def run_server(
     drain_seconds: float = 1.0,
     log_level: str | None = None,
     extra_tools: Sequence[ToolRegistrar] = (),
+    browser: str | None = None,
 ) -> int:
     """Serve until stopped; returns the exit code. ``extra_tools``: see
-    :func:`dev3000.app.create_app`."""
+    :func:`dev3000.app.create_app`; ``browser``: a page to watch in headless Chromium
+    (default ``DEV3000_BROWSER_URL``; none: no capture)."""
     from dev3000.app import create_app
 
     _setup_observability(settings)
     lifespans = [supervisor_lifespan(list(run))] if run else []
+    if browser or settings.dev3000_browser_url:
+        from dev3000.browser import browser_lifespan
+
+        lifespans.append(browser_lifespan(browser))
     app = create_app(settings, lifespans=lifespans, extra_tools=extra_tools)
     _instrument(app, settings)
     config = uvicorn.Config(

@@ -1,9 +1,12 @@
 """Supervising a dev server: ``dev3000 serve --run "uvicorn app:app"``.
 
 A :class:`Supervisor` runs one command (no shell; split like a shell would) in its own
-process group, copies its stdout and stderr line by line into ``<logs dir>/<name>.log``
-(so the logs server and the timeline's log follower see it as a log source), and records
-``process_start``, ``process_exit`` and ``process_restart`` timeline events. When the
+process group, writes its stdout and stderr as JSON-line entries with a level
+(:mod:`dev3000.process_output`) into ``<logs dir>/<name>.log`` (so the logs tools, error
+groups and the timeline's log follower read it as a log source), and records
+``process_start``, ``process_exit`` and ``process_restart`` timeline events.
+:meth:`Supervisor.restart` restarts it on request (a control action of the MCP tools in
+:mod:`dev3000.process_tools`); the app lists its supervisors in ``state.supervisors``. When the
 process exits it is restarted according to a :class:`RestartPolicy` (``on-failure`` by
 default) with exponential back-off, which resets once a run has lasted ``reset_after``
 seconds. Stopping sends SIGTERM to the whole group, then SIGKILL after ``stop_timeout``:
@@ -23,12 +26,13 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
+from dev3000.process_output import ProcessOutput
 from dev3000.timeline.bus import EventBus
 from dev3000.timeline.files import timeline_dir
 from guilde_core.config import Settings
-from guilde_core.errors import ConfigurationError
+from guilde_core.errors import ConfigurationError, ServiceUnavailableError
 from guilde_core.events import make_event
 from guilde_core.redaction import redact_text
 
@@ -99,14 +103,16 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.max_log_bytes = max_log_bytes
         self.log_path = log_dir / f"{self.name}.log"
+        self.output = ProcessOutput(self.log_path, self.name, max_bytes=max_log_bytes)
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
         self.runs = 0
         self.last_exit: int | None = None
         self._stopping = False
+        self._restart_requested = False
         self._task: asyncio.Task[None] | None = None
-        self._log: IO[bytes] | None = None
         self.finished = asyncio.Event()
+        self._launched = asyncio.Event()  # set when a run's process has started
 
     @property
     def command(self) -> str:
@@ -135,7 +141,27 @@ class Supervisor:
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.finished.clear()
         self._task = asyncio.create_task(self._run(), name=f"supervise:{self.name}")
+
+    async def restart(self, timeout: float = 10.0) -> dict[str, Any]:  # noqa: ASYNC109
+        """Stop the running process (SIGTERM to its group) and start it again at once, or
+        start it again if it had ended; returns :meth:`status` once the new run started."""
+        if self._stopping:
+            raise ServiceUnavailableError(f"{self.name} is being stopped with dev3000")
+        self._launched.clear()
+        if self._task is None or self._task.done():
+            self.start()
+        else:
+            self._restart_requested = True
+            await self._terminate()
+        try:
+            await asyncio.wait_for(self._launched.wait(), timeout)
+        except TimeoutError:
+            raise ServiceUnavailableError(
+                f"{self.name} did not start again within {timeout}s"
+            ) from None
+        return self.status()
 
     async def stop(self) -> None:
         """SIGTERM to the process group, SIGKILL after ``stop_timeout``; no restart."""
@@ -190,6 +216,15 @@ class Supervisor:
                     return
                 if self.stopping:  # set by stop() while we waited
                     return
+                if self._restart_requested:  # restart(): at once, no back-off
+                    self._restart_requested = False
+                    self._publish(
+                        "process_restart",
+                        "info",
+                        f"{self.name} restarting on request",
+                        {"restart": self.restarts, "delay_seconds": 0, "requested": True},
+                    )
+                    continue
                 uptime = time.monotonic() - started
                 if uptime >= self.policy.reset_after:
                     backoff = self.policy.initial_backoff
@@ -219,6 +254,7 @@ class Supervisor:
         )
         self.process = proc
         self.runs += 1
+        self._launched.set()
         started = time.monotonic()
         self._publish(
             "process_start",
@@ -228,7 +264,9 @@ class Supervisor:
         )
         assert proc.stdout is not None
         assert proc.stderr is not None
-        copying = asyncio.gather(self._copy(proc.stdout), self._copy(proc.stderr))
+        copying = asyncio.gather(
+            self._copy(proc.stdout, "stdout"), self._copy(proc.stderr, "stderr")
+        )
         returncode = await proc.wait()
         self.last_exit = returncode
         self._signal_group(proc.pid, signal.SIGKILL)  # children it left behind
@@ -236,12 +274,14 @@ class Supervisor:
             await asyncio.wait_for(copying, 5)  # what is still in the pipes
         except TimeoutError:
             log.warning("%s: output still open after exit; stopped copying", self.name)
-        failed = returncode != 0 and not self._stopping
+        self.output.flush()
+        failed = returncode != 0 and not self._stopping and not self._restart_requested
+        note = " (stopped by dev3000)" if self._stopping else ""
+        note = note or (" (restart requested)" if self._restart_requested else "")
         self._publish(
             "process_exit",
             "error" if failed else "info",
-            f"{self.name} exited: {_describe_exit(returncode)}"
-            + (" (stopped by dev3000)" if self._stopping else ""),
+            f"{self.name} exited: {_describe_exit(returncode)}{note}",
             {
                 "pid": proc.pid,
                 "returncode": returncode,
@@ -251,34 +291,23 @@ class Supervisor:
         )
         return returncode
 
-    async def _copy(self, stream: asyncio.StreamReader) -> None:
+    async def _copy(self, stream: asyncio.StreamReader, name: str) -> None:
         while True:
             try:
-                line = await stream.readline()
+                # a quiet stream flushes the entry that waited for continuation lines
+                line = await asyncio.wait_for(stream.readline(), 0.25)
+            except TimeoutError:
+                self.output.flush(name)
+                continue
             except ValueError:  # a line longer than the reader's limit: take what is there
                 line = await stream.read(2**16)
             if not line:
+                self.output.flush(name)
                 return
-            self._write(line if line.endswith(b"\n") else line + b"\n")
-
-    def _write(self, data: bytes) -> None:
-        try:
-            if self._log is None:
-                self._log = self.log_path.open("ab")
-            if self._log.tell() + len(data) > self.max_log_bytes:
-                self._log.close()
-                os.replace(self.log_path, self.log_path.with_name(self.log_path.name + ".1"))
-                self._log = self.log_path.open("ab")
-            self._log.write(data)
-            self._log.flush()
-        except OSError as exc:
-            log.warning("cannot write %s: %s", self.log_path, exc)
+            self.output.feed(line, name)
 
     def _close_log(self) -> None:
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
+        self.output.close()
 
     def _publish(self, kind: Any, severity: Any, summary: str, data: dict[str, Any]) -> None:
         self.bus.publish(
@@ -326,3 +355,4 @@ async def supervisor_lifespan(
         yield supervisors
     finally:
         await asyncio.gather(*(s.stop() for s in supervisors), return_exceptions=True)
+        state.supervisors = []

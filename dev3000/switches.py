@@ -38,6 +38,7 @@ SWITCHES = (
             "/api/v1/timeline",
             "/api/v1/logs",
             "/api/v1/targets",
+            "/api/v1/browser",
         ),
     ),
 )

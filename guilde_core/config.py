@@ -178,6 +178,33 @@ class Settings(BaseSettings):
     dev3000_targets_file: str | None = Field(
         None, description="Optional YAML/JSON file listing more health-check targets."
     )
+    dev3000_browser_url: str | None = Field(
+        None,
+        description="Page a headless Chromium watches (console, errors, failed requests, "
+        "screenshots → timeline source browser); empty: no browser capture.",
+    )
+    dev3000_browser_executable: str | None = Field(
+        None, description="Chromium/Chrome binary for the capture (empty: chromium on PATH)."
+    )
+    dev3000_browser_correlate: bool = Field(
+        True,
+        description="Add X-Request-ID and traceparent to the page's fetch/XHR requests to the "
+        "watched origins, so browser errors share an id with backend log lines.",
+    )
+    dev3000_browser_origins: CommaList = Field(
+        default_factory=list,
+        description="Origins whose requests get correlation ids (empty: the page's origin "
+        "and DEV3000_BACKEND_URL's).",
+    )
+    dev3000_browser_screenshot_on_error: bool = Field(
+        True, description="Take a screenshot when the page logs an error (at most one per 2 s)."
+    )
+    dev3000_browser_buffer_size: int = Field(
+        500, ge=10, le=100_000, description="Browser records kept in memory (oldest dropped)."
+    )
+    dev3000_browser_slow_load_ms: float = Field(
+        3000, gt=0, le=600_000, description="A page load slower than this is a warning event."
+    )
     dev3000_logfire_token: SecretStr | None = Field(None, description="Logfire write token.")
     dev3000_sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN.")
     redis_url: str | None = Field(
@@ -336,7 +363,9 @@ class Settings(BaseSettings):
     )
     agent_web_port: int = Field(8001, ge=1, le=65535, description="agent-web port.")
 
-    @field_validator("dev3000_log_paths", "agent_providers", mode="before")
+    @field_validator(
+        "dev3000_log_paths", "agent_providers", "dev3000_browser_origins", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -352,6 +381,8 @@ class Settings(BaseSettings):
         "redis_url",
         "circuit_breaker_redis_url",
         "dev3000_targets_file",
+        "dev3000_browser_url",
+        "dev3000_browser_executable",
         "openai_base_url",
         "anthropic_base_url",
         "openrouter_base_url",

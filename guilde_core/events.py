@@ -29,6 +29,13 @@ EventKind = Literal[
     "chaos",
     "dead_letter",
     "notice",
+    "control_action",
+    "browser_console",
+    "browser_exception",
+    "browser_request",
+    "browser_navigation",
+    "browser_screenshot",
+    "browser_lifecycle",
 ]
 
 _seq = itertools.count(1)
@@ -41,7 +48,7 @@ class TimelineEvent(BaseModel):
     id: str = Field(description="Unique, time-ordered event id.")
     ts: datetime = Field(description="When the event happened (UTC).")
     source: str = Field(
-        description="What produced it: health, circuits, logs, process, agent, config …"
+        description="What produced it: health, circuits, logs, process, browser, agent, config …"
     )
     kind: EventKind
     severity: Severity = "info"

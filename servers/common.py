@@ -14,11 +14,13 @@ from pydantic import BaseModel
 
 from guilde_core.errors import GuildeError
 from guilde_core.redaction import redact, redact_text
+from servers.control import LOCAL, Actor
 
 __all__ = [
     "CONTROL",
     "READ_ONLY",
     "as_tool_errors",
+    "current_actor",
     "log_to_stderr",
     "redacted",
     "to_json",
@@ -68,6 +70,19 @@ def as_tool_errors[**P, R](fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
             raise ToolError(f"{type(exc).__name__}: {_message(exc)}") from None
 
     return wrapper
+
+
+def current_actor() -> Actor:
+    """Who calls the running tool: the principal dev3000's HTTP layer attached to the MCP
+    request (its key id and scopes), or the local operator over stdio / in process."""
+    from fastmcp.server.dependencies import get_http_request
+
+    try:
+        request = get_http_request()
+    except RuntimeError:
+        return LOCAL
+    principal = request.scope.get("state", {}).get("principal")
+    return Actor.from_principal(principal, surface="mcp")
 
 
 def log_to_stderr(level: str = "INFO") -> None:

@@ -7,8 +7,10 @@ than registered in module globals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from servers.browser.capture import BrowserCapture
 from servers.circuits.logic import AuditSink
 from servers.health.logic import TargetsProvider
 
@@ -23,3 +25,5 @@ class ServerContext:
     targets: TargetsProvider | None = None
     #: receives the ``circuit_control`` event of every circuit control action (the timeline)
     audit: AuditSink | None = None
+    #: the browser capture the host runs (``dev3000 serve --browser``), read at call time
+    browser: Callable[[], BrowserCapture | None] | None = None

@@ -63,6 +63,14 @@ def _system(settings: Settings | None, context: ServerContext | None = None) -> 
     return build_server(settings, context)
 
 
+def _browser(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
+    from servers.browser.server import build_server
+
+    # mounted by a host it reads the host's capture; on its own (``dev3000 mcp browser``)
+    # it runs one of its own
+    return build_server(settings, capture=context.browser if context else None)
+
+
 #: name → area, in the order they are listed and mounted
 AREAS: Mapping[str, ServerArea] = MappingProxyType(
     {
@@ -74,6 +82,9 @@ AREAS: Mapping[str, ServerArea] = MappingProxyType(
             ServerArea("circuits", "circuit breakers: state, transitions, control", _circuits),
             ServerArea("logs", "log sources: tail, search, error groups, traces", _logs),
             ServerArea("system", "host, process, versions, effective configuration", _system),
+            ServerArea(
+                "browser", "the watched page: errors, failed requests, screenshots", _browser
+            ),
         )
     }
 )

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from servers.browser.capture import find_chromium
 from tools.harness import ManagedProcess, free_port, wait_for_http
 
 __all__ = [
@@ -140,7 +141,8 @@ def _dev3000_port() -> int:
 
 def dev3000_component(options: DemoOptions, started: dict[str, Any]) -> Component | None:
     """``dev3000 serve`` pointed at the sandbox (backend), the logs directory and the fake
-    LLM upstream, on DEV3000_PORT when free; None when ``options.dev3000`` is off."""
+    LLM upstream, on DEV3000_PORT when free, its browser capture watching the sandbox's
+    frontend (``/app``) when a Chromium is installed; None when ``options.dev3000`` is off."""
     if not options.dev3000:
         return None
     port = _dev3000_port()
@@ -153,6 +155,14 @@ def dev3000_component(options: DemoOptions, started: dict[str, Any]) -> Componen
         "OPENAI_BASE_URL": started["fakellm"].url + "/v1",
         "ANTHROPIC_BASE_URL": started["fakellm"].url,
     }
+    hints: list[str] = []
+    if find_chromium(os.environ.get("DEV3000_BROWSER_EXECUTABLE")) is not None:
+        # the browser capture watches the sandbox's frontend
+        env["DEV3000_BROWSER_URL"] = started["sandbox"].url + "/app"
+        hints.append(
+            "dev3000 browser: watching " + env["DEV3000_BROWSER_URL"] + " · {url}/api/v1/browser/"
+            "status · screenshots linked from {url}/timeline"
+        )
     if options.logs_dir is not None:
         env["DEV3000_DATA_DIR"] = str(options.logs_dir / "dev3000-data")
     if options.redis_url:
@@ -169,6 +179,7 @@ def dev3000_component(options: DemoOptions, started: dict[str, Any]) -> Componen
             "dev3000 API: {url}/api/v1/health/deep · {url}/api/v1/diag/status · docs {url}/docs",
             "dev3000 MCP: {url}/mcp (streamable HTTP) · {url}/sse (SSE)",
             "dev3000 stream: ws://127.0.0.1:" + str(port) + "/api/v1/diag/stream · {url}/timeline",
+            *hints,
         ],
     )
 

@@ -1,4 +1,8 @@
-"""Timeline: the live event stream, filtered by kind / severity / source; select to inspect."""
+"""Timeline: the live event stream, filtered by kind / severity / source; select to inspect.
+
+Browser events (source ``browser``: console errors, exceptions, failed requests, page loads,
+screenshots) show like any other; ``:timeline browser`` shows only them, and a screenshot
+event's detail carries the URL of its PNG on dev3000."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ __all__ = ["TimelineScreen"]
 
 ANY = "*"
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
+SOURCES = frozenset({"browser", "process", "health", "circuits", "logs", "config", "dev3000"})
 
 
 class TimelineScreen(ConsoleScreen):
@@ -169,12 +174,24 @@ class TimelineScreen(ConsoleScreen):
                 "summary": selected.summary,
                 "correlation_id": selected.correlation_id,
                 "data": selected.data,
+                **self._screenshot_link(selected),
             },
             f"Event — {selected.kind}",
         )
 
+    def _screenshot_link(self, event: Event) -> dict[str, str]:
+        path = event.data.get("path") if event.kind == "browser_screenshot" else None
+        if not isinstance(path, str) or not path.startswith("/api/v1/browser/screenshots/"):
+            return {}
+        return {"screenshot_url": self.console.url + path}
+
     def apply_argument(self, arg: str) -> None:
+        """``:timeline <kind>`` filters by kind; ``:timeline <source>`` (browser, process,
+        health, circuits, logs …) by source."""
         if arg:
-            self.kind = arg
+            if arg in SOURCES:
+                self.source = arg
+            else:
+                self.kind = arg
             self._sync_options()
             self.refresh_data(frozenset({"all"}))

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dev3000.timeline.bus import EventBus
     from dev3000.timeline.service import TimelineService
     from dev3000.timeline.stream import StreamManager
+    from servers.browser.capture import BrowserCapture
     from servers.health.logic import HealthService
 
 __all__ = ["AppState", "DeepReportCache", "StateDep", "get_state", "shared_redis_url"]
@@ -74,6 +75,8 @@ class AppState:
     timeline: TimelineService | None = None
     #: the ``--run`` commands under supervision while the app runs
     supervisors: list[Supervisor] = field(default_factory=list)
+    #: the browser capture while the app runs with one (``--browser``)
+    browser: BrowserCapture | None = None
     deep: DeepReportCache = field(default_factory=DeepReportCache)
     redis_prefix: str = "dev3000:"
     started_wall: float = field(default_factory=time.time)

@@ -4,14 +4,17 @@ The newest events matching the page's filters (``kinds``, ``severity``, ``source
 rendered by the server; the page then opens the SSE stream with ``resume_from`` set to the
 newest one it shows, so nothing between the render and the connection is lost, and adds
 each new event at the top. The browser's ``EventSource`` reconnects by itself with
-``Last-Event-ID``. With authentication on, open ``/timeline?token=<key>``.
+``Last-Event-ID``. With authentication on, open ``/timeline?token=<key>``. A
+``browser_screenshot`` event links to its PNG (``/api/v1/browser/screenshots/<id>``).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
+from urllib.parse import urlencode
 
 from guilde_core.events import TimelineEvent
 
@@ -31,6 +34,7 @@ th{color:#999;font-weight:normal}
 .sev-error{color:#f28b82}.sev-critical{color:#fff;background:#a50e0e}
 tr.gap td{color:#fbbc04;font-style:italic}
 td.ts{white-space:nowrap;color:#999;font-family:monospace}
+a.shot{color:#8ab4f8}
 """
 
 _SCRIPT = """
@@ -56,6 +60,15 @@ _SCRIPT = """
     cell(tr, ev.source);
     cell(tr, ev.subject);
     cell(tr, ev.summary);
+    const shot = ev.data && ev.data.screenshot_id;
+    if (shot && /^[0-9a-f]{16}$/.test(shot)) {
+      const a = document.createElement("a");
+      a.className = "shot";
+      a.textContent = "screenshot";
+      a.target = "_blank";
+      a.href = cfg.screenshots + shot + (cfg.params.token ? "?token=" + encodeURIComponent(cfg.params.token) : "");
+      tr.lastChild.append(" ", a);
+    }
     body.insertBefore(tr, body.firstChild);
     while (body.children.length > cfg.max_rows) body.removeChild(body.lastChild);
   }
@@ -100,7 +113,20 @@ def _options(name: str, values: tuple[str, ...], selected: str | None, blank: st
     return f'<select name="{name}" onchange="this.form.submit()">' + "".join(opts) + "</select>"
 
 
-def _row(event: TimelineEvent) -> str:
+SCREENSHOTS_PATH = "/api/v1/browser/screenshots/"
+
+
+def _shot_link(event: TimelineEvent, token: str | None) -> str:
+    """A link to the PNG of a ``browser_screenshot`` event (served by dev3000)."""
+    shot = event.data.get("screenshot_id")
+    if not isinstance(shot, str) or not re.fullmatch(r"[0-9a-f]{16}", shot):
+        return ""
+    query = f"?{urlencode({'token': token})}" if token else ""
+    href = html.escape(SCREENSHOTS_PATH + shot + query)
+    return f' <a class="shot" target="_blank" href="{href}">screenshot</a>'
+
+
+def _row(event: TimelineEvent, token: str | None = None) -> str:
     e = html.escape
     return (
         f'<tr data-id="{e(event.id)}" data-kind="{e(event.kind)}" '
@@ -108,7 +134,7 @@ def _row(event: TimelineEvent) -> str:
         f'<td class="ts">{e(event.ts.isoformat())}</td>'
         f'<td class="sev-{e(event.severity)}">{e(event.severity)}</td>'
         f"<td>{e(event.kind)}</td><td>{e(event.source)}</td>"
-        f"<td>{e(event.subject)}</td><td>{e(event.summary)}</td></tr>"
+        f"<td>{e(event.subject)}</td><td>{e(event.summary)}{_shot_link(event, token)}</td></tr>"
     )
 
 
@@ -129,8 +155,9 @@ def render_timeline_page(
         "params": params,
         "last_id": events[-1].id if events else None,
         "max_rows": max_rows,
+        "screenshots": SCREENSHOTS_PATH,
     }
-    rows = "".join(_row(e) for e in reversed(events))
+    rows = "".join(_row(e, token) for e in reversed(events))
     # </script> cannot appear in JSON from json.dumps once "<" is escaped
     cfg_json = json.dumps(cfg).replace("<", "\\u003c")
     return f"""<!doctype html>

@@ -24,6 +24,7 @@ from typing import Any
 
 from guilde_core.config import Settings
 from guilde_core.resilience import BreakerRegistry
+from servers.browser.capture import LOG_DIRNAME as BROWSER_LOG_DIRNAME
 
 from .bus import EventBus
 from .fanout import RedisFanout
@@ -102,6 +103,8 @@ class TimelineService:
         if self._want["logs"]:
             with _logged("log follower"):
                 exclude = [self.files.directory] if self.files else []
+                # the browser capture's log repeats its own events
+                exclude.append(timeline_dir(self.settings).parent / BROWSER_LOG_DIRNAME)
                 settings = self.settings
                 if self._log_paths is not None:
                     settings = settings.model_copy(update={"dev3000_log_paths": self._log_paths})

@@ -373,7 +373,9 @@ class EntryJoiner:
                 self._pending.level = "error"
             return None
         done = self.flush()
-        self._mode = "none"
+        # an entry that is itself the start of a traceback (printed without a log line
+        # before it) continues up to its exception line
+        self._mode = "traceback" if _TB_START.match(text) else "none"
         self._pending = parse_line(text, self.source, line)
         self._pending.truncated = truncated
         self._lines = []

@@ -335,3 +335,52 @@ def screen_events(app: ConsoleApp) -> list[Any]:
     assert isinstance(screen, TimelineScreen)
     table = screen.query_one("#tl-events", DataTable)
     return [e for e in screen.shown_events() if e.id in {k.value for k in table.rows}]
+
+
+async def test_timeline_shows_browser_events_and_links_screenshots(dev3000: Dev3000) -> None:
+    app = ConsoleApp(dev3000.url, api_key=READ_KEY, refresh=5)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("5")
+        assert isinstance(app.screen, TimelineScreen)
+        await wait_for(pilot, lambda: app.store.stream.state is ConnectionState.CONNECTED)
+        dev3000.emit(
+            kind="browser_exception",
+            source="browser",
+            subject="/app",
+            severity="error",
+            summary="uncaught TypeError: Cannot read properties of undefined",
+            data={"stack": "TypeError: …\n    at drawTotals (app.js:79:88)"},
+        )
+        shot = dev3000.emit(
+            kind="browser_screenshot",
+            source="browser",
+            subject="/app",
+            summary="screenshot of /app (after exception)",
+            data={
+                "screenshot_id": "0123456789abcdef",
+                "path": "/api/v1/browser/screenshots/0123456789abcdef",
+            },
+        )
+        dev3000.emit(kind="notice", source="dev3000", subject="x", summary="not the browser")
+        table = app.screen.query_one("#tl-events", DataTable)
+        await wait_for(pilot, lambda: table.row_count >= 3, what="streamed events")
+        app.screen.apply_argument("browser")
+        await wait_for(
+            pilot,
+            lambda: (
+                {ev.source for ev in screen_events(app)} == {"browser"} and table.row_count == 2
+            ),
+            what="source filter",
+        )
+        table.focus()
+        table.move_cursor(row=table.get_row_index(shot.id))
+        await pilot.pause()
+        detail = app.screen.query_one("#tl-detail", JsonView)
+        await wait_for(
+            pilot, lambda: detail.data is not None and detail.data["kind"] == "browser_screenshot"
+        )
+        assert detail.data is not None
+        assert (
+            detail.data["screenshot_url"]
+            == dev3000.url + "/api/v1/browser/screenshots/0123456789abcdef"
+        )

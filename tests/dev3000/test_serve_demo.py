@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+from servers.browser.capture import find_chromium
 from tools.demo import DemoOptions, dev3000_component
-from tools.harness import ManagedProcess, ServerThread, wait_for_http
+from tools.harness import ManagedProcess, ServerThread, wait_for_http, wait_until
 
 
 def test_component_serves_pointed_at_the_demo_stack(
@@ -31,5 +32,13 @@ def test_component_serves_pointed_at_the_demo_stack(
         import httpx
 
         deep = httpx.get(component.url + "/api/v1/health/deep", timeout=30).json()
+        if find_chromium() is not None:  # the capture watches the demo's frontend
+            assert component.env["DEV3000_BROWSER_URL"] == stack_service.url + "/app"
+
+            def watching() -> bool:
+                status = httpx.get(component.url + "/api/v1/browser/status", timeout=10)
+                return bool(status.json()["state"] == "running")
+
+            wait_until(watching, timeout=60)
         assert proc.alive()
     assert deep["status"] in ("healthy", "degraded")  # the critical backend (sandbox) is up

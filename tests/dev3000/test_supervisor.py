@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import textwrap
@@ -99,8 +100,8 @@ def test_stop_leaves_no_process_behind_and_records_a_clean_exit(tmp_path: Path) 
             if sup.log_path.exists() and "ready" in sup.log_path.read_text():
                 break
             await asyncio.sleep(0.02)
-        line = sup.log_path.read_text()
-        grandchild = int(line.split("child=")[1].split()[0])
+        entry = json.loads(sup.log_path.read_text().splitlines()[0])
+        grandchild = int(entry["message"].split("child=")[1].split()[0])
         assert sup.process is not None
         pid = sup.process.pid
         await sup.stop()

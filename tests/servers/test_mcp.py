@@ -50,7 +50,16 @@ ARGS: dict[str, dict[str, dict[str, Any]]] = {
         "observability": {},
         "full_status": {},
     },
+    # read tools only (with no capture running they answer a tool error, never a secret)
+    "browser": {
+        "page_status": {},
+        "recent_errors": {"limit": 5},
+        "failed_requests": {"limit": 5},
+        "screenshot": {},
+    },
 }
+#: prompts each area offers when MCP_PROMPTS_ENABLED (the browser's page is read, not prompted)
+PROMPTS = {"logs": 1, "health": 1, "circuits": 1, "system": 1, "browser": 0}
 
 
 async def call_every_tool(session: ClientSession, area: str) -> dict[str, Any]:
@@ -125,7 +134,7 @@ def test_switches_hide_tools_resources_and_prompts(log_dir: Path) -> None:
             async with Client(build(area, on)) as client:
                 assert await client.list_tools()
                 assert await client.list_resources()
-                assert len(await client.list_prompts()) == 1
+                assert len(await client.list_prompts()) == PROMPTS[area]
 
     anyio.run(scenario)
 

@@ -13,6 +13,7 @@ from typing import Any
 from fastmcp import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mcp.shared.exceptions import MCPError
 
 from guilde_core.config import Settings, environment_overrides
 from servers.cli import build
@@ -48,7 +49,12 @@ async def everything(s: Settings) -> str:
                 out.append(json.dumps(result.structured_content, default=str))
                 out.append(str(result.content))
             for resource in await client.list_resources():
-                for content in await client.read_resource(resource.uri):
+                try:
+                    contents = await client.read_resource(resource.uri)
+                except MCPError as exc:  # e.g. the browser's, with no capture running
+                    out.append(str(exc))
+                    continue
+                for content in contents:
                     out.append(str(getattr(content, "text", "")))
             for prompt in await client.list_prompts():
                 got = await client.get_prompt(prompt.name)

@@ -33,6 +33,7 @@ def test_catalogue_has_stable_ids_and_symptoms(sandbox: Sandbox) -> None:
         "upstream-error-storm", "upstream-bad-credential", "pool-exhaustion", "log-flood",
         "error-spike",
         "slow-endpoint", "disk-fill", "memory-pressure", "bad-config-reload",
+        "frontend-js-exception", "frontend-failing-fetch", "frontend-slow-asset",
     }  # fmt: skip
     for fault in listed:
         assert set(fault["symptoms"]) == {"health", "circuits", "logs", "metrics"}

@@ -98,6 +98,21 @@ class BadConfigParams(FaultParams):
     value: Any = -5
 
 
+class BrokenViewParams(FaultParams):
+    view: Literal["orders", "checkout", "new"] = Field(
+        "checkout", description="The frontend view that throws."
+    )
+
+
+class FailingFetchParams(FaultParams):
+    status: int = Field(500, ge=400, le=599, description="What /api/v1/promotions answers.")
+
+
+class SlowAssetParams(FaultParams):
+    asset: Literal["style.css", "app.js"] = Field("style.css", description="The asset served late.")
+    delay_ms: int = Field(2500, ge=1, le=30_000)
+
+
 class FaultDef(BaseModel):
     """One catalogue entry."""
 
@@ -253,6 +268,38 @@ FAULTS: dict[str, FaultDef] = {
             circuits="no change",
             logs="WARNING 'memory over budget' with rss_mb",
             metrics="sandbox_memory_ballast_bytes and sandbox_process_resident_memory_bytes rise",
+        ),
+        _F(
+            id="frontend-js-exception",
+            title="One view of the sandbox frontend throws an uncaught TypeError",
+            params=BrokenViewParams,
+            health="no change (the backend is fine)",
+            circuits="no change",
+            logs="none in the sandbox; the browser capture records browser_exception "
+            "'uncaught TypeError: Cannot read properties of undefined' with the app.js stack, "
+            "and a screenshot",
+            metrics="no change",
+        ),
+        _F(
+            id="frontend-failing-fetch",
+            title="The frontend's call to /api/v1/promotions fails",
+            params=FailingFetchParams,
+            health="no change",
+            circuits="no change",
+            logs="ERROR 'promotions lookup failed: pricing rules unavailable' with the "
+            "request_id the browser capture gave the fetch; browser_request "
+            "GET /api/v1/promotions 500 and a console error with the same id",
+            metrics="sandbox_http_requests_total{route=/api/v1/promotions,status=500} rises",
+        ),
+        _F(
+            id="frontend-slow-asset",
+            title="A frontend asset (style.css or app.js) is served late",
+            params=SlowAssetParams,
+            health="checks.latency may degrade (the asset's requests are slow)",
+            circuits="no change",
+            logs="WARNING 'slow request' for /app/<asset>; the browser capture records "
+            "browser_navigation 'slow page load' naming the asset",
+            metrics="sandbox_http_request_duration_seconds for the asset shifts up",
         ),
         _F(
             id="bad-config-reload",

@@ -8,12 +8,14 @@ Routes
 * ``GET /api/v1/health`` (checks, 503 when unhealthy), ``/api/v1/health/live``,
   ``/api/v1/health/ready``, ``/api/v1/health/deep``; ``/health`` (liveness too) (the deep report's shape with metrics/diagnostics).
 * ``GET /metrics`` (Prometheus text); ``GET /`` (where things are).
+* ``GET /app``: the frontend page over these APIs (:mod:`tools.sandbox.frontend`), and
+  ``GET /api/v1/promotions`` which its orders view calls.
 * ``/_chaos/…`` (token in ``Authorization: Bearer`` or ``X-Chaos-Token``): ``GET faults``
   (catalogue + active), ``GET status``, ``POST faults/{id}`` (JSON params), ``DELETE
   faults/{id}``, ``DELETE faults``, ``POST reload``.
 
-Every request gets a correlation id (``X-Request-ID`` in, or a new one; echoed back) that
-its log lines carry. Errors are RFC 9457 problem details.
+Every request gets a correlation id (``X-Request-ID`` in, else the trace id of a
+``traceparent``, else a new one; echoed back) that its log lines carry. Errors are RFC 9457 problem details.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from tools.sandbox.chaos import ChaosEngine
 from tools.sandbox.config import SandboxConfig
 from tools.sandbox.context import SandboxContext
 from tools.sandbox.db import Order, PoolTimeoutError
+from tools.sandbox.frontend import frontend_router
 from tools.sandbox.health import deep_health, liveness, readiness
 from tools.sandbox.logs import describe_error
 from tools.sandbox.pricing import price_orders
@@ -86,6 +89,14 @@ def problem(
             body["request_id"] = rid
     body.update(extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    """The trace id of a W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``)."""
+    parts = (traceparent or "").strip().split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        return parts[1]
+    return None
 
 
 def _route_of(request: Request) -> str:
@@ -147,7 +158,9 @@ def create_app(
     async def observe(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        incoming = request.headers.get("x-request-id")
+        incoming = request.headers.get("x-request-id") or _trace_id(
+            request.headers.get("traceparent")
+        )
         with correlation_scope(incoming[:128] if incoming else None) as rid:
             request.state.request_id = rid
             start = time.perf_counter()
@@ -354,7 +367,14 @@ def create_app(
     @app.get("/", include_in_schema=False)
     async def index() -> dict[str, Any]:
         """Where things are (a page to point a "frontend" health probe at)."""
-        return {"service": cfg.service_name, "health": "/api/v1/health", "docs": "/docs"}
+        return {
+            "service": cfg.service_name,
+            "health": "/api/v1/health",
+            "frontend": "/app",
+            "docs": "/docs",
+        }
+
+    app.include_router(frontend_router(ctx.frontend, ctx.log.logger("frontend")))
 
     @app.get("/api/v1/health", response_model=None)
     async def health() -> Any:

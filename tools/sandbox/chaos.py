@@ -20,12 +20,15 @@ from typing import Any
 
 from tools.chaos.catalogue import (
     BadConfigParams,
+    BrokenViewParams,
     DiskParams,
+    FailingFetchParams,
     FaultParams,
     FloodParams,
     LatencyParams,
     MemoryParams,
     PoolParams,
+    SlowAssetParams,
     SlowParams,
     SpikeParams,
     StormParams,
@@ -315,6 +318,28 @@ async def _bad_config(engine: ChaosEngine, fault: ActiveFault) -> None:
     fault.undo.append(undo)
 
 
+async def _broken_view(engine: ChaosEngine, fault: ActiveFault) -> None:
+    assert isinstance(fault.params, BrokenViewParams)
+    _set(fault, engine.ctx.frontend, "broken_view", fault.params.view, None)
+
+
+async def _failing_fetch(engine: ChaosEngine, fault: ActiveFault) -> None:
+    assert isinstance(fault.params, FailingFetchParams)
+    _set(fault, engine.ctx.frontend, "failing_fetch_status", fault.params.status, None)
+
+
+async def _slow_asset(engine: ChaosEngine, fault: ActiveFault) -> None:
+    params = fault.params
+    assert isinstance(params, SlowAssetParams)
+    slow = engine.ctx.frontend.slow_assets
+    slow[params.asset] = params.delay_ms / 1000
+
+    async def undo() -> None:
+        slow.pop(params.asset, None)
+
+    fault.undo.append(undo)
+
+
 _APPLY: dict[str, Callable[[ChaosEngine, ActiveFault], Awaitable[None]]] = {
     "db-unreachable": _db_unreachable,
     "redis-unreachable": _redis_unreachable,
@@ -329,4 +354,7 @@ _APPLY: dict[str, Callable[[ChaosEngine, ActiveFault], Awaitable[None]]] = {
     "disk-fill": _disk,
     "memory-pressure": _memory,
     "bad-config-reload": _bad_config,
+    "frontend-js-exception": _broken_view,
+    "frontend-failing-fetch": _failing_fetch,
+    "frontend-slow-asset": _slow_asset,
 }

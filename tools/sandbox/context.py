@@ -20,6 +20,7 @@ from guilde_core.resilience import BreakerRegistry
 from tools.sandbox.cache import Cache
 from tools.sandbox.config import RuntimeConfig, SandboxConfig, load_runtime_config
 from tools.sandbox.db import OrderStore, PostgresStore, SQLiteStore
+from tools.sandbox.frontend import FrontendFaults
 from tools.sandbox.logs import SandboxLog
 from tools.sandbox.upstream import Upstream
 
@@ -95,6 +96,7 @@ class SandboxContext:
     requests_total: int = 0
     slow_routes: dict[str, float] = field(default_factory=dict)
     spike: dict[str, Any] | None = None
+    frontend: FrontendFaults = field(default_factory=FrontendFaults)
     baseline_rss: float = field(default_factory=lambda: psutil.Process().memory_info().rss)
 
     def __post_init__(self) -> None:
