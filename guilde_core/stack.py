@@ -39,6 +39,7 @@ __all__ = [
     "StackModel",
     "Status",
     "aggregate",
+    "compact",
     "rank",
     "worst",
 ]
@@ -107,6 +108,11 @@ class Reason(BaseModel):
     value: float | str | None = Field(None, description="The observed value.")
     threshold: float | None = Field(None, description="The limit it crossed, if any.")
     observed_at: datetime | None = None
+    consequence: bool = Field(
+        False,
+        description="Follows from an earlier reason of the same node (the breaker open after "
+        "a 429 storm): that earlier reason is the cause.",
+    )
 
 
 class Node(BaseModel):
@@ -141,6 +147,12 @@ class Node(BaseModel):
     @property
     def faulty(self) -> bool:
         return self.counts and self.status != "healthy"
+
+    @property
+    def cause(self) -> Reason | None:
+        """The first reason that is not a consequence of another (None when healthy)."""
+        first = self.reasons[0] if self.reasons else None
+        return next((r for r in self.reasons if not r.consequence), first)
 
     @model_validator(mode="after")
     def _explained(self) -> Node:
@@ -208,6 +220,10 @@ class StackModel(BaseModel):
         """What ``node_id`` depends on directly (declared, reported or behind a breaker)."""
         return [self.node(e.target) for e in self.edges if e.source == node_id]
 
+    def children(self, node_id: str) -> list[Node]:
+        """The nodes whose ``parent`` is ``node_id`` (what its own report showed)."""
+        return [n for n in self.nodes if n.parent == node_id]
+
     def dependents(self, node_id: str) -> list[Node]:
         """What depends on ``node_id`` directly."""
         return [self.node(e.source) for e in self.edges if e.target == node_id]
@@ -257,3 +273,13 @@ class StackModel(BaseModel):
             return None
         candidates.sort()
         return [self.node(i) for i in candidates[0][3]]
+
+
+def compact(model: StackModel) -> dict[str, Any]:
+    """``model`` as JSON for readers that pay per character (an LLM, a terminal): fields at
+    their default are left out — except a node's ``status`` — so an absent ``ever_up`` means
+    false and an absent ``reasons`` none. ``StackModel.model_validate`` reads it back."""
+    data: dict[str, Any] = model.model_dump(mode="json", exclude_defaults=True)
+    for raw, node in zip(data.get("nodes", []), model.nodes, strict=True):
+        raw["status"] = node.status
+    return data

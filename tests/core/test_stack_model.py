@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from guilde_core.stack import Edge, Node, Reason, StackModel, Status, aggregate
+from guilde_core.stack import Edge, Node, Reason, StackModel, Status, aggregate, compact
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 
@@ -114,3 +114,39 @@ def test_cycles_are_walked_once() -> None:
     chain = model.deepest_fault("a")
     assert chain is not None
     assert [n.id for n in chain] == ["a", "b"]
+
+
+def test_the_cause_is_the_first_reason_that_is_no_consequence() -> None:
+    node = Node(
+        id="backend/openai",
+        name="openai",
+        kind="provider",
+        component="openai",
+        parent="backend",
+        status="unhealthy",
+        reasons=[
+            Reason(category="circuit_open", summary="breaker open", consequence=True),
+            Reason(category="upstream_rate_limited", summary="429", field="last_error"),
+        ],
+    )
+    assert node.cause is not None
+    assert node.cause.category == "upstream_rate_limited"
+    only = node.model_copy(update={"reasons": node.reasons[:1]})
+    assert only.cause is not None
+    assert only.cause.category == "circuit_open"
+    model = _model([_node("backend"), node], [("backend", "backend/openai")])
+    assert [n.id for n in model.children("backend")] == ["backend/openai"]
+
+
+def test_compact_json_leaves_defaults_out_keeps_status_and_reads_back() -> None:
+    model = _model(
+        [_node("backend", "degraded", critical=True), _node("agent", ever_up=False)],
+        [("agent", "backend")],
+    )
+    data = compact(model)
+    agent = data["nodes"][1]
+    assert agent == {"id": "agent", "name": "agent", "kind": "service", "component": "agent",
+                     "status": "healthy"}  # fmt: skip
+    assert data["edges"] == [{"source": "agent", "target": "backend"}]
+    assert "consequence" not in str(data)
+    assert StackModel.model_validate(data) == model
