@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -74,6 +74,12 @@ class TargetCreate(BaseModel):
         None, gt=0, le=300, description="Per-check timeout (default HEALTH_CHECK_TIMEOUT)."
     )
     tags: list[str] = Field(default_factory=list, max_length=32)
+    depends_on: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="What it depends on: other target names, or components its own health "
+        "report shows (database, redis, openai …) — edges of the stack model.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -108,6 +114,9 @@ class TargetPatch(BaseModel):
     critical: bool | None = None
     timeout: float | None = Field(None, gt=0, le=300)
     tags: list[str] | None = Field(None, max_length=32)
+    depends_on: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=50
+    )
 
 
 class Target(TargetCreate):

@@ -1,7 +1,7 @@
 """dev3000's runtime targets inside the health logic (``servers.health``).
 
-* :func:`to_health_target` — a registry :class:`~dev3000.targets_store.Target` as the
-  health area's target (``source="runtime"``).
+* :func:`to_health_target` — a registry :class:`~dev3000.targets_store.Target` as THE
+  target model of the health area (``source="registry"``), its ``depends_on`` included.
 * :func:`targets_provider` — the targets provider the app passes to its
   :class:`~servers.health.logic.HealthService` and to the health MCP server it mounts, so
   deep health, the health MCP tools and the poller all see the runtime targets.
@@ -32,8 +32,9 @@ def to_health_target(target: Target) -> HealthTarget:
         "name": target.name,
         "critical": target.critical,
         "timeout": target.timeout,
-        "source": "runtime",
+        "source": "registry",
         "expected_status": target.expected_status,
+        "depends_on": target.depends_on,
     }
     if target.kind == "tcp":
         parts = urlsplit(target.url)

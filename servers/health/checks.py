@@ -1,11 +1,14 @@
 """One coroutine per check kind. Each returns ``(status, details)`` or raises; the caller
 (:func:`run_check`) measures latency, applies the timeout and turns exceptions into an
-``unhealthy`` result with a short error."""
+``unhealthy`` result with a short error and its code (``timeout``, ``connection_failed``,
+``unexpected_status`` …). HTTP checks share the caller's client (one connection pool and TLS
+context for every check) when it passes one."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -16,14 +19,29 @@ import httpx
 import psutil
 
 from guilde_core.config import Settings
+from guilde_core.errors import classify
 from guilde_core.redaction import redact, redact_text
 from servers.circuits import logic as circuits
 from servers.health.metrics import MetricsSample, summarise
 from servers.health.models import CheckResult, Status, Target, worst
 
-__all__ = ["run_check"]
+__all__ = ["run_check", "timeout_message"]
 
 Outcome = tuple[Status, dict[str, Any]]
+
+#: the HTTP client of the running check (:func:`run_check` sets it for the check's task)
+_client: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar(
+    "health_http_client", default=None
+)
+
+
+async def _get(url: str, budget: float, **kwargs: Any) -> httpx.Response:
+    """GET ``url`` within ``budget`` seconds on the shared client, else on one of its own."""
+    client = _client.get()
+    if client is not None:
+        return await client.get(url, timeout=budget, **kwargs)
+    async with httpx.AsyncClient(timeout=budget, follow_redirects=False) as own:
+        return await own.get(url, **kwargs)
 
 
 def _by_latency(ms: float, warn: float) -> Status:
@@ -41,10 +59,9 @@ def _url(target: Target) -> str:
 
 async def _http(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
     url = _url(target)
-    async with httpx.AsyncClient(timeout=budget, follow_redirects=False) as client:
-        started = time.perf_counter()
-        response = await client.get(url, headers={"User-Agent": "dev3000-health"})
-        ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    response = await _get(url, budget, headers={"User-Agent": "dev3000-health"})
+    ms = (time.perf_counter() - started) * 1000
     warn = target.warn_ms or settings.health_warn_api_latency_ms
     details: dict[str, Any] = {
         "url": url,
@@ -210,25 +227,32 @@ async def _external(
     return worst([b.status for b in breakers]), {"breakers": details}
 
 
+#: a /metrics target's error rate (%) that degrades it, and that makes it unhealthy
+_ERROR_RATE_DEGRADED = 1.0
+_ERROR_RATE_UNHEALTHY = 5.0
+
+
 async def _metrics(
     target: Target, settings: Settings, budget: float, ctx: dict[str, Any]
 ) -> Outcome:
     url = _url(target.model_copy(update={"path": target.path or "/metrics"}))
-    async with httpx.AsyncClient(timeout=budget) as client:
-        response = await client.get(url)
+    response = await _get(url, budget)
     if response.status_code != 200:
-        raise _Failed(f"HTTP {response.status_code} from {url}", {"url": url})
+        raise _Failed(
+            f"HTTP {response.status_code} from {url}",
+            {"url": url, "status_code": response.status_code, "expected_status": 200},
+        )
     previous: MetricsSample | None = ctx.get("previous")
     sample = summarise(response.text, previous=previous)
     ctx["sample"] = sample
-    details = sample.model_dump(mode="json", exclude={"at"})
-    details["url"] = url
-    status: Status = "healthy"
-    if sample.error_rate_percent >= 5:
-        status = "unhealthy"
-    elif sample.error_rate_percent >= 1:
-        status = "degraded"
     warn = target.warn_ms or settings.health_warn_api_latency_ms
+    details = sample.model_dump(mode="json", exclude={"at"})
+    details.update(url=url, threshold_percent=_ERROR_RATE_DEGRADED, warn_latency_ms=warn)
+    status: Status = "healthy"
+    if sample.error_rate_percent >= _ERROR_RATE_UNHEALTHY:
+        status = "unhealthy"
+    elif sample.error_rate_percent >= _ERROR_RATE_DEGRADED:
+        status = "degraded"
     if sample.p99_latency_ms is not None and sample.p99_latency_ms > warn and status == "healthy":
         status = "degraded"
     return status, details
@@ -261,26 +285,46 @@ def _short(exc: BaseException) -> str:
     return redact_text(f"{name}: {text}" if text else name)[:300]
 
 
+def timeout_message(seconds: float, *, deadline: bool = False) -> str:
+    """``timeout after 2s`` (``…, the deep check's deadline`` when the deadline cut it)."""
+    return f"timeout after {seconds:g}s" + (" (deep check deadline)" if deadline else "")
+
+
 async def run_check(
-    target: Target, settings: Settings, ctx: dict[str, Any] | None = None
+    target: Target,
+    settings: Settings,
+    ctx: dict[str, Any] | None = None,
+    *,
+    client: httpx.AsyncClient | None = None,
+    cap: float | None = None,
 ) -> CheckResult:
-    """Run one check under its timeout; never raises."""
+    """Run one check under its timeout (``target.timeout`` or ``HEALTH_CHECK_TIMEOUT``, at
+    most ``cap`` seconds: what is left of a deadline); never raises. HTTP checks use
+    ``client`` when given."""
     timeout = target.timeout or settings.health_check_timeout
+    capped = cap is not None and cap < timeout
+    if capped:
+        assert cap is not None
+        timeout = max(cap, 0.001)
     ctx = ctx if ctx is not None else {}
     started = time.perf_counter()
     status: Status
     error: str | None = None
+    code: str | None = None
     details: dict[str, Any] = {}
+    token = _client.set(client)  # copied into the check's task by wait_for
     try:
         status, details = await asyncio.wait_for(
             _KINDS[target.kind](target, settings, timeout, ctx), timeout
         )
     except TimeoutError:
-        status, error = "unhealthy", f"timeout after {timeout:g}s"
+        status, error, code = "unhealthy", timeout_message(timeout, deadline=capped), "timeout"
     except _Failed as exc:
-        status, error, details = "unhealthy", str(exc), exc.details
+        status, error, details, code = "unhealthy", str(exc), exc.details, "unexpected_status"
     except Exception as exc:
-        status, error = "unhealthy", _short(exc)
+        status, error, code = "unhealthy", _short(exc), classify(exc).code
+    finally:
+        _client.reset(token)
     latency = (time.perf_counter() - started) * 1000
     return CheckResult(
         name=target.name,
@@ -291,4 +335,5 @@ async def run_check(
         observed_at=datetime.now(UTC),
         details=redact(details),
         error=error,
+        error_code=code,
     )

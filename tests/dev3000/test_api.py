@@ -292,4 +292,4 @@ def test_state_holds_typed_parts_and_a_reload_keeps_the_runtime_targets(
         assert state.deep.fresh(3600) is None  # the next deep report is built anew
         assert client.portal is not None
         targets = client.portal.call(state.health.target_list).targets
-        assert {t.name: t.source for t in targets}["web"] == "runtime"
+        assert {t.name: t.source for t in targets}["web"] == "registry"

@@ -328,7 +328,7 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
 
             async def run() -> None:
                 async with mcp_session(a.url + "/mcp") as session:
-                    assert (await targets(session))["only-in-a"] == "runtime"
+                    assert (await targets(session))["only-in-a"] == "registry"
                     opened = await session.call_tool(
                         "circuits_open_breaker", {"name": "openai", "reason": "provider outage"}
                     )

@@ -190,7 +190,7 @@ def test_targets_file_errors_provider_and_include_exclude(tmp_path: Path) -> Non
     )  # fmt: skip
 
     async def provider() -> list[Target]:
-        return [Target(name="runtime1", kind="cpu", critical=True, source="runtime")]
+        return [Target(name="runtime1", kind="cpu", critical=True, source="registry")]
 
     svc.extra_targets = provider
     listed = run(svc.targets())
@@ -230,7 +230,10 @@ def test_deep_report_has_exactly_the_seed_shape(
         "status", "timestamp", "service", "version", "environment", "uptime_seconds",
         "checks", "metrics", "diagnostics",
     ]  # fmt: skip
-    assert set(report["checks"]) == {"database", "redis", "external_apis", "observability"}
+    # the seed's four, and every target with its reasons (the stack model's view)
+    assert set(report["checks"]) == {
+        "database", "redis", "external_apis", "observability", "targets"
+    }  # fmt: skip
     assert report["checks"]["database"]["type"] == "postgresql"
     assert set(report["checks"]["database"]["pool"]) == {"size", "available", "in_use"}
     assert {"latency_ms", "memory_used_mb", "connected_clients"} <= set(report["checks"]["redis"])
