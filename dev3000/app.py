@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Scope
 
 from dev3000.api import diag, health, targets, timeline
 from dev3000.api.probes import targets_provider
-from dev3000.api.state import AppState, DeepReportCache, shared_redis_url
+from dev3000.api.state import AppState, shared_redis_url
 from dev3000.mcp_aggregate import ToolRegistrar, build_aggregate_server
 from dev3000.process_tools import Processes
 from dev3000.switches import disabled_by, switches_off
@@ -124,6 +124,10 @@ def _changed(old: Settings, new: Settings) -> list[str]:
     )
 
 
+#: old health services' clients being closed after a reload (held until done)
+_closing: set[asyncio.Task[None]] = set()
+
+
 def reload_config(app: FastAPI) -> list[str]:
     """SIGHUP: read the configuration again and apply it without dropping connections.
 
@@ -149,12 +153,21 @@ def reload_config(app: FastAPI) -> list[str]:
         return []
     changed = _changed(state.settings, new)
     state.settings = new
-    state.health = HealthService(new, extra_targets=state.health.extra_targets)
+    old = state.health
+    state.health = HealthService(
+        new,
+        extra_targets=old.extra_targets,
+        self_checks=old.self_checks,
+        ever_up=old.ever_up,  # what was up before the reload still counts as seen
+    )
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing to close on
+        closing = asyncio.get_running_loop().create_task(old.aclose())
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
     state.keyring = keyring
     app.state.keyring = keyring
     if state.limiter is not None:
         state.limiter.limit = new.diagnostic_rate_limit
-    state.deep.clear()
     state.reloads += 1
     state.emit(
         kind="config_reload",
@@ -198,7 +211,9 @@ def create_app(
         limiter=limiter,
         bus=bus,
         targets=open_targets_store(settings, prefix=redis_prefix),
-        health=HealthService(settings, extra_targets=provider),
+        health=HealthService(
+            settings, extra_targets=provider, self_checks=lambda: health.self_checks(state)
+        ),
         redis_prefix=redis_prefix,
     )
 
@@ -207,7 +222,9 @@ def create_app(
             settings,
             bus,
             extra_tools,
-            ServerContext(targets=provider, browser=lambda: state.browser),
+            ServerContext(
+                targets=provider, browser=lambda: state.browser, health=lambda: state.health
+            ),
             processes=lambda: state.supervisors,
         )
         if mcp
@@ -221,7 +238,7 @@ def create_app(
         # the app may be started again after a stop (tests, ASGI hosts): start fresh
         state.draining = False
         state.ready = False
-        state.deep = DeepReportCache()  # its asyncio lock belongs to one loop
+        state.health.forget()  # a round of an earlier run belongs to its event loop
         if state.targets.closed:
             state.targets = open_targets_store(state.settings, prefix=redis_prefix)
         bus.reopen()
@@ -258,6 +275,8 @@ def create_app(
             await limiter.aclose()
         with contextlib.suppress(Exception):
             await state.targets.aclose()
+        with contextlib.suppress(Exception):
+            await state.health.aclose()
 
     install_resilience_metrics()  # breaker and retry series on /metrics
     app = FastAPI(

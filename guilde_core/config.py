@@ -176,7 +176,14 @@ class Settings(BaseSettings):
         ".dev3000", description="Where dev3000 keeps its own state (SQLite, dead letters)."
     )
     dev3000_targets_file: str | None = Field(
-        None, description="Optional YAML/JSON file listing more health-check targets."
+        None,
+        description="Optional YAML/JSON file listing more health-check targets (each may "
+        "name what it depends_on and be critical).",
+    )
+    dev3000_compose_file: str | None = Field(
+        None,
+        description="Optional Compose file: its services' depends_on become edges of the "
+        "stack model (nothing is started or probed from it).",
     )
     dev3000_browser_url: str | None = Field(
         None,
@@ -332,6 +339,13 @@ class Settings(BaseSettings):
     health_deep_check_interval: float = Field(
         60, gt=0, le=86400, description="Seconds between deep checks."
     )
+    health_deep_check_deadline: float = Field(
+        4.5,
+        gt=0,
+        le=300,
+        description="Seconds one deep check may take in all; checks still running then are "
+        "reported as timed out (each check's timeout is capped by what is left).",
+    )
     health_warn_db_latency_ms: float = Field(100, gt=0, description="DB latency warning (ms).")
     health_warn_redis_latency_ms: float = Field(50, gt=0, description="Redis latency warning (ms).")
     health_warn_api_latency_ms: float = Field(500, gt=0, description="API latency warning (ms).")
@@ -381,6 +395,7 @@ class Settings(BaseSettings):
         "redis_url",
         "circuit_breaker_redis_url",
         "dev3000_targets_file",
+        "dev3000_compose_file",
         "dev3000_browser_url",
         "dev3000_browser_executable",
         "openai_base_url",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from servers.browser.capture import BrowserCapture
 from servers.circuits.logic import AuditSink
-from servers.health.logic import TargetsProvider
+from servers.health.logic import HealthService, TargetsProvider
 
 __all__ = ["ServerContext"]
 
@@ -23,6 +23,9 @@ class ServerContext:
 
     #: more health targets at check time (dev3000's runtime targets registry)
     targets: TargetsProvider | None = None
+    #: the host's health service, read at call time: the health tools then share its checks,
+    #: its deep round and what it has seen up (``targets`` is then not used)
+    health: Callable[[], HealthService] | None = None
     #: receives the ``circuit_control`` event of every circuit control action (the timeline)
     audit: AuditSink | None = None
     #: the browser capture the host runs (``dev3000 serve --browser``), read at call time

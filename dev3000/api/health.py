@@ -13,12 +13,11 @@ Status → HTTP: healthy and degraded → 200, unhealthy → 503.
 
 from __future__ import annotations
 
-import copy
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from dev3000.api.metrics import record_deep_report
@@ -27,9 +26,11 @@ from guilde_core import __version__
 from guilde_core.http.auth import authenticate, extract_token
 from guilde_core.http.problems import PROBLEM_RESPONSES
 from guilde_core.redaction import redact
+from guilde_core.stack import StackModel
 from servers.circuits import logic as circuits_logic
+from servers.health.topology import self_node
 
-__all__ = ["router", "status_code"]
+__all__ = ["deep_body", "router", "self_checks", "status_code", "with_shared_state"]
 
 router = APIRouter(tags=["health"], responses=PROBLEM_RESPONSES)
 
@@ -172,10 +173,17 @@ async def ready(state: StateDep) -> JSONResponse:
     "/api/v1/health/deep",
     summary="Deep diagnostics (< 5 s): the deep report",
     description=(
-        "Checks PostgreSQL, Redis, the runtime targets, external APIs (through their "
-        "circuit breakers) and observability concurrently, each under "
-        "HEALTH_CHECK_TIMEOUT. With DIAGNOSTIC_AUTH_REQUIRED=true the details need an API "
-        "key (read scope); without one each check is reduced to its status."
+        "Checks every target (settings, targets file, runtime registry), the breakers and "
+        "observability concurrently, each under HEALTH_CHECK_TIMEOUT and all within "
+        "HEALTH_DEEP_CHECK_DEADLINE (a check still running then is reported unhealthy, "
+        "'timeout after …'). Concurrent callers share one round, cached for "
+        "HEALTH_CHECK_CACHE_TTL. `checks.database`, `checks.redis` and "
+        "`checks.external_apis` come from the watched backend's own report; "
+        "`checks.targets` holds every target with its status, latency, error, `reasons` "
+        "and `children` (what its own report showed). A status other than healthy always "
+        "comes with a check that is not healthy and says why (`reasons`). With "
+        "DIAGNOSTIC_AUTH_REQUIRED=true the details need an API key (read scope); without "
+        "one each check is reduced to its status and the categories of its reasons."
     ),
     responses={
         200: {
@@ -195,6 +203,22 @@ async def ready(state: StateDep) -> JSONResponse:
                                 "openai": {"status": "healthy", "circuit_state": "closed"}
                             },
                             "observability": {"logfire": {"status": "healthy"}},
+                            "targets": {
+                                "backend": {
+                                    "status": "healthy",
+                                    "kind": "service",
+                                    "component": "backend",
+                                    "critical": True,
+                                    "latency_ms": 12.5,
+                                    "children": {
+                                        "database": {
+                                            "status": "healthy",
+                                            "kind": "datastore",
+                                            "component": "database",
+                                        }
+                                    },
+                                }
+                            },
                         },
                         "metrics": {"requests_total": 50000},
                         "diagnostics": {"memory_mb": 80.5},
@@ -205,74 +229,92 @@ async def ready(state: StateDep) -> JSONResponse:
         503: {"description": "Unhealthy (a critical check failed)"},
     },
 )
-async def deep(request: Request, state: StateDep) -> JSONResponse:
+async def deep(
+    request: Request,
+    state: StateDep,
+    fresh: Annotated[
+        bool, Query(description="Check now instead of reading the last round (< 2 s old).")
+    ] = False,
+) -> JSONResponse:
     principal = authenticate(
         extract_token(request.headers), state.keyring, scope="read", protected=False
     )
     include = state.settings.health_check_include_details and not (
         state.keyring.required and principal.anonymous
     )
-    body = await deep_body(state, include_details=include)
+    body = await deep_body(state, include_details=include, fresh=fresh)
     return JSONResponse(body, status_code=status_code(body["status"]))
 
 
-async def deep_body(state: AppState, *, include_details: bool) -> dict[str, Any]:
-    """The deep report from the health logic, plus dev3000's own parts.
+async def deep_body(
+    state: AppState, *, include_details: bool, fresh: bool = False
+) -> dict[str, Any]:
+    """The deep report of the app's health service, plus dev3000's own part.
 
-    ``checks.targets`` holds the latest result of each runtime target and
-    ``checks.shared_state`` the reachability of the stores dev3000 shares through Redis
-    (losing them only degrades: dev3000 falls back to memory). Cached for
-    ``HEALTH_CHECK_CACHE_TTL`` seconds.
+    The round behind it is shared (:meth:`~servers.health.logic.HealthService.snapshot`:
+    single flight, cached for ``HEALTH_CHECK_CACHE_TTL`` from its completion, bounded by
+    ``HEALTH_DEEP_CHECK_DEADLINE``). ``checks.targets`` holds every target with its reasons
+    and children; ``checks.shared_state`` the stores dev3000 shares through Redis (losing
+    them only degrades: dev3000 falls back to memory).
     """
-    ttl = state.settings.health_check_cache_ttl
-    deep = state.deep
-    cached = deep.fresh(ttl)
-    if cached is None:
-        async with deep.lock:
-            cached = deep.fresh(ttl)
-            if cached is None:
-                cached = await _full_report(state)
-                deep.store(cached)
-    body: dict[str, Any] = copy.deepcopy(cached)
+    snap = await state.health.snapshot(fresh=fresh)
+    body = with_shared_state(snap.report.model_dump(mode="json"), snap.model)
+    record_deep_report(body)
     if not include_details:
         body["checks"] = {name: _summary(value) for name, value in body["checks"].items()}
         body.pop("diagnostics", None)
     return body
 
 
-async def _full_report(state: AppState) -> dict[str, Any]:
-    report = await state.health.deep_report()
-    body: dict[str, Any] = report.model_dump(mode="json")
-    checks: dict[str, Any] = body["checks"]
-    runtime = await _runtime_names(state)
-    targets: dict[str, Any] = {}
-    for name in runtime:
-        ring = state.health.history.get(name)
-        if ring:
-            targets[name] = ring[-1].model_dump(mode="json")
-    if targets:
-        checks["targets"] = targets
-    shared = readiness(state)["checks"]
+def with_shared_state(body: dict[str, Any], model: StackModel) -> dict[str, Any]:
+    """The deep report ``body`` (JSON) with ``checks.shared_state`` — dev3000's node of
+    ``model`` and its stores as entries — redacted."""
+    shared = _shared_state(model)
     if shared:
-        worst = "degraded" if any(c["status"] != "healthy" for c in shared.values()) else "healthy"
-        checks["shared_state"] = {"status": worst, **shared}
-        if worst != "healthy" and body["status"] == "healthy":
-            body["status"] = "degraded"
+        body = {**body, "checks": {**body["checks"], "shared_state": shared}}
     out: dict[str, Any] = redact(body)
-    record_deep_report(out)
     return out
 
 
-async def _runtime_names(state: AppState) -> list[str]:
-    try:
-        return [t.name for t in await state.targets.all()]
-    except Exception:  # registry store down: the deep report still answers
-        return []
+def _shared_state(model: StackModel) -> dict[str, Any] | None:
+    own = self_node(model)
+    stores = [n for n in model.children(own.id) if n.source == "report"]
+    if not stores:
+        return None
+    out: dict[str, Any] = {"status": own.status}
+    if own.reasons:
+        out["reasons"] = [r.model_dump(mode="json", exclude_defaults=True) for r in own.reasons]
+    for node in stores:
+        entry: dict[str, Any] = {"status": node.status, **node.details}
+        if node.error:
+            entry["error"] = node.error
+        if node.reasons:
+            entry["reasons"] = [
+                r.model_dump(mode="json", exclude_defaults=True) for r in node.reasons
+            ]
+        out[node.name] = entry
+    return out
+
+
+def self_checks(state: AppState) -> dict[str, dict[str, Any]]:
+    """dev3000's own checks for the stack model: the shared stores it runs on."""
+    checks: dict[str, dict[str, Any]] = readiness(state)["checks"]
+    return checks
 
 
 def _summary(value: Any) -> Any:
+    """A check reduced to its status, the categories of its reasons and its children's."""
     if isinstance(value, dict) and "status" in value:
-        return {"status": value["status"]}
+        out: dict[str, Any] = {"status": value["status"]}
+        reasons = value.get("reasons")
+        if isinstance(reasons, list) and reasons:
+            out["reasons"] = [
+                {"category": r.get("category")} for r in reasons if isinstance(r, dict)
+            ]
+        children = value.get("children")
+        if isinstance(children, dict) and children:
+            out["children"] = {k: _summary(v) for k, v in children.items()}
+        return out
     if isinstance(value, dict):
         return {k: _summary(v) for k, v in value.items()}
     return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,35 +24,12 @@ if TYPE_CHECKING:
     from servers.browser.capture import BrowserCapture
     from servers.health.logic import HealthService
 
-__all__ = ["AppState", "DeepReportCache", "StateDep", "get_state", "shared_redis_url"]
+__all__ = ["AppState", "StateDep", "get_state", "shared_redis_url"]
 
 
 def shared_redis_url(settings: Settings) -> str | None:
     """The Redis dev3000 shares state through: ``REDIS_URL``, else ``CIRCUIT_BREAKER_REDIS_URL``."""
     return settings.redis_url or settings.circuit_breaker_redis_url
-
-
-@dataclass(slots=True)
-class DeepReportCache:
-    """The app's last deep report body (``HEALTH_CHECK_CACHE_TTL``) and the lock that lets
-    one request build it while the others wait. An asyncio lock belongs to one event loop:
-    the app starts each run with a new cache."""
-
-    body: dict[str, Any] | None = None
-    built_at: float = 0.0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-    def fresh(self, ttl: float) -> dict[str, Any] | None:
-        """The cached body when it is younger than ``ttl`` seconds."""
-        if self.body is not None and time.monotonic() - self.built_at < ttl:
-            return self.body
-        return None
-
-    def store(self, body: dict[str, Any]) -> None:
-        self.body, self.built_at = body, time.monotonic()
-
-    def clear(self) -> None:
-        self.body = None
 
 
 @dataclass(slots=True)
@@ -67,7 +43,8 @@ class AppState:
     limiter: RateLimiter | None
     bus: EventBus
     targets: TargetsStore
-    #: deep health and target checks, the runtime targets included
+    #: deep health, the stack model and target checks, the runtime targets included (its
+    #: deep round is shared by every caller and cached; see ``HealthService.snapshot``)
     health: HealthService
     #: the WebSocket/SSE stream of the timeline (set when the app is built)
     stream: StreamManager | None = None
@@ -77,7 +54,6 @@ class AppState:
     supervisors: list[Supervisor] = field(default_factory=list)
     #: the browser capture while the app runs with one (``--browser``)
     browser: BrowserCapture | None = None
-    deep: DeepReportCache = field(default_factory=DeepReportCache)
     redis_prefix: str = "dev3000:"
     started_wall: float = field(default_factory=time.time)
     started_mono: float = field(default_factory=time.monotonic)

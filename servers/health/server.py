@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastmcp import FastMCP
 from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
+from guilde_core.redaction import redact
+from guilde_core.stack import StackModel, compact
 from servers.common import READ_ONLY, as_tool_errors, to_json
 from servers.context import ServerContext
 from servers.health import logic
@@ -28,15 +32,26 @@ Names = Annotated[list[str] | None, Field(description="Target names (see list_ta
 def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
     """The health server (tools, resources, prompt as enabled by MCP_*_ENABLED).
 
-    ``context.targets`` adds the host's targets (dev3000's runtime registry) to the settings'
-    and the targets file's; the server then keeps its own check history."""
+    ``context.health`` is the host's health service (dev3000's: its registry's targets, its
+    deep round and history); without it ``context.targets`` adds the host's targets to the
+    settings' and the targets file's and the server keeps its own check history."""
     s = settings or get_settings()
     targets = context.targets if context is not None else None
-    service = logic.get_service(s) if targets is None else logic.HealthService(s, targets)
+    host = context.health if context is not None else None
+    own = logic.get_service(s) if targets is None else logic.HealthService(s, targets)
+    current: Callable[[], logic.HealthService] = host if host is not None else (lambda: own)
+
+    async def topology_json(fresh: bool = False) -> dict[str, Any]:
+        model = await current().topology(fresh=fresh)
+        data: dict[str, Any] = redact(compact(model))
+        return data
+
     server: FastMCP = FastMCP(
         "guilde-diag-health",
         instructions="Health of the service stack: HTTP services, Redis, PostgreSQL, TCP "
-        "ports, disk, memory, CPU, circuit breakers and /metrics targets.",
+        "ports, disk, memory, CPU, circuit breakers and /metrics targets — and the model of "
+        "the stack built from them (topology: what depends on what, and why each "
+        "component is not healthy).",
     )
 
     if s.mcp_tools_enabled:
@@ -53,7 +68,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             include: Names = None,
             exclude: Names = None,
         ) -> HealthReport:
-            return await service.check(scope, include, exclude)
+            return await current().check(scope, include, exclude)
 
         @server.tool(
             name="check_target",
@@ -65,7 +80,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         async def check_target(
             name: Annotated[str, Field(min_length=1, max_length=100)],
         ) -> CheckResult:
-            return await service.check_one(name)
+            return await current().check_one(name)
 
         @server.tool(
             name="list_targets",
@@ -75,7 +90,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         )
         @as_tool_errors
         async def list_targets() -> TargetList:
-            return await service.target_list()
+            return await current().target_list()
 
         @server.tool(
             name="target_history",
@@ -88,7 +103,26 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             name: Annotated[str, Field(min_length=1, max_length=100)],
             limit: Annotated[int, Field(ge=1, le=logic.HISTORY_SIZE)] = 20,
         ) -> TargetHistory:
-            return service.recent(name, limit)
+            return current().recent(name, limit)
+
+        @server.tool(
+            name="topology",
+            description="The model of the watched stack: every component (services, "
+            "datastores, upstream providers, host resources) with its status and WHY "
+            "(reasons with a category read from structured fields, the cause first), what "
+            "depends on what (edges: source depends on target), ever_up and absent (a "
+            "non-critical service that never answered: not an incident). Compact JSON: "
+            "fields at their default are left out. Start a diagnosis here.",
+            annotations=READ_ONLY,
+            output_schema=StackModel.model_json_schema(),
+        )
+        @as_tool_errors
+        async def topology(
+            fresh: Annotated[
+                bool, Field(description="Check now instead of reading the last round.")
+            ] = False,
+        ) -> dict[str, Any]:
+            return await topology_json(fresh)
 
         @server.tool(
             name="deep_health",
@@ -98,7 +132,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         )
         @as_tool_errors
         async def deep_health() -> DeepHealthReport:
-            return await service.deep_report()
+            return await current().deep_report()
 
     if s.mcp_resources_enabled:
 
@@ -109,7 +143,16 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             mime_type="application/json",
         )
         async def summary_resource() -> str:
-            return to_json(await service.check("deep"))
+            return to_json(await current().check("deep"))
+
+        @server.resource(
+            "stack://topology",
+            name="stack_topology",
+            description="The model of the watched stack (the topology tool's JSON).",
+            mime_type="application/json",
+        )
+        async def topology_resource() -> str:
+            return json.dumps(await topology_json(), indent=1)
 
         @server.resource(
             "health://targets/{name}",
@@ -118,8 +161,8 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             mime_type="application/json",
         )
         async def target_resource(name: str) -> str:
-            await service.check_one(name)
-            return to_json(service.recent(name, 20))
+            await current().check_one(name)
+            return to_json(current().recent(name, 20))
 
     if s.mcp_prompts_enabled:
 
@@ -128,7 +171,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             description="Ask the model to triage the current health of the stack.",
         )
         async def triage_health() -> str:
-            report = await service.check("deep")
+            report = await current().check("deep")
             return (
                 "You are on call. Here is the current deep health report (JSON):\n\n"
                 + to_json(report)

@@ -285,11 +285,13 @@ def test_state_holds_typed_parts_and_a_reload_keeps_the_runtime_targets(
         added = client.post("/api/v1/targets", json={"name": "web", "url": stack_service.url})
         assert added.status_code == 201
         assert "web" in client.get("/api/v1/health/deep").json()["checks"]["targets"]
-        assert state.deep.fresh(3600) is not None
         before = state.health
+        assert client.portal is not None
+        assert client.portal.call(before.snapshot) is client.portal.call(before.snapshot)
         reload_config(app)
         assert state.health is not before
-        assert state.deep.fresh(3600) is None  # the next deep report is built anew
-        assert client.portal is not None
+        assert "web" in state.health.ever_up  # what was seen up before still counts
+        # the next deep report is built anew, by the new service
+        assert client.portal.call(state.health.snapshot) is not client.portal.call(before.snapshot)
         targets = client.portal.call(state.health.target_list).targets
         assert {t.name: t.source for t in targets}["web"] == "registry"

@@ -86,7 +86,7 @@ def test_redis_outage_serves_degraded_and_recovers(
         assert ready.json()["status"] == "degraded"
         assert ready.json()["checks"]["rate_limit_store"]["status"] == "degraded"
         state = app.state.dev3000
-        state.deep.clear()
+        state.health.forget()
         deep = client.get("/api/v1/health/deep")
         assert deep.status_code == 200  # the shared store is not critical: degraded only
         assert deep.json()["status"] == "degraded"

@@ -137,7 +137,7 @@ def test_runtime_targets_feed_deep_health(api: TestClient, upstream: ServerThrea
     body = api.get("/api/v1/health/deep").json()
     assert body["checks"]["targets"]["web"]["status"] == "healthy"
     api.patch("/api/v1/targets/web", json={"path": "/broken"})
-    api.app.state.dev3000.deep.clear()  # type: ignore[attr-defined]
+    api.app.state.dev3000.health.forget()  # type: ignore[attr-defined]
     r = api.get("/api/v1/health/deep")
     assert r.status_code == 503  # a critical target failed
     assert r.json()["checks"]["targets"]["web"]["status"] == "unhealthy"

@@ -17,6 +17,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from guilde_core.config import Settings
+from guilde_core.stack import StackModel
 from servers.registry import AREAS as REGISTRY
 from tests.servers.conftest import Behaviour, server_env, stdio_session
 from tools.harness import ManagedProcess, PrivateRedis, free_port, wait_for_http
@@ -39,6 +40,7 @@ ARGS: dict[str, dict[str, dict[str, Any]]] = {
         "list_targets": {},
         "target_history": {"name": "memory"},
         "deep_health": {},
+        "topology": {},
     },
     "system": {
         "overview": {},
@@ -108,6 +110,17 @@ def test_each_server_over_stdio(area: str, log_dir: Path) -> None:
                 assert [p.name for p in prompts] == ["triage_health"]
                 text = await session.read_resource("health://targets/memory")
                 assert '"name": "memory"' in text.contents[0].text  # type: ignore[union-attr]
+                # the stack model, compact (checked against its output schema by the client)
+                model = StackModel.model_validate(out["topology"])
+                assert model.node("backend").status == "unhealthy"  # nothing listens there
+                assert model.node("backend").cause is not None
+                assert model.node("agent").absent  # non-critical and never answered
+                agent = next(n for n in out["topology"]["nodes"] if n["id"] == "agent")
+                assert "ever_up" not in agent  # fields at their default are left out
+                assert model.node("host/memory").ever_up
+                same = await session.read_resource("stack://topology")
+                text_model = json.loads(same.contents[0].text)  # type: ignore[union-attr]
+                assert {n["id"] for n in text_model["nodes"]} == {n.id for n in model.nodes}
             if area == "system":
                 assert out["full_status"]["log_sources"] >= 5
                 names = {e["name"] for e in out["effective_config"]["entries"]}
