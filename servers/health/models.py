@@ -27,7 +27,8 @@ def worst(statuses: list[Status]) -> Status:
 
 class Target(BaseModel):
     """Something to check. ``url`` for http/metrics/redis/postgres, ``host``+``port`` for
-    tcp, ``path`` for disk (and the HTTP path for http/metrics)."""
+    tcp, ``path`` for disk (none: the log and data directories dev3000 serves; see
+    :mod:`servers.health.disk`) and the HTTP path for http/metrics."""
 
     model_config = ConfigDict(extra="forbid")
 
