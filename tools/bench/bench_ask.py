@@ -49,8 +49,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: main before ``dev3000 ask`` used the official MCP client and imported the LLM path lazily
-BASELINE_REV = "9c79816"
+#: main before ``dev3000 ask`` used the official MCP client (with the typed agent merged)
+BASELINE_REV = "9e4c0c2"
 GOAL_S = 2.5
 QUESTION = "why are orders slow?"
 
