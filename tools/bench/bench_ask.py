@@ -8,8 +8,8 @@ random order:
 * **candidate** — this checkout's ``dev3000 ask --url … -q QUESTION``;
 * **baseline** — the same command with the code of ``--baseline`` (a git revision, checked
   out in a temporary worktree and put first on ``PYTHONPATH``; same virtual environment,
-  so only the project's code differs). Default :data:`BASELINE_REV`, the last commit before
-  ``dev3000 ask`` started without the FastMCP client and the LLM path;
+  so only the project's code differs). Default :data:`BASELINE_REV`, main just before
+  ``dev3000 ask`` dropped the FastMCP client;
 * **python -c pass** — the interpreter's own start, the floor of any command.
 
 Timed from spawning the process to the first byte of the answer on stdout (``answer``) and
