@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -509,11 +510,25 @@ def _time_wait_port() -> int:
     return port
 
 
-def test_dev3000_port_is_reused_after_a_previous_run_and_moves_loudly_otherwise() -> None:
+def test_dev3000_port_is_reused_after_a_previous_run_and_moves_loudly_otherwise(
+    tmp_path: Path,
+) -> None:
     port = _time_wait_port()
     with socket.socket() as plain, pytest.raises(OSError, match="in use"):
         plain.bind(("127.0.0.1", port))  # what the old probe saw: "in use"
     assert pick_dev3000_port(port) == (port, None)
+    # and dev3000 serve (uvicorn) really binds it
+    env = {"DEV3000_DATA_DIR": str(tmp_path), "DEV3000_LOG_PATHS": str(tmp_path)}
+    argv = [sys.executable, "-m", "guilde_diag.cli", "serve", "--port", str(port)]
+    with ManagedProcess(argv, env=env) as proc:
+        wait_until(
+            lambda: (
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+                or not proc.alive()
+            ),
+            timeout=60,
+        )
+        assert proc.alive()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
