@@ -26,6 +26,7 @@ import pytest
 
 from agent.mcp_client import DiagTools
 from guilde_core.errors import ConfigurationError
+from servers.browser.capture import find_chromium
 from tools.chaos.catalogue import FAULTS
 from tools.chaos.client import ChaosClient
 from tools.demo import (
@@ -115,6 +116,43 @@ class Demo:
             return outcome.data
 
         return asyncio.run(call())
+
+    def browser_events(self, after: str | None = None) -> list[dict[str, Any]]:
+        """The browser capture's timeline events (oldest first), newer than ``after``."""
+        params: dict[str, Any] = {"sources": "browser", "limit": 500}
+        if after:
+            params["after"] = after
+        response = httpx.get(self.dev3000 + "/api/v1/timeline", params=params, timeout=TIMEOUT)
+        response.raise_for_status()
+        return list(reversed(response.json()["items"]))
+
+    def browser_mark(self) -> str:
+        """The newest event's id (what a test waits for comes after it); the capture runs."""
+        if find_chromium() is None:
+            pytest.skip("no Chromium: the demo's dev3000 runs no browser capture")
+        wait_until(
+            lambda: (
+                httpx.get(self.dev3000 + "/api/v1/browser/status", timeout=TIMEOUT).json()["state"]
+                == "running"
+            ),
+            timeout=60,
+            interval=0.3,
+        )
+        response = httpx.get(self.dev3000 + "/api/v1/timeline", params={"limit": 1}, timeout=9)
+        items = response.json()["items"]
+        return str(items[0]["id"]) if items else ""
+
+    def wait_browser(self, after: str, kind: str, text: str, timeout: float = 30) -> dict[str, Any]:
+        found: list[dict[str, Any]] = []
+
+        def seen() -> bool:
+            found[:] = [
+                e for e in self.browser_events(after) if e["kind"] == kind and text in json.dumps(e)
+            ]
+            return bool(found)
+
+        wait_until(seen, timeout=timeout, interval=0.3)
+        return found[0]
 
     def order(self) -> int:
         created = self.post("/api/v1/orders", json={"item": "test-demo"})
@@ -443,6 +481,47 @@ def test_fault_bad_config_reload(sb: Demo) -> None:
     assert sb.metric("sandbox_config_reload_failures_total") - before == 1
     sb.chaos.clear("bad-config-reload")
     assert sb.check("config")["status"] == "healthy"
+
+
+# the browser-side faults: the demo's dev3000 watches the sandbox's frontend in a headless
+# Chromium, and the page reloads itself when a fault changes the frontend
+def test_fault_frontend_js_exception(sb: Demo) -> None:
+    mark = sb.browser_mark()
+    sb.chaos.inject("frontend-js-exception")  # the default: the landing view (orders)
+    error = sb.wait_browser(mark, "browser_exception", "TypeError")
+    assert error["severity"] == "error"
+    assert "Cannot read properties of undefined" in error["summary"]
+    assert "app.js" in error["data"]["stack"]
+    sb.wait_browser(mark, "browser_screenshot", error["id"])  # taken for that error
+    assert sb.check("latency")["status"] == "healthy"  # the backend is fine
+
+
+def test_fault_frontend_failing_fetch(sb: Demo) -> None:
+    mark = sb.browser_mark()
+    before = sb.metric("sandbox_http_requests_total", route="/api/v1/promotions", status="500")
+    sb.chaos.inject("frontend-failing-fetch")
+    failed = sb.wait_browser(mark, "browser_request", "/api/v1/promotions")
+    assert (failed["severity"], failed["data"]["status"]) == ("error", 500)
+    rid = failed["correlation_id"]
+    backend = [x for x in sb.log_lines("promotions lookup failed") if x.get("request_id") == rid]
+    assert backend  # the backend's ERROR line carries the id the capture gave the fetch
+    assert backend[0]["level"] == "error"
+    sb.wait_browser(mark, "browser_console", rid)  # the page's own error names the request
+    after = sb.metric("sandbox_http_requests_total", route="/api/v1/promotions", status="500")
+    assert after > before
+
+
+def test_fault_frontend_slow_asset(sb: Demo) -> None:
+    mark = sb.browser_mark()
+    sb.chaos.inject("frontend-slow-asset")  # the default: style.css, 4 s
+    slow = sb.wait_browser(mark, "browser_navigation", "slow page load")
+    assert slow["severity"] == "warning"
+    assert "style.css" in slow["summary"]
+    assert slow["data"]["load_ms"] >= 4000
+    assert sb.log_lines("slow request")[-1]["path"] == "/app/style.css"
+    total = sb.metric("sandbox_http_request_duration_seconds_count", route="/app/{asset}")
+    fast = sb.metric("sandbox_http_request_duration_seconds_bucket", route="/app/{asset}", le="2.5")
+    assert total - fast >= 1
 
 
 # --------------------------------------------------------------------------- what dev3000 sees
