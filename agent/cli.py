@@ -114,7 +114,8 @@ def _run(coro: Coroutine[object, object, int], url: str) -> int:
     except Exception as exc:
         err = classify(exc)
         if err.code in ("connection_failed", "timeout", "unavailable", "authentication"):
-            _fail(f"cannot reach the dev3000 MCP endpoint at {url}: {err.message}")
+            # the MCP client's own errors already name the endpoint
+            _fail(err.message if url in err.message else f"cannot reach {url}: {err.message}")
         _fail(f"{type(exc).__name__}: {exc}")
         return 2
     return code

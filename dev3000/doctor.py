@@ -255,6 +255,8 @@ async def _network(settings: Settings, budget: float) -> list[Finding]:
         ("agent", settings.dev3000_agent_url),
         ("frontend", settings.dev3000_frontend_url),
     ):
+        if not url.strip():  # not deployed
+            continue
         var = f"DEV3000_{name.upper()}_URL"
         jobs.append((f"target {name}", _tcp(url, budget), f"start it or fix {var}", False, url))
     jobs.extend(await _runtime_targets(settings, budget))

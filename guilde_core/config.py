@@ -164,9 +164,13 @@ class Settings(BaseSettings):
     dev3000_backend_url: str = Field(
         "http://localhost:8000", description="Backend under diagnosis."
     )
-    dev3000_agent_url: str = Field("http://localhost:8001", description="Agent-web service.")
+    dev3000_agent_url: str = Field(
+        "http://localhost:8001",
+        description="Agent-web service; empty: not deployed (no health target).",
+    )
     dev3000_frontend_url: str = Field(
-        "http://localhost:3000", description="Frontend under diagnosis."
+        "http://localhost:3000",
+        description="Frontend under diagnosis; empty: not deployed (no health target).",
     )
     dev3000_log_paths: CommaList = Field(
         default_factory=lambda: ["./logs"],
@@ -351,6 +355,12 @@ class Settings(BaseSettings):
     health_warn_api_latency_ms: float = Field(500, gt=0, description="API latency warning (ms).")
     health_warn_memory_percent: float = Field(80, gt=0, le=100, description="Memory warning (%).")
     health_warn_cpu_percent: float = Field(70, gt=0, le=100, description="CPU warning (%).")
+    health_warn_logs_dir_mb: float = Field(
+        1024, gt=0, description="Size of a DEV3000_LOG_PATHS directory that degrades disk (MB)."
+    )
+    health_warn_data_dir_mb: float = Field(
+        1024, gt=0, description="Size of DEV3000_DATA_DIR that degrades disk (MB)."
+    )
 
     # === Agent ===
     agent_providers: CommaList = Field(
@@ -393,6 +403,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "redis_url",
+        "database_url",
         "circuit_breaker_redis_url",
         "dev3000_targets_file",
         "dev3000_compose_file",

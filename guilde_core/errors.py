@@ -308,21 +308,23 @@ def _loaded(name: str) -> Any:
 
 
 def _classify_httpx(exc: BaseException, service: str | None) -> GuildeError | None:
-    httpx = _loaded("httpx")
-    if httpx is None:
-        return None
-    if isinstance(exc, httpx.HTTPStatusError):
-        return error_from_status(
-            exc.response.status_code,
-            str(exc),
-            headers=exc.response.headers,
-            service=service,
-            cause=exc,
-        )
-    if isinstance(exc, httpx.TimeoutException):
-        return OperationTimeoutError(f"timeout: {exc}", service=service, cause=exc)
-    if isinstance(exc, httpx.TransportError):
-        return ConnectionFailedError(f"connection failed: {exc}", service=service, cause=exc)
+    # httpx2 (the HTTP client of the mcp SDK) keeps httpx's exception classes
+    for module_name in ("httpx", "httpx2"):
+        httpx = _loaded(module_name)
+        if httpx is None:
+            continue
+        if isinstance(exc, httpx.HTTPStatusError):
+            return error_from_status(
+                exc.response.status_code,
+                str(exc),
+                headers=exc.response.headers,
+                service=service,
+                cause=exc,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return OperationTimeoutError(f"timeout: {exc}", service=service, cause=exc)
+        if isinstance(exc, httpx.TransportError):
+            return ConnectionFailedError(f"connection failed: {exc}", service=service, cause=exc)
     return None
 
 

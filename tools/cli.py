@@ -160,24 +160,40 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         logs_dir: Annotated[
-            Path | None, typer.Option("--logs-dir", help="Default: a temp dir.")
+            Path | None, typer.Option("--logs-dir", help="Logs only. Default: a temp dir.")
+        ] = None,
+        data_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--data-dir",
+                help="SQLite files, scratch, chaos token. Default: a new dir beside the logs.",
+            ),
         ] = None,
         sandbox_port: Annotated[int | None, typer.Option("--sandbox-port")] = None,
         fakellm_port: Annotated[int | None, typer.Option("--fakellm-port")] = None,
+        dev3000_port: Annotated[
+            int | None,
+            typer.Option("--dev3000-port", help="Default DEV3000_PORT, else 3001.", min=1),
+        ] = None,
         no_traffic: Annotated[bool, typer.Option("--no-traffic", help="Drive no traffic.")] = False,
         duration: Annotated[
             float | None, typer.Option("--duration", help="Stop after N seconds.")
         ] = None,
         keep_logs: Annotated[
-            bool, typer.Option("--keep-logs", help="Keep the temp logs dir.")
+            bool, typer.Option("--keep-logs", help="Keep the temp logs and data dirs.")
         ] = False,
         no_dev3000: Annotated[
             bool, typer.Option("--no-dev3000", help="Do not start dev3000 serve.")
         ] = False,
+        spans: Annotated[
+            bool, typer.Option("--spans", help="Print dev3000's spans (Logfire console).")
+        ] = False,
     ) -> None:
         """Start the fake LLM upstream, the sandbox and dev3000 serve; drive traffic; print hints.
 
-        dev3000 listens on DEV3000_PORT (3001) when that port is free, on a free port otherwise.
+        dev3000 watches exactly this stack and listens on DEV3000_PORT (3001) when it can bind
+        it — also right after a previous run; on another free port otherwise, which the demo
+        says in capitals and puts in every hint.
 
         Uses SANDBOX_DATABASE_URL / SANDBOX_REDIS_URL when set; SQLite and memory otherwise.
         """
@@ -185,14 +201,17 @@ def register(app: typer.Typer) -> None:
 
         options = DemoOptions(
             logs_dir=logs_dir,
+            data_dir=data_dir,
             sandbox_port=sandbox_port,
             fakellm_port=fakellm_port,
+            dev3000_port=dev3000_port,
             database_url=os.environ.get("SANDBOX_DATABASE_URL"),
             redis_url=os.environ.get("SANDBOX_REDIS_URL"),
             traffic=not no_traffic,
             duration=duration,
             keep_logs=keep_logs,
             dev3000=not no_dev3000,
+            spans=spans,
         )
         raise typer.Exit(run_demo(options))
 

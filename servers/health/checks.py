@@ -22,6 +22,7 @@ from guilde_core.config import Settings
 from guilde_core.errors import classify
 from guilde_core.redaction import redact, redact_text
 from servers.circuits import logic as circuits
+from servers.health.disk import disk_report
 from servers.health.metrics import MetricsSample, summarise
 from servers.health.models import CheckResult, Status, Target, worst
 
@@ -170,15 +171,7 @@ async def _tcp(target: Target, settings: Settings, budget: float, ctx: dict[str,
 
 
 async def _disk(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
-    usage = await asyncio.to_thread(shutil.disk_usage, target.path or ".")
-    percent = 100.0 * usage.used / usage.total if usage.total else 0.0
-    status: Status = "unhealthy" if percent >= 98 else "degraded" if percent >= 90 else "healthy"
-    return status, {
-        "path": target.path or ".",
-        "total_gb": round(usage.total / 1e9, 3),
-        "free_gb": round(usage.free / 1e9, 3),
-        "used_percent": round(percent, 2),
-    }
+    return await asyncio.to_thread(disk_report, settings, target.path)
 
 
 async def _memory(

@@ -2,8 +2,9 @@
 
 One list of targets (:class:`~servers.health.models.Target`), merged from its sources — a
 later source overrides an earlier one with the same name: the settings
-(``DEV3000_BACKEND_URL``/``_AGENT_URL``/``_FRONTEND_URL``, ``REDIS_URL``, ``DATABASE_URL``,
-built-in disk/memory/cpu/external_apis), the optional ``DEV3000_TARGETS_FILE`` (YAML or JSON: a
+(``DEV3000_BACKEND_URL``/``_AGENT_URL``/``_FRONTEND_URL`` — an empty agent or frontend URL
+means not deployed —, ``REDIS_URL``, ``DATABASE_URL``, built-in disk (the log and data
+directories)/memory/cpu/external_apis), the optional ``DEV3000_TARGETS_FILE`` (YAML or JSON: a
 list of targets, or ``{"targets": [...]}``) and any *targets provider* — an
 ``async () -> list[Target]`` callable passed to :class:`HealthService` (dev3000 passes its
 runtime registry's).
@@ -122,11 +123,18 @@ def builtin_targets(settings: Settings) -> list[Target]:
     out = [
         Target(name="backend", kind="http", url=settings.dev3000_backend_url, path="/api/v1/health",
                critical=True, source="settings"),
-        Target(name="agent", kind="http", url=settings.dev3000_agent_url, path="/health",
-               source="settings"),
-        Target(name="frontend", kind="http", url=settings.dev3000_frontend_url, path="/",
-               source="settings"),
     ]  # fmt: skip
+    # an empty URL says the service is not deployed: no target, nothing to be absent
+    if settings.dev3000_agent_url.strip():
+        out.append(
+            Target(name="agent", kind="http", url=settings.dev3000_agent_url, path="/health",
+                   source="settings")
+        )  # fmt: skip
+    if settings.dev3000_frontend_url.strip():
+        out.append(
+            Target(name="frontend", kind="http", url=settings.dev3000_frontend_url, path="/",
+                   source="settings")
+        )  # fmt: skip
     if settings.redis_url:
         out.append(
             Target(name="redis", kind="redis", url=settings.redis_url, critical=True,
@@ -138,7 +146,8 @@ def builtin_targets(settings: Settings) -> list[Target]:
                    critical=True, source="settings")
         )  # fmt: skip
     out += [
-        Target(name="disk", kind="disk", path=".", source="builtin"),
+        # no path: the filesystems and sizes of the log and data directories dev3000 serves
+        Target(name="disk", kind="disk", source="builtin"),
         Target(name="memory", kind="memory", source="builtin"),
         Target(name="cpu", kind="cpu", source="builtin"),
     ]

@@ -34,10 +34,10 @@ def worst(statuses: list[Status]) -> Status:
 class Target(BaseModel):
     """Something to check — THE notion of target, whichever source declares it (settings,
     the targets file, the runtime registry, the compose file). ``url`` for
-    http/metrics/redis/postgres, ``host``+``port`` for tcp, ``path`` for disk (and the HTTP
-    path for http/metrics). ``depends_on`` names what it needs (other targets, or a
-    component its own health report shows: ``database``); ``critical`` makes its failure
-    the stack's."""
+    http/metrics/redis/postgres, ``host``+``port`` for tcp, ``path`` for disk (none: the log
+    and data directories dev3000 serves; see :mod:`servers.health.disk`) and the HTTP path
+    for http/metrics. ``depends_on`` names what it needs (other targets, or a component its
+    own health report shows: ``database``); ``critical`` makes its failure the stack's."""
 
     model_config = ConfigDict(extra="forbid")
 

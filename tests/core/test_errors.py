@@ -68,6 +68,13 @@ def test_httpx_mapping() -> None:
     assert isinstance(e.classify(exc), e.ServiceUnavailableError)
     assert isinstance(e.classify(httpx.ReadTimeout("slow")), e.OperationTimeoutError)
     assert isinstance(e.classify(httpx.ConnectError("refused")), e.ConnectionFailedError)
+    # httpx2, the mcp SDK's HTTP client, the same way
+    assert isinstance(e.classify(httpx2.ConnectError("refused")), e.ConnectionFailedError)
+    assert isinstance(e.classify(httpx2.ReadTimeout("slow")), e.OperationTimeoutError)
+    refused = httpx2.HTTPStatusError(
+        "no", request=httpx2.Request("POST", "http://x/mcp"), response=_sdk_response(401)
+    )
+    assert isinstance(e.classify(refused), e.AuthenticationError)
 
 
 def test_llm_sdk_mapping() -> None:

@@ -334,3 +334,57 @@ def test_breaker_checks_read_breakers_through_the_circuits_adapter(tmp_path: Pat
         assert deep.checks.external_apis["openai"].status == "degraded"
     finally:
         reset_registry()
+
+
+def test_empty_agent_and_frontend_urls_mean_not_deployed(tmp_path: Path) -> None:
+    deployed = {t.name for t in logic.builtin_targets(Settings())}
+    assert {"backend", "agent", "frontend"} <= deployed
+    alone = logic.builtin_targets(Settings(dev3000_agent_url="", dev3000_frontend_url=" "))
+    assert {t.name for t in alone} == deployed - {"agent", "frontend"}
+
+
+def test_disk_watches_the_log_and_data_directories(tmp_path: Path) -> None:
+    logs, data = tmp_path / "logs", tmp_path / "data"
+    (logs / "app").mkdir(parents=True)
+    data.mkdir()
+    (logs / "app" / "api.log").write_bytes(b"x" * 3 * 2**20)
+    (data / "state.sqlite3").write_bytes(b"y" * 2**20)
+    svc = service(
+        tmp_path,
+        [{"name": "scratch", "kind": "disk", "path": str(data)}],
+        dev3000_log_paths=[str(logs / "app" / "*.log"), str(tmp_path / "missing")],
+        dev3000_data_dir=str(data),
+        health_warn_logs_dir_mb=2,
+        health_warn_data_dir_mb=5,
+    )
+    disk = run(svc.check_one("disk"))
+    by_role = {(d["role"], Path(d["path"]).name): d for d in disk.details["directories"]}
+    logs_dir = by_role[("logs", "app")]  # a glob is watched as the directory it lives in
+    assert logs_dir["used_mb"] == 3.0
+    assert logs_dir["files"] == 1
+    assert logs_dir["status"] == "degraded"  # 3 MB over the 2 MB warning size
+    assert logs_dir["warn_mb"] == 2
+    assert by_role[("logs", "missing")] == {
+        "role": "logs", "path": str(tmp_path / "missing"), "exists": False, "status": "healthy"
+    }  # fmt: skip
+    data_dir = by_role[("data", "data")]
+    assert (data_dir["used_mb"], data_dir["status"], data_dir["warn_mb"]) == (1.0, "healthy", 5)
+    assert disk.status == "degraded"
+    assert disk.details["total_gb"] > 0
+    # a target with a path: that path alone, no warning size
+    scratch = run(svc.check_one("scratch"))
+    assert [d["role"] for d in scratch.details["directories"]] == ["path"]
+    assert scratch.details["directories"][0]["used_mb"] == 1.0
+    assert "warn_mb" not in scratch.details["directories"][0]
+
+
+def test_disk_walk_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from servers.health import disk
+
+    for i in range(30):
+        (tmp_path / f"f{i}.log").write_bytes(b"z" * 1024)
+    monkeypatch.setattr(disk, "MAX_ENTRIES", 10)
+    _, details = disk.disk_report(Settings(), str(tmp_path))
+    entry = details["directories"][0]
+    assert entry["truncated"] is True
+    assert entry["files"] == 10

@@ -89,6 +89,13 @@ def test_load_is_bounded_and_summarised(sandbox: Sandbox) -> None:
     assert "p99" in out.output
 
 
+async def _mcp_call(url: str) -> None:
+    from agent.mcp_client import DiagTools
+
+    async with DiagTools(url) as tools:
+        assert (await tools.call("health_list_targets", {})).ok
+
+
 def _session_members(sid: int) -> list[int]:
     members = []
     for proc in psutil.process_iter(["pid"]):
@@ -146,12 +153,17 @@ def test_demo_starts_answers_and_stops_on_a_signal(tmp_path: Path, sig: signal.S
         assert deep.status_code in (200, 503)
         assert deep.json()["checks"]
         assert httpx.get(dev3000 + "/api/v1/health/ready", timeout=10).status_code == 200
+        # an MCP client's calls (the agent's, the console's) print no spans in the demo
+        asyncio.run(_mcp_call(dev3000 + "/mcp"))
         # each child leads its own process group/session (ManagedProcess)
         sessions = [proc.pid, *children]
         assert all(_session_members(sid) for sid in sessions)
 
         proc.send_signal(sig)
         assert proc.wait(timeout=15) == 0
+        rest = proc.stdout.read().decode()
+        assert "tools/call" not in rest
+        assert "tools/list" not in rest
         wait_until(lambda: not any(_session_members(sid) for sid in sessions), timeout=5)
         for pid in children:
             assert not psutil.pid_exists(pid)

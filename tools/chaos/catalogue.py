@@ -100,7 +100,7 @@ class BadConfigParams(FaultParams):
 
 class BrokenViewParams(FaultParams):
     view: Literal["orders", "checkout", "new"] = Field(
-        "checkout", description="The frontend view that throws."
+        "orders", description="The frontend view that throws (orders: the landing page)."
     )
 
 
@@ -110,7 +110,8 @@ class FailingFetchParams(FaultParams):
 
 class SlowAssetParams(FaultParams):
     asset: Literal["style.css", "app.js"] = Field("style.css", description="The asset served late.")
-    delay_ms: int = Field(2500, ge=1, le=30_000)
+    # over the browser capture's 3 s slow-load threshold (DEV3000_BROWSER_SLOW_LOAD_MS)
+    delay_ms: int = Field(4000, ge=1, le=30_000)
 
 
 class FaultDef(BaseModel):

@@ -1,9 +1,11 @@
 """``python -m tools.fakellm [--port N] [--script FILE] [--api-key KEY]`` — serve the fake
-providers (with ``--api-key``, requests with another key are answered 401)."""
+providers (with ``--api-key`` or ``FAKELLM_API_KEY``, requests with another key are answered
+401; the variable keeps the key out of the process list)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.fakellm")
     parser.add_argument("--port", type=int, default=8400)
     parser.add_argument("--script", type=Path)
-    parser.add_argument("--api-key", help="Accept only this key (401 for any other).")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("FAKELLM_API_KEY") or None,
+        help="Accept only this key (401 for any other); default $FAKELLM_API_KEY.",
+    )
     args = parser.parse_args(argv)
     try:
         serve(port=args.port, script=args.script, api_key=args.api_key)

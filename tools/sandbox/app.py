@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import generate_latest
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 from starlette.responses import JSONResponse, Response
@@ -115,6 +115,7 @@ def create_app(
     cfg = config or SandboxConfig.from_env()
     registry = registry if registry is not None else get_registry()
     ctx = SandboxContext(cfg, registry, settings or get_settings())
+    ctx.metrics.watch_breakers(registry)
     engine = ChaosEngine(ctx)
     access = ctx.log.logger("access")
     orders_log = ctx.log.logger("orders")
@@ -399,7 +400,7 @@ def create_app(
     @app.get("/metrics", response_model=None)
     async def metrics() -> Any:
         ctx.metrics.pool_in_use.set(ctx.store.pool_stats()["in_use"])
-        body = generate_latest(ctx.metrics.registry) + generate_latest(REGISTRY)
+        body = generate_latest(ctx.metrics.registry)
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     # ------------------------------------------------------------------ chaos control

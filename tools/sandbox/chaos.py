@@ -318,19 +318,35 @@ async def _bad_config(engine: ChaosEngine, fault: ActiveFault) -> None:
     fault.undo.append(undo)
 
 
+def _new_frontend(engine: ChaosEngine, fault: ActiveFault) -> None:
+    """Tell the frontend's pages it changed, now and again once ``fault`` is undone (this
+    undo step is registered first, so it runs after the others)."""
+    frontend = engine.ctx.frontend
+
+    async def undo() -> None:
+        frontend.changed()
+
+    fault.undo.insert(0, undo)
+
+
 async def _broken_view(engine: ChaosEngine, fault: ActiveFault) -> None:
     assert isinstance(fault.params, BrokenViewParams)
+    _new_frontend(engine, fault)
     _set(fault, engine.ctx.frontend, "broken_view", fault.params.view, None)
+    engine.ctx.frontend.changed()
 
 
 async def _failing_fetch(engine: ChaosEngine, fault: ActiveFault) -> None:
     assert isinstance(fault.params, FailingFetchParams)
+    _new_frontend(engine, fault)
     _set(fault, engine.ctx.frontend, "failing_fetch_status", fault.params.status, None)
+    engine.ctx.frontend.changed()
 
 
 async def _slow_asset(engine: ChaosEngine, fault: ActiveFault) -> None:
     params = fault.params
     assert isinstance(params, SlowAssetParams)
+    _new_frontend(engine, fault)
     slow = engine.ctx.frontend.slow_assets
     slow[params.asset] = params.delay_ms / 1000
 
@@ -338,6 +354,7 @@ async def _slow_asset(engine: ChaosEngine, fault: ActiveFault) -> None:
         slow.pop(params.asset, None)
 
     fault.undo.append(undo)
+    engine.ctx.frontend.changed()
 
 
 _APPLY: dict[str, Callable[[ChaosEngine, ActiveFault], Awaitable[None]]] = {

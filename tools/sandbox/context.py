@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from guilde_core.config import Settings
 from guilde_core.errors import ConfigurationError
@@ -30,11 +38,15 @@ VERSION = "0.1.0"
 
 
 class Metrics:
-    """The sandbox's Prometheus collectors, in a registry of its own."""
+    """The sandbox's Prometheus collectors, in a registry of its own: the sandbox's series,
+    the process and platform ones, and (:meth:`watch_breakers`) its breakers' states."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.requests = Counter(
             "sandbox_http_requests",
             "HTTP requests by method, route and status.",
@@ -78,6 +90,13 @@ class Metrics:
         self.rss_bytes = Gauge(
             "sandbox_process_resident_memory_bytes", "Resident memory of the process.", registry=r
         )
+
+    def watch_breakers(self, breakers: Any) -> None:
+        """Export the states and calls of ``breakers`` (a ``BreakerRegistry``):
+        ``circuit_breaker_state{name,state}``, ``circuit_breaker_calls``, ``retry_calls``."""
+        from guilde_core.resilience.metrics import ResilienceCollector
+
+        self.registry.register(ResilienceCollector(breakers))
 
 
 @dataclass

@@ -10,18 +10,25 @@ calls. The browser-side chaos faults act here:
   log line carrying the request's id, and the page shows the error;
 * ``frontend-slow-asset`` — ``/app/style.css`` or ``/app/app.js`` is served late, so the
   page loads slowly.
+
+The page reloads itself when the frontend changes (a fault switched on or off), as an app
+that picks up a new build does: ``GET /app/changes`` is an event stream that sends the
+frontend's version when it connects and whenever it changes, and the page reloads when the
+version differs from the one it was served with — so a browser left on the page (the
+browser capture of ``dev3000 demo``) shows a fault within a second.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 
 __all__ = ["FrontendFaults", "frontend_router"]
 
@@ -44,13 +51,29 @@ _PAGE = """<!doctype html>
 """
 
 
+#: seconds between keep-alive comments on the change stream
+KEEPALIVE_S = 15.0
+
+
 @dataclass
 class FrontendFaults:
-    """What the browser-side faults switched on (``SandboxContext.frontend``)."""
+    """What the browser-side faults switched on (``SandboxContext.frontend``), and the
+    frontend's version, which :meth:`changed` bumps."""
 
     broken_view: str | None = None
     failing_fetch_status: int | None = None
     slow_assets: dict[str, float] = field(default_factory=dict)
+    version: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def changed(self) -> None:
+        """A fault was switched on or off: pages on the frontend reload."""
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def next_change(self) -> None:
+        await self._changed.wait()
 
 
 def frontend_router(faults: FrontendFaults, log: Any) -> APIRouter:
@@ -60,9 +83,26 @@ def frontend_router(faults: FrontendFaults, log: Any) -> APIRouter:
     @router.get("/app")
     @router.get("/app/")
     async def page() -> HTMLResponse:
-        config = json.dumps({"broken_view": faults.broken_view}).replace("<", "\\u003c")
+        config = json.dumps({"broken_view": faults.broken_view, "version": faults.version})
+        config = config.replace("<", "\\u003c")
         return HTMLResponse(
             _PAGE.replace("{config}", config), headers={"Cache-Control": "no-store"}
+        )
+
+    @router.get("/app/changes")
+    async def changes() -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            yield f"retry: 1000\ndata: {faults.version}\n\n"
+            while True:
+                try:
+                    await asyncio.wait_for(faults.next_change(), KEEPALIVE_S)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"data: {faults.version}\n\n"
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
         )
 
     @router.get("/app/{asset}")

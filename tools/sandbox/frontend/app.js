@@ -133,4 +133,13 @@
 
   window.addEventListener("hashchange", route);
   route();
+
+  // a new build of the frontend (a fault switched on or off): load it
+  if (window.EventSource) {
+    new EventSource("/app/changes").onmessage = function (e) {
+      if (Number(e.data) !== (cfg.version || 0)) {
+        location.reload();
+      }
+    };
+  }
 })();
