@@ -50,6 +50,9 @@ def to_json(model: BaseModel) -> str:
 
 
 def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        # str(OSError) names the file by its absolute path on the server: keep only the reason
+        return redact_text(exc.strerror)[:300]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return redact_text(text)[:300]
 

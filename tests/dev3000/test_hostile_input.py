@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from guilde_core.config import Settings
 from guilde_core.events import make_event
 
 from .conftest import StreamFactory, recv_json, recv_until
@@ -40,3 +47,55 @@ def test_replay_larger_than_the_buffered_events_replays_what_there_is(
         assert got == published
         ws.send(json.dumps({"type": "ping"}))
         assert recv_until(ws, "pong")["type"] == "pong"
+
+
+def test_an_over_long_source_name_is_a_problem_without_the_server_path(
+    make_app: Callable[..., FastAPI], tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("ERROR boom\n", encoding="utf-8")
+    with TestClient(make_app(dev3000_log_paths=[str(logs)])) as client:
+        for sources in ("0" * 300, "a/" + "b" * 256, "app.log," + "x" * 400):
+            r = client.get("/api/v1/logs/search", params={"q": "boom", "sources": sources})
+            assert r.status_code == 422, r.text
+            assert r.headers["content-type"].startswith("application/problem+json")
+            assert str(tmp_path) not in r.text
+
+
+def test_tool_errors_name_no_absolute_path() -> None:
+    from fastmcp.exceptions import ToolError
+
+    from servers.common import as_tool_errors
+
+    @as_tool_errors
+    async def opens(name: str) -> None:
+        raise OSError(36, "File name too long", "/srv/secret-place/logs/" + name)
+
+    async def call() -> None:
+        await opens("0" * 300)
+
+    with pytest.raises(ToolError) as info:
+        asyncio.run(call())
+    assert "/srv/secret-place" not in str(info.value)
+    assert "File name too long" in str(info.value)
+
+
+def test_mcp_tail_with_an_over_long_source_name_is_a_tool_error(tmp_path: Path) -> None:
+    from fastmcp import Client
+    from fastmcp.exceptions import ToolError
+
+    from servers.logs.server import build_server
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("ERROR boom\n", encoding="utf-8")
+    server = build_server(Settings(dev3000_log_paths=[str(logs)]))
+
+    async def call() -> None:
+        async with Client(server) as client:
+            await client.call_tool("tail", {"sources": ["0" * 300]})
+
+    with pytest.raises(ToolError) as info:
+        asyncio.run(call())
+    assert str(tmp_path) not in str(info.value)
