@@ -153,10 +153,17 @@ def literal_finder(needle: bytes) -> Finder:
 
 def regex_finder(pattern: regex.Pattern[bytes]) -> Finder:
     def find(buf: bytes, start: int, timeout: float) -> int:
+        # the engine stops itself at ``timeout`` (TimeoutError); on bytes it lets go of the
+        # GIL while it works, so a slow pattern never stalls the server's event loop
         m = pattern.search(buf, start, timeout=max(timeout, 0.001))
         return -1 if m is None else m.start()
 
     return find
+
+
+def _left(deadline: float) -> float:
+    """Seconds left until ``deadline`` (monotonic), at least 1 ms (the engine's floor)."""
+    return max(deadline - time.monotonic(), 0.001)
 
 
 def _newlines(buf: bytes, start: int, end: int) -> int:
@@ -201,11 +208,10 @@ def scan(
                 first = chunk.find(b"\n")
                 if first >= 0:
                     last = chunk.rfind(b"\n") + 1
-                    try:
-                        budget = max(deadline - time.monotonic(), 0.001)
-                        hit = find(carry + chunk[: first + 1], 0, budget)
+                    try:  # each call gets what is LEFT of the budget, never the whole again
+                        hit = find(carry + chunk[: first + 1], 0, _left(deadline))
                         if hit < 0:
-                            hit = find(chunk, first + 1, budget)
+                            hit = find(chunk, first + 1, _left(deadline))
                             hit = -1 if hit >= last else hit
                         else:
                             hit = 0
@@ -228,7 +234,7 @@ def scan(
             if context == 0 and not waiting:
                 # fast path: no hit in the block → count its lines, never copy it
                 try:
-                    probe = find(buf, 0, max(deadline - time.monotonic(), 0.001))
+                    probe = find(buf, 0, _left(deadline))
                 except TimeoutError:
                     stats.stopped = "time_budget"
                     return
@@ -287,7 +293,7 @@ def _scan_region(
         pos = end + 1
         if verify is not None:
             try:
-                if not verify(raw, max(deadline - time.monotonic(), 0.001)):
+                if not verify(raw, _left(deadline)):
                     if pos >= len(region):
                         break
                     continue
