@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from guilde_core.correlation import get_correlation_id
-from guilde_core.redaction import redact
+from guilde_core.redaction import escape_controls, redact, redact_text
 
 __all__ = ["EventKind", "Severity", "TimelineEvent", "make_event"]
 
@@ -69,7 +69,8 @@ def make_event(
     correlation_id: str | None = None,
     ts: datetime | None = None,
 ) -> TimelineEvent:
-    """Build a redacted event with a time-ordered id (``<ms>-<instance>-<seq>``)."""
+    """Build a redacted event with a time-ordered id (``<ms>-<instance>-<seq>``); subject and
+    summary are single lines (control characters escaped)."""
     now = ts or datetime.now(UTC)
     event_id = f"{int(time.time() * 1000):013d}-{_instance}-{next(_seq):06d}"
     return TimelineEvent(
@@ -78,8 +79,9 @@ def make_event(
         source=source,
         kind=kind,
         severity=severity,
-        subject=subject,
-        summary=redact(summary),
+        # one line each: a newline in a reason or a log message cannot forge another entry
+        subject=escape_controls(redact_text(subject)),
+        summary=escape_controls(redact_text(summary)),
         data=redact(data or {}),
         correlation_id=correlation_id or get_correlation_id(),
     )

@@ -27,7 +27,7 @@ import regex
 
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import InvalidInputError
-from guilde_core.redaction import redact
+from guilde_core.redaction import redact, redact_text
 from servers.logs.gate import SEARCHES
 from servers.logs.models import (
     ErrorGroup,
@@ -371,9 +371,12 @@ def fingerprint(entry: LogEntry) -> tuple[str, str | None]:
         base = last
     else:
         base = lines[0]
+    # redaction first: normalising (digits -> <n>, quoted -> <str>) would break a secret's
+    # shape (sk-ab12cd34 -> sk-ab<n>cd<n>) so that redaction no longer sees it
+    base = redact_text(base)
     for pattern, repl in _NORMALISE:
         base = pattern.sub(repl, base)
-    prefix = entry.logger + ": " if entry.logger else ""
+    prefix = redact_text(entry.logger) + ": " if entry.logger else ""
     return (prefix + base.strip())[:300], str(exception) if exception else None
 
 
