@@ -39,6 +39,15 @@ __all__ = [
 
 TargetKind = Literal["http", "tcp", "redis", "postgres"]
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+#: what OpenAPI states of a target URL (the validator below gives the reason for a refusal)
+URL_PATTERN = r"^(https?|tcp|rediss?|postgres|postgresql)://[^\s]+$"
+URL_RULES = (
+    "scheme://host[:port][/…] with scheme http, https, tcp, redis, rediss, postgres or "
+    "postgresql; no spaces; at most 2048 characters. Credentials in it (user:password@) are "
+    "used for the check and never shown: every response masks them."
+)
+#: an HTTP path probed on the target
+PATH_PATTERN = r"^/[^\s]*$"
 
 
 class TargetCreate(BaseModel):
@@ -63,11 +72,14 @@ class TargetCreate(BaseModel):
     name: str = Field(pattern=_NAME_PATTERN, description="Unique id: lower-case, digits, _ . -")
     kind: TargetKind = Field("http", description="http | tcp | redis | postgres")
     url: str = Field(
-        min_length=1,
-        max_length=2048,
-        description="http(s)://host:port, tcp://host:port, redis://…, postgresql://…",
+        min_length=1, max_length=2048, pattern=URL_PATTERN, description=URL_RULES
     )
-    path: str = Field("/health", max_length=1024, description="HTTP path probed (http kind).")
+    path: str = Field(
+        "/health",
+        max_length=1024,
+        pattern=PATH_PATTERN,
+        description="HTTP path probed (http kind): starts with /, no spaces.",
+    )
     expected_status: int = Field(200, ge=100, le=599, description="HTTP status meaning healthy.")
     critical: bool = Field(False, description="A failure makes the aggregate unhealthy.")
     timeout: float | None = Field(
@@ -108,8 +120,15 @@ class TargetPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: TargetKind | None = None
-    url: str | None = Field(None, min_length=1, max_length=2048)
-    path: str | None = Field(None, max_length=1024)
+    url: str | None = Field(
+        None, min_length=1, max_length=2048, pattern=URL_PATTERN, description=URL_RULES
+    )
+    path: str | None = Field(
+        None,
+        max_length=1024,
+        pattern=PATH_PATTERN,
+        description="HTTP path probed (http kind): starts with /, no spaces.",
+    )
     expected_status: int | None = Field(None, ge=100, le=599)
     critical: bool | None = None
     timeout: float | None = Field(None, gt=0, le=300)
