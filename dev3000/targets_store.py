@@ -71,9 +71,7 @@ class TargetCreate(BaseModel):
 
     name: str = Field(pattern=_NAME_PATTERN, description="Unique id: lower-case, digits, _ . -")
     kind: TargetKind = Field("http", description="http | tcp | redis | postgres")
-    url: str = Field(
-        min_length=1, max_length=2048, pattern=URL_PATTERN, description=URL_RULES
-    )
+    url: str = Field(min_length=1, max_length=2048, pattern=URL_PATTERN, description=URL_RULES)
     path: str = Field(
         "/health",
         max_length=1024,

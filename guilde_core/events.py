@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -11,9 +12,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from guilde_core.correlation import get_correlation_id
+from guilde_core.errors import InvalidCursorError
 from guilde_core.redaction import escape_controls, redact, redact_text
 
-__all__ = ["EventKind", "Severity", "TimelineEvent", "make_event"]
+__all__ = [
+    "EVENT_ID_PATTERN",
+    "EventKind",
+    "Severity",
+    "TimelineEvent",
+    "check_event_id",
+    "make_event",
+]
 
 Severity = Literal["debug", "info", "warning", "error", "critical"]
 EventKind = Literal[
@@ -38,6 +47,10 @@ EventKind = Literal[
     "browser_lifecycle",
 ]
 
+#: the shape of an event id (what :func:`make_event` writes): ``<ms>-<instance>-<seq>``
+EVENT_ID_PATTERN = r"^[0-9]{13,}-[0-9a-f]{8}-[0-9]{6,}$"
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+
 _seq = itertools.count(1)
 _instance = uuid.uuid4().hex[:8]
 
@@ -56,6 +69,16 @@ class TimelineEvent(BaseModel):
     summary: str = Field(description="One human-readable line.")
     data: dict[str, Any] = Field(default_factory=dict)
     correlation_id: str | None = None
+
+
+def check_event_id(value: str | None, what: str = "cursor") -> str | None:
+    """``value`` when it is an event id (or None); else :class:`InvalidCursorError` (400)."""
+    if value is None or _EVENT_ID.match(value):
+        return value
+    raise InvalidCursorError(
+        f"{what} must be an event id as the API hands them out "
+        "(<13 digits>-<8 hex digits>-<6+ digits>, e.g. a page's next_cursor)"
+    )
 
 
 def make_event(

@@ -99,3 +99,30 @@ def test_mcp_tail_with_an_over_long_source_name_is_a_tool_error(tmp_path: Path) 
     with pytest.raises(ToolError) as info:
         asyncio.run(call())
     assert str(tmp_path) not in str(info.value)
+
+
+def test_a_bad_cursor_is_a_400_problem(api: TestClient) -> None:
+    for params in ({"before": "zzz"}, {"after": "1' OR 1=1"}, {"before": "9" * 13}):
+        r = api.get("/api/v1/timeline", params=params)
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert r.json()["type"].endswith("/invalid_cursor")
+    event = make_event(source="test", kind="notice", subject="s", summary="x")
+    assert api.get("/api/v1/timeline", params={"before": event.id}).status_code == 200
+
+
+def test_a_bad_resume_point_is_refused_on_both_stream_transports(
+    stream_server: StreamFactory,
+) -> None:
+    from .conftest import closed_with
+
+    srv = stream_server()
+    r = httpx.get(
+        srv.url + "/api/v1/diag/stream/sse", headers={"Last-Event-ID": "not-an-id"}, timeout=10
+    )
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("application/problem+json")
+    with srv.ws("resume_from=../../etc") as ws:
+        code, reason = closed_with(ws)
+    assert code == 4400
+    assert "resume_from" in reason
