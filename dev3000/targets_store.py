@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -102,6 +103,13 @@ class TargetCreate(BaseModel):
         scheme = value.split("://", 1)[0].lower()
         if scheme not in ("http", "https", "tcp", "redis", "rediss", "postgres", "postgresql"):
             raise ValueError(f"unsupported scheme {scheme!r}")
+        try:  # what every check parses: a host, and a port that is a port
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not 0-65535
+        except ValueError as exc:
+            raise ValueError(f"url cannot be parsed: {exc}") from None
+        if not parts.hostname:
+            raise ValueError("url needs a host")
         return value
 
     @field_validator("path")

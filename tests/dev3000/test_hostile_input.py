@@ -126,3 +126,16 @@ def test_a_bad_resume_point_is_refused_on_both_stream_transports(
         code, reason = closed_with(ws)
     assert code == 4400
     assert "resume_from" in reason
+
+
+def test_target_urls_that_cannot_be_parsed_are_a_422(api: TestClient) -> None:
+    """Found by the live schemathesis run: a tcp target's URL was parsed only by its check."""
+    bad = ("http://[", "tcp://[::1", "redis://[x]:1", "https://a]b", "tcp://a:b", "tcp://h:99999")
+    for kind in ("http", "tcp", "redis", "postgres"):
+        for url in (*bad, "http://:80"):
+            r = api.post("/api/v1/targets", json={"name": "t1", "kind": kind, "url": url})
+            assert r.status_code == 422, (kind, url, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+    ok = api.post("/api/v1/targets", json={"name": "t2", "kind": "tcp", "url": "tcp://127.0.0.1:1"})
+    assert ok.status_code == 201
+    assert api.patch("/api/v1/targets/t2", json={"url": "tcp://a:b"}).status_code == 422
