@@ -47,8 +47,9 @@ EventKind = Literal[
     "browser_lifecycle",
 ]
 
-#: the shape of an event id (what :func:`make_event` writes): ``<ms>-<instance>-<seq>``
-EVENT_ID_PATTERN = r"^[0-9]{13,}-[0-9a-f]{8}-[0-9]{6,}$"
+#: the shape of an event id: ``<ms>-<instance>-<seq>`` (:func:`make_event`; a bus's origin
+#: id, the resume point before its first event, has its own 12-digit instance)
+EVENT_ID_PATTERN = r"^[0-9]{13,}-[0-9a-f]{8,32}-[0-9]{6,}$"
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
 _seq = itertools.count(1)
@@ -77,7 +78,7 @@ def check_event_id(value: str | None, what: str = "cursor") -> str | None:
         return value
     raise InvalidCursorError(
         f"{what} must be an event id as the API hands them out "
-        "(<13 digits>-<8 hex digits>-<6+ digits>, e.g. a page's next_cursor)"
+        "(<13 digits>-<hex digits>-<6+ digits>, e.g. a page's next_cursor)"
     )
 
 

@@ -62,7 +62,7 @@ async def timeline(
         Query(
             max_length=100,
             description="Cursor: the previous page's next_cursor (an event id "
-            "<13 digits>-<8 hex>-<6+ digits>; anything else: 400)",
+            "<13 digits>-<hex>-<6+ digits>; anything else: 400)",
         ),
     ] = None,
     after: Annotated[

@@ -34,9 +34,12 @@ def test_replay_larger_than_the_buffered_events_replays_what_there_is(
     ):
         assert resp.status_code == 200
         ids: list[str] = []
+        event_id = None
         for line in resp.iter_lines():
             if line.startswith("id:"):
-                ids.append(line[3:].strip())
+                event_id = line[3:].strip()
+            elif line.startswith("event:") and line[6:].strip() == "timeline":
+                ids.append(str(event_id))
             if len(ids) == 3:
                 break
         assert ids == published
