@@ -153,3 +153,25 @@ def test_error_groups_answer_at_the_budget(tmp_path: Path) -> None:
     assert time.monotonic() - started < 0.05 + SLACK
     assert result.stopped_early
     assert result.stop_reason == "time_budget"
+
+
+def test_the_recorded_replay_server_bounds_a_model_supplied_pattern() -> None:
+    """The eval replay server's logs search takes its pattern from the model: the regex
+    engine's timeout stops a catastrophic one instead of Python's re running for hours."""
+    from evals.recorded import build_recorded_server
+
+    entries = [{"message": "a" * 30_000 + "b"}, {"message": "order failed"}]
+    server, _ = build_recorded_server({"logs": {"entries": entries}})
+
+    async def search(query: str) -> dict[str, Any]:
+        async with Client(server) as client:
+            result = await client.call_tool("logs_search", {"query": query})
+            assert result.structured_content is not None
+            return result.structured_content
+
+    started = time.monotonic()
+    stopped = asyncio.run(search(EVIL))
+    assert time.monotonic() - started < 1.0 + SLACK
+    assert stopped["truncated"] is True
+    found = asyncio.run(search("order"))
+    assert [e["message"] for e in found["entries"]] == ["order failed"]
