@@ -166,8 +166,9 @@ def test_the_recorded_replay_server_bounds_a_model_supplied_pattern() -> None:
     async def search(query: str) -> dict[str, Any]:
         async with Client(server) as client:
             result = await client.call_tool("logs_search", {"query": query})
-            assert result.structured_content is not None
-            return result.structured_content
+            content: dict[str, Any] | None = result.structured_content
+            assert content is not None
+            return content
 
     started = time.monotonic()
     stopped = asyncio.run(search(EVIL))
