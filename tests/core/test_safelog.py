@@ -129,3 +129,26 @@ def test_uvicorn_access_log_masks_query_tokens_and_keeps_its_fields(safe_logging
     assert "secret-token-123" not in line
     assert line.startswith('127.0.0.1:5000 "GET /api/v1/diag/stream/sse?token=')
     assert line.endswith(" 200 OK")  # the formatter read its fields from record.args
+
+
+def test_the_dev3000_command_installs_it_before_any_subcommand_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from guilde_diag import cli
+
+    previous = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(logging.LogRecord)
+    monkeypatch.setattr("sys.argv", ["dev3000", "--version"])
+    try:
+        with pytest.raises(SystemExit):
+            cli.main()
+        installed = logging.getLogRecordFactory()
+        assert getattr(installed, "guilde_safe", False)
+        install_safe_logging()  # twice: still the one wrapper
+        assert logging.getLogRecordFactory() is installed
+        record = logging.getLogRecordFactory()(
+            "x", logging.INFO, "", 1, "k=%s", ("sk-" + "a1" * 9,), None
+        )
+        assert record.getMessage() == "k=" + MASK
+    finally:
+        logging.setLogRecordFactory(previous)
