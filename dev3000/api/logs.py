@@ -54,7 +54,12 @@ async def search(
     ignore_case: Annotated[bool, Query(description="Case-insensitive match")] = False,
     sources: Annotated[
         str | None,
-        Query(max_length=1000, description="Comma-separated sources (see MCP logs_sources)"),
+        Query(
+            max_length=1000,
+            description="Comma-separated source names (MCP logs_list_sources): each a path "
+            "relative to a log root — not absolute, no '..', each part at most 255 bytes "
+            "(else 422)",
+        ),
     ] = None,
     level: Annotated[
         Literal["debug", "info", "warning", "error", "critical"] | None,

@@ -8,17 +8,19 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
 from guilde_core.config import Settings
 from servers.logs.server import build_server
-from tools.harness import ManagedProcess, free_port, wait_for_http
+from tools.harness import ManagedProcess, ServerThread, free_port, wait_for_http
 
 EVIL = r"(a+)+$"
 BUDGET = 1.5
@@ -176,3 +178,39 @@ def test_the_recorded_replay_server_bounds_a_model_supplied_pattern() -> None:
     assert stopped["truncated"] is True
     found = asyncio.run(search("order"))
     assert [e["message"] for e in found["entries"]] == ["order failed"]
+
+
+def test_mcp_over_http_counts_slots_per_api_key(
+    make_app: Callable[..., FastAPI], tmp_path: Path
+) -> None:
+    """Over dev3000's /mcp the slots belong to the caller's API key, as over REST."""
+    from fastmcp.client.transports import StreamableHttpTransport
+
+    app = make_app(
+        mcp=True,
+        dev3000_log_paths=[str(_logs(tmp_path))],
+        diagnostic_auth_required=True,
+        diagnostic_api_keys="mcp-key-one-0001:read,mcp-key-two-0002:read",
+        diagnostic_search_time_budget=BUDGET,
+        diagnostic_search_concurrency=1,
+        diagnostic_rate_limit=100_000,
+    )
+
+    def client(url: str, key: str) -> Client[Any]:
+        return Client(StreamableHttpTransport(url + "/mcp", headers={"X-API-Key": key}))
+
+    async def scenario(url: str) -> tuple[str, bool]:
+        async with client(url, "mcp-key-one-0001") as one, client(url, "mcp-key-two-0002") as two:
+            evil = asyncio.ensure_future(
+                one.call_tool("logs_search", {"query": EVIL, "regex": True})
+            )
+            await asyncio.sleep(BUDGET / 3)
+            busy = await one.call_tool("logs_error_groups", {}, raise_on_error=False)
+            other = await two.call_tool("logs_error_groups", {}, raise_on_error=False)
+            await evil
+            return str(busy.content), other.is_error
+
+    with ServerThread(app) as srv:
+        busy, other_failed = asyncio.run(asyncio.wait_for(scenario(srv.url), 30))
+    assert "at most 1" in busy
+    assert not other_failed
