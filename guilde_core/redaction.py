@@ -114,7 +114,7 @@ def _mask_assignment(match: re.Match[str]) -> str:
         value, quote = match["value"], ""
     if (
         not value
-        or MASK in value
+        or value.startswith(MASK)  # masked already (a MASK further on hides nothing here)
         or not is_secret_name(name)
         or value.lower() in {"true", "false", "none", "null"}
     ):

@@ -114,3 +114,23 @@ def test_timeline_events_are_redacted_and_single_line() -> None:
     assert "\n" not in event.summary
     assert "\n" not in event.subject
     assert event.summary.startswith("first line\\r\\nINFO forged")
+
+
+def test_a_mask_further_on_hides_nothing_before_it() -> None:
+    from guilde_core.redaction import MASK, redact_text
+
+    text = "/app/cookie=" + DSN.secret + "/view?token=" + MASK
+    assert DSN.secret not in redact_text(text)
+    assert redact_text("password=" + MASK) == "password=" + MASK  # masked once, not twice
+
+
+def test_browser_texts_and_urls_are_redacted_before_they_are_cut() -> None:
+    from servers.browser.scrub import clean_text, scrub_url
+
+    for p in SECRETS:
+        for limit in (20, 40, 60):
+            straddling = "y" * (limit - len(p.text) // 2) + " " + p.text + " tail"
+            assert leaks(clean_text(straddling, limit), [p]) == [], (p.kind, limit)
+    jwt = next(p for p in SECRETS if p.kind == "jwt")
+    long_path = "http://127.0.0.1:1/" + "p" * 470 + "/" + jwt.text + "/end"
+    assert leaks(scrub_url(long_path) or "", [jwt]) == []

@@ -79,11 +79,38 @@ def world() -> Iterator[World]:
 
 
 def _write(root: Path, secrets: list[Planted], styles: list[int]) -> None:
+    import shutil
+
     for old in root.iterdir():
-        old.unlink()
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
     lines = [log_line(p, styles[i % len(styles)], i) for i, p in enumerate(secrets)]
     (root / "app.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (root / "worker.log").write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+    (root / "browser").mkdir()
+    (root / "browser" / "browser.jsonl").write_text(_browser_lines(secrets), encoding="utf-8")
+
+
+def _browser_lines(secrets: list[Planted]) -> str:
+    """The browser capture's log source: its records as it writes them, each text through
+    the capture's own cleaning (cut where the cut falls inside the secret)."""
+    from servers.browser.scrub import clean_text, scrub_url
+
+    lines = []
+    for i, p in enumerate(secrets):
+        limit = 40 + i
+        straddling = "x" * (limit - len(p.text) // 2) + " " + p.text  # the cut halves it
+        url = scrub_url(f"http://127.0.0.1:1/app/{p.text}/view?token={p.secret}#{p.text}")
+        record = {
+            "ts": f"2026-01-22T10:{i % 60:02d}:00Z",
+            "level": "error",
+            "logger": "browser.exception",
+            "message": "uncaught Error: " + clean_text(straddling, limit),
+            "url": url,
+            "stack": clean_text(f"Error: {p.text}\n    at load ({url}:1:1)", 4000),
+            "request_id": f"req-{i:04d}",
+        }
+        lines.append(json.dumps(record))
+    return "\n".join(lines) + "\n"
 
 
 def _dump(value: Any) -> str:
@@ -127,7 +154,7 @@ async def _timeline_views(world: World, secrets: list[Planted]) -> list[str]:
         )
     )
     world.bus.publish(
-        make_event(source="test", kind="notice", subject=text[:80], summary=text, data={"x": text})
+        make_event(source="test", kind="notice", subject=text, summary=text, data={"x": text})
     )
     return [_dump([e.model_dump(mode="json") for e in world.bus.events()])]
 
