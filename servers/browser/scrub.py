@@ -4,7 +4,8 @@
   client-side route (``#/orders``), and masks every query value except short plain ones
   (``limit=20``, ``view=orders``) whose name does not look secret — a token in a query
   string or fragment never reaches a record, whatever its name.
-* :func:`clean_text` cuts a text to a bound and runs it through the project's redactor.
+* :func:`clean_text` runs a text through the project's redactor, then cuts it to a bound
+  (redaction first: a cut inside a secret would leave a start no pattern recognises).
 
 Headers are never read into a record (no cookies, no ``Authorization``), so there is
 nothing to scrub there.
