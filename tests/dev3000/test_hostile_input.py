@@ -142,3 +142,17 @@ def test_target_urls_that_cannot_be_parsed_are_a_422(api: TestClient) -> None:
     ok = api.post("/api/v1/targets", json={"name": "t2", "kind": "tcp", "url": "tcp://127.0.0.1:1"})
     assert ok.status_code == 201
     assert api.patch("/api/v1/targets/t2", json={"url": "tcp://a:b"}).status_code == 422
+
+
+def test_browser_resources_without_a_capture_are_a_404_not_a_503(api: TestClient) -> None:
+    """Found by the live schemathesis run: a dev3000 started without --browser answered
+    its browser resources with 503 Service Unavailable."""
+    assert api.get("/api/v1/browser/status").json()["state"] == "off"
+    for path in (
+        "/api/v1/browser/errors",
+        "/api/v1/browser/screenshots/latest",
+        "/api/v1/browser/screenshots/0123456789abcdef",
+    ):
+        r = api.get(path)
+        assert r.status_code == 404, (path, r.text)
+        assert "--browser" in r.json()["detail"]

@@ -174,7 +174,7 @@ def test_the_recorded_replay_server_bounds_a_model_supplied_pattern() -> None:
 
     started = time.monotonic()
     stopped = asyncio.run(search(EVIL))
-    assert time.monotonic() - started < 1.0 + SLACK
+    assert time.monotonic() - started < 10  # hours without the engine's timeout
     assert stopped["truncated"] is True
     found = asyncio.run(search("order"))
     assert [e["message"] for e in found["entries"]] == ["order failed"]
