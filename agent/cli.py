@@ -213,7 +213,9 @@ def web(
 
     from agent.web import create_app
     from guilde_core.config import get_settings
+    from guilde_core.safelog import install_safe_logging
 
+    install_safe_logging()  # the access log shows paths with their query strings
     settings = get_settings()
     app = create_app(settings, mcp_url=url or _default_url())
     uvicorn.run(app, host=host, port=port or settings.agent_web_port, log_level="info")

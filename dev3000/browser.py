@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Query
 from starlette.responses import Response
 
-from dev3000.api.state import StateDep
+from dev3000.api.state import AppState, StateDep
 from dev3000.supervisor import logs_dir
 from guilde_core.errors import NotFoundError
 from guilde_core.http.auth import ReadKey
@@ -67,7 +67,18 @@ async def errors(
     state: StateDep,
     limit: Annotated[int, Query(ge=1, le=200, description="At most this many.")] = 50,
 ) -> RecordList:
-    return await logic.recent_errors(state.browser, limit)
+    return await logic.recent_errors(_capture(state), limit)
+
+
+def _capture(state: AppState) -> BrowserCapture:
+    """This app's capture; without one the browser's resources are not here: 404 (the API
+    answers 5xx only for its own failures, not for a part it was not started with)."""
+    if state.browser is None:
+        raise NotFoundError(
+            "no browser capture runs here: start dev3000 serve --browser URL "
+            "(or set DEV3000_BROWSER_URL)"
+        )
+    return state.browser
 
 
 def _png(capture: BrowserCapture, shot_id: str | None) -> Response:
@@ -91,7 +102,7 @@ def _png(capture: BrowserCapture, shot_id: str | None) -> Response:
     responses={200: {"content": {"image/png": {}}}},
 )
 async def latest_screenshot(_: ReadKey, state: StateDep) -> Response:
-    return _png(logic.require_capture(state.browser), None)
+    return _png(_capture(state), None)
 
 
 @router.get(
@@ -103,4 +114,4 @@ async def latest_screenshot(_: ReadKey, state: StateDep) -> Response:
 async def screenshot(
     _: ReadKey, state: StateDep, shot_id: Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 ) -> Response:
-    return _png(logic.require_capture(state.browser), shot_id)
+    return _png(_capture(state), shot_id)

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> None:
     """Add ``serve`` and ``doctor`` to the ``dev3000`` command line; ``serve`` adds
@@ -38,7 +40,11 @@ def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> 
             max=8,
             help="After SIGTERM: seconds readiness answers 503 before the server stops.",
         ),
-        log_level: str | None = typer.Option(None, "--log-level", help="uvicorn log level."),
+        log_level: str | None = typer.Option(
+            None,
+            "--log-level",
+            help="debug | info | warning | error (default DEV3000_LOG_LEVEL).",
+        ),
         browser: str | None = typer.Option(
             None,
             "--browser",
@@ -49,6 +55,13 @@ def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> 
         """Serve the HTTP API, the stream and the aggregate MCP endpoint (/mcp, /sse)."""
         from dev3000.serve import run_server
         from guilde_core.config import ConfigurationInvalid, load_settings
+
+        if log_level is not None and log_level.lower() not in _LOG_LEVELS:
+            # not uvicorn's "trace": it logs every ASGI scope, request headers included
+            typer.echo(
+                f"dev3000 serve: --log-level must be one of {', '.join(_LOG_LEVELS)}", err=True
+            )
+            raise typer.Exit(2)
 
         try:
             settings = load_settings()
@@ -61,7 +74,7 @@ def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> 
             port=port,
             run=run,
             drain_seconds=drain_seconds,
-            log_level=log_level,
+            log_level=log_level.lower() if log_level else None,
             extra_tools=extra_tools,
             browser=browser,
         )

@@ -118,7 +118,9 @@ def run_server(
     :func:`dev3000.app.create_app`; ``browser``: a page to watch in headless Chromium
     (default ``DEV3000_BROWSER_URL``; none: no capture)."""
     from dev3000.app import create_app
+    from guilde_core.safelog import install_safe_logging
 
+    install_safe_logging()  # before anything logs: uvicorn, websockets, the app
     _setup_observability(settings)
     lifespans = [supervisor_lifespan(list(run))] if run else []
     if browser or settings.dev3000_browser_url:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,6 +40,15 @@ __all__ = [
 
 TargetKind = Literal["http", "tcp", "redis", "postgres"]
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+#: what OpenAPI states of a target URL (the validator below gives the reason for a refusal)
+URL_PATTERN = r"^(https?|tcp|rediss?|postgres|postgresql)://[^\s]+$"
+URL_RULES = (
+    "scheme://host[:port][/…] with scheme http, https, tcp, redis, rediss, postgres or "
+    "postgresql; no spaces; at most 2048 characters. Credentials in it (user:password@) are "
+    "used for the check and never shown: every response masks them."
+)
+#: an HTTP path probed on the target
+PATH_PATTERN = r"^/[^\s]*$"
 
 
 class TargetCreate(BaseModel):
@@ -62,12 +72,13 @@ class TargetCreate(BaseModel):
 
     name: str = Field(pattern=_NAME_PATTERN, description="Unique id: lower-case, digits, _ . -")
     kind: TargetKind = Field("http", description="http | tcp | redis | postgres")
-    url: str = Field(
-        min_length=1,
-        max_length=2048,
-        description="http(s)://host:port, tcp://host:port, redis://…, postgresql://…",
+    url: str = Field(min_length=1, max_length=2048, pattern=URL_PATTERN, description=URL_RULES)
+    path: str = Field(
+        "/health",
+        max_length=1024,
+        pattern=PATH_PATTERN,
+        description="HTTP path probed (http kind): starts with /, no spaces.",
     )
-    path: str = Field("/health", max_length=1024, description="HTTP path probed (http kind).")
     expected_status: int = Field(200, ge=100, le=599, description="HTTP status meaning healthy.")
     critical: bool = Field(False, description="A failure makes the aggregate unhealthy.")
     timeout: float | None = Field(
@@ -92,6 +103,13 @@ class TargetCreate(BaseModel):
         scheme = value.split("://", 1)[0].lower()
         if scheme not in ("http", "https", "tcp", "redis", "rediss", "postgres", "postgresql"):
             raise ValueError(f"unsupported scheme {scheme!r}")
+        try:  # what every check parses: a host, and a port that is a port
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not 0-65535
+        except ValueError as exc:
+            raise ValueError(f"url cannot be parsed: {exc}") from None
+        if not parts.hostname:
+            raise ValueError("url needs a host")
         return value
 
     @field_validator("path")
@@ -108,8 +126,15 @@ class TargetPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: TargetKind | None = None
-    url: str | None = Field(None, min_length=1, max_length=2048)
-    path: str | None = Field(None, max_length=1024)
+    url: str | None = Field(
+        None, min_length=1, max_length=2048, pattern=URL_PATTERN, description=URL_RULES
+    )
+    path: str | None = Field(
+        None,
+        max_length=1024,
+        pattern=PATH_PATTERN,
+        description="HTTP path probed (http kind): starts with /, no spaces.",
+    )
     expected_status: int | None = Field(None, ge=100, le=599)
     critical: bool | None = None
     timeout: float | None = Field(None, gt=0, le=300)

@@ -10,10 +10,11 @@ so tests can prove none ran without approval.
 
 from __future__ import annotations
 
-import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import regex
 from fastmcp import FastMCP
 
 __all__ = ["RECORDED_TOOL_NAMES", "RecordedState", "build_recorded_server"]
@@ -28,6 +29,9 @@ RECORDED_TOOL_NAMES: dict[str, str] = {
     "logs": "logs_search",
     "system": "system_overview",
 }
+
+#: seconds a model-supplied search pattern may run over a recorded scenario's log lines
+_SEARCH_BUDGET = 1.0
 
 
 @dataclass
@@ -105,10 +109,20 @@ def build_recorded_server(
         lines = _answer(state, "logs", {"query": query, "limit": limit})
         entries = lines.get("entries", []) if isinstance(lines, dict) else []
         try:
-            pattern = re.compile(query, re.IGNORECASE)
-        except re.error:
-            pattern = re.compile(re.escape(query), re.IGNORECASE)
-        hits = [e for e in entries if pattern.search(str(e.get("message", e)))]
+            pattern = regex.compile(query, regex.IGNORECASE)
+        except regex.error:
+            pattern = regex.compile(regex.escape(query), regex.IGNORECASE)
+        deadline = time.monotonic() + _SEARCH_BUDGET  # the pattern comes from the model
+        hits: list[Any] = []
+        for entry in entries:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                if pattern.search(str(entry.get("message", entry)), timeout=left):
+                    hits.append(entry)
+            except TimeoutError:
+                return {"query": query, "entries": hits[-limit:], "truncated": True}
         return {"query": query, "entries": hits[-limit:], "truncated": len(hits) > limit}
 
     @server.tool(name=RECORDED_TOOL_NAMES["timeline"], annotations=ro)

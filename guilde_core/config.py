@@ -325,6 +325,16 @@ class Settings(BaseSettings):
     diagnostic_rate_limit: int = Field(
         100, ge=1, le=1_000_000, description="Requests per minute per key."
     )
+    diagnostic_search_time_budget: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Longest a log search, trace or error grouping runs (seconds); an MCP "
+        "caller's time_budget is capped by it.",
+    )
+    diagnostic_search_concurrency: int = Field(
+        2, ge=1, le=64, description="Log searches one key may run at once; one more: 429."
+    )
     diagnostic_websocket_enabled: bool = Field(True, description="Enable the WebSocket stream.")
     diagnostic_stream_buffer_size: int = Field(
         1000, ge=1, le=1_000_000, description="Events kept for resume."

@@ -34,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectionFailedError",
     "GuildeError",
+    "InvalidCursorError",
     "InvalidInputError",
     "NotFoundError",
     "OperationTimeoutError",
@@ -176,6 +177,13 @@ class InvalidInputError(PermanentError):
 
     code = "invalid_input"
     http_status = 422
+
+
+class InvalidCursorError(PermanentError):
+    """A pagination cursor or resume point that was never handed out (HTTP 400)."""
+
+    code = "invalid_cursor"
+    http_status = 400
 
 
 class NotFoundError(PermanentError):

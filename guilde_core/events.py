@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -11,9 +12,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from guilde_core.correlation import get_correlation_id
-from guilde_core.redaction import redact
+from guilde_core.errors import InvalidCursorError
+from guilde_core.redaction import escape_controls, redact, redact_text
 
-__all__ = ["EventKind", "Severity", "TimelineEvent", "make_event"]
+__all__ = [
+    "EVENT_ID_PATTERN",
+    "EventKind",
+    "Severity",
+    "TimelineEvent",
+    "check_event_id",
+    "make_event",
+]
 
 Severity = Literal["debug", "info", "warning", "error", "critical"]
 EventKind = Literal[
@@ -38,6 +47,11 @@ EventKind = Literal[
     "browser_lifecycle",
 ]
 
+#: the shape of an event id: ``<ms>-<instance>-<seq>`` (:func:`make_event`; a bus's origin
+#: id, the resume point before its first event, has its own 12-digit instance)
+EVENT_ID_PATTERN = r"^[0-9]{13,}-[0-9a-f]{8,32}-[0-9]{6,}$"
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
+
 _seq = itertools.count(1)
 _instance = uuid.uuid4().hex[:8]
 
@@ -58,6 +72,16 @@ class TimelineEvent(BaseModel):
     correlation_id: str | None = None
 
 
+def check_event_id(value: str | None, what: str = "cursor") -> str | None:
+    """``value`` when it is an event id (or None); else :class:`InvalidCursorError` (400)."""
+    if value is None or _EVENT_ID.match(value):
+        return value
+    raise InvalidCursorError(
+        f"{what} must be an event id as the API hands them out "
+        "(<13 digits>-<hex digits>-<6+ digits>, e.g. a page's next_cursor)"
+    )
+
+
 def make_event(
     *,
     source: str,
@@ -69,7 +93,8 @@ def make_event(
     correlation_id: str | None = None,
     ts: datetime | None = None,
 ) -> TimelineEvent:
-    """Build a redacted event with a time-ordered id (``<ms>-<instance>-<seq>``)."""
+    """Build a redacted event with a time-ordered id (``<ms>-<instance>-<seq>``); subject and
+    summary are single lines (control characters escaped)."""
     now = ts or datetime.now(UTC)
     event_id = f"{int(time.time() * 1000):013d}-{_instance}-{next(_seq):06d}"
     return TimelineEvent(
@@ -78,8 +103,9 @@ def make_event(
         source=source,
         kind=kind,
         severity=severity,
-        subject=subject,
-        summary=redact(summary),
+        # one line each: a newline in a reason or a log message cannot forge another entry
+        subject=escape_controls(redact_text(subject)),
+        summary=escape_controls(redact_text(summary)),
         data=redact(data or {}),
         correlation_id=correlation_id or get_correlation_id(),
     )

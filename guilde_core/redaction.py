@@ -25,7 +25,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-__all__ = ["MASK", "is_secret_name", "redact", "redact_text"]
+__all__ = ["MASK", "escape_controls", "is_secret_name", "redact", "redact_text"]
 
 MASK = "***REDACTED***"
 
@@ -78,12 +78,18 @@ _SHAPES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:pylf_v\d_[a-z]+_|lf_)[A-Za-z0-9_]{16,}"), MASK),
 ]
 
-# NAME=value, name: value, "name": "value" (a quoted value runs to its closing quote)
+# NAME=value, name: value, "name": "value" (a quoted value runs to its closing quote). Only a
+# name holding a secret word matches: a plain name ("message", "failed") would swallow its
+# value, and a secret assignment inside it ("failed: x-api-key: …", "message": "… token=…")
+# would never be looked at.
 _ASSIGNMENT = re.compile(
     # a name starts only where a token starts, so a long token is scanned once, not once per
     # position (that made redaction quadratic in the length of a token)
-    r"""(?<![A-Za-z0-9_\-.])(?P<name>["']?[A-Za-z_][A-Za-z0-9_\-.]{0,127}["']?)"""
-    r"""(?P<sep>\s*[=:]\s*)"""
+    r"""(?<![A-Za-z0-9_\-.])(?P<name>\\?["']?(?=[A-Za-z_])[A-Za-z0-9_\-.]{0,63}?"""
+    r"""(?i:api[_\-]?key|apikey|access[_\-]?key|secret|token|passw|pwd|passphrase|dsn|"""
+    r"""authorization|auth[_\-]?header|cookie|credential|private[_\-]?key|session[_\-]?id|"""
+    r"""signing[_\-]?key)[A-Za-z0-9_\-.]{0,63}\\?["']?)"""
+    r"""(?P<sep>\s*[=:]\s*\\?)"""
     r"""(?:"(?P<dq>[^"\n]*)"|'(?P<sq>[^'\n]*)'|(?P<value>[^\s"',;&}]+))"""
 )
 
@@ -99,7 +105,7 @@ def is_secret_name(name: str) -> bool:
 
 
 def _mask_assignment(match: re.Match[str]) -> str:
-    name = match["name"].strip("\"'")
+    name = match["name"].strip("\"'\\")
     if match["dq"] is not None:
         value, quote = match["dq"], '"'
     elif match["sq"] is not None:
@@ -108,12 +114,14 @@ def _mask_assignment(match: re.Match[str]) -> str:
         value, quote = match["value"], ""
     if (
         not value
-        or MASK in value
+        or value.startswith(MASK)  # masked already (a MASK further on hides nothing here)
         or not is_secret_name(name)
         or value.lower() in {"true", "false", "none", "null"}
     ):
         return match.group(0)
-    return f"{match['name']}{match['sep']}{quote}{MASK}{quote}"
+    # inside a JSON string the quotes are escaped (\"token\": \"…\"): keep the escape
+    escape = "\\" if quote and value.endswith("\\") else ""
+    return f"{match['name']}{match['sep']}{quote}{MASK}{escape}{quote}"
 
 
 # Literal hints (lower case): a shape can only match where one of its hints occurs, so a
@@ -213,6 +221,28 @@ def _redact_items(obj: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
         else:
             out[key] = _redact(value, depth + 1)
     return out
+
+
+# C0 controls but tab, DEL, C1 controls and the Unicode line/paragraph separators: what a
+# terminal, a log file or a log reader could take for a line break or an escape sequence
+_CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\x1b"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group(0)
+    return _NAMED.get(char) or (
+        f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+    )
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: newlines, carriage returns, escape sequences and the other
+    control characters written as ``\\n``, ``\\r``, ``\\x1b`` …, so a value from outside
+    (a control reason, a header, a log message) cannot forge a log line or a timeline entry."""
+    if text.isprintable():
+        return text
+    return _CONTROLS.sub(_escape, text)
 
 
 def redact[T](obj: T) -> T:

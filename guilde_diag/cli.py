@@ -86,7 +86,11 @@ resilience_cli.register(app)  # breakers …, deadletters list|replay
 
 
 def main() -> None:
-    """Entry point of the ``dev3000`` console script."""
+    """Entry point of the ``dev3000`` console script: every log record of the command is
+    redacted (:mod:`guilde_core.safelog`), then the command runs."""
+    from guilde_core.safelog import install_safe_logging
+
+    install_safe_logging()
     app()
 
 

@@ -48,9 +48,11 @@ def run_server(
 ) -> None:
     """Build and run one server; logs go to stderr (stdout is the protocol over stdio)."""
     from guilde_core.config import load_settings
+    from guilde_core.safelog import install_safe_logging
     from servers.common import log_to_stderr
 
     settings = load_settings()
+    install_safe_logging()
     log_to_stderr("WARNING" if transport == "stdio" else settings.dev3000_log_level)
     if settings.logfire_write_token is not None or settings.sentry_dsn_value is not None:
         from guilde_core.observability import setup_observability

@@ -20,6 +20,8 @@ __all__ = [
     "CONTROL",
     "READ_ONLY",
     "as_tool_errors",
+    "caller_from",
+    "caller_key",
     "current_actor",
     "log_to_stderr",
     "redacted",
@@ -50,6 +52,9 @@ def to_json(model: BaseModel) -> str:
 
 
 def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        # str(OSError) names the file by its absolute path on the server: keep only the reason
+        return redact_text(exc.strerror)[:300]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return redact_text(text)[:300]
 
@@ -72,17 +77,43 @@ def as_tool_errors[**P, R](fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
     return wrapper
 
 
-def current_actor() -> Actor:
-    """Who calls the running tool: the principal dev3000's HTTP layer attached to the MCP
-    request (its key id and scopes), or the local operator over stdio / in process."""
+def _http_request() -> Any | None:
+    """The HTTP request of the running MCP tool call; None over stdio or in process."""
     from fastmcp.server.dependencies import get_http_request
 
     try:
-        request = get_http_request()
+        return get_http_request()
     except RuntimeError:
+        return None
+
+
+def current_actor() -> Actor:
+    """Who calls the running tool: the principal dev3000's HTTP layer attached to the MCP
+    request (its key id and scopes), or the local operator over stdio / in process."""
+    request = _http_request()
+    if request is None:
         return LOCAL
     principal = request.scope.get("state", {}).get("principal")
     return Actor.from_principal(principal, surface="mcp")
+
+
+def caller_from(principal: Any, client_host: str | None) -> str:
+    """The key per-caller limits count by: ``key:<id>`` for an API key, ``addr:<ip>`` for
+    an anonymous caller."""
+    key_id = getattr(principal, "key_id", None)
+    if key_id and not getattr(principal, "anonymous", False):
+        return f"key:{key_id}"
+    return f"addr:{client_host}" if client_host else "anonymous"
+
+
+def caller_key() -> str:
+    """:func:`caller_from` for the current MCP tool call (``local`` over stdio or in
+    process): the principal the HTTP endpoint's guard authenticated, else the address."""
+    request = _http_request()
+    if request is None:
+        return "local"
+    principal = request.scope.get("state", {}).get("principal")
+    return caller_from(principal, request.client.host if request.client else None)
 
 
 def log_to_stderr(level: str = "INFO") -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from dev3000.api.state import StateDep
 from guilde_core.http.auth import ReadKey
 from guilde_core.http.problems import PROBLEM_RESPONSES
 from guilde_core.redaction import redact
+from servers.common import caller_from
 from servers.logs import logic
 
 __all__ = ["router"]
@@ -53,7 +54,12 @@ async def search(
     ignore_case: Annotated[bool, Query(description="Case-insensitive match")] = False,
     sources: Annotated[
         str | None,
-        Query(max_length=1000, description="Comma-separated sources (see MCP logs_sources)"),
+        Query(
+            max_length=1000,
+            description="Comma-separated source names (MCP logs_list_sources): each a path "
+            "relative to a log root — not absolute, no '..', each part at most 255 bytes "
+            "(else 422)",
+        ),
     ] = None,
     level: Annotated[
         Literal["debug", "info", "warning", "error", "critical"] | None,
@@ -65,7 +71,8 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=9_000)] = 0,
     state: StateDep,
-    _: ReadKey,
+    principal: ReadKey,
+    request: Request,
 ) -> dict[str, Any]:
     result = await logic.search(
         q,
@@ -78,6 +85,7 @@ async def search(
         context=context,
         ignore_case=ignore_case,
         settings=state.settings,
+        caller=caller_from(principal, request.client.host if request.client else None),
     )
     data = result.model_dump(mode="json")
     entries = data.pop("entries")

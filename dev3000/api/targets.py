@@ -19,6 +19,7 @@ from dev3000.api.state import AppState, StateDep
 from dev3000.targets_store import Target, TargetCreate, TargetPatch
 from guilde_core.http.auth import ControlKey, ReadKey
 from guilde_core.http.problems import PROBLEM_RESPONSES
+from guilde_core.redaction import redact, redact_text
 
 __all__ = ["router"]
 
@@ -49,14 +50,22 @@ class BulkDeleted(BaseModel):
     missing: list[str]
 
 
+def public(target: Target) -> Target:
+    """``target`` as a response shows it: credentials in its URL (and anything secret in
+    its last check) masked. The store keeps the real URL for the checks."""
+    return target.model_copy(
+        update={"url": redact_text(target.url), "last_check": redact(target.last_check)}
+    )
+
+
 async def _check_and_store(state: AppState, target: Target) -> Target:
     result = await check_target(state.health, target)
     checked = target.model_copy(update={"last_check": result})
     try:
         await state.targets.save(checked)
     except Exception:  # the check result is still returned
-        return checked
-    return checked
+        return public(checked)
+    return public(checked)
 
 
 @router.get("", summary="List targets (filters, pagination)", response_model=TargetList)
@@ -71,7 +80,7 @@ async def list_targets(
     state: StateDep,
     _: ReadKey,
 ) -> TargetList:
-    items = await state.targets.all()
+    items = [public(t) for t in await state.targets.all()]  # q never sees a password
     if kind is not None:
         items = [t for t in items if t.kind == kind]
     if critical is not None:
@@ -145,7 +154,7 @@ async def get_target(
     state: StateDep,
     _: ReadKey,
 ) -> Target:
-    return await state.targets.get(name)
+    return public(await state.targets.get(name))
 
 
 @router.post("/{name}/check", summary="Check one target now", response_model=Target)
@@ -219,5 +228,5 @@ def _record(state: AppState, verb: str, targets: list[Target]) -> None:
             subject=target.name,
             severity="info" if status == "healthy" else "warning",
             summary=f"target {target.name} {verb}: {status}",
-            data={"url": target.url, "kind": target.kind, "check": check},
+            data={"url": redact_text(target.url), "kind": target.kind, "check": check},
         )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from dev3000.api.state import StateDep
 from dev3000.timeline.filters import parse_filter
+from guilde_core.events import check_event_id
 from guilde_core.http.auth import ReadKey
 from guilde_core.http.problems import PROBLEM_RESPONSES
 
@@ -57,10 +58,16 @@ async def timeline(
     until: Annotated[datetime | None, Query(description="Events before this time")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size")] = 50,
     before: Annotated[
-        str | None, Query(max_length=100, description="Cursor: the previous page's next_cursor")
+        str | None,
+        Query(
+            max_length=100,
+            description="Cursor: the previous page's next_cursor (an event id "
+            "<13 digits>-<hex>-<6+ digits>; anything else: 400)",
+        ),
     ] = None,
     after: Annotated[
-        str | None, Query(max_length=100, description="Only events newer than this id")
+        str | None,
+        Query(max_length=100, description="Only events newer than this event id (else 400)"),
     ] = None,
     state: StateDep,
     _: ReadKey,
@@ -75,5 +82,10 @@ async def timeline(
             "until": until,
         }
     )
-    page = state.bus.query(flt, limit=limit, before=before, after=after)
+    page = state.bus.query(
+        flt,
+        limit=limit,
+        before=check_event_id(before, "before"),
+        after=check_event_id(after, "after"),
+    )
     return page.model_dump(mode="json")

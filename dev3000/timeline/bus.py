@@ -576,7 +576,10 @@ class EventBus:
             if replay <= 0:
                 return head, []
             matching = [e.seq for e in entries if flt.matches(e.event)]
-            return (matching[-replay] - 1 if matching else head), []
+            if not matching:
+                return head, []
+            # fewer matching events buffered than asked for: replay all of them
+            return matching[-min(replay, len(matching))] - 1, []
         seq = self._index.get(resume_from)
         if seq is not None:
             return seq, []

@@ -184,13 +184,13 @@ def breaker_event(transition: BreakerTransition) -> TimelineEvent:
     if transition.reason:
         data["reason"] = transition.reason
     reason = f" ({transition.reason})" if transition.reason else ""
-    summary = f"{transition.name}: {old} → {new}{reason}"
+    summary = redact_text(f"{transition.name}: {old} → {new}{reason}")
     return make_event(
         source="circuits",
         kind="circuit_transition",
         severity=_BREAKER_SEVERITY.get(new, "warning"),
         subject=transition.name,
-        summary=summary[:300],
+        summary=summary[:300],  # cut after redaction: a cut secret would escape the patterns
         data=data,
     )
 

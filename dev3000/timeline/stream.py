@@ -44,8 +44,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from guilde_core.errors import InvalidInputError
-from guilde_core.events import TimelineEvent
+from guilde_core.errors import InvalidCursorError, InvalidInputError
+from guilde_core.events import TimelineEvent, check_event_id
 
 from .bus import (
     EventBus,
@@ -285,6 +285,11 @@ class StreamManager:
             await websocket.close(CLOSE_INVALID, exc.message[:120])
             return
         resume_from = params.get("resume_from") or params.get("last_event_id") or None
+        try:
+            check_event_id(resume_from, "resume_from")
+        except InvalidCursorError as exc:
+            await websocket.close(CLOSE_INVALID, exc.message[:120])
+            return
         sub = self.bus.subscribe(
             flt, resume_from=resume_from, replay=replay, queue_size=queue_size, overflow=overflow
         )
@@ -419,6 +424,10 @@ class StreamManager:
             or params.get("last_event_id")
             or None
         )
+        try:
+            check_event_id(resume_from, "Last-Event-ID / resume_from")
+        except InvalidCursorError as exc:
+            return _problem(400, exc.message)
         connection = _SseConnection(
             self,
             lambda: self.bus.subscribe(
@@ -569,7 +578,13 @@ class _SseConnection:
 
 
 def _problem(status: int, detail: str) -> Response:
-    titles = {401: "Unauthorized", 403: "Forbidden", 422: "Invalid parameters", 503: "Unavailable"}
+    titles = {
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        422: "Invalid parameters",
+        503: "Unavailable",
+    }
     headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
     return JSONResponse(
         {

@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -36,6 +37,8 @@ from guilde_core.errors import AuthenticationError, ConfigurationError
 
 __all__ = [
     "ANONYMOUS",
+    "API_KEY_HEADER",
+    "BEARER",
     "AuthFailure",
     "AuthGuard",
     "ControlKey",
@@ -232,12 +235,32 @@ def authenticate_connection(
     return principal
 
 
+#: the two ways to send a key, as OpenAPI security schemes. ``auto_error=False``: they only
+#: declare; :func:`authenticate` alone decides (and reads the headers itself)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="An API key from DIAGNOSTIC_API_KEYS (scope read, or read+control).",
+    auto_error=False,
+)
+BEARER = HTTPBearer(
+    scheme_name="Bearer",
+    description="The same API key as `Authorization: Bearer <key>`.",
+    auto_error=False,
+)
+
+
 def require_scope(
     scope: ScopeName | None = "read", *, protected: bool = True
-) -> Callable[[HTTPConnection], Principal]:
-    """FastAPI dependency: ``principal = Depends(require_scope("control"))``."""
+) -> Callable[..., Principal]:
+    """FastAPI dependency: ``principal = Depends(require_scope("control"))``. The route's
+    OpenAPI operation lists the ``ApiKey`` and ``Bearer`` security schemes."""
 
-    def dependency(conn: HTTPConnection) -> Principal:
+    def dependency(
+        conn: HTTPConnection,
+        _api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+    ) -> Principal:
         return authenticate_connection(conn, scope=scope, protected=protected)
 
     return dependency

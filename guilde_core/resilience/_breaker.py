@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from guilde_core.config import BreakerConfig, Settings, get_settings
 from guilde_core.errors import CircuitOpenError, GuildeError, NotFoundError, classify
+from guilde_core.redaction import escape_controls, redact_text
 from guilde_core.resilience._hooks import safe_call
 from guilde_core.resilience._machine import (
     ADMIT,
@@ -75,8 +76,10 @@ def counts_as_failure(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException) -> str:
+    """The error text a breaker keeps (``last_error``, transition reasons, logs): redacted
+    before it is cut, so a cut never leaves half a secret the patterns no longer see."""
     text = str(exc)
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+    return redact_text(f"{type(exc).__name__}: {text}")[:300] if text else type(exc).__name__
 
 
 async def _run_fallback(fallback: Fallback, exc: BaseException) -> Any:
@@ -371,6 +374,7 @@ class BreakerRegistry:
     # --- manual control -----------------------------------------------------------------
     async def _control(self, name: str, action: str, reason: str) -> BreakerSnapshot:
         brk = self.breaker(name)
+        reason = escape_controls(redact_text(reason))  # shown in logs, on the timeline
         why = f"{action.replace('_', ' ')}: {reason}" if reason else action.replace("_", " ")
         remote = self.remote
         if remote is not None and not remote.degraded and await remote.control(brk, action, why):

@@ -33,6 +33,7 @@ from guilde_core.errors import (
     RetryBudgetExhaustedError,
     classify,
 )
+from guilde_core.redaction import redact_text
 from guilde_core.resilience._breaker import BreakerRegistry, CircuitBreaker
 from guilde_core.resilience._hooks import emit_retry
 from guilde_core.resilience._models import RetryEvent
@@ -202,7 +203,7 @@ class _Retrier:
                 attempt=state.attempt_number,
                 delay=self.delay,
                 next_timeout=self.timeout,
-                error=f"{type(exc).__name__}: {exc}"[:300],
+                error=redact_text(f"{type(exc).__name__}: {exc}")[:300],
                 correlation_id=get_correlation_id(),
             )
         )

@@ -4,7 +4,8 @@
   client-side route (``#/orders``), and masks every query value except short plain ones
   (``limit=20``, ``view=orders``) whose name does not look secret — a token in a query
   string or fragment never reaches a record, whatever its name.
-* :func:`clean_text` cuts a text to a bound and runs it through the project's redactor.
+* :func:`clean_text` runs a text through the project's redactor, then cuts it to a bound
+  (redaction first: a cut inside a secret would leave a start no pattern recognises).
 
 Headers are never read into a record (no cookies, no ``Authorization``), so there is
 nothing to scrub there.
@@ -19,6 +20,8 @@ from guilde_core.redaction import MASK, is_secret_name, redact_text
 
 __all__ = ["clean_text", "origin_of", "scrub_url"]
 
+#: how far past a cut redaction reads, so a secret straddling the cut is seen whole
+_CUT_MARGIN = 4096
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_.\-]{0,12}$")
 _PLAIN_FRAGMENT = re.compile(r"^[A-Za-z0-9_./\-]{0,64}$")  # a client-side route: #/orders
 _MAX_URL = 500
@@ -60,16 +63,22 @@ def scrub_url(url: str | None) -> str | None:
     query = _query(parts.query) if parts.query else ""
     fragment = parts.fragment if _PLAIN_FRAGMENT.match(parts.fragment) else MASK
     cleaned = urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
-    return redact_text(cleaned[:_MAX_URL])
+    # redacted before the cut: a token in the path cut in two would escape the patterns
+    return redact_text(cleaned[: _MAX_URL + _CUT_MARGIN])[:_MAX_URL]
 
 
 def clean_text(text: str | None, limit: int = 2000) -> str:
-    """``text`` cut to ``limit`` characters and redacted (URLs inside keep no query values)."""
+    """``text`` redacted (URLs inside keep no query values), then cut to ``limit``
+    characters: redaction sees a secret whole even where the cut falls inside it (it reads
+    a margin past the cut; the rest is never read)."""
     if not text:
         return ""
-    cut = text if len(text) <= limit else text[:limit] + f" … [{len(text) - limit} more]"
-    cut = _URL_IN_TEXT.sub(lambda m: scrub_url(m.group(0)) or "", cut)
-    return redact_text(cut)
+    head = _URL_IN_TEXT.sub(lambda m: scrub_url(m.group(0)) or "", text[: limit + _CUT_MARGIN])
+    cleaned = redact_text(head)
+    if len(cleaned) <= limit and len(text) <= limit + _CUT_MARGIN:
+        return cleaned
+    more = len(text) - limit if len(text) > limit else len(cleaned) - limit
+    return cleaned[:limit] + f" … [{more} more]"
 
 
 _URL_IN_TEXT = re.compile(r"https?://[^\s\"'<>()]+")

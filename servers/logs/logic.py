@@ -17,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import regex
 
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import InvalidInputError
-from guilde_core.redaction import redact
+from guilde_core.redaction import redact, redact_text
+from servers.logs.gate import SEARCHES
 from servers.logs.models import (
     ErrorGroup,
     ErrorGroupsResult,
@@ -51,7 +52,7 @@ from servers.logs.reader import (
 from servers.logs.sources import Root, list_sources, roots_from, select_sources
 
 __all__ = [
-    "DEFAULT_TIME_BUDGET",
+    "budget_for",
     "error_groups",
     "follow",
     "list_log_sources",
@@ -60,7 +61,6 @@ __all__ = [
     "trace",
 ]
 
-DEFAULT_TIME_BUDGET = 5.0
 _TAIL_MAX_BYTES = 64 * 1024 * 1024
 _GROUP_MAX_BYTES = 32 * 1024 * 1024
 
@@ -200,6 +200,69 @@ def _compile(query: str, use_regex: bool, ignore_case: bool) -> _Query:
     return _Query(regex_finder(pattern), verify)
 
 
+class _SearchRun:
+    """What one search has found so far (read by the caller when it stops waiting)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.stats = ScanStats()
+        self.found: list[LogEntry] = []
+        self.matched = 0
+        self.scanned: list[str] = []
+        self.abandoned = False  # the caller answered at its budget: stop at the next match
+
+    def result(self, *, stopped: Literal["time_budget"] | None = None) -> SearchResult:
+        reason = stopped or self.stats.stopped
+        return SearchResult(
+            entries=[_clean(e) for e in list(self.found)],
+            matched=self.matched,
+            scanned_bytes=self.stats.scanned_bytes,
+            scanned_sources=list(self.scanned),
+            elapsed_ms=round((time.monotonic() - self.started) * 1000, 3),
+            stopped_early=reason is not None,
+            stop_reason=reason,
+        )
+
+
+#: how long past its budget a caller waits for the worker before answering without it
+_ANSWER_GRACE = 0.25
+
+
+def budget_for(requested: float | None, settings: Settings | None = None) -> float:
+    """The time budget a search gets: the caller's, capped by
+    ``DIAGNOSTIC_SEARCH_TIME_BUDGET`` (the server's limit, also the default)."""
+    limit = (settings or get_settings()).diagnostic_search_time_budget
+    if requested is None:
+        return limit
+    if not 0 < requested <= 60:
+        raise InvalidInputError("time_budget must be in (0, 60] seconds")
+    return min(requested, limit)
+
+
+async def _bounded[T](
+    work: Callable[[], T], budget: float, caller: str | None, settings: Settings | None
+) -> T | None:
+    """Run ``work()`` in a worker thread holding one of the caller's search slots; wait at
+    most ``budget`` (+ a grace) for it: its result, or None when the caller stopped waiting.
+    The slot is given back when the thread ends, however long after that."""
+    s = settings or get_settings()
+    release = SEARCHES.acquire(caller or "local", s.diagnostic_search_concurrency)
+    try:
+        task: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(work))
+    except BaseException:
+        release()
+        raise
+
+    def finished(done: asyncio.Future[T]) -> None:
+        release()
+        if not done.cancelled():
+            done.exception()  # retrieved: an abandoned worker's error is not "never retrieved"
+
+    task.add_done_callback(finished)
+    done, _ = await asyncio.wait({task}, timeout=budget + _ANSWER_GRACE)
+    return task.result() if task in done else None
+
+
 async def search(
     query: str,
     regex: bool = False,
@@ -211,51 +274,51 @@ async def search(
     context: int = 0,
     ignore_case: bool = False,
     include_rotated: bool = True,
-    time_budget: float = DEFAULT_TIME_BUDGET,
+    time_budget: float | None = None,
     settings: Settings | None = None,
+    caller: str | None = None,
 ) -> SearchResult:
     """Lines matching ``query`` (literal, or a regex when ``regex``), oldest source first.
 
     Files are streamed in 4 MiB blocks (bounded memory); the search stops at ``limit``
-    matches or after ``time_budget`` seconds — a catastrophic regex is stopped by the
-    budget (the ``regex`` engine's timeout) — and says so in ``stopped_early``.
+    matches or after ``time_budget`` seconds (default and cap:
+    ``DIAGNOSTIC_SEARCH_TIME_BUDGET``) and says so in ``stopped_early``. The budget is
+    hard: every regex call gets what is left of it as the engine's timeout, and the answer
+    (with what was found so far) comes at the budget even when the worker is starved of
+    CPU. ``caller`` (an API key id, a client address) holds one of its
+    ``DIAGNOSTIC_SEARCH_CONCURRENCY`` search slots until the worker ends; one more is a
+    :class:`~guilde_core.errors.RateLimitExceededError`.
     """
     if not 1 <= limit <= 10_000:
         raise InvalidInputError("limit must be between 1 and 10000")
     if not 0 <= context <= 20:
         raise InvalidInputError("context must be between 0 and 20 lines")
-    if not 0 < time_budget <= 60:
-        raise InvalidInputError("time_budget must be in (0, 60] seconds")
+    budget = budget_for(time_budget, settings)
     compiled = _compile(query, regex, ignore_case)
     since, until = _aware(since), _aware(until)
     roots = _roots(settings)
     chosen = select_sources(sources, roots, rotated=include_rotated)
     # oldest generation first: api.log.3.gz, api.log.2, api.log.1, api.log
     chosen.sort(key=lambda s: (s.path.stat().st_mtime if s.path.exists() else 0, s.name))
+    run = _SearchRun()
 
     def work() -> SearchResult:
-        started = time.monotonic()
-        deadline = started + time_budget
-        stats = ScanStats()
-        found: list[LogEntry] = []
-        matched = 0
-        scanned: list[str] = []
+        deadline = run.started + budget
         for src in chosen:
-            if stats.stopped:
+            if run.stats.stopped or run.abandoned:
                 break
-            scanned.append(src.name)
+            run.scanned.append(src.name)
 
             def accept(m: Match, name: str = src.name) -> bool:
-                nonlocal matched
                 entry = parse_line(m.text, name, m.line)
                 if not level_at_least(entry.level, level) or not _in_window(entry, since, until):
-                    return True
-                matched += 1
+                    return not run.abandoned
+                run.matched += 1
                 entry.truncated = m.truncated
                 entry.context_before = m.before
                 entry.context_after = m.after
-                found.append(entry)
-                return len(found) < limit
+                run.found.append(entry)
+                return len(run.found) < limit and not run.abandoned
 
             try:
                 scan(
@@ -264,11 +327,11 @@ async def search(
                     deadline=deadline,
                     context=context,
                     accept=accept,
-                    stats=stats,
+                    stats=run.stats,
                     verify=compiled.verify,
                 )
             except (OSError, EOFError) as exc:  # unreadable / corrupt gzip: skip that file
-                found.append(
+                run.found.append(
                     LogEntry(
                         source=src.name,
                         message=f"(could not read: {type(exc).__name__})",
@@ -276,17 +339,13 @@ async def search(
                         level="warning",
                     )
                 )
-        return SearchResult(
-            entries=[_clean(e) for e in found],
-            matched=matched,
-            scanned_bytes=stats.scanned_bytes,
-            scanned_sources=scanned,
-            elapsed_ms=round((time.monotonic() - started) * 1000, 3),
-            stopped_early=stats.stopped is not None,
-            stop_reason=stats.stopped,
-        )
+        return run.result()
 
-    return await asyncio.to_thread(work)
+    result = await _bounded(work, budget, caller, settings)
+    if result is not None:
+        return result
+    run.abandoned = True
+    return run.result(stopped="time_budget")
 
 
 # --- error groups --------------------------------------------------------------------------
@@ -312,9 +371,12 @@ def fingerprint(entry: LogEntry) -> tuple[str, str | None]:
         base = last
     else:
         base = lines[0]
+    # redaction first: normalising (digits -> <n>, quoted -> <str>) would break a secret's
+    # shape (sk-ab12cd34 -> sk-ab<n>cd<n>) so that redaction no longer sees it
+    base = redact_text(base)
     for pattern, repl in _NORMALISE:
         base = pattern.sub(repl, base)
-    prefix = entry.logger + ": " if entry.logger else ""
+    prefix = redact_text(entry.logger) + ": " if entry.logger else ""
     return (prefix + base.strip())[:300], str(exception) if exception else None
 
 
@@ -322,59 +384,81 @@ async def error_groups(
     sources: list[str] | None = None,
     since: datetime | None = None,
     limit: int = 20,
-    time_budget: float = DEFAULT_TIME_BUDGET,
+    time_budget: float | None = None,
     settings: Settings | None = None,
+    caller: str | None = None,
 ) -> ErrorGroupsResult:
     """Errors and exceptions (level ≥ error or a traceback) grouped by fingerprint, biggest
-    first; reads the last 32 MiB of each source."""
+    first; reads the last 32 MiB of each source within the time budget (as :func:`search`,
+    whose search slots it shares)."""
     if not 1 <= limit <= 500:
         raise InvalidInputError("limit must be between 1 and 500")
+    budget = budget_for(time_budget, settings)
     since = _aware(since)
     roots = _roots(settings)
     chosen = select_sources(sources, roots, rotated=False)
+    groups: dict[str, dict[str, Any]] = {}
+    tally = {"seen": 0, "scanned": 0}
+    stopped: list[str] = []  # the stop reason, once there is one
+
+    def take(entry: LogEntry) -> None:
+        if not (level_at_least(entry.level, "error") or "exception" in entry.fields):
+            return
+        if not _in_window(entry, since, None) and since is not None:
+            return
+        tally["seen"] += 1
+        sig, exc = fingerprint(entry)
+        g = groups.get(sig)
+        if g is None:
+            groups[sig] = {
+                "exception": exc,
+                "count": 1,
+                "first": entry.ts,
+                "last": entry.ts,
+                "sources": {entry.source},
+                "sample": entry,
+            }
+            return
+        g["count"] += 1
+        g["sources"].add(entry.source)
+        if entry.ts is not None:
+            if g["first"] is None or entry.ts < g["first"]:
+                g["first"] = entry.ts
+            if g["last"] is None or entry.ts > g["last"]:
+                g["last"] = entry.ts
+                g["sample"] = entry
+
+    def build() -> ErrorGroupsResult:
+        snapshot = dict(groups)
+        ordered = sorted(snapshot.items(), key=lambda kv: -int(kv[1]["count"]))[:limit]
+        return ErrorGroupsResult(
+            groups=[
+                ErrorGroup(
+                    fingerprint=sig,
+                    exception=g["exception"],
+                    count=g["count"],
+                    first_seen=g["first"],
+                    last_seen=g["last"],
+                    sources=sorted(set(g["sources"])),
+                    sample=_clean(g["sample"]),
+                )
+                for sig, g in ordered
+            ],
+            errors_seen=tally["seen"],
+            scanned_bytes=tally["scanned"],
+            stopped_early=bool(stopped),
+            stop_reason=stopped[0] if stopped else None,
+        )
 
     def work() -> ErrorGroupsResult:
-        deadline = time.monotonic() + time_budget
-        groups: dict[str, dict[str, Any]] = {}
-        seen = 0
-        scanned = 0
-        stopped: str | None = None
-
-        def take(entry: LogEntry) -> None:
-            nonlocal seen
-            if not (level_at_least(entry.level, "error") or "exception" in entry.fields):
-                return
-            if not _in_window(entry, since, None) and since is not None:
-                return
-            seen += 1
-            sig, exc = fingerprint(entry)
-            g = groups.get(sig)
-            if g is None:
-                groups[sig] = {
-                    "exception": exc,
-                    "count": 1,
-                    "first": entry.ts,
-                    "last": entry.ts,
-                    "sources": {entry.source},
-                    "sample": entry,
-                }
-                return
-            g["count"] += 1
-            g["sources"].add(entry.source)
-            if entry.ts is not None:
-                if g["first"] is None or entry.ts < g["first"]:
-                    g["first"] = entry.ts
-                if g["last"] is None or entry.ts > g["last"]:
-                    g["last"] = entry.ts
-                    g["sample"] = entry
-
+        deadline = time.monotonic() + budget
         for src in chosen:
             joiner = EntryJoiner(src.name)
             try:
                 for i, (text, truncated) in enumerate(read_from(src.path, _GROUP_MAX_BYTES)):
-                    scanned += len(text) + 1
-                    if i % 2048 == 0 and time.monotonic() > deadline:
-                        stopped = "time_budget"
+                    tally["scanned"] += len(text) + 1
+                    if i % 2048 == 0 and (stopped or time.monotonic() > deadline):
+                        stopped[:] = stopped or ["time_budget"]
                         break
                     done = joiner.feed(text, None, truncated)
                     if done is not None:
@@ -386,27 +470,12 @@ async def error_groups(
                 take(last)
             if stopped:
                 break
-        ordered = sorted(groups.items(), key=lambda kv: -int(kv[1]["count"]))[:limit]
-        return ErrorGroupsResult(
-            groups=[
-                ErrorGroup(
-                    fingerprint=sig,
-                    exception=g["exception"],
-                    count=g["count"],
-                    first_seen=g["first"],
-                    last_seen=g["last"],
-                    sources=sorted(g["sources"]),
-                    sample=_clean(g["sample"]),
-                )
-                for sig, g in ordered
-            ],
-            errors_seen=seen,
-            scanned_bytes=scanned,
-            stopped_early=stopped is not None,
-            stop_reason=stopped,
-        )
+        return build()
 
-    result = await asyncio.to_thread(work)
+    result = await _bounded(work, budget, caller, settings)
+    if result is None:  # answered at the budget; the worker stops at its next check
+        stopped[:] = ["time_budget"]
+        result = build()
     return redact(result)
 
 
@@ -414,15 +483,21 @@ async def error_groups(
 async def trace(
     correlation_id: str,
     limit: int = 500,
-    time_budget: float = DEFAULT_TIME_BUDGET,
+    time_budget: float | None = None,
     settings: Settings | None = None,
+    caller: str | None = None,
 ) -> TraceResult:
     """Every entry mentioning ``correlation_id`` across every source, in time order."""
     cid = correlation_id.strip()
     if not re.fullmatch(r"[A-Za-z0-9][\w\-.:]{3,127}", cid):
         raise InvalidInputError("a correlation id is 4-128 letters, digits, '-', '_', '.' or ':'")
     found = await search(
-        cid, limit=limit, time_budget=time_budget, include_rotated=True, settings=settings
+        cid,
+        limit=limit,
+        time_budget=time_budget,
+        include_rotated=True,
+        settings=settings,
+        caller=caller,
     )
     entries = _time_order(found.entries)
     return TraceResult(

@@ -17,6 +17,7 @@ from typing import IO, Literal, Protocol
 
 import regex
 
+from guilde_core.redaction import redact_text
 from servers.logs.parse import MAX_LINE
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 BLOCK = 4 * 1024 * 1024
+#: how far past the cut of an over-long line redaction looks (a secret straddling the cut)
+_CUT_MARGIN = 4096
 _BACK_BLOCK = 64 * 1024
 #: a line longer than this is searched in pieces and never held whole
 _MAX_CARRY = 16 * 1024 * 1024
@@ -42,10 +45,15 @@ class _Readable(Protocol):
 
 
 def decode(raw: bytes) -> tuple[str, bool]:
-    """Bytes of one line → text (invalid UTF-8 replaced), cut at :data:`MAX_LINE`."""
+    """Bytes of one line → text (invalid UTF-8 replaced), cut at :data:`MAX_LINE`.
+
+    A line that is cut is redacted first (over a margin past the cut), so the cut never
+    leaves the start of a secret that the redaction patterns would no longer recognise."""
     truncated = len(raw) > MAX_LINE
     if truncated:
-        raw = raw[:MAX_LINE]
+        head = raw[: MAX_LINE + _CUT_MARGIN].decode("utf-8", errors="replace")
+        text = redact_text(head.replace("\x00", "\ufffd"))[:MAX_LINE]
+        return text.rstrip("\r\n"), True
     text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
     return text.replace("\x00", "\ufffd"), truncated
 
@@ -97,12 +105,13 @@ def tail_lines(path: Path, count: int, max_bytes: int) -> tuple[list[tuple[str, 
 
 
 def _bounded_lines(fh: _Readable) -> Iterator[bytes]:
-    """Lines of ``fh``; a line longer than :data:`MAX_LINE` is cut (the rest skipped)."""
+    """Lines of ``fh``; a line longer than :data:`MAX_LINE` is cut (the rest skipped; the
+    margin :func:`decode` redacts past the cut is kept)."""
     while True:
-        raw = fh.readline(MAX_LINE + 1)
+        raw = fh.readline(MAX_LINE + _CUT_MARGIN + 1)
         if not raw:
             return
-        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+        if len(raw) > MAX_LINE + _CUT_MARGIN and not raw.endswith(b"\n"):
             while True:  # skip the rest of an over-long line without holding it
                 rest = fh.readline(BLOCK)
                 if not rest or rest.endswith(b"\n"):
@@ -153,10 +162,17 @@ def literal_finder(needle: bytes) -> Finder:
 
 def regex_finder(pattern: regex.Pattern[bytes]) -> Finder:
     def find(buf: bytes, start: int, timeout: float) -> int:
+        # the engine stops itself at ``timeout`` (TimeoutError); on bytes it lets go of the
+        # GIL while it works, so a slow pattern never stalls the server's event loop
         m = pattern.search(buf, start, timeout=max(timeout, 0.001))
         return -1 if m is None else m.start()
 
     return find
+
+
+def _left(deadline: float) -> float:
+    """Seconds left until ``deadline`` (monotonic), at least 1 ms (the engine's floor)."""
+    return max(deadline - time.monotonic(), 0.001)
 
 
 def _newlines(buf: bytes, start: int, end: int) -> int:
@@ -201,11 +217,10 @@ def scan(
                 first = chunk.find(b"\n")
                 if first >= 0:
                     last = chunk.rfind(b"\n") + 1
-                    try:
-                        budget = max(deadline - time.monotonic(), 0.001)
-                        hit = find(carry + chunk[: first + 1], 0, budget)
+                    try:  # each call gets what is LEFT of the budget, never the whole again
+                        hit = find(carry + chunk[: first + 1], 0, _left(deadline))
                         if hit < 0:
-                            hit = find(chunk, first + 1, budget)
+                            hit = find(chunk, first + 1, _left(deadline))
                             hit = -1 if hit >= last else hit
                         else:
                             hit = 0
@@ -228,7 +243,7 @@ def scan(
             if context == 0 and not waiting:
                 # fast path: no hit in the block → count its lines, never copy it
                 try:
-                    probe = find(buf, 0, max(deadline - time.monotonic(), 0.001))
+                    probe = find(buf, 0, _left(deadline))
                 except TimeoutError:
                     stats.stopped = "time_budget"
                     return
@@ -287,7 +302,7 @@ def _scan_region(
         pos = end + 1
         if verify is not None:
             try:
-                if not verify(raw, max(deadline - time.monotonic(), 0.001)):
+                if not verify(raw, _left(deadline)):
                     if pos >= len(region):
                         break
                     continue

@@ -9,7 +9,7 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
-from servers.common import READ_ONLY, as_tool_errors, to_json
+from servers.common import READ_ONLY, as_tool_errors, caller_key, to_json
 from servers.context import ServerContext
 from servers.logs import logic
 from servers.logs.models import (
@@ -83,7 +83,15 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             until: datetime | None = None,
             limit: Annotated[int, Field(ge=1, le=1000)] = 100,
             context: Annotated[int, Field(ge=0, le=10, description="Lines around each.")] = 0,
-            time_budget: Annotated[float, Field(gt=0, le=30, description="Seconds.")] = 5.0,
+            time_budget: Annotated[
+                float | None,
+                Field(
+                    gt=0,
+                    le=60,
+                    description="Seconds (default and cap: the server's "
+                    "DIAGNOSTIC_SEARCH_TIME_BUDGET).",
+                ),
+            ] = None,
         ) -> SearchResult:
             return await logic.search(
                 query,
@@ -97,6 +105,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 ignore_case=ignore_case,
                 time_budget=time_budget,
                 settings=s,
+                caller=caller_key(),
             )
 
         @server.tool(
@@ -111,7 +120,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             since: datetime | None = None,
             limit: Annotated[int, Field(ge=1, le=200)] = 20,
         ) -> ErrorGroupsResult:
-            return await logic.error_groups(sources, since, limit, settings=s)
+            return await logic.error_groups(sources, since, limit, settings=s, caller=caller_key())
 
         @server.tool(
             name="trace",
@@ -124,7 +133,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             correlation_id: Annotated[str, Field(min_length=4, max_length=128)],
             limit: Annotated[int, Field(ge=1, le=2000)] = 500,
         ) -> TraceResult:
-            return await logic.trace(correlation_id, limit, settings=s)
+            return await logic.trace(correlation_id, limit, settings=s, caller=caller_key())
 
     if s.mcp_resources_enabled:
 
@@ -144,7 +153,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             mime_type="application/json",
         )
         async def errors_resource() -> str:
-            return to_json(await logic.error_groups(settings=s))
+            return to_json(await logic.error_groups(settings=s, caller=caller_key()))
 
     if s.mcp_prompts_enabled:
 

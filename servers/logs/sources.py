@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 MAX_SOURCES = 2000
+#: longest file or directory name (bytes) a file system takes (NAME_MAX on Linux)
+_NAME_MAX = 255
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _ROTATED = re.compile(r"\.(\d+)(\.gz)?$|\.gz$|[.-]\d{8}(\.gz)?$")
 # dev3000 writes its timeline under the first log root (dev3000.timeline.files); its
@@ -154,8 +156,14 @@ def _check_name(name: str) -> None:
         raise InvalidInputError(
             "refused: absolute paths are not allowed; use a name from list_sources"
         )
-    if ".." in re.split(r"[\\/]", name):
+    parts = re.split(r"[\\/]", name)
+    if ".." in parts:
         raise InvalidInputError("refused: a source name may not contain '..' (stay under the root)")
+    if any(len(part.encode("utf-8", "surrogatepass")) > _NAME_MAX for part in parts):
+        raise InvalidInputError(
+            f"a log source name's parts may be at most {_NAME_MAX} bytes; "
+            "use a name from list_sources"
+        )
 
 
 def resolve_source(name: str, roots: list[Root]) -> Source:
@@ -163,10 +171,16 @@ def resolve_source(name: str, roots: list[Root]) -> Source:
     _check_name(name)
     for root in roots:
         path = root.directory / name
-        real = path.resolve()
-        if not _inside(real, root.directory):
-            raise InvalidInputError("refused: that source is a symlink leaving its log root")
-        if real.is_file():
+        try:
+            real = path.resolve()
+            if not _inside(real, root.directory):
+                raise InvalidInputError("refused: that source is a symlink leaving its log root")
+            is_file = real.is_file()
+        except OSError as exc:  # the message would name the server's absolute path
+            raise InvalidInputError(
+                f"log source {name!r} cannot be opened ({exc.strerror or type(exc).__name__})"
+            ) from None
+        if is_file:
             if (
                 root.pattern is not None
                 and not path.match(root.pattern)

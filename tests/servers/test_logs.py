@@ -420,3 +420,42 @@ def test_search_finds_every_hit_whatever_the_block_boundaries(
     assert [e.line for e in literal.entries] == expected
     pattern = run(logic.search(r"needle-x[yz]+", regex=True, settings=s))
     assert [e.line for e in pattern.entries] == expected
+
+
+# --- redaction before normalising and cutting ----------------------------------------------
+def test_error_group_fingerprints_are_redacted_before_digits_are_normalised(
+    tmp_path: Path,
+) -> None:
+    from tests.planted import leaks, one_of_each
+
+    secrets = one_of_each()
+    root = tmp_path / "logs"
+    root.mkdir()
+    lines = [
+        f"2026-01-01 00:00:0{i},000 ERROR app: call {i} failed key={p.text}"
+        for i, p in enumerate(secrets)
+    ]
+    (root / "app.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run(logic.error_groups(settings=settings_for(root)))
+    assert result.groups
+    fingerprints = " ".join(g.fingerprint for g in result.groups)
+    assert "<n>" in fingerprints  # still normalised: "call <n> failed"
+    assert leaks(result.model_dump_json(), secrets) == []
+
+
+def test_a_secret_straddling_the_line_cut_is_redacted_before_the_cut(tmp_path: Path) -> None:
+    from servers.logs.parse import MAX_LINE
+    from tests.planted import leaks, one_of_each
+
+    dsn = next(p for p in one_of_each() if p.kind == "dsn")
+    root = tmp_path / "logs"
+    root.mkdir()
+    # the cut falls 10 characters into the password: "postgresql://app:<10 chars>"
+    head = "2026-01-01 00:00:00,000 ERROR app: connect failed "
+    filler = "y" * (MAX_LINE - len(head) - len("postgresql://app:") - 10)
+    (root / "app.log").write_text(head + filler + " " + dsn.text + " tail\n", encoding="utf-8")
+    tail = run(logic.tail(lines=5, settings=settings_for(root)))
+    found = run(logic.search("connect failed", settings=settings_for(root)))
+    assert tail.entries[0].truncated
+    assert found.entries[0].truncated
+    assert leaks(tail.model_dump_json() + found.model_dump_json(), [dsn]) == []
