@@ -12,15 +12,17 @@ from fastmcp.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
+from guilde_core.config import Settings
 from guilde_core.errors import GuildeError
+from guilde_core.http.auth import caller_of
+from guilde_core.http.authz import ANONYMOUS, Caller, Posture
 from guilde_core.redaction import redact, redact_text
-from servers.control import LOCAL, Actor
 
 __all__ = [
     "CONTROL",
     "READ_ONLY",
     "as_tool_errors",
-    "current_actor",
+    "current_caller",
     "log_to_stderr",
     "redacted",
     "to_json",
@@ -72,17 +74,21 @@ def as_tool_errors[**P, R](fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
     return wrapper
 
 
-def current_actor() -> Actor:
-    """Who calls the running tool: the principal dev3000's HTTP layer attached to the MCP
-    request (its key id and scopes), or the local operator over stdio / in process."""
+def current_caller(settings: Settings) -> Caller:
+    """Who calls the running tool, for the one decision, per call:
+
+    * over HTTP behind dev3000's guard: the caller it left on the MCP request (the key's
+      principal, ``mcp`` or ``mcp-sse``, the app's live posture);
+    * over an HTTP transport no guard protects: an anonymous caller under ``settings``;
+    * over stdio or in process: the local operator (read-only unless
+      ``DIAGNOSTIC_CONTROL_ENABLED=true``)."""
     from fastmcp.server.dependencies import get_http_request
 
     try:
         request = get_http_request()
     except RuntimeError:
-        return LOCAL
-    principal = request.scope.get("state", {}).get("principal")
-    return Actor.from_principal(principal, surface="mcp")
+        return Caller.local(Posture.from_settings(settings))
+    return caller_of(request.scope) or Caller(ANONYMOUS, "mcp", Posture.from_settings(settings))
 
 
 def log_to_stderr(level: str = "INFO") -> None:
