@@ -169,9 +169,9 @@ class Settings(BaseSettings):
     dev3000_log_level: LogLevel = Field("debug", description="debug|info|warning|error.")
     dev3000_allowed_hosts: CommaList = Field(
         default_factory=list,
-        description="Host names dev3000 answers to besides localhost, 127.0.0.1, [::1] and "
-        "DEV3000_HOST (any port; '*.example.com' matches subdomains); other Host headers "
-        "get 421, other Origins 403. Probes and /metrics are not checked.",
+        description="Host names dev3000 and agent-web answer to besides localhost, 127.0.0.1, "
+        "[::1] and their bind address (any port; '*.example.com' matches subdomains); other "
+        "Host headers get 421, other Origins 403. Probes and /metrics are not checked.",
     )
     dev3000_cors_origins: CommaList = Field(
         default_factory=list,
@@ -333,7 +333,9 @@ class Settings(BaseSettings):
         None, description="Comma-separated <key>:<read|read+control>; key plain or sha256:<hex>."
     )
     diagnostic_control_enabled: bool = Field(
-        False, description="Allow circuit control (open/close/reset) through MCP tools."
+        False,
+        description="Allow control through MCP tools (circuits, page actions, restarts) and "
+        "give the local operator (stdio, the command line) the control scope.",
     )
     diagnostic_rate_limit: int = Field(
         100, ge=1, le=1_000_000, description="Requests per minute per key."
