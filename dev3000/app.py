@@ -155,7 +155,8 @@ def reload_config(app: FastAPI) -> list[str]:
     state: AppState = app.state.dev3000
     reset_settings_cache()
     try:
-        new = load_settings()
+        # the bind address needs a restart: the running one stays (``serve --host`` included)
+        new = load_settings().model_copy(update={"dev3000_host": state.settings.dev3000_host})
         keyring = Keyring.from_settings(new)
     except (ConfigurationInvalid, ValueError) as exc:
         state.emit(

@@ -266,3 +266,17 @@ def test_agent_web_reaches_a_keyed_dev3000_with_its_api_key(
             with TestClient(app, base_url="http://127.0.0.1:8001") as client:
                 created = client.post("/api/v1/sessions", json={"title": "keyed"})
                 assert (created.status_code == 201) is reachable, created.text
+
+
+def test_a_reload_keeps_the_bound_address_posture(make_app: Callable[..., FastAPI]) -> None:
+    """``serve --host 0.0.0.0`` then SIGHUP: the environment says nothing of the bind
+    address, but the running one stays what decides exposure."""
+    from dev3000.app import reload_config
+
+    app = make_app(dev3000_host="0.0.0.0")
+    with TestClient(app) as client:
+        body = {"reason": "anonymous tries"}
+        assert client.post("/api/v1/diag/circuits/openai/open", json=body).status_code == 403
+        reload_config(app)
+        assert app.state.keyring.posture.exposed == "bound to 0.0.0.0, not loopback"
+        assert client.post("/api/v1/diag/circuits/openai/open", json=body).status_code == 403
