@@ -207,6 +207,13 @@ def web(
     port: int | None = typer.Option(None, "--port", help="Port (default AGENT_WEB_PORT, 8001)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     url: str | None = typer.Option(None, "--url", help="dev3000 MCP endpoint."),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        envvar="DEV3000_API_KEY",
+        help="API key agent-web sends to dev3000 (read+control for approved control actions "
+        "where dev3000 refuses anonymous control).",
+    ),
 ) -> None:
     """Serve agent-web: REST sessions API, a WebSocket per session, OpenAPI, /health."""
     import uvicorn
@@ -217,7 +224,7 @@ def web(
 
     install_safe_logging()  # the access log shows paths with their query strings
     settings = get_settings()
-    app = create_app(settings, mcp_url=url or _default_url())
+    app = create_app(settings, mcp_url=url or _default_url(), mcp_api_key=api_key, bind_host=host)
     uvicorn.run(app, host=host, port=port or settings.agent_web_port, log_level="info")
 
 

@@ -36,6 +36,7 @@ from agent.sessions import SessionFields, SessionIndex, SessionRecord
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import GuildeError, NotFoundError, PermanentError, ServiceUnavailableError
 from guilde_core.http.auth import AuthFailure, Keyring, authenticate, extract_token, require_scope
+from guilde_core.http.hosts import HostPolicy
 from guilde_core.http.middleware import ApiMiddleware
 from guilde_core.http.problems import install_problem_handlers
 from guilde_core.http.ratelimit import RateLimiter
@@ -206,11 +207,18 @@ def create_app(
     mcp_target: MCPTarget | None = None,
     checkpointer: str | None = None,
     index_path: str | None = None,
+    bind_host: str = "127.0.0.1",
+    mcp_api_key: str | None = None,
 ) -> ApiMiddleware:
-    """The agent-web ASGI app. ``mcp_target`` (a FastMCP server) replaces the URL in tests."""
+    """The agent-web ASGI app. ``mcp_target`` (a FastMCP server) replaces the URL in tests.
+    ``bind_host``: the address it is served on — with the mode it decides whether anonymous
+    approvals are refused, and it is one of the Host names accepted. ``mcp_api_key``: the
+    key sent to dev3000's MCP endpoint (its control tools need one with ``read+control``
+    wherever dev3000 refuses anonymous control)."""
     settings = settings or get_settings()
     hub = _Hub()
-    keyring = Keyring.from_settings(settings)
+    keyring = Keyring.from_settings(settings, bind_host=bind_host)
+    hosts = HostPolicy.from_settings(settings, bind_host=bind_host)
     limiter = RateLimiter(
         settings.diagnostic_rate_limit,
         redis_url=settings.redis_url,
@@ -241,7 +249,7 @@ def create_app(
                 target = mcp_target if mcp_target is not None else (mcp_url or DEFAULT_URL)
                 while not stop.is_set():
                     try:
-                        async with DiagTools(target) as tools:
+                        async with DiagTools(target, api_key=mcp_api_key) as tools:
                             agent = DiagnosisAgent(
                                 tools, chain, settings=settings, checkpointer=saver,
                                 on_event=hub.on_event,
@@ -413,7 +421,11 @@ def create_app(
     async def stream(websocket: WebSocket, session_id: str) -> None:
         """Progress events of the session's runs, as JSON messages."""
         try:
-            authenticate(extract_token(websocket.headers, websocket.query_params), keyring)
+            authenticate(
+                extract_token(websocket.headers, websocket.query_params),
+                keyring,
+                surface="websocket",
+            )
         except AuthFailure as failure:
             await websocket.close(code=4401 if failure.status == 401 else 4403)
             return
@@ -436,4 +448,4 @@ def create_app(
         finally:
             svc.hub.unsubscribe(session_id, queue)
 
-    return ApiMiddleware(app, limiter=lambda: limiter, keyring=lambda: keyring)
+    return ApiMiddleware(app, limiter=lambda: limiter, keyring=lambda: keyring, hosts=lambda: hosts)

@@ -278,7 +278,7 @@ class ConsoleApp(App[None]):
         )
         async for event in stream.events():
             self._event_batch.append(event)
-            if event.kind in ("circuit_transition", "circuit_control", "health_transition"):
+            if event.kind in ("circuit_transition", "control_action", "health_transition"):
                 self.refresh_now()
             if not self._flush_scheduled:
                 self._flush_scheduled = True

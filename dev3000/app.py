@@ -24,10 +24,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastmcp import FastMCP
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from starlette.requests import Request
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Scope
 
 from dev3000.api import diag, health, targets, timeline
 from dev3000.api.probes import targets_provider
@@ -37,10 +37,19 @@ from dev3000.process_tools import Processes
 from dev3000.switches import disabled_by, switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
-from dev3000.timeline.stream import StreamAuthError, StreamConfig, StreamManager
+from dev3000.timeline.stream import PAGE_PATH, StreamAuthError, StreamConfig, StreamManager
 from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
-from guilde_core.http.auth import AuthFailure, AuthGuard, Keyring, authenticate, extract_token
+from guilde_core.http.auth import (
+    AuthFailure,
+    AuthGuard,
+    Keyring,
+    authenticate,
+    control_posture_issue,
+    extract_token,
+)
+from guilde_core.http.authz import Surface
+from guilde_core.http.hosts import HostPolicy
 from guilde_core.http.middleware import ApiMiddleware
 from guilde_core.http.problems import install_problem_handlers, problem_response
 from guilde_core.http.ratelimit import new_limiter
@@ -59,23 +68,17 @@ dev3000: the diagnostics API of guilde-diag.
 * **Auth**: `X-API-Key: <key>` or `Authorization: Bearer <key>`; keys and scopes from
   `DIAGNOSTIC_API_KEYS` (`read`, `read+control`). With `DIAGNOSTIC_AUTH_REQUIRED=true`,
   `/api/v1/diag/*`, the timeline, logs, targets, deep-health details, `/mcp` and the
-  stream need a key: 401 without, 403 with the wrong scope.
+  stream need a key: 401 without, 403 with the wrong scope. Control (POST/PUT/PATCH/DELETE
+  that change something) needs the `control` scope; without a key it is refused (403
+  `control_needs_key`) outside development or on a non-loopback bind address.
+* **Host and Origin**: a `Host` that is not one of dev3000's names is 421, a browser
+  `Origin` not on them (nor in `DEV3000_CORS_ORIGINS`) is 403 (`DEV3000_ALLOWED_HOSTS`);
+  probes and `/metrics` are not checked.
 * **Rate limit**: `DIAGNOSTIC_RATE_LIMIT` requests/minute per key (per address when
   anonymous); 429 with `Retry-After` and `RateLimit-*` headers. Probes are exempt.
 * **Errors**: RFC 9457 problem details (`application/problem+json`).
 * **Request ids**: every response carries `X-Request-ID` (yours, or a new one).
 """
-
-
-def _problem_asgi(scope: Scope, failure: AuthFailure) -> ASGIApp:
-    headers = {"WWW-Authenticate": 'Bearer realm="dev3000"'} if failure.status == 401 else None
-    return problem_response(
-        failure.status,
-        failure.message,
-        code="authentication" if failure.status == 401 else "forbidden",
-        instance=str(scope.get("path", "")),
-        headers=headers,
-    )
 
 
 # --- MCP ---------------------------------------------------------------------------------
@@ -93,11 +96,24 @@ def build_mcp_server(
 
 
 # --- timeline ----------------------------------------------------------------------------
+def _stream_surface(connection: HTTPConnection) -> Surface:
+    if connection.scope["type"] == "websocket":
+        return "websocket"
+    return "page" if connection.url.path == PAGE_PATH else "sse"
+
+
 def _stream_authorizer(app: FastAPI) -> Callable[..., Any]:
-    async def authorize(connection: Any, token: str | None) -> None:
+    """The stream's and the page's guard: ``read`` through ``websocket``, ``sse`` or ``page``."""
+
+    async def authorize(connection: HTTPConnection, token: str | None) -> None:
         keyring: Keyring = app.state.keyring
         try:
-            authenticate(token or extract_token(connection.headers), keyring, scope="read")
+            authenticate(
+                token or extract_token(connection.headers),
+                keyring,
+                action="read",
+                surface=_stream_surface(connection),
+            )
         except AuthFailure as failure:
             if failure.status == 403:
                 raise StreamAuthError(403, failure.message) from None
@@ -139,7 +155,8 @@ def reload_config(app: FastAPI) -> list[str]:
     state: AppState = app.state.dev3000
     reset_settings_cache()
     try:
-        new = load_settings()
+        # the bind address needs a restart: the running one stays (``serve --host`` included)
+        new = load_settings().model_copy(update={"dev3000_host": state.settings.dev3000_host})
         keyring = Keyring.from_settings(new)
     except (ConfigurationInvalid, ValueError) as exc:
         state.emit(
@@ -166,6 +183,7 @@ def reload_config(app: FastAPI) -> list[str]:
         closing.add_done_callback(_closing.discard)
     state.keyring = keyring
     app.state.keyring = keyring
+    app.state.hosts = HostPolicy.from_settings(new)
     if state.limiter is not None:
         state.limiter.limit = new.diagnostic_rate_limit
     state.reloads += 1
@@ -200,6 +218,7 @@ def create_app(
     """
     settings = settings or get_settings()
     keyring = Keyring.from_settings(settings)
+    hosts = HostPolicy.from_settings(settings)
     redis_url = shared_redis_url(settings)
     limiter = new_limiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
     bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
@@ -266,6 +285,9 @@ def create_app(
             )
             for switch in switches_off(state.settings):
                 log.warning("%s: its paths answer 404 (probes stay up)", switch.off_text)
+            issue = control_posture_issue(state.settings)
+            if issue is not None:
+                log.warning("%s: %s", *issue)
             try:
                 yield
             finally:
@@ -294,6 +316,7 @@ def create_app(
     )
     app.state.dev3000 = state
     app.state.keyring = keyring
+    app.state.hosts = hosts
     install_problem_handlers(app)
 
     app.include_router(health.router)
@@ -334,8 +357,10 @@ def create_app(
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     if mcp_http is not None:
-        guard = AuthGuard(mcp_http, lambda: app.state.keyring, _problem_asgi)
-        sse_guard = AuthGuard(mcp_sse, lambda: app.state.keyring, _problem_asgi)
+        # each MCP request is a ``read`` through its transport; the control tools decide
+        # their own action per call with the caller the guard leaves on the request
+        guard = AuthGuard(mcp_http, lambda: app.state.keyring, surface="mcp")
+        sse_guard = AuthGuard(mcp_sse, lambda: app.state.keyring, surface="mcp-sse")
         app.router.routes.append(Route("/mcp", endpoint=guard, include_in_schema=False))
         app.router.routes.append(Route("/sse", endpoint=sse_guard, include_in_schema=False))
         app.router.routes.append(
@@ -353,7 +378,16 @@ def create_app(
         keyring=lambda: app.state.keyring,
         fast_probe=health.fast_probe,
         disabled=lambda path: disabled_by(path, app.state.dev3000.settings),
+        hosts=lambda: app.state.hosts,
     )
+    if settings.dev3000_cors_origins:  # the explicit allow-list: none unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.dev3000_cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Mcp-Session-Id"],
+        )
     return app
 
 

@@ -10,7 +10,8 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from guilde_core.config import check_settings, explain_settings
+from guilde_core.config import ConfigIssue, check_settings, explain_settings
+from guilde_core.http.auth import control_posture_issue
 from guilde_core.redaction import MASK, is_secret_name, redact
 
 config_app = typer.Typer(help="Show or validate the effective configuration.", no_args_is_help=True)
@@ -65,8 +66,13 @@ def _report(issues: list[Any]) -> None:
 
 @config_app.command("check")
 def check() -> None:
-    """Validate the configuration; exit 1 naming every bad variable and why."""
-    _, issues = check_settings()
+    """Validate the configuration; exit 1 naming every bad variable and why, or a posture
+    nobody could control through (exposed, anonymous callers accepted, no control key)."""
+    settings, issues = check_settings()
+    if settings is not None:
+        issue = control_posture_issue(settings)
+        if issue is not None:
+            issues.append(ConfigIssue("DIAGNOSTIC_API_KEYS", f"{issue[0]}: {issue[1]}"))
     if issues:
         _report(issues)
         raise typer.Exit(1)

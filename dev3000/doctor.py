@@ -150,7 +150,29 @@ def _keys(settings: Settings) -> list[Finding]:
     fix = ""
     if settings.dev3000_mode == "production" and not settings.diagnostic_auth_required:
         status, fix = "warn", "set DIAGNOSTIC_AUTH_REQUIRED=true in production"
-    return [Finding("api keys", status, f"{len(entries)} key(s), auth {mode}", fix)]
+    return [
+        Finding("api keys", status, f"{len(entries)} key(s), auth {mode}", fix),
+        _control(settings),
+    ]
+
+
+def _control(settings: Settings) -> Finding:
+    """Who may control (open breakers, drive the page, restart processes) as configured."""
+    from guilde_core.http.auth import control_posture_issue
+    from guilde_core.http.authz import Posture
+
+    issue = control_posture_issue(settings)
+    if issue is not None:
+        problem, fix = issue
+        return Finding("control", "fail", problem, fix, critical=True)
+    posture = Posture.from_settings(settings)
+    who = (
+        "a key with the control scope"
+        if posture.exposed or posture.auth_required
+        else "a control key, or anyone on this machine without a key (development, loopback)"
+    )
+    mcp = "on" if posture.control_enabled else "off (DIAGNOSTIC_CONTROL_ENABLED=false)"
+    return Finding("control", "ok", f"control needs {who}; through MCP/stdio: {mcp}")
 
 
 def _data_dir(settings: Settings) -> Finding:

@@ -1,6 +1,7 @@
 """MCP tools over the supervised ``--run`` processes: ``process_list`` (read) and
-``process_restart`` (a control action: :func:`servers.control.authorize_control`, then an
-audited ``control_action`` event with the caller's key id and reason)."""
+``process_restart`` (a control action: the one gate,
+:func:`guilde_core.http.authz.authorize_control`, per call, then the audited
+``control_action`` event with the caller's key id and reason)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pydantic import BaseModel, Field
 from dev3000.supervisor import Supervisor
 from guilde_core.config import Settings
 from guilde_core.errors import NotFoundError, ServiceUnavailableError
-from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_actor
-from servers.control import Actor, authorize_control, control_event
+from guilde_core.http.authz import Caller, authorize_control, control_event
+from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_caller
 
 __all__ = ["ProcessList", "Processes", "register_process_tools", "restart_process"]
 
@@ -46,10 +47,10 @@ def _find(processes: Processes, name: str) -> Supervisor:
 
 
 async def restart_process(
-    processes: Processes, settings: Settings, actor: Actor, name: str, reason: str
+    processes: Processes, caller: Caller, name: str, reason: str
 ) -> ProcessInfo:
     """Restart one supervised process (a control action: authorized, then audited)."""
-    why = authorize_control(settings, actor, action="process restart", reason=reason)
+    why = authorize_control(caller, reason)
     supervisor = _find(processes, name)
     ok = True
     detail: str | None = None
@@ -59,7 +60,7 @@ async def restart_process(
         ok, detail, status = False, str(exc)[:300], supervisor.status()
     supervisor.bus.publish(
         control_event(
-            actor,
+            caller,
             source="process",
             action="process_restart",
             subject=name,
@@ -97,4 +98,4 @@ def register_process_tools(server: FastMCP, settings: Settings, processes: Proce
         name: Annotated[str, Field(min_length=1, max_length=100, description="From process_list.")],
         reason: Annotated[str, Field(min_length=3, max_length=500, description="Why.")],
     ) -> ProcessInfo:
-        return await restart_process(processes, settings, current_actor(), name, reason)
+        return await restart_process(processes, current_caller(settings), name, reason)

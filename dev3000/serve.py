@@ -121,6 +121,9 @@ def run_server(
     from guilde_core.safelog import install_safe_logging
 
     install_safe_logging()  # before anything logs: uvicorn, websockets, the app
+    if host and host != settings.dev3000_host:
+        # the address really bound decides the posture (anonymous control, allowed hosts)
+        settings = settings.model_copy(update={"dev3000_host": host})
     _setup_observability(settings)
     lifespans = [supervisor_lifespan(list(run))] if run else []
     if browser or settings.dev3000_browser_url:
@@ -131,7 +134,7 @@ def run_server(
     _instrument(app, settings)
     config = uvicorn.Config(
         app,
-        host=host or settings.dev3000_host,
+        host=settings.dev3000_host,
         port=settings.dev3000_port if port is None else port,
         log_level=log_level or settings.dev3000_log_level,
         lifespan="on",

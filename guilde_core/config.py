@@ -85,6 +85,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "DIAGNOSTIC_MODE": "true",
         "DIAGNOSTIC_VERBOSE": "false",
         "DEV3000_ENABLED": "false",
+        "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "true",
         "SENTRY_TRACES_SAMPLE_RATE": "0.5",
@@ -94,6 +95,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "DIAGNOSTIC_MODE": "false",
         "DIAGNOSTIC_VERBOSE": "false",
         "DEV3000_ENABLED": "false",
+        "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "false",
         "SENTRY_TRACES_SAMPLE_RATE": "0.1",
@@ -104,6 +106,10 @@ PROFILES: dict[str, dict[str, str]] = {
 }
 
 CommaList = Annotated[list[str], NoDecode]
+#: an allowed host: a name or IPv4 address (``*.`` for subdomains) or a bracketed IPv6 address
+_HOST_NAME = re.compile(r"^(?:(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]+\])$")
+#: a browser origin: scheme, host, optional port; no path
+_ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?/?$")
 
 
 def _env_file() -> Path:
@@ -161,6 +167,17 @@ class Settings(BaseSettings):
         "development", description="Profile: development|staging|production."
     )
     dev3000_log_level: LogLevel = Field("debug", description="debug|info|warning|error.")
+    dev3000_allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Host names dev3000 and agent-web answer to besides localhost, 127.0.0.1, "
+        "[::1] and their bind address (any port; '*.example.com' matches subdomains); other "
+        "Host headers get 421, other Origins 403. Probes and /metrics are not checked.",
+    )
+    dev3000_cors_origins: CommaList = Field(
+        default_factory=list,
+        description="Browser origins (scheme://host[:port]) allowed to call dev3000 "
+        "cross-origin (CORS); empty: none.",
+    )
     dev3000_backend_url: str = Field(
         "http://localhost:8000", description="Backend under diagnosis."
     )
@@ -320,7 +337,9 @@ class Settings(BaseSettings):
         None, description="Comma-separated <key>:<read|read+control>; key plain or sha256:<hex>."
     )
     diagnostic_control_enabled: bool = Field(
-        False, description="Allow circuit control (open/close/reset) through MCP tools."
+        False,
+        description="Allow control through MCP tools (circuits, page actions, restarts) and "
+        "give the local operator (stdio, the command line) the control scope.",
     )
     diagnostic_rate_limit: int = Field(
         100, ge=1, le=1_000_000, description="Requests per minute per key."
@@ -398,13 +417,40 @@ class Settings(BaseSettings):
     agent_web_port: int = Field(8001, ge=1, le=65535, description="agent-web port.")
 
     @field_validator(
-        "dev3000_log_paths", "agent_providers", "dev3000_browser_origins", mode="before"
+        "dev3000_log_paths",
+        "agent_providers",
+        "dev3000_browser_origins",
+        "dev3000_allowed_hosts",
+        "dev3000_cors_origins",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("dev3000_allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _HOST_NAME.match(v)]
+        if bad:
+            raise ValueError(
+                f"not a host name: {', '.join(bad)} (a name or address without scheme or "
+                "port, e.g. dev3000, 10.0.0.5, [fd00::1] or *.example.com)"
+            )
+        return [v.lower() for v in value]
+
+    @field_validator("dev3000_cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _ORIGIN.match(v)]
+        if bad:
+            raise ValueError(
+                f"not an origin: {', '.join(bad)} (scheme://host[:port], no path, "
+                "e.g. https://console.example.com)"
+            )
+        return [v.lower().rstrip("/") for v in value]
 
     @field_validator("dev3000_mode", "dev3000_log_level", mode="before")
     @classmethod

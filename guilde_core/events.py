@@ -28,7 +28,6 @@ Severity = Literal["debug", "info", "warning", "error", "critical"]
 EventKind = Literal[
     "health_transition",
     "circuit_transition",
-    "circuit_control",
     "error_log",
     "process_start",
     "process_exit",

@@ -14,7 +14,7 @@ import typer
 
 from agent import cli as agent_cli
 from console import cli as console_cli
-from dev3000 import cli_config, cli_serve
+from dev3000 import cli_breakers, cli_config, cli_serve
 from evals import cli as evals_cli
 from guilde_core import __version__
 from guilde_core.resilience import cli as resilience_cli
@@ -82,7 +82,8 @@ cli_serve.register(app, extra_tools=[diagnose_tool])  # serve, doctor
 agent_cli.register(app)  # ask, chat, agent web
 evals_cli.register(app)  # eval
 console_cli.register(app)  # console
-resilience_cli.register(app)  # breakers …, deadletters list|replay
+cli_breakers.register(app)  # breakers list|set
+resilience_cli.register(app)  # deadletters list|replay
 
 
 def main() -> None:

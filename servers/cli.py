@@ -17,10 +17,11 @@ from servers.registry import AREAS, ServerArea
 
 if TYPE_CHECKING:
     from fastmcp import FastMCP
+    from starlette.middleware import Middleware
 
     from guilde_core.config import Settings
 
-__all__ = ["TRANSPORTS", "Transport", "build", "register", "run_server"]
+__all__ = ["TRANSPORTS", "Transport", "build", "guard_middleware", "register", "run_server"]
 
 Transport = Literal["stdio", "sse", "http"]
 TRANSPORTS: tuple[Transport, ...] = ("stdio", "sse", "http")
@@ -62,12 +63,35 @@ def run_server(
     if transport == "stdio":
         server.run("stdio", show_banner=False)
         return
+    bind = host or settings.dev3000_host
     server.run(
         transport,
         show_banner=False,
-        host=host or settings.dev3000_host,
+        host=bind,
         port=port or settings.dev3000_port,
+        middleware=guard_middleware(settings, bind, transport),
+        host_origin_protection=False,  # the Host/Origin decision is guard_middleware's
     )
+
+
+def guard_middleware(settings: Settings, bind: str, transport: Transport) -> list[Middleware]:
+    """What protects an MCP server served over HTTP on its own, as dev3000 protects /mcp and
+    /sse: the Host/Origin check (with request ids and a problem for any crash), then the
+    API-key guard that leaves each request's caller for the control tools' decision."""
+    from starlette.middleware import Middleware
+
+    from guilde_core.http.auth import AuthGuard, Keyring
+    from guilde_core.http.hosts import HostPolicy
+    from guilde_core.http.middleware import ApiMiddleware
+
+    keyring = Keyring.from_settings(settings, bind_host=bind)
+    hosts = HostPolicy.from_settings(settings, bind_host=bind)
+    return [
+        Middleware(
+            ApiMiddleware, limiter=lambda: None, keyring=lambda: keyring, hosts=lambda: hosts
+        ),
+        Middleware(AuthGuard, lambda: keyring, surface="mcp-sse" if transport == "sse" else "mcp"),
+    ]
 
 
 def register(app: typer.Typer, *, more_servers: Sequence[ServerArea] = ()) -> None:

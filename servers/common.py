@@ -12,9 +12,11 @@ from fastmcp.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
 
+from guilde_core.config import Settings
 from guilde_core.errors import GuildeError
+from guilde_core.http.auth import caller_of
+from guilde_core.http.authz import ANONYMOUS, Caller, Posture
 from guilde_core.redaction import redact, redact_text
-from servers.control import LOCAL, Actor
 
 __all__ = [
     "CONTROL",
@@ -22,7 +24,7 @@ __all__ = [
     "as_tool_errors",
     "caller_from",
     "caller_key",
-    "current_actor",
+    "current_caller",
     "log_to_stderr",
     "redacted",
     "to_json",
@@ -87,14 +89,18 @@ def _http_request() -> Any | None:
         return None
 
 
-def current_actor() -> Actor:
-    """Who calls the running tool: the principal dev3000's HTTP layer attached to the MCP
-    request (its key id and scopes), or the local operator over stdio / in process."""
+def current_caller(settings: Settings) -> Caller:
+    """Who calls the running tool, for the one decision, per call:
+
+    * over HTTP behind dev3000's guard: the caller it left on the MCP request (the key's
+      principal, ``mcp`` or ``mcp-sse``, the app's live posture);
+    * over an HTTP transport no guard protects: an anonymous caller under ``settings``;
+    * over stdio or in process: the local operator (read-only unless
+      ``DIAGNOSTIC_CONTROL_ENABLED=true``)."""
     request = _http_request()
     if request is None:
-        return LOCAL
-    principal = request.scope.get("state", {}).get("principal")
-    return Actor.from_principal(principal, surface="mcp")
+        return Caller.local(Posture.from_settings(settings))
+    return caller_of(request.scope) or Caller(ANONYMOUS, "mcp", Posture.from_settings(settings))
 
 
 def caller_from(principal: Any, client_host: str | None) -> str:

@@ -26,7 +26,7 @@ class ServerContext:
     #: the host's health service, read at call time: the health tools then share its checks,
     #: its deep round and what it has seen up (``targets`` is then not used)
     health: Callable[[], HealthService] | None = None
-    #: receives the ``circuit_control`` event of every circuit control action (the timeline)
+    #: receives the ``control_action`` event of every circuit control action (the timeline)
     audit: AuditSink | None = None
     #: the browser capture the host runs (``dev3000 serve --browser``), read at call time
     browser: Callable[[], BrowserCapture | None] | None = None

@@ -92,6 +92,9 @@ def _fresh_settings(
     (scratch / "logs").mkdir()
     monkeypatch.setenv("DEV3000_LOG_PATHS", str(scratch / "logs"))
     monkeypatch.setenv("DEV3000_DATA_DIR", str(scratch / "data"))
+    # starlette's TestClient sends ``Host: testserver``: one more name of the app under test
+    # (the Host/Origin tests set their own)
+    monkeypatch.setenv("DEV3000_ALLOWED_HOSTS", "testserver")
     reset_settings_cache()
     yield
     reset_settings_cache()

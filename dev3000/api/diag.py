@@ -1,10 +1,11 @@
 """``/api/v1/diag/*``: full status, circuit breakers and their control.
 
 With ``DIAGNOSTIC_AUTH_REQUIRED=true`` every route here needs a key (``read``); control
-(``POST …/circuits/{name}/open|close|reset``) needs ``read+control`` in any case when a key
-is sent. Breakers are read and controlled through the circuits adapter
+(``POST …/circuits/{name}/open|close|reset``) is the one decision's ``control`` action
+(a key with ``read+control``; anonymous only in development on loopback with auth
+optional). Breakers are read and controlled through the circuits adapter
 (:mod:`servers.circuits.logic`), whose rules apply here as to the MCP tools; every control
-action is recorded on the timeline as a ``circuit_control`` event naming the key.
+action is recorded on the timeline as a ``control_action`` event naming the key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dev3000.api.health import deep_body, readiness, status_code
 from dev3000.api.state import StateDep
 from guilde_core.http.auth import ControlKey, ReadKey
+from guilde_core.http.authz import Caller
 from guilde_core.http.problems import PROBLEM_RESPONSES
 from servers.circuits import logic as circuits_logic
 
@@ -154,7 +156,7 @@ async def control(
     result = await circuits_logic.control(
         name,
         action,
-        actor=circuits_logic.Actor(id=principal.key_id, surface="rest", scopes=principal.scopes),
+        caller=Caller(principal, "rest", state.keyring.posture),
         reason=request.reason,
         settings=state.settings,
         audit=state.bus.publish,

@@ -236,9 +236,7 @@ async def deep(
         bool, Query(description="Check now instead of reading the last round (< 2 s old).")
     ] = False,
 ) -> JSONResponse:
-    principal = authenticate(
-        extract_token(request.headers), state.keyring, scope="read", protected=False
-    )
+    principal = authenticate(extract_token(request.headers), state.keyring, protected=False)
     include = state.settings.health_check_include_details and not (
         state.keyring.required and principal.anonymous
     )

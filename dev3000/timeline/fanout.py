@@ -35,7 +35,7 @@ from guilde_core.redaction import redact_text
 from ._tasks import cancel_tasks
 from .bus import EventBus
 
-__all__ = ["RedisFanout"]
+__all__ = ["RedisFanout", "append_event", "fanout_message"]
 
 
 def _text(value: bytes | str) -> str:
@@ -54,6 +54,33 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 
 log = logging.getLogger(__name__)
+
+
+def fanout_message(origin: str, event: TimelineEvent) -> str:
+    """The shared stream's entry for ``event`` from ``origin`` (an instance id)."""
+    return '{"origin":"%s","event":%s}' % (origin, event.model_dump_json())  # noqa: UP031
+
+
+async def append_event(
+    redis_url: str,
+    event: TimelineEvent,
+    *,
+    origin: str,
+    prefix: str = "dev3000:",
+    retain: int = 10_000,
+) -> None:
+    """Append one event to the shared timeline stream from outside a running dev3000 (the
+    command line): every instance on that Redis shows it on its timeline."""
+    client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.xadd(
+            f"{prefix}timeline",
+            {"m": fanout_message(origin, event)},
+            maxlen=max(100, retain),
+            approximate=True,
+        )
+    finally:
+        await client.aclose()
 
 
 class RedisFanout:
@@ -88,7 +115,7 @@ class RedisFanout:
 
     # --- sink --------------------------------------------------------------------------
     def emit(self, event: TimelineEvent) -> None:
-        message = '{"origin":"%s","event":%s}' % (self.bus.instance_id, event.model_dump_json())  # noqa: UP031
+        message = fanout_message(self.bus.instance_id, event)
         try:
             self._outbox.put_nowait(message)
         except asyncio.QueueFull:

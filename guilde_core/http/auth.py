@@ -1,4 +1,4 @@
-"""API keys with scopes for the HTTP APIs (dev3000's, agent-web's), streams and the MCP endpoint.
+"""API keys with scopes, and how each HTTP surface asks the one authorization decision.
 
 ``DIAGNOSTIC_API_KEYS`` is a comma-separated list of ``<key>:<scopes>`` where scopes is
 ``read`` or ``read+control`` and the key is given plainly or as ``sha256:<hex>`` (so no
@@ -11,11 +11,13 @@ clients that cannot set headers may pass ``?token=<key>``; see :func:`extract_to
 
 Reusable pieces:
 
-* :class:`Keyring` — parsed keys; ``keyring.identify(token)`` → :class:`Principal` or None.
-* :func:`authenticate` — the one decision (401 / 403 / anonymous / principal) used by REST
-  dependencies, the WebSocket/SSE stream and the MCP endpoint.
+* :class:`Keyring` — the parsed keys and the :class:`~guilde_core.http.authz.Posture` they
+  go with; ``keyring.identify(token)`` → :class:`Principal` or None.
+* :func:`authenticate` — who is calling (a key that matches none is 401), then the one
+  decision (:func:`guilde_core.http.authz.decide`) for an action through a surface.
 * :func:`require_scope` — a FastAPI dependency factory (``Depends(require_scope("control"))``).
-* :class:`AuthGuard` — an ASGI wrapper that protects a mounted app (the MCP endpoint).
+* :class:`AuthGuard` — an ASGI wrapper that protects a mounted app (the MCP endpoint) and
+  hands the :class:`~guilde_core.http.authz.Caller` to it in ``scope["state"]``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -33,7 +35,18 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from guilde_core.config import Settings
-from guilde_core.errors import AuthenticationError, ConfigurationError
+from guilde_core.errors import ConfigurationError
+from guilde_core.http.authz import (
+    ANONYMOUS,
+    Action,
+    AuthFailure,
+    Caller,
+    Posture,
+    Principal,
+    Surface,
+    Unauthenticated,
+)
+from guilde_core.http.problems import problem_response
 
 __all__ = [
     "ANONYMOUS",
@@ -48,13 +61,17 @@ __all__ = [
     "ScopeName",
     "authenticate",
     "authenticate_connection",
+    "caller_of",
+    "control_posture_issue",
     "extract_token",
     "hash_key",
+    "identify",
     "parse_api_keys",
+    "refusal_response",
     "require_scope",
 ]
 
-ScopeName = Literal["read", "control"]
+ScopeName = Action
 _SCOPE_SETS: dict[str, frozenset[str]] = {
     "read": frozenset({"read"}),
     "read+control": frozenset({"read", "control"}),
@@ -67,22 +84,6 @@ _VARIABLE = "DIAGNOSTIC_API_KEYS"
 def hash_key(key: str) -> str:
     """Hex SHA-256 of a key (what ``sha256:<hex>`` entries hold)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: ``key_id`` is a short, non-secret fingerprint of the key."""
-
-    key_id: str
-    scopes: frozenset[str]
-    anonymous: bool = False
-
-    def has(self, scope: str) -> bool:
-        return scope in self.scopes
-
-
-#: the caller when no key was sent and auth is not required (full access, development)
-ANONYMOUS = Principal(key_id="anonymous", scopes=frozenset({"read", "control"}), anonymous=True)
 
 
 @dataclass(frozen=True)
@@ -130,20 +131,35 @@ def parse_api_keys(spec: str | None) -> list[_Entry]:
 
 @dataclass
 class Keyring:
-    """The configured keys, hashed. ``required`` mirrors ``DIAGNOSTIC_AUTH_REQUIRED``."""
+    """The configured keys, hashed, and the posture they go with (auth required, the control
+    switch, exposure: :class:`~guilde_core.http.authz.Posture`)."""
 
     entries: list[_Entry] = field(default_factory=list)
-    required: bool = False
+    posture: Posture = field(default_factory=Posture)
+
+    @property
+    def required(self) -> bool:
+        """``DIAGNOSTIC_AUTH_REQUIRED``: callers without a key get 401."""
+        return self.posture.auth_required
+
+    @property
+    def has_control_key(self) -> bool:
+        """Whether any configured key holds the ``control`` scope."""
+        return any("control" in entry.scopes for entry in self.entries)
 
     @classmethod
-    def from_spec(cls, spec: str | None, *, required: bool = False) -> Keyring:
-        return cls(entries=parse_api_keys(spec), required=required)
+    def from_spec(
+        cls, spec: str | None, *, required: bool = False, posture: Posture | None = None
+    ) -> Keyring:
+        return cls(entries=parse_api_keys(spec), posture=posture or Posture(auth_required=required))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Keyring:
+    def from_settings(cls, settings: Settings, *, bind_host: str | None = None) -> Keyring:
+        """The keys and posture of ``settings``; ``bind_host``: the address the server
+        really binds, when not ``DEV3000_HOST``."""
         secret = settings.diagnostic_api_keys
         spec = secret.get_secret_value() if secret is not None else None
-        return cls.from_spec(spec, required=bool(settings.diagnostic_auth_required))
+        return cls.from_spec(spec, posture=Posture.from_settings(settings, bind_host=bind_host))
 
     def identify(self, token: str | None) -> Principal | None:
         """The principal of ``token`` or None; constant-time over every stored digest."""
@@ -157,18 +173,6 @@ class Keyring:
         if found is None:
             return None
         return Principal(key_id=found.key_id, scopes=found.scopes)
-
-
-class AuthFailure(AuthenticationError):
-    """401 (no/unknown key) or 403 (key lacks the scope); carries the HTTP status."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message, status_code=status)
-        self.status = status
-
-    @property
-    def http_status_code(self) -> int:
-        return self.status
 
 
 def extract_token(headers: Mapping[str, str], query: Mapping[str, str] | None = None) -> str | None:
@@ -188,33 +192,58 @@ def extract_token(headers: Mapping[str, str], query: Mapping[str, str] | None = 
     return None
 
 
+def identify(token: str | None, keyring: Keyring) -> Principal:
+    """Who is calling: the key's principal, :data:`ANONYMOUS` without a key; a key that
+    matches none configured is 401 (always, even when auth is optional)."""
+    if not token:
+        return ANONYMOUS
+    principal = keyring.identify(token)
+    if principal is None:
+        raise Unauthenticated("invalid API key")
+    return principal
+
+
 def authenticate(
     token: str | None,
     keyring: Keyring,
     *,
-    scope: ScopeName | None = "read",
+    action: Action = "read",
+    surface: Surface = "rest",
     protected: bool = True,
 ) -> Principal:
-    """Decide who is calling and whether they may use ``scope``.
-
-    * a key that matches no configured key → 401 (always, even when auth is optional);
-    * no key: 401 when ``keyring.required`` and the resource is ``protected``, otherwise
-      :data:`ANONYMOUS`;
-    * a valid key lacking ``scope`` → 403.
-    """
-    if token:
-        principal = keyring.identify(token)
-        if principal is None:
-            raise AuthFailure("invalid API key", status=401)
-    elif keyring.required and protected:
-        raise AuthFailure(
-            "an API key is required: send X-API-Key or Authorization: Bearer", status=401
-        )
-    else:
-        return ANONYMOUS
-    if scope is not None and not principal.has(scope):
-        raise AuthFailure(f"the API key lacks the {scope!r} scope", status=403)
+    """:func:`identify` the caller, then (for a ``protected`` resource) ask the one decision
+    whether it may do ``action`` through ``surface``; a refusal is raised
+    (:class:`~guilde_core.http.authz.AuthFailure`, 401 or 403). An unprotected resource
+    (anonymous callers get a reduced answer) only identifies."""
+    principal = identify(token, keyring)
+    if protected:
+        Caller(principal, surface, keyring.posture).require(action)
     return principal
+
+
+def control_posture_issue(
+    settings: Settings, *, bind_host: str | None = None
+) -> tuple[str, str] | None:
+    """Why nobody could control this server as configured, and the fix; None when someone
+    can. It is so when the server is exposed (outside development or on a non-loopback
+    address: anonymous control is refused), anonymous callers are accepted and no configured
+    key holds the ``control`` scope. ``dev3000 doctor``, ``dev3000 config check`` and the
+    start-up log report it."""
+    if not (settings.diagnostic_mode or settings.dev3000_enabled):
+        return None  # no surface to control through
+    try:
+        keyring = Keyring.from_settings(settings, bind_host=bind_host)
+    except ConfigurationError:
+        return None  # the keys themselves are reported as invalid
+    posture = keyring.posture
+    if posture.exposed is None or posture.auth_required or keyring.has_control_key:
+        return None
+    return (
+        f"control without an API key is refused here ({posture.exposed}) and no key in "
+        "DIAGNOSTIC_API_KEYS holds the 'control' scope",
+        "add <key>:read+control to DIAGNOSTIC_API_KEYS (and DIAGNOSTIC_AUTH_REQUIRED=true "
+        "so reads need a key too)",
+    )
 
 
 def _keyring_of(conn: HTTPConnection) -> Keyring:
@@ -224,14 +253,32 @@ def _keyring_of(conn: HTTPConnection) -> Keyring:
     return keyring
 
 
+def caller_of(scope: Scope) -> Caller | None:
+    """The :class:`~guilde_core.http.authz.Caller` a guard or dependency left on a request's
+    scope (None when none ran)."""
+    caller = scope.get("state", {}).get("caller")
+    return caller if isinstance(caller, Caller) else None
+
+
+def _remember(scope: Scope, caller: Caller) -> None:
+    state = scope.setdefault("state", {})
+    state["caller"] = caller
+    state["principal"] = caller.principal
+
+
 def authenticate_connection(
-    conn: HTTPConnection, *, scope: ScopeName | None = "read", protected: bool = True
+    conn: HTTPConnection,
+    *,
+    action: Action = "read",
+    surface: Surface = "rest",
+    protected: bool = True,
 ) -> Principal:
     """:func:`authenticate` for a Starlette request or WebSocket of an app whose
-    ``state.keyring`` is set."""
+    ``state.keyring`` is set; the caller is left on the connection's scope."""
+    keyring = _keyring_of(conn)
     token = extract_token(conn.headers, conn.query_params)
-    principal = authenticate(token, _keyring_of(conn), scope=scope, protected=protected)
-    conn.scope.setdefault("state", {})["principal"] = principal
+    principal = authenticate(token, keyring, action=action, surface=surface, protected=protected)
+    _remember(conn.scope, Caller(principal, surface, keyring.posture))
     return principal
 
 
@@ -250,60 +297,75 @@ BEARER = HTTPBearer(
 )
 
 
-def require_scope(
-    scope: ScopeName | None = "read", *, protected: bool = True
-) -> Callable[..., Principal]:
-    """FastAPI dependency: ``principal = Depends(require_scope("control"))``. The route's
-    OpenAPI operation lists the ``ApiKey`` and ``Bearer`` security schemes."""
+def require_scope(action: Action = "read", *, protected: bool = True) -> Callable[..., Principal]:
+    """FastAPI dependency: ``principal = Depends(require_scope("control"))`` (a REST route).
+    The route's OpenAPI operation lists the ``ApiKey`` and ``Bearer`` security schemes."""
 
     def dependency(
         conn: HTTPConnection,
         _api_key: Annotated[str | None, Security(API_KEY_HEADER)] = None,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
     ) -> Principal:
-        return authenticate_connection(conn, scope=scope, protected=protected)
+        return authenticate_connection(conn, action=action, protected=protected)
 
     return dependency
 
 
-class AuthGuard:
-    """ASGI wrapper: requests to ``app`` must carry a key with ``scope`` when auth is required.
+def refusal_response(scope: Scope, failure: AuthFailure) -> ASGIApp:
+    """The problem document of a refusal (401 with ``WWW-Authenticate``, or 403)."""
+    headers = {"WWW-Authenticate": 'Bearer realm="dev3000"'} if failure.status == 401 else None
+    return problem_response(
+        failure.status,
+        failure.message,
+        code=failure.code,
+        instance=str(scope.get("path", "")),
+        headers=headers,
+    )
 
-    ``problem`` renders the rejection (the app's problem-details responder).
+
+class AuthGuard:
+    """ASGI wrapper: a request to ``app`` must be allowed to ``read`` through ``surface``;
+    the :class:`~guilde_core.http.authz.Caller` is left in ``scope["state"]["caller"]`` for
+    the app (the MCP tools decide their control actions per call with it).
+
+    ``problem`` renders the rejection (default: :func:`refusal_response`).
     """
 
     def __init__(
         self,
         app: ASGIApp,
         keyring: Callable[[], Keyring],
-        problem: Callable[[Scope, AuthFailure], ASGIApp],
+        problem: Callable[[Scope, AuthFailure], ASGIApp] = refusal_response,
         *,
-        scope: ScopeName = "read",
+        surface: Surface = "mcp",
     ) -> None:
         self.app = app
         self.keyring = keyring
         self.problem = problem
-        self.scope_name: ScopeName = scope
+        self.surface: Surface = surface
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)
+        keyring = self.keyring()
         try:
             principal = authenticate(
                 extract_token(conn.headers, conn.query_params),
-                self.keyring(),
-                scope=self.scope_name,
+                keyring,
+                action="read",
+                surface=self.surface,
             )
         except AuthFailure as failure:
             await self.problem(scope, failure)(scope, receive, send)
             return
-        scope.setdefault("state", {})["principal"] = principal
+        _remember(scope, Caller(principal, self.surface, keyring.posture))
         await self.app(scope, receive, send)
 
 
-#: ``_: ReadKey`` in a route's parameters: a key with ``read`` (when auth is required)
+#: ``_: ReadKey`` in a route's parameters: allowed to read (a key when auth is required)
 ReadKey = Annotated[Principal, Depends(require_scope("read"))]
-#: ``principal: ControlKey``: a key with ``read+control`` (anonymous only when auth is optional)
+#: ``principal: ControlKey``: allowed to control (the one decision: a key with
+#: ``read+control``; anonymous only in development on loopback with auth optional)
 ControlKey = Annotated[Principal, Depends(require_scope("control"))]

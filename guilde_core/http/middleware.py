@@ -10,6 +10,10 @@ dev3000's API and agent-web both sit behind it.
 * Rate limit (:mod:`guilde_core.http.ratelimit`) on rate-limited paths, per API key or client
   address; a 429 problem carries ``Retry-After`` and ``RateLimit-*`` headers, allowed
   responses carry the ``RateLimit-*`` headers too.
+* ``hosts`` (optional), asked per request: Host and Origin checked by the one
+  :class:`~guilde_core.http.hosts.HostPolicy` before anything else — 421 / 403 problems
+  (a WebSocket handshake is refused with 403). Probes and ``/metrics`` are not
+  checked: kubelet and Prometheus address a pod by its IP, which no allow-list can name.
 * ``fast_probe`` (optional): ``GET``/``HEAD`` of a path it knows is answered with its JSON
   body before routing (dev3000's ``/health`` and ``/api/v1/health``).
 * ``disabled`` (optional), asked per request (so a configuration reload applies): a path it
@@ -33,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guilde_core.correlation import correlation_scope
 from guilde_core.http.auth import Keyring, extract_token
+from guilde_core.http.hosts import HostPolicy, HostRefusal
 from guilde_core.http.problems import problem_response
 from guilde_core.http.ratelimit import RateDecision, RateLimiter
 from guilde_core.redaction import redact_text
@@ -42,6 +47,7 @@ __all__ = [
     "HTTP_REQUEST_DURATION",
     "ApiMiddleware",
     "Disabled",
+    "is_exempt_path",
     "is_rate_limited_path",
 ]
 
@@ -63,10 +69,16 @@ HTTP_REQUEST_DURATION = Histogram(
 _SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 _RID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-#: cheap probes and scrapes are never rate limited (orchestrators hit them constantly)
+#: cheap probes and scrapes: never rate limited (orchestrators hit them constantly) and
+#: never Host-checked (kubelet and Prometheus address a pod by its IP)
 _EXEMPT = frozenset(
     {"/health", "/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready", "/metrics"}
 )
+
+
+def is_exempt_path(path: str) -> bool:
+    """Whether ``path`` is a probe or the metrics scrape (no rate limit, no Host check)."""
+    return path in _EXEMPT
 
 
 def is_rate_limited_path(path: str) -> bool:
@@ -93,6 +105,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's ``host`` and ``origin`` headers (the first of each)."""
+    found: dict[str, str] = {}
+    for key, value in scope.get("headers", ()):
+        if key in (b"host", b"origin") and key.decode() not in found:
+            found[key.decode()] = value.decode("latin-1")
+    return found
+
+
 def _route_label(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
@@ -110,12 +131,14 @@ class ApiMiddleware:
         keyring: Callable[[], Keyring],
         fast_probe: Callable[[str], bytes | None] | None = None,
         disabled: Callable[[str], Disabled | None] | None = None,
+        hosts: Callable[[], HostPolicy] | None = None,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.keyring = keyring
         self.fast_probe = fast_probe
         self.disabled = disabled
+        self.hosts = hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -124,6 +147,12 @@ class ApiMiddleware:
         incoming = _header(scope, b"x-request-id")
         rid = incoming if incoming and _RID_RE.match(incoming) else os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = rid
+        if self.hosts is not None and not is_exempt_path(str(scope.get("path", ""))):
+            refusal = self.hosts().check(_headers(scope))
+            if refusal is not None:
+                with correlation_scope(rid):
+                    await self._refused(scope, receive, send, rid, refusal)
+                return
         if self.disabled is not None:
             switch = self.disabled(str(scope.get("path", "")))
             if switch is not None:
@@ -204,6 +233,26 @@ class ApiMiddleware:
             await response(scope, receive, send)
         finally:
             self._observe(method, scope, status_holder[0], started)
+
+    async def _refused(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, refusal: HostRefusal
+    ) -> None:
+        started = time.perf_counter()
+        response = problem_response(
+            refusal.status,
+            refusal.detail,
+            code=refusal.code,
+            instance=str(scope.get("path", "")),
+            headers={"X-Request-ID": rid},
+        )
+        if scope["type"] == "websocket":
+            # refused before the handshake completes: the server answers HTTP 403 (a denial
+            # response with the problem body would do, but uvicorn logs it as an error)
+            await send({"type": "websocket.close", "code": 1008, "reason": refusal.code})
+            return
+        await response(scope, receive, send)
+        method = str(scope.get("method", "GET"))
+        self._observe(method, scope, refusal.status, started, route="refused")
 
     async def _disabled(
         self, scope: Scope, receive: Receive, send: Send, rid: str, switch: Disabled

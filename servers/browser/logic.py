@@ -2,9 +2,10 @@
 
 Reading (``recent_errors``, ``failed_requests``, ``page_status``, ``take_screenshot``) needs
 no permission beyond the caller's read access. Page actions (``page_action``: navigate,
-click, fill, reload) change the watched page: they pass
-:func:`servers.control.authorize_control` first and leave a ``control_action`` event with
-the caller's key id and reason, whatever their outcome.
+click, fill, reload) change the watched page: they pass the one gate,
+:func:`guilde_core.http.authz.authorize_control`, first and leave a ``control_action`` event
+(:func:`guilde_core.http.authz.control_event`) with the caller's key id and reason, whatever
+their outcome.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Literal
 
 from guilde_core.config import Settings
 from guilde_core.errors import ServiceUnavailableError
+from guilde_core.http.authz import Caller, authorize_control, control_event
 from servers.browser.capture import BrowserCapture
 from servers.browser.models import ActionResult, BrowserStatus, RecordList, ScreenshotInfo
 from servers.browser.scrub import scrub_url
-from servers.control import Actor, authorize_control, control_event
 
 __all__ = [
     "PageAction",
@@ -82,8 +83,7 @@ async def take_screenshot(
 
 async def page_action(
     capture: BrowserCapture | None,
-    settings: Settings,
-    actor: Actor,
+    caller: Caller,
     action: PageAction,
     reason: str,
     *,
@@ -91,13 +91,13 @@ async def page_action(
     value: str | None = None,
 ) -> ActionResult:
     """Drive the page (a control action: authorized, then audited)."""
-    why = authorize_control(settings, actor, action=f"browser {action}", reason=reason)
+    why = authorize_control(caller, reason)
     live = require_capture(capture)
     ok, detail = await live.act(action, target=target, value=value)
     shown = scrub_url(target) if action == "navigate" else target
     live.publish(
         control_event(
-            actor,
+            caller,
             source="browser",
             action=f"browser_{action}",
             subject=(shown or live.status().page_url or "page")[:200],
@@ -111,4 +111,4 @@ async def page_action(
             },
         )
     )
-    return live.action_result(action, ok, detail, reason=why, key_id=actor.key_id)
+    return live.action_result(action, ok, detail, reason=why, key_id=caller.principal.key_id)

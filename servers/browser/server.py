@@ -1,8 +1,8 @@
 """The browser MCP server: a thin layer over :mod:`servers.browser.logic`.
 
 Read tools (errors, failed requests, status, screenshot as image content) and control tools
-(navigate, click, fill, reload: destructive, gated by :func:`servers.control.authorize_control`,
-audited). :func:`build_server` serves the capture its host lends it (``dev3000 serve
+(navigate, click, fill, reload: destructive, gated per call by the one decision,
+:func:`guilde_core.http.authz.authorize_control`, audited). :func:`build_server` serves the capture its host lends it (``dev3000 serve
 --browser``, through :class:`servers.context.ServerContext`); on its own (``dev3000 mcp
 browser``) it starts one of its own from ``DEV3000_BROWSER_URL``.
 """
@@ -24,7 +24,7 @@ from guilde_core.config import Settings, get_settings
 from servers.browser import logic
 from servers.browser.capture import BrowserCapture, CaptureConfig
 from servers.browser.models import ActionResult, BrowserStatus, RecordList
-from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_actor, to_json
+from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_caller, to_json
 
 __all__ = ["build_server"]
 
@@ -176,9 +176,7 @@ def _add_actions(
         ],
         reason: Reason,
     ) -> ActionResult:
-        return await logic.page_action(
-            current(), s, current_actor(), "navigate", reason, target=url
-        )
+        return await logic.page_action(current(), current_caller(s), "navigate", reason, target=url)
 
     @server.tool(
         name="click", description="Click an element of the page (control).", annotations=CONTROL
@@ -186,7 +184,7 @@ def _add_actions(
     @as_tool_errors
     async def click(selector: Selector, reason: Reason) -> ActionResult:
         return await logic.page_action(
-            current(), s, current_actor(), "click", reason, target=selector
+            current(), current_caller(s), "click", reason, target=selector
         )
 
     @server.tool(
@@ -201,10 +199,10 @@ def _add_actions(
         reason: Reason,
     ) -> ActionResult:
         return await logic.page_action(
-            current(), s, current_actor(), "fill", reason, target=selector, value=value
+            current(), current_caller(s), "fill", reason, target=selector, value=value
         )
 
     @server.tool(name="reload", description="Reload the page (control).", annotations=CONTROL)
     @as_tool_errors
     async def reload(reason: Reason) -> ActionResult:
-        return await logic.page_action(current(), s, current_actor(), "reload", reason)
+        return await logic.page_action(current(), current_caller(s), "reload", reason)

@@ -11,10 +11,10 @@ redacted :class:`~servers.circuits.models.Breaker`: the registry's snapshot plus
 
 Control rules, applied by :func:`control` in this order:
 
-1. **Who** (:func:`authorize`): the :class:`Actor` names its surface and the scopes that
-   surface's authentication granted. An actor needs the ``control`` scope; the surfaces in
-   :data:`SWITCHED_SURFACES` (MCP: its calls carry no per-call principal yet) also need
-   ``DIAGNOSTIC_CONTROL_ENABLED=true``.
+1. **Who**: the caller (:class:`~guilde_core.http.authz.Caller`: principal, surface,
+   posture) passes the one gate, :func:`guilde_core.http.authz.authorize_control` — the
+   same decision for REST, every MCP call, stdio and the command line — which also checks
+   rule 2.
 2. **Reason**: required; surrounding whitespace is removed, then it must be
    :data:`REASON_MIN`-:data:`REASON_MAX` characters.
 3. **Name**: :data:`NAME_PATTERN`, at most :data:`NAME_MAX` characters, and known — a
@@ -23,10 +23,11 @@ Control rules, applied by :func:`control` in this order:
 4. **Actions and states** (:data:`ACTIONS`): ``open`` forces it open (calls fail fast, no
    half-open), ``close`` forces it closed (calls go through whatever fails), ``reset``
    closes it with zero counts and clears forcing and disabling. Each is allowed from every
-   state; only ``reset`` ends a forced state. Disabling is not one of them (the operator
-   CLI, ``dev3000 breakers set … disable``).
-5. **Record**: every accepted action gives one ``circuit_control`` timeline event (actor,
-   action, reason) to the caller's ``audit`` sink.
+   state; only ``reset`` ends a forced state. ``disable`` (:data:`OPERATOR_ACTIONS`: calls
+   go through unprotected and uncounted) only from the command line.
+5. **Record**: every accepted action, done or failed, gives one ``control_action`` timeline
+   event (:func:`guilde_core.http.authz.control_event`: surface, key id, action, reason,
+   outcome) to the caller's ``audit`` sink.
 
 Health (:func:`breaker_status`): closed → healthy; half-open, forced closed or disabled →
 degraded (calls go through unprotected); open or forced open → unhealthy.
@@ -36,18 +37,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import (
-    AuthenticationError,
     GuildeError,
     InvalidInputError,
     NotFoundError,
     ServiceUnavailableError,
 )
-from guilde_core.events import TimelineEvent, make_event
+from guilde_core.events import TimelineEvent
+from guilde_core.http.authz import (
+    REASON_MAX,
+    REASON_MIN,
+    Caller,
+    authorize_control,
+    control_event,
+)
 from guilde_core.redaction import redact
 from guilde_core.resilience import (
     BreakerRegistry,
@@ -62,6 +68,7 @@ from servers.circuits.models import (
     BreakerList,
     BreakerStore,
     ControlResult,
+    OperatorAction,
     TransitionList,
 )
 from servers.health.models import Status
@@ -70,36 +77,24 @@ __all__ = [
     "ACTIONS",
     "NAME_MAX",
     "NAME_PATTERN",
+    "OPERATOR_ACTIONS",
     "REASON_MAX",
     "REASON_MIN",
-    "SWITCHED_SURFACES",
     "Action",
-    "Actor",
     "AuditSink",
-    "ControlDisabledError",
-    "ControlForbiddenError",
-    "Surface",
-    "authorize",
     "breaker_status",
     "control",
-    "control_event",
     "get_breaker",
     "list_breakers",
     "recent_transitions",
     "store_status",
 ]
 
-Surface = Literal["rest", "mcp"]
-#: surfaces whose control also needs ``DIAGNOSTIC_CONTROL_ENABLED=true``
-SWITCHED_SURFACES: frozenset[Surface] = frozenset({"mcp"})
-
 NAME_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
 NAME_MAX = 128
-REASON_MIN = 3
-REASON_MAX = 500
 _NAME = re.compile(NAME_PATTERN)
 
-#: receives the ``circuit_control`` event of every accepted action (e.g. ``bus.publish``)
+#: receives the ``control_action`` event of every accepted action (e.g. ``bus.publish``)
 AuditSink = Callable[[TimelineEvent], object]
 
 
@@ -108,48 +103,19 @@ class _Method(NamedTuple):
     effect: str
 
 
-ACTIONS: dict[Action, _Method] = {
-    "open": _Method(
-        BreakerRegistry.force_open, "forced open: calls fail fast until closed or reset"
-    ),
-    "close": _Method(BreakerRegistry.force_close, "forced closed: calls go through until reset"),
-    "reset": _Method(
-        BreakerRegistry.reset, "closed with zero counts; forcing and disabling cleared"
+_OPEN = _Method(BreakerRegistry.force_open, "forced open: calls fail fast until closed or reset")
+_CLOSE = _Method(BreakerRegistry.force_close, "forced closed: calls go through until reset")
+_RESET = _Method(BreakerRegistry.reset, "closed with zero counts; forcing and disabling cleared")
+ACTIONS: dict[Action, _Method] = {"open": _OPEN, "close": _CLOSE, "reset": _RESET}
+#: what the operator at the command line may do: :data:`ACTIONS` and ``disable``
+OPERATOR_ACTIONS: dict[OperatorAction, _Method] = {
+    "open": _OPEN,
+    "close": _CLOSE,
+    "reset": _RESET,
+    "disable": _Method(
+        BreakerRegistry.disable, "disabled: calls go through unprotected and uncounted"
     ),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """Who asks for a control action, through which surface, with which scopes.
-
-    ``id`` is recorded with the action (an API key id, ``anonymous``, ``mcp``); ``scopes``
-    are what the surface's authentication granted.
-    """
-
-    id: str
-    surface: Surface
-    scopes: frozenset[str]
-
-    @classmethod
-    def mcp(cls) -> Actor:
-        """An MCP tool call: no per-call principal yet, so ``DIAGNOSTIC_CONTROL_ENABLED``
-        alone decides (:data:`SWITCHED_SURFACES`)."""
-        return cls(id="mcp", surface="mcp", scopes=frozenset({"read", "control"}))
-
-
-class ControlDisabledError(AuthenticationError):
-    """Control through this surface is switched off (``DIAGNOSTIC_CONTROL_ENABLED``)."""
-
-    code = "control_disabled"
-    http_status = 403
-
-
-class ControlForbiddenError(AuthenticationError):
-    """The actor lacks the ``control`` scope."""
-
-    code = "forbidden"
-    http_status = 403
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -222,27 +188,6 @@ async def recent_transitions(limit: int = 50, settings: Settings | None = None) 
 
 
 # --- control ---------------------------------------------------------------------------------
-def authorize(actor: Actor, settings: Settings) -> None:
-    """Rule 1: may ``actor`` control breakers at all?"""
-    if actor.surface in SWITCHED_SURFACES and not settings.diagnostic_control_enabled:
-        raise ControlDisabledError(
-            f"circuit control through {actor.surface.upper()} is disabled: "
-            "set DIAGNOSTIC_CONTROL_ENABLED=true to allow it"
-        )
-    if "control" not in actor.scopes:
-        raise ControlForbiddenError(f"{actor.id} lacks the 'control' scope")
-
-
-def _reason(reason: str) -> str:
-    text = reason.strip()
-    if not REASON_MIN <= len(text) <= REASON_MAX:
-        raise InvalidInputError(
-            f"a reason of {REASON_MIN}-{REASON_MAX} characters is required "
-            "(it is recorded with the action)"
-        )
-    return text
-
-
 def _check_name(name: str) -> None:
     if not 1 <= len(name) <= NAME_MAX or not _NAME.match(name):
         raise InvalidInputError(
@@ -250,51 +195,56 @@ def _check_name(name: str) -> None:
         )
 
 
-def control_event(result: ControlResult, actor: Actor) -> TimelineEvent:
-    """The ``circuit_control`` timeline event recording ``result``."""
-    name = result.breaker.name
-    return make_event(
-        source="circuits",
-        kind="circuit_control",
-        subject=name,
-        severity="warning",
-        summary=f"circuit {name} {result.action} by {actor.id}: {result.reason}"[:300],
-        data={
-            "action": result.action,
-            "reason": result.reason,
-            "actor": actor.id,
-            "surface": actor.surface,
-            "state": result.breaker.state.value,
-        },
-    )
+def _method(action: OperatorAction, caller: Caller) -> _Method:
+    allowed = {
+        name: method
+        for name, method in OPERATOR_ACTIONS.items()
+        if caller.surface == "cli" or name in ACTIONS
+    }
+    if action not in allowed:
+        raise InvalidInputError(f"unknown action {action!r}: use one of {', '.join(allowed)}")
+    return allowed[action]
 
 
 async def control(
     name: str,
-    action: Action,
+    action: OperatorAction,
     *,
-    actor: Actor,
+    caller: Caller,
     reason: str,
     settings: Settings | None = None,
     audit: AuditSink | None = None,
 ) -> ControlResult:
     """Apply ``action`` to breaker ``name`` under the module's control rules; the breaker
-    after it. Refusals are typed errors (403 / 422 / 404 as problems, MCP tool errors)."""
+    after it. Refusals are typed errors (401 / 403 / 422 / 404 as problems, MCP tool errors)."""
     s = settings or get_settings()
-    authorize(actor, s)
-    why = _reason(reason)
+    why = authorize_control(caller, reason)
     _check_name(name)
-    if action not in ACTIONS:
-        raise InvalidInputError(f"unknown action {action!r}: use one of {', '.join(ACTIONS)}")
+    method = _method(action, caller)
     await get_breaker(name, s)
     registry = get_registry()
+
+    def record(ok: bool, state: str | None) -> None:
+        if audit is not None:
+            audit(
+                control_event(
+                    caller,
+                    source="circuits",
+                    action=f"circuit_{action}",
+                    subject=name,
+                    reason=why,
+                    ok=ok,
+                    data={"state": state},
+                )
+            )
+
     try:
-        snapshot = await ACTIONS[action].apply(registry, name, reason=why)
-    except GuildeError:
-        raise
+        snapshot = await method.apply(registry, name, reason=why)
     except Exception as exc:
+        record(False, None)
+        if isinstance(exc, GuildeError):
+            raise
         raise ServiceUnavailableError(f"circuit control failed: {type(exc).__name__}") from None
-    result = ControlResult(action=action, reason=why, actor=actor.id, breaker=_breaker(snapshot))
-    if audit is not None:
-        audit(control_event(result, actor))
-    return result
+    breaker = _breaker(snapshot)
+    record(True, breaker.state.value)
+    return ControlResult(action=action, reason=why, actor=caller.principal.key_id, breaker=breaker)

@@ -16,10 +16,14 @@ __all__ = [
     "BreakerList",
     "BreakerStore",
     "ControlResult",
+    "OperatorAction",
     "TransitionList",
 ]
 
+#: what REST and MCP may do to a breaker
 Action = Literal["open", "close", "reset"]
+#: what the operator at the command line may do (``disable`` besides)
+OperatorAction = Literal["open", "close", "reset", "disable"]
 
 
 class Breaker(BreakerSnapshot):
@@ -52,7 +56,7 @@ class TransitionList(BaseModel):
 class ControlResult(BaseModel):
     """An accepted control action and the breaker after it."""
 
-    action: Action
+    action: OperatorAction
     reason: str = Field(description="Why, as recorded (surrounding whitespace removed).")
-    actor: str = Field(description="Who asked: the API key id, 'anonymous' or 'mcp'.")
+    actor: str = Field(description="Who asked: the API key id, 'anonymous' or 'local'.")
     breaker: Breaker

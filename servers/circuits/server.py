@@ -10,7 +10,7 @@ from pydantic import Field
 from guilde_core.config import Settings, get_settings
 from servers.circuits import logic
 from servers.circuits.models import Action, Breaker, BreakerList, ControlResult, TransitionList
-from servers.common import CONTROL, READ_ONLY, as_tool_errors, to_json
+from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_caller, to_json
 from servers.context import ServerContext
 
 __all__ = ["build_server"]
@@ -37,7 +37,7 @@ Reason = Annotated[
 def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
     """The circuits server (tools, resources, prompt as enabled by MCP_*_ENABLED).
 
-    ``context.audit`` receives the ``circuit_control`` event of every control action."""
+    ``context.audit`` receives the ``control_action`` event of every control action."""
     s = settings or get_settings()
     audit = context.audit if context is not None else None
     server: FastMCP = FastMCP(
@@ -121,8 +121,9 @@ def _add_control(
     server: FastMCP, s: Settings, action: Action, effect: str, audit: logic.AuditSink | None
 ) -> None:
     async def control(name: Name, reason: Reason) -> ControlResult:
+        # per call: the caller of this request (its key, transport, posture) passes the gate
         return await logic.control(
-            name, action, actor=logic.Actor.mcp(), reason=reason, settings=s, audit=audit
+            name, action, caller=current_caller(s), reason=reason, settings=s, audit=audit
         )
 
     control.__name__ = f"{action}_breaker"
@@ -130,7 +131,7 @@ def _add_control(
         as_tool_errors(control),
         name=f"{action}_breaker",
         description=f"{action.capitalize()} a circuit breaker ({effect}); a reason is "
-        "required (recorded on the timeline); refused "
-        "unless DIAGNOSTIC_CONTROL_ENABLED=true.",
+        "required (recorded on the timeline). Needs an API key with the control scope and "
+        "DIAGNOSTIC_CONTROL_ENABLED=true.",
         annotations=CONTROL,
     )

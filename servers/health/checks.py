@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import shutil
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime

@@ -178,7 +178,7 @@ async def test_circuits_state_countdown_and_confirmed_control(
         await wait_for(
             pilot,
             lambda: any(
-                e.kind == "circuit_control" and "maintenance window" in e.summary
+                e.kind == "control_action" and "maintenance window" in e.summary
                 for e in app.store.events
             ),
             what="the control event on the timeline",

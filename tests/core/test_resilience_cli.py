@@ -1,4 +1,4 @@
-"""``dev3000 breakers`` and ``dev3000 deadletters`` commands."""
+"""``dev3000 deadletters`` commands (``breakers``: tests/dev3000/test_cli_breakers.py)."""
 
 from __future__ import annotations
 
@@ -18,28 +18,6 @@ runner = CliRunner()
 
 async def handler(payload: object) -> str:
     return f"done {payload}"
-
-
-def test_breakers_commands_on_shared_redis(
-    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("CIRCUIT_BREAKER_REDIS_URL", redis_url)
-    # the CLI uses the process-wide registry; give it our prefix
-    from guilde_core.resilience import BreakerRegistry, reset_registry
-
-    reset_registry(BreakerRegistry(redis_url=redis_url, prefix=redis_prefix))
-    result = runner.invoke(app, ["breakers", "set", "payments", "open", "--reason", "drill"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["state"] == "open"
-    reset_registry(BreakerRegistry(redis_url=redis_url, prefix=redis_prefix))
-    result = runner.invoke(app, ["breakers", "list", "--json"])
-    assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
-    assert body["store"]["backend"] == "redis"
-    assert [b["state"] for b in body["breakers"] if b["name"] == "payments"] == ["open"]
-    result = runner.invoke(app, ["breakers", "set", "payments", "explode", "--reason", "x"])
-    assert result.exit_code == 2
-    assert "unknown action" in result.output
 
 
 def test_deadletters_list_and_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

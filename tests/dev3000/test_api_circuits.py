@@ -50,12 +50,14 @@ def test_open_close_reset_are_recorded(client: TestClient, registry: BreakerRegi
     assert r.json()["circuit"]["state"] == "open"
     listed = client.get("/api/v1/diag/circuits", headers=key).json()["circuits"]
     assert {c["name"]: c["state"] for c in listed}["payments"] == "open"
-    events = client.get(
-        "/api/v1/timeline", params={"kinds": "circuit_control"}, headers=key
-    ).json()["items"]
+    events = client.get("/api/v1/timeline", params={"kinds": "control_action"}, headers=key).json()[
+        "items"
+    ]
     assert events[0]["subject"] == "payments"
+    assert events[0]["source"] == "circuits"
     assert events[0]["data"]["reason"] == "provider outage"
-    assert events[0]["data"]["action"] == "open"
+    assert events[0]["data"]["action"] == "circuit_open"
+    assert events[0]["data"]["state"] == "open"
 
     closed = client.post(
         "/api/v1/diag/circuits/payments/close", json={"reason": "back"}, headers=key
@@ -115,10 +117,12 @@ def test_control_follows_the_adapter_rules(client: TestClient) -> None:
     assert r.json()["reason"] == "card gateway down"
     assert r.json()["circuit"]["status"] == "unhealthy"
     (event,) = client.get(
-        "/api/v1/timeline", params={"kinds": "circuit_control"}, headers=key
+        "/api/v1/timeline", params={"kinds": "control_action"}, headers=key
     ).json()["items"]
-    assert event["data"]["actor"] == hash_key(CONTROL)[:8]
+    key_id = hash_key(CONTROL)[:8]
+    assert event["data"]["key_id"] == key_id
     assert event["data"]["surface"] == "rest"
-    assert (
-        event["summary"] == f"circuit payments open by {hash_key(CONTROL)[:8]}: card gateway down"
+    assert event["data"]["ok"] is True
+    assert event["summary"] == (
+        f"circuit_open payments by {key_id} via rest (done): card gateway down"
     )

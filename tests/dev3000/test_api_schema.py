@@ -32,6 +32,7 @@ APP = create_app(
         dev3000_log_paths=[_DATA + "/logs"],
         diagnostic_rate_limit=1_000_000,
         health_check_cache_ttl=60,
+        dev3000_allowed_hosts=["testserver"],  # the in-process client's Host
     ),
     mcp=False,
     timeline_sources=False,

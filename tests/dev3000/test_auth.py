@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from guilde_core.config import Settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.http.auth import (
     ANONYMOUS,
@@ -73,13 +74,13 @@ def test_authenticate_decisions() -> None:
         authenticate("wrong", ring)
     assert err.value.status == 401
     with pytest.raises(AuthFailure) as err:
-        authenticate(READ_KEY, ring, scope="control")
+        authenticate(READ_KEY, ring, action="control")
     assert err.value.status == 403
-    assert authenticate(CONTROL_KEY, ring, scope="control").has("control")
+    assert authenticate(CONTROL_KEY, ring, action="control").has("control")
     # unprotected resources let anonymous callers in even when auth is required
     assert authenticate(None, ring, protected=False) is ANONYMOUS
     optional = Keyring.from_spec(KEYS, required=False)
-    assert authenticate(None, optional, scope="control") is ANONYMOUS
+    assert authenticate(None, optional, action="control") is ANONYMOUS
     with pytest.raises(AuthFailure):  # a wrong key is refused even when auth is optional
         authenticate("wrong", optional)
 
@@ -193,3 +194,89 @@ def test_auth_optional_lets_anonymous_callers_control(make_app: Callable[..., Fa
             "/api/v1/targets", json=body | {"name": "t3"}, headers={"X-API-Key": READ_KEY}
         )
         assert r.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"dev3000_mode": "staging"}, {"dev3000_host": "0.0.0.0"}],
+    ids=["staging", "non-loopback-bind"],
+)
+def test_anonymous_control_is_refused_where_exposed(
+    make_app: Callable[..., FastAPI], overrides: dict[str, str]
+) -> None:
+    """Secure by default: outside development, or bound to a non-loopback address, a caller
+    without a key may still read (auth optional) but every control route is a 403 problem
+    naming the fix; with a control key it works."""
+    app = make_app(
+        dev3000_enabled=True, diagnostic_api_keys=f"{CONTROL_KEY}:read+control", **overrides
+    )
+    with TestClient(app) as client:
+        assert client.get("/api/v1/diag/circuits").status_code == 200
+        for method, path, body in (
+            ("POST", "/api/v1/diag/circuits/openai/open", {"reason": "anonymous tries"}),
+            ("POST", "/api/v1/targets", {"name": "t1", "url": "tcp://127.0.0.1:1"}),
+            ("DELETE", "/api/v1/targets/t1", None),
+        ):
+            refused = client.request(method, path, json=body)
+            assert refused.status_code == 403, (path, refused.text)
+            problem = refused.json()
+            assert problem["type"].endswith("/control_needs_key")
+            assert "DIAGNOSTIC_API_KEYS" in problem["detail"]
+            assert "read+control" in problem["detail"]
+        done = client.post(
+            "/api/v1/diag/circuits/openai/open",
+            json={"reason": "with the key"},
+            headers={"X-API-Key": CONTROL_KEY},
+        )
+        assert done.status_code == 200, done.text
+
+
+def test_development_on_loopback_keeps_anonymous_control(make_app: Callable[..., FastAPI]) -> None:
+    with TestClient(make_app()) as client:
+        r = client.post("/api/v1/diag/circuits/openai/reset", json={"reason": "local dev"})
+        assert r.status_code == 200, r.text
+
+
+def test_profiles_log_at_info_outside_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    from guilde_core.config import Settings, reset_settings_cache
+
+    for mode, level in (("development", "debug"), ("staging", "info"), ("production", "info")):
+        monkeypatch.setenv("DEV3000_MODE", mode)
+        reset_settings_cache()
+        assert Settings().dev3000_log_level == level, mode
+
+
+def test_agent_web_reaches_a_keyed_dev3000_with_its_api_key(
+    make_app: Callable[..., FastAPI], tmp_path: Any
+) -> None:
+    """``dev3000 agent web --api-key`` (``DEV3000_API_KEY``): the key agent-web's MCP
+    connection sends, so its approved control actions pass dev3000's decision."""
+    from agent.web import create_app as agent_web
+    from tools.harness import ServerThread
+
+    dev3000 = make_app(mcp=True, diagnostic_auth_required=True, diagnostic_api_keys=KEYS)
+    with ServerThread(dev3000) as srv:
+        for key, reachable in ((None, False), (CONTROL_KEY, True)):
+            app = agent_web(
+                Settings(dev3000_data_dir=str(tmp_path)),
+                mcp_url=srv.url + "/mcp",
+                mcp_api_key=key,
+                checkpointer="memory",
+            )
+            with TestClient(app, base_url="http://127.0.0.1:8001") as client:
+                created = client.post("/api/v1/sessions", json={"title": "keyed"})
+                assert (created.status_code == 201) is reachable, created.text
+
+
+def test_a_reload_keeps_the_bound_address_posture(make_app: Callable[..., FastAPI]) -> None:
+    """``serve --host 0.0.0.0`` then SIGHUP: the environment says nothing of the bind
+    address, but the running one stays what decides exposure."""
+    from dev3000.app import reload_config
+
+    app = make_app(dev3000_host="0.0.0.0")
+    with TestClient(app) as client:
+        body = {"reason": "anonymous tries"}
+        assert client.post("/api/v1/diag/circuits/openai/open", json=body).status_code == 403
+        reload_config(app)
+        assert app.state.keyring.posture.exposed == "bound to 0.0.0.0, not loopback"
+        assert client.post("/api/v1/diag/circuits/openai/open", json=body).status_code == 403

@@ -112,6 +112,7 @@ def test_master_switches_off_are_a_warning_not_a_failure(env: Any) -> None:
     _, findings, _ = _run()
     assert _by_check(findings)["surfaces"]["status"] == "ok"
     env.setenv("DEV3000_MODE", "staging")  # the seed's staging profile: debug server off
+    env.setenv("DIAGNOSTIC_API_KEYS", "ops-key-0123456789:read+control")
     code, findings, output = _run()
     surfaces = _by_check(findings)["surfaces"]
     assert code == 0, output  # a deliberate profile, not a broken setup
@@ -119,3 +120,46 @@ def test_master_switches_off_are_a_warning_not_a_failure(env: Any) -> None:
     assert "DEV3000_ENABLED=false" in surfaces["detail"]
     assert "DIAGNOSTIC_MODE" not in surfaces["detail"]
     assert surfaces["fix"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "exposed_by"),
+    [
+        ({"DEV3000_MODE": "staging"}, "DEV3000_MODE=staging"),
+        ({"DEV3000_HOST": "0.0.0.0"}, "bound to 0.0.0.0"),
+    ],
+)
+def test_exposed_without_a_control_key_fails(
+    env: Any, overrides: dict[str, str], exposed_by: str
+) -> None:
+    """Outside development or off loopback, with anonymous callers accepted and no control
+    key, nobody may control: the doctor and ``config check`` fail and name the fix (staging
+    said OK before, and anonymous callers could open breakers)."""
+    for key, value in overrides.items():
+        env.setenv(key, value)
+    env.setenv("COLUMNS", "300")  # config check's lines unwrapped
+    code, findings, output = _run()
+    control = _by_check(findings)["control"]
+    assert code == 1, output
+    assert (control["status"], control["critical"]) == ("fail", True)
+    assert exposed_by in control["detail"]
+    assert "read+control" in control["fix"]
+    check = CliRunner().invoke(app, ["config", "check"])
+    assert check.exit_code == 1
+    assert "DIAGNOSTIC_API_KEYS" in check.output
+    assert exposed_by in check.output
+
+    # a control key (or required auth) is the fix
+    env.setenv("DIAGNOSTIC_API_KEYS", "ops-key-0123456789:read+control")
+    code, findings, output = _run()
+    assert _by_check(findings)["control"]["status"] == "ok", output
+    assert "a key with the control scope" in _by_check(findings)["control"]["detail"]
+    assert CliRunner().invoke(app, ["config", "check"]).exit_code == 0
+
+
+def test_development_on_loopback_may_control_without_a_key(env: Any) -> None:
+    _code, findings, output = _run()
+    control = _by_check(findings)["control"]
+    assert control["status"] == "ok", output
+    assert "without a key (development, loopback)" in control["detail"]
+    assert "DIAGNOSTIC_CONTROL_ENABLED=false" in control["detail"]

@@ -312,7 +312,7 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
         make_app(mcp=True, diagnostic_control_enabled=True, dev3000_data_dir=str(tmp_path / name))
         for name in ("a", "b")
     ]
-    control = EventFilter(kinds=frozenset({"circuit_control"}))
+    control = EventFilter(kinds=frozenset({"control_action"}))
 
     async def targets(session: ClientSession) -> dict[str, str]:
         listed = await session.call_tool("health_list_targets", {})
@@ -338,8 +338,9 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
 
             anyio.run(run)
         recorded = apps[0].state.dev3000.bus.recent(10, control)
-        assert [(e.subject, e.data["actor"], e.data["reason"]) for e in recorded] == [
-            ("openai", "mcp", "provider outage")
+        # no key, development on loopback, control switched on: anonymous may act
+        assert [(e.subject, e.data["key_id"], e.data["reason"]) for e in recorded] == [
+            ("openai", "anonymous", "provider outage")
         ]
         assert apps[1].state.dev3000.bus.recent(10, control) == []
     finally:

@@ -68,6 +68,7 @@ def world() -> Iterator[World]:
         dev3000_frontend_url=nowhere,
         diagnostic_rate_limit=1_000_000,
         health_check_timeout=1,
+        dev3000_allowed_hosts=["testserver"],  # TestClient's Host (module scope: set here)
     )
     bus = EventBus(1000)
     app = create_app(settings, mcp=False, timeline_sources=False, bus=bus)

@@ -11,10 +11,10 @@ import pytest
 from guilde_core.config import Settings
 from guilde_core.errors import ConfigurationError, ServiceUnavailableError
 from guilde_core.events import TimelineEvent
+from guilde_core.http.authz import Caller, Posture, Principal, authorize_control
 from servers.browser import logic
 from servers.browser.capture import BrowserCapture, CaptureConfig, find_chromium
 from servers.browser.scrub import clean_text, origin_of, scrub_url
-from servers.control import LOCAL, Actor, authorize_control
 
 
 def test_urls_keep_no_credentials_query_tokens_or_secret_fragments() -> None:
@@ -50,18 +50,21 @@ def test_origins() -> None:
         CaptureConfig.from_settings(settings)
 
 
-def test_control_gate() -> None:
-    off = Settings(diagnostic_control_enabled=False)
-    on = Settings(diagnostic_control_enabled=True)
+def test_page_actions_pass_the_one_gate() -> None:
+    """A page action asks the one decision (here with no capture running: the refusal
+    comes before the missing capture)."""
+    off, on = Posture(), Posture(control_enabled=True)
     with pytest.raises(Exception, match="DIAGNOSTIC_CONTROL_ENABLED"):
-        authorize_control(off, LOCAL, action="browser reload", reason="because")
-    reader = Actor("abcd1234", frozenset({"read"}))
+        asyncio.run(logic.page_action(None, Caller.local(off), "reload", "because"))
+    reader = Caller(Principal("abcd1234", frozenset({"read"})), "mcp", on)
     with pytest.raises(Exception, match="'control' scope"):
-        authorize_control(on, reader, action="browser reload", reason="because")
+        asyncio.run(logic.page_action(None, reader, "reload", "because"))
     with pytest.raises(Exception, match="reason"):
-        authorize_control(on, LOCAL, action="browser reload", reason=" ")
-    admin = Actor("abcd1234", frozenset({"read", "control"}))
-    assert authorize_control(on, admin, action="browser reload", reason=" why ") == "why"
+        authorize_control(Caller.local(on), " ")
+    admin = Caller(Principal("abcd1234", frozenset({"read", "control"})), "mcp", on)
+    assert authorize_control(admin, " why ") == "why"
+    with pytest.raises(ServiceUnavailableError, match="no browser capture"):
+        asyncio.run(logic.page_action(None, admin, "reload", "because"))
 
 
 def test_missing_chromium_is_one_error_event_and_no_restart_loop(tmp_path: Path) -> None:

@@ -13,16 +13,26 @@ import pytest
 from guilde_core.config import BreakerConfig, Settings
 from guilde_core.errors import InvalidInputError, NotFoundError
 from guilde_core.events import TimelineEvent
+from guilde_core.http.authz import (
+    ANONYMOUS,
+    Caller,
+    ControlDisabled,
+    Forbidden,
+    Posture,
+    Principal,
+)
 from guilde_core.resilience import BreakerRegistry, BreakerState, get_registry, reset_registry
 from servers.circuits import logic
-from servers.circuits.logic import Actor, ControlDisabledError, ControlForbiddenError
 from servers.circuits.models import BreakerList, ControlResult
 
 FAST = BreakerConfig(
     failure_threshold=1, recovery_timeout=0.05, half_open_requests=1, success_threshold=2
 )
 ENABLED = Settings(diagnostic_control_enabled=True)
-OPERATOR = Actor(id="1a2b3c4d", surface="rest", scopes=frozenset({"read", "control"}))
+#: a control key over REST (the control switch is MCP's: off here)
+OPERATOR = Caller(Principal("1a2b3c4d", frozenset({"read", "control"})), "rest", Posture())
+#: the same key over MCP, with the switch on
+MCP_OPERATOR = Caller(OPERATOR.principal, "mcp", Posture(control_enabled=True))
 
 
 @pytest.fixture
@@ -110,7 +120,7 @@ def test_every_action_is_allowed_from_every_state(
     async def scenario() -> ControlResult:
         await STARTS[start](registry, "svc")
         return await logic.control(
-            "svc", action, actor=OPERATOR, reason="planned maintenance", settings=ENABLED
+            "svc", action, caller=OPERATOR, reason="planned maintenance", settings=ENABLED
         )
 
     breaker = asyncio.run(scenario()).breaker
@@ -121,26 +131,34 @@ def test_every_action_is_allowed_from_every_state(
     assert breaker.failure_count == 0 or action == "open"
 
 
-def test_mcp_needs_the_switch_rest_needs_the_scope(registry: BreakerRegistry) -> None:
+def test_the_one_gate_stands_in_front_of_the_adapter(registry: BreakerRegistry) -> None:
+    """Whatever the surface, the adapter asks the one decision first: MCP control needs the
+    switch, every surface needs the control scope; ``disable`` is the command line's only."""
     registry.breaker("svc")
-    reader = Actor(id="5e6f7a8b", surface="rest", scopes=frozenset({"read"}))
+    reader = Caller(Principal("5e6f7a8b", frozenset({"read"})), "rest", Posture())
+    switch_off = Caller(OPERATOR.principal, "mcp", Posture())
 
     async def scenario() -> None:
-        with pytest.raises(ControlDisabledError, match="DIAGNOSTIC_CONTROL_ENABLED"):
-            await logic.control(
-                "svc", "open", actor=Actor.mcp(), reason="outage", settings=Settings()
-            )
-        with pytest.raises(ControlForbiddenError, match="control"):
-            await logic.control("svc", "open", actor=reader, reason="outage", settings=ENABLED)
+        with pytest.raises(ControlDisabled, match="DIAGNOSTIC_CONTROL_ENABLED"):
+            await logic.control("svc", "open", caller=switch_off, reason="outage")
+        with pytest.raises(Forbidden, match="control"):
+            await logic.control("svc", "open", caller=reader, reason="outage", settings=ENABLED)
         # the REST surface authorizes by key scope; the MCP switch does not apply to it
-        rest = await logic.control(
-            "svc", "open", actor=OPERATOR, reason="outage", settings=Settings()
-        )
+        rest = await logic.control("svc", "open", caller=OPERATOR, reason="outage")
         assert rest.breaker.state is BreakerState.OPEN
-        mcp = await logic.control(
-            "svc", "reset", actor=Actor.mcp(), reason="over", settings=ENABLED
+        mcp = await logic.control("svc", "reset", caller=MCP_OPERATOR, reason="over")
+        assert mcp.actor == "1a2b3c4d"
+        with pytest.raises(InvalidInputError, match="unknown action 'disable'"):
+            await logic.control("svc", "disable", caller=OPERATOR, reason="noisy")
+        cli = Caller.local(Posture(control_enabled=True), surface="cli")
+        disabled = await logic.control("svc", "disable", caller=cli, reason="noisy")
+        assert (disabled.action, disabled.actor, disabled.breaker.disabled) == (
+            "disable",
+            "local",
+            True,
         )
-        assert mcp.actor == "mcp"
+        with pytest.raises(Forbidden, match="DIAGNOSTIC_CONTROL_ENABLED"):
+            await logic.control("svc", "reset", caller=Caller.local(Posture(), "cli"), reason="x1")
 
     asyncio.run(scenario())
 
@@ -149,7 +167,7 @@ def test_reason_is_trimmed_and_bounded(registry: BreakerRegistry) -> None:
     registry.breaker("svc")
 
     async def control(reason: str) -> ControlResult:
-        return await logic.control("svc", "open", actor=OPERATOR, reason=reason, settings=ENABLED)
+        return await logic.control("svc", "open", caller=OPERATOR, reason=reason, settings=ENABLED)
 
     for bad in ("", "   ", "  ab  ", "x" * (logic.REASON_MAX + 1)):
         with pytest.raises(InvalidInputError, match="reason"):
@@ -164,12 +182,12 @@ def test_names_known_configured_or_refused(registry: BreakerRegistry) -> None:
     async def scenario() -> None:
         for bad in ("has space", "a/b", "x" * (logic.NAME_MAX + 1)):
             with pytest.raises(InvalidInputError, match="name"):
-                await logic.control(bad, "open", actor=OPERATOR, reason="outage", settings=ENABLED)
+                await logic.control(bad, "open", caller=OPERATOR, reason="outage", settings=ENABLED)
         with pytest.raises(NotFoundError, match=r"ghost.*known: .*payments") as missing:
             await logic.get_breaker("ghost", ENABLED)
         assert "openai" in str(missing.value)  # configured services are known too
         with pytest.raises(NotFoundError):
-            await logic.control("ghost", "open", actor=OPERATOR, reason="outage", settings=ENABLED)
+            await logic.control("ghost", "open", caller=OPERATOR, reason="outage", settings=ENABLED)
         # a configured service no call has used yet reads as closed, without being created …
         idle = await logic.get_breaker("openai", ENABLED)
         assert (idle.state, idle.failure_count, idle.status) == (BreakerState.CLOSED, 0, "healthy")
@@ -177,7 +195,7 @@ def test_names_known_configured_or_refused(registry: BreakerRegistry) -> None:
         assert "openai" not in registry.names()
         # … and may be forced before its first call
         forced = await logic.control(
-            "openai", "open", actor=OPERATOR, reason="provider outage", settings=ENABLED
+            "openai", "open", caller=OPERATOR, reason="provider outage", settings=ENABLED
         )
         assert forced.breaker.state is BreakerState.OPEN
         assert "openai" in registry.names()
@@ -191,26 +209,32 @@ def test_accepted_actions_are_recorded_refused_ones_not(registry: BreakerRegistr
 
     async def scenario() -> None:
         await logic.control(
-            "payments", "open", actor=Actor.mcp(), reason="gateway down", settings=ENABLED,
+            "payments", "open", caller=MCP_OPERATOR, reason="gateway down", settings=ENABLED,
             audit=events.append,
         )  # fmt: skip
         with pytest.raises(InvalidInputError):
             await logic.control(
-                "payments", "close", actor=Actor.mcp(), reason="no", settings=ENABLED,
+                "payments", "close", caller=MCP_OPERATOR, reason="no", settings=ENABLED,
                 audit=events.append,
+            )  # fmt: skip
+        with pytest.raises(Forbidden):
+            await logic.control(
+                "payments", "close", caller=Caller(ANONYMOUS, "rest", Posture(exposed="staging")),
+                reason="not allowed", audit=events.append,
             )  # fmt: skip
 
     asyncio.run(scenario())
     (event,) = events
-    assert (event.kind, event.source, event.subject) == ("circuit_control", "circuits", "payments")
+    assert (event.kind, event.source, event.subject) == ("control_action", "circuits", "payments")
     assert event.data == {
-        "action": "open",
+        "action": "circuit_open",
         "reason": "gateway down",
-        "actor": "mcp",
+        "key_id": "1a2b3c4d",
         "surface": "mcp",
+        "ok": True,
         "state": "open",
     }
-    assert event.summary == "circuit payments open by mcp: gateway down"
+    assert event.summary == "circuit_open payments by 1a2b3c4d via mcp (done): gateway down"
 
 
 def test_reads_are_redacted_and_judged(registry: BreakerRegistry) -> None:

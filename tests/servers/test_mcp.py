@@ -298,13 +298,14 @@ def test_circuit_control_tools_use_the_adapter_rules() -> None:
                 )
                 assert opened.structured_content is not None
                 assert opened.structured_content["reason"] == "provider outage"
-                assert opened.structured_content["actor"] == "mcp"
+                # in process: the local operator, given control by the switch
+                assert opened.structured_content["actor"] == "local"
                 assert opened.structured_content["breaker"]["state"] == "open"
                 assert opened.structured_content["breaker"]["status"] == "unhealthy"
         finally:
             reset_registry()
 
     anyio.run(scenario)
-    assert [(e.kind, e.subject, e.data["reason"]) for e in events] == [
-        ("circuit_control", "openai", "provider outage")
+    assert [(e.kind, e.subject, e.data["reason"], e.data["surface"]) for e in events] == [
+        ("control_action", "openai", "provider outage", "stdio")
     ]
