@@ -8,10 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.dev3000.conftest import make_settings, stack_service
 from tests.tools.conftest import Sandbox, llm_env, make_sandbox, sandbox
 from tools.observability_harness import PrometheusServer, prometheus_binary
 
-__all__ = ["ALERT_RULES", "llm_env", "make_sandbox", "prometheus", "sandbox"]
+__all__ = [
+    "ALERT_RULES",
+    "llm_env",
+    "make_sandbox",
+    "make_settings",
+    "prometheus",
+    "sandbox",
+    "stack_service",
+]
 
 ALERT_RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 
