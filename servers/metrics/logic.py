@@ -27,6 +27,7 @@ from guilde_core.config import ServiceType, Settings, get_settings
 from guilde_core.errors import (
     ConfigurationError,
     ConnectionFailedError,
+    GuildeError,
     InvalidInputError,
     OperationTimeoutError,
     UpstreamServerError,
@@ -36,6 +37,7 @@ from guilde_core.resilience import resilient_call
 from servers.metrics.models import (
     InstantResult,
     InstantSample,
+    MetricsStatus,
     RangeResult,
     RangeSeries,
     ScrapeTarget,
@@ -49,6 +51,7 @@ __all__ = [
     "parse_time",
     "query",
     "query_range",
+    "status",
     "targets",
 ]
 
@@ -330,3 +333,26 @@ async def targets(*, settings: Settings | None = None) -> TargetList:
             )
         )
     return TargetList(prometheus=_where(s), targets=found, total=len(active))
+
+
+async def status(*, settings: Settings | None = None) -> MetricsStatus:
+    """Whether ``PROMETHEUS_URL`` is set and its API answers (never an error: it says why)."""
+    s = settings or get_settings()
+    out = MetricsStatus(
+        configured=s.prometheus_url is not None,
+        prometheus=_where(s) or None,
+        timeout_seconds=s.prometheus_timeout,
+        max_series=s.prometheus_max_series,
+        max_points=s.prometheus_max_points,
+    )
+    if not out.configured:
+        out.error = "PROMETHEUS_URL is not set: no metrics source"
+        return out
+    try:
+        body = await _api("/api/v1/status/buildinfo", {}, s)
+    except GuildeError as exc:
+        out.reachable, out.error = False, redact_text(exc.message)[:300]
+        return out
+    out.reachable = True
+    out.version = redact_text(str((body.get("data") or {}).get("version", "")))[:40] or None
+    return out

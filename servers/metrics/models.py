@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 __all__ = [
     "InstantResult",
     "InstantSample",
+    "MetricsStatus",
     "RangeResult",
     "RangeSeries",
     "ScrapeTarget",
@@ -74,3 +75,16 @@ class TargetList(BaseModel):
     prometheus: str = Field(description="The Prometheus queried (credentials masked).")
     targets: list[ScrapeTarget]
     total: int
+
+
+class MetricsStatus(BaseModel):
+    """Whether a metrics source is configured and answers, and the bounds of every answer."""
+
+    configured: bool = Field(description="PROMETHEUS_URL is set.")
+    prometheus: str | None = Field(None, description="The Prometheus (credentials masked).")
+    reachable: bool | None = Field(None, description="Its API answered (None: not configured).")
+    version: str | None = None
+    error: str | None = None
+    timeout_seconds: float
+    max_series: int
+    max_points: int

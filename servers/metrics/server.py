@@ -8,10 +8,10 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
-from servers.common import READ_ONLY, as_tool_errors
+from servers.common import READ_ONLY, as_tool_errors, to_json
 from servers.context import ServerContext
 from servers.metrics import logic
-from servers.metrics.models import InstantResult, RangeResult, TargetList
+from servers.metrics.models import InstantResult, MetricsStatus, RangeResult, TargetList
 
 __all__ = ["build_server"]
 
@@ -32,6 +32,16 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
     )
 
     if s.mcp_tools_enabled:
+
+        @server.tool(
+            name="status",
+            description="Whether a Prometheus is configured (PROMETHEUS_URL) and answers, its "
+            "version, and the bounds of every answer (timeout, series, points).",
+            annotations=READ_ONLY,
+        )
+        @as_tool_errors
+        async def status() -> MetricsStatus:
+            return await logic.status(settings=s)
 
         @server.tool(
             name="query",
@@ -80,5 +90,36 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         @as_tool_errors
         async def targets() -> TargetList:
             return await logic.targets(settings=s)
+
+    if s.mcp_resources_enabled:
+
+        @server.resource(
+            "metrics://status",
+            name="metrics_status",
+            description="The metrics source (PROMETHEUS_URL): configured, reachable, version.",
+            mime_type="application/json",
+        )
+        async def status_resource() -> str:
+            return to_json(await logic.status(settings=s))
+
+    if s.mcp_prompts_enabled:
+
+        @server.prompt(
+            name="error_rate",
+            description="Ask the model to read a scrape job's 5xx rate and latency.",
+        )
+        async def error_rate(
+            job: Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")] = "backend",
+        ) -> str:
+            return (
+                f"Call the metrics query_range tool for the scrape job {job!r}: first "
+                f'100 * sum(rate({{__name__=~".+_http_requests_total", job="{job}", '
+                f'status=~"5.."}}[5m])) / sum(rate({{__name__=~".+_http_requests_total", '
+                f'job="{job}"}}[5m])), then histogram_quantile(0.95, sum by (le) (rate('
+                f'{{__name__=~".+_request_duration_seconds_bucket", job="{job}"}}[5m]))). Say '
+                "whether the error rate is over 5 % or the p95 over 500 ms, since when (the "
+                "first point over it), and which other tool (logs error groups, circuits) "
+                "should explain it."
+            )
 
     return server

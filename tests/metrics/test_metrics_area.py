@@ -140,3 +140,28 @@ def test_targets_and_credentials_never_show(sandbox: Sandbox, prometheus: Promet
     assert [t.job for t in listed.targets] == ["backend"]
     assert listed.targets[0].health == "up"
     assert "s3cr3t-pass" not in listed.model_dump_json()
+
+
+def test_status_says_whether_a_prometheus_answers(
+    prometheus: PrometheusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    up = anyio.run(lambda: logic.status(settings=_settings(prometheus)))
+    assert up.configured
+    assert up.reachable
+    assert up.version
+    assert up.version.startswith("2.")
+    off = anyio.run(lambda: logic.status(settings=Settings()))
+    assert not off.configured
+    assert off.reachable is None
+    assert off.error is not None
+    assert "PROMETHEUS_URL" in off.error
+    monkeypatch.setenv("RETRY_THIRD_PARTY_API_MAX_ATTEMPTS", "1")
+    from guilde_core.config import reset_settings_cache
+
+    reset_settings_cache()
+    down = anyio.run(
+        lambda: logic.status(settings=Settings(prometheus_url=f"http://127.0.0.1:{free_port()}"))
+    )
+    assert down.reachable is False
+    assert down.error is not None
+    assert "unreachable" in down.error
