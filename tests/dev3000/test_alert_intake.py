@@ -6,7 +6,9 @@ close it, and the endpoints answer bad input and missing keys with problems."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from websockets.sync.client import connect
 
 from dev3000.app import create_app
 from guilde_core.config import Settings, reset_settings_cache
@@ -320,3 +323,23 @@ def test_without_a_diagnosis_engine_the_investigation_says_so(
         inv = httpx.get(server.url + f"/api/v1/investigations/{inv_id}").json()
     assert inv["diagnosis_status"] == "unavailable"
     assert "diagnose tool" in inv["diagnosis_error"]
+
+
+def test_the_diagnosis_reaches_a_stream_client(dev3000: Dev3000Factory) -> None:
+    d = dev3000(key=READ_KEY, diagnostic_auth_required=True)
+    ws_url = d.url.replace("http://", "ws://") + "/api/v1/diag/stream?kinds=alert,investigation"
+    with connect(ws_url, additional_headers=d.headers, open_timeout=5, proxy=None) as ws:
+        inv_id = d.post(webhook(alert("Dev3000DeepHealthUnhealthy"))).json()["opened"][0]
+        seen: list[dict[str, Any]] = []
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            frame = json.loads(ws.recv(timeout=end - time.monotonic()))
+            if frame["type"] != "event":
+                continue
+            seen.append(frame["event"])
+            if frame["event"]["data"].get("diagnosis_status") in ("done", "failed"):
+                break
+    assert [e["kind"] for e in seen] == ["alert", "investigation", "investigation"]
+    assert all(e["data"]["investigation_id"] == inv_id for e in seen)
+    assert seen[-1]["data"]["diagnosis_status"] == "done"
+    assert seen[-1]["data"]["diagnosis"]["root_cause"]["summary"]
