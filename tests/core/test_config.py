@@ -81,6 +81,28 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "DEV3000_PORT" in str(info.value)
 
 
+def test_metrics_and_alert_urls_are_checked_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_URL", "prometheus:9090")
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "ftp://hooks.example/T0/B0/s3cr3t-hook-path")
+    monkeypatch.setenv("ALERT_WEBHOOK_FORMAT", "teams")
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code != 0
+    for variable in ("PROMETHEUS_URL", "ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_FORMAT"):
+        assert variable in result.output
+    assert "must be an http:// or https:// URL with a host" in " ".join(result.output.split())
+    assert "s3cr3t-hook-path" not in result.output
+    monkeypatch.setenv("PROMETHEUS_URL", "http://prometheus:9090/")
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://hooks.example/T0/B0/s3cr3t-hook-path")
+    monkeypatch.setenv("ALERT_WEBHOOK_FORMAT", "slack")
+    settings = load_settings()
+    assert settings.prometheus_url == "http://prometheus:9090"
+    shown = CliRunner().invoke(app, ["config", "show"])
+    assert shown.exit_code == 0
+    assert "s3cr3t-hook-path" not in shown.output
+
+
 @pytest.mark.parametrize("mode", sorted(PROFILES))
 def test_profiles_apply_seed_values(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEV3000_MODE", mode)
