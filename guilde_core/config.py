@@ -346,7 +346,8 @@ class Settings(BaseSettings):
     # === Diagnostic API ===
     diagnostic_mode: bool = Field(
         True,
-        description="The diagnostic API (/api/v1/diag/*: status, circuits, stream); false: 404.",
+        description="The diagnostic API (/api/v1/diag/*: status, circuits, stream; the alert "
+        "intake /api/v1/alerts, /api/v1/investigations); false: 404.",
     )
     diagnostic_verbose: bool = Field(False, description="Verbose diagnostic output.")
     diagnostic_auth_required: bool = Field(

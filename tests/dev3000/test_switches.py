@@ -15,7 +15,7 @@ from dev3000.app import reload_config
 
 PROBLEM = "application/problem+json"
 PROBES = ("/health", "/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready", "/metrics")
-DIAGNOSTIC = ("/api/v1/diag/status", "/api/v1/diag/circuits")
+DIAGNOSTIC = ("/api/v1/diag/status", "/api/v1/diag/circuits", "/api/v1/investigations")
 DEBUG = ("/api/v1/timeline", "/api/v1/targets", "/timeline", "/api/v1/logs/search?q=x")
 
 
@@ -46,6 +46,8 @@ def test_diagnostic_mode_off_turns_off_the_diag_api_only(
         assert _disabled(client, "/api/v1/diag/stream/sse", "DIAGNOSTIC_MODE")
         r = client.post("/api/v1/diag/circuits/payments/open", json={"reason": "x"})
         assert r.status_code == 404  # control is part of the diagnostic API
+        alert = {"alerts": [{"status": "firing", "labels": {"alertname": "X"}}]}
+        assert client.post("/api/v1/alerts", json=alert).status_code == 404  # so is the intake
         with pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
             with client.websocket_connect("/api/v1/diag/stream"):
                 pass
