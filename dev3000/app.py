@@ -41,6 +41,7 @@ from dev3000.timeline.bus import EventBus
 from dev3000.timeline.stream import PAGE_PATH, StreamAuthError, StreamConfig, StreamManager
 from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
+from guilde_core.errors import NotFoundError
 from guilde_core.http.auth import (
     AuthFailure,
     AuthGuard,
@@ -107,6 +108,12 @@ def mcp_diagnoser(server: FastMCP) -> Diagnoser:
     async def diagnose(question: str, focus: str | None) -> dict[str, Any]:
         from fastmcp import Client
 
+        # looked up when needed, not at start: a lookup may reach DEV3000_MCP_REMOTES
+        if await server.get_tool(DIAGNOSE_TOOL) is None:
+            raise NotFoundError(
+                "no diagnose tool on this dev3000's MCP server (the `dev3000` command "
+                "registers the agent's)"
+            )
         arguments: dict[str, Any] = {"question": question}
         if focus:
             arguments["focus"] = focus
@@ -120,13 +127,6 @@ def mcp_diagnoser(server: FastMCP) -> Diagnoser:
         return data
 
     return diagnose
-
-
-async def _has_tool(server: FastMCP, name: str) -> bool:
-    try:
-        return any(tool.name == name for tool in await server.list_tools())
-    except Exception:  # a remote that cannot be listed must not stop the intake
-        return False
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -305,7 +305,7 @@ def create_app(
                 await stack.enter_async_context(mcp_sse.lifespan(mcp_sse))
             for extra in lifespans:
                 await stack.enter_async_context(extra(app))
-            if mcp_server is not None and await _has_tool(mcp_server, DIAGNOSE_TOOL):
+            if mcp_server is not None:
                 state.alerts.diagnoser = mcp_diagnoser(mcp_server)
             _install_sighup(app)
             state.ready = True

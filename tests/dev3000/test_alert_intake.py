@@ -316,13 +316,25 @@ def test_bad_input_and_missing_keys_are_problems(dev3000: Dev3000Factory) -> Non
 def test_without_a_diagnosis_engine_the_investigation_says_so(
     make_settings: Callable[..., Settings],
 ) -> None:
-    app = create_app(make_settings(), mcp=False, timeline_sources=False)
-    with ServerThread(app) as server:
-        r = httpx.post(server.url + "/api/v1/alerts", json=webhook(alert()))
-        inv_id = r.json()["opened"][0]
-        inv = httpx.get(server.url + f"/api/v1/investigations/{inv_id}").json()
-    assert inv["diagnosis_status"] == "unavailable"
-    assert "diagnose tool" in inv["diagnosis_error"]
+    # no MCP server at all: unavailable at once; an MCP server without the agent's tool:
+    # the diagnosis fails saying so
+    for mcp, status, text in (
+        (False, "unavailable", "diagnose tool"),
+        (True, "failed", "no diagnose tool"),
+    ):
+        app = create_app(make_settings(), mcp=mcp, timeline_sources=False)
+        with ServerThread(app) as server:
+            r = httpx.post(server.url + "/api/v1/alerts", json=webhook(alert()))
+            inv_id = r.json()["opened"][0]
+
+            def settled(url: str = f"{server.url}/api/v1/investigations/{inv_id}",
+                        want: str = status) -> bool:  # fmt: skip
+                return bool(httpx.get(url).json()["diagnosis_status"] == want)
+
+            wait_until(settled, timeout=20, interval=0.1)
+            inv = httpx.get(server.url + f"/api/v1/investigations/{inv_id}").json()
+        assert text in inv["diagnosis_error"]
+        assert inv["diagnosis"] is None
 
 
 def test_the_diagnosis_reaches_a_stream_client(dev3000: Dev3000Factory) -> None:
