@@ -3,7 +3,8 @@
 One self-contained rule in two halves, like :mod:`agent.browser_evidence`:
 
 * :func:`gather_metrics` (after the first pass), when the server offers the metrics area
-  (``metrics_query`` / ``metrics_query_range``) and it has a Prometheus: reads which scrape
+  (``metrics_status``, ``metrics_query``, ``metrics_query_range``) and its status says a
+  Prometheus is configured (unreachable: that status is the evidence): reads which scrape
   jobs exist (``up``), narrows them to the ones the focus names (the stack's components are
   the jobs that scrape them: ``backend``, ``agent`` …; no match: every job), and asks two
   range queries over the window — the share of 5xx responses and the p95 latency, per job,
@@ -134,15 +135,21 @@ async def gather_metrics(
     window_minutes: float | None = None,
 ) -> list[EvidenceRecord]:
     """Evidence records for the error rate and latency of the focus' jobs (module doc)."""
+    status_tool = tools.find("metrics", "status")
     instant = tools.find("metrics", "query", exclude=("range",))
     ranged = tools.find("metrics", "query", "range")
-    if instant is None or ranged is None:
+    if status_tool is None or instant is None or ranged is None:
         return []
+    # the status never fails: without a PROMETHEUS_URL no query is sent (and none fails)
+    status = await tools.call(status_tool, {})
+    data = status.data if isinstance(status.data, dict) else {}
+    if not status.ok or not data.get("configured"):
+        return []
+    if data.get("reachable") is False:
+        return [record_from_outcome(f"E{start_index}", status)]  # Prometheus down: say so
     up = await tools.call(instant, {"query": "count by (job) (up)"})
     if not up.ok:
-        if "PROMETHEUS_URL" in (up.error or ""):
-            return []  # no metrics source configured: nothing to cite
-        return [record_from_outcome(f"E{start_index}", up)]  # Prometheus down: say so
+        return [record_from_outcome(f"E{start_index}", up)]
     jobs = sorted({str(labels["job"]) for labels in _sample_labels(up.data) if labels.get("job")})
     wanted = focus.strip().lower() if focus else ""
     named = [j for j in jobs if wanted and (wanted in j.lower() or j.lower() in wanted)]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
+import pytest
 from fastmcp import Client
 
 from agent.mcp_tool import register_diagnose
@@ -16,7 +17,7 @@ from dev3000.mcp_aggregate import build_aggregate_server
 from dev3000.timeline.bus import EventBus
 from guilde_core.config import Settings
 from tests.tools.conftest import Sandbox
-from tools.harness import wait_until
+from tools.harness import free_port, wait_until
 from tools.observability_harness import PrometheusServer
 
 
@@ -78,3 +79,17 @@ def test_without_a_metrics_source_nothing_is_gathered(
 ) -> None:
     diagnosis = _diagnose(make_settings(), question="what is wrong?")
     assert not [e for e in diagnosis["evidence"] if e["tool"].startswith("metrics_")]
+
+
+def test_an_unreachable_prometheus_is_itself_evidence(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRY_THIRD_PARTY_API_MAX_ATTEMPTS", "1")
+    from guilde_core.config import reset_settings_cache
+
+    reset_settings_cache()
+    settings = make_settings(prometheus_url=f"http://127.0.0.1:{free_port()}")
+    diagnosis = _diagnose(settings, question="what is wrong?")
+    metrics = [e for e in diagnosis["evidence"] if e["tool"].startswith("metrics_")]
+    assert [e["tool"] for e in metrics] == ["metrics_status"]
+    assert "unreachable" in metrics[0]["excerpt"]
