@@ -1,4 +1,6 @@
-"""Health: the checks and registered targets; drill into one; run a deep check now."""
+"""Health: every check of the deep report — every target with, nested under it, what its
+own report showed — each with why it is not healthy; the runtime registry; drill into one;
+run a deep check now."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable
 
 from console.messages import Topic
-from console.models import CheckResult
+from console.models import CheckResult, HealthReport
 from console.screens.base import ConsoleScreen
 from console.style import STATUS_STYLE, plain, styled
 from console.widgets.json_view import JsonView
@@ -19,8 +21,24 @@ from console.widgets.json_view import JsonView
 __all__ = ["HealthScreen"]
 
 
+_WHY_STYLE = {"degraded": "yellow", "unhealthy": "red"}
+
+
 def _latency(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f} ms"
+
+
+def _because(report: HealthReport) -> str:
+    """`` — because <check>: <why>`` for a status other than healthy: the worst counted
+    check with a reason, the deepest of equals (the cause, not the service it fails)."""
+    if report.status in ("healthy", "unknown"):
+        return ""
+    rank = {"degraded": 1, "unhealthy": 2}
+    candidates = [c for c in report.checks if c.why and not c.absent and c.status in rank]
+    if not candidates:
+        return ""
+    best = max(candidates, key=lambda c: (rank[c.status], c.depth))
+    return f" — because {best.name}: {best.why}"
 
 
 class HealthScreen(ConsoleScreen):
@@ -45,13 +63,13 @@ class HealthScreen(ConsoleScreen):
                 checks.border_title = "Checks"
                 yield checks
                 targets: DataTable[Text | str] = DataTable(id="health-targets", cursor_type="row")
-                targets.border_title = "Registered targets"
+                targets.border_title = "Runtime registry (/api/v1/targets)"
                 yield targets
             yield JsonView(id="health-detail")
 
     def on_mount(self) -> None:
         self.query_one("#health-checks", DataTable).add_columns(
-            "check", "status", "latency", "critical", "error"
+            "check", "status", "latency", "critical", "why"
         )
         self.query_one("#health-targets", DataTable).add_columns(
             "target", "kind", "status", "latency", "url"
@@ -72,16 +90,18 @@ class HealthScreen(ConsoleScreen):
         table.clear()
         if report is None:
             return
-        table.border_title = f"Checks — overall {report.status}" + (
+        table.border_title = f"Checks — overall {report.status}{_because(report)}" + (
             " (stale)" if self.store.connection.stale else ""
         )
         for check in report.checks:
+            absent = check.absent
+            name = ("  " * check.depth + "└ " + check.label) if check.parent else check.name
             table.add_row(
-                plain(check.name),
-                styled(check.status, STATUS_STYLE),
+                plain(name, "dim" if absent else ""),
+                Text("absent", style="dim") if absent else styled(check.status, STATUS_STYLE),
                 _latency(check.latency_ms),
                 "" if check.critical is None else ("yes" if check.critical else "no"),
-                plain(check.error, "red"),
+                plain(check.why, "dim" if absent else _WHY_STYLE.get(check.status, "")),
                 key=check.name,
             )
         if selected is not None and selected in {c.name for c in report.checks}:
@@ -129,6 +149,8 @@ class HealthScreen(ConsoleScreen):
                 "latency_ms": check.latency_ms,
                 "critical": check.critical,
                 "observed_at": check.observed_at.isoformat() if check.observed_at else None,
+                "why": check.why or None,
+                "absent": check.absent,
                 "error": check.error,
                 "details": check.details,
             },
