@@ -207,7 +207,11 @@ _CHECK_KEYS = ("status", "latency_ms", "error", "critical", "observed_at", "deta
 
 def _why(body: JsonObject, error: str | None) -> str:
     """The cause of a check from its ``reasons`` (the first that is not a consequence),
-    else its error or warning."""
+    else its error or warning — on one line (a table cell)."""
+    return " ".join(_cause(body, error).split())
+
+
+def _cause(body: JsonObject, error: str | None) -> str:
     reasons = [r for r in body.get("reasons") or [] if isinstance(r, dict)]  # type: ignore[union-attr]
     cause = next((r for r in reasons if not r.get("consequence")), reasons[0] if reasons else None)
     if cause is not None and cause.get("summary"):

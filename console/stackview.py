@@ -12,7 +12,7 @@ components (never answered, not critical) are greyed and never on a failing path
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ABSENT_STYLE",
     "Row",
+    "declared_targets",
     "failing_paths",
+    "node_details",
     "node_label",
     "roots",
     "rows",
@@ -124,11 +126,11 @@ def rows(model: StackModel) -> list[Row]:
 
 
 def why(node: Node) -> str:
-    """The node's reason in one line: its cause, else its error ('' when healthy)."""
+    """The node's reason in one line (whitespace collapsed: a tree row and a summary line
+    are one line each): its cause, else its error ('' when healthy)."""
     cause = node.cause
-    if cause is not None:
-        return cause.summary
-    return node.error or ""
+    text = cause.summary if cause is not None else node.error or ""
+    return " ".join(text.split())
 
 
 def node_label(node: Node, *, on_path: bool = False, cycle: bool = False) -> Text:
@@ -180,3 +182,32 @@ def summary_lines(model: StackModel) -> list[Text]:
             line.append(f" ({absent} absent, not counted)", style=ABSENT_STYLE)
         out.append(line)
     return out
+
+
+def node_details(node: Node) -> dict[str, Any]:
+    """One component as the details pane shows it: why first."""
+    out: dict[str, Any] = {
+        "id": node.id,
+        "status": "absent (never answered, not counted)" if node.absent else node.status,
+        "reasons": [r.model_dump(mode="json", exclude_defaults=True) for r in node.reasons],
+        "kind": node.kind,
+        "component": node.component,
+        "critical": node.critical,
+        "ever_up": node.ever_up,
+        "latency_ms": node.latency_ms,
+        "error": node.error,
+        "url": node.url,
+        "source": node.source,
+        "details": node.details,
+    }
+    return {k: v for k, v in out.items() if v not in (None, [], {})}
+
+
+#: where a target is declared (what only a compose file names is not a target)
+_TARGET_SOURCES = ("builtin", "settings", "file", "registry")
+
+
+def declared_targets(model: StackModel) -> list[Node]:
+    """Every target dev3000 checks — one list, whichever source declared it (settings,
+    targets file, runtime registry, built in): the model's top-level components."""
+    return [n for n in model.nodes if n.parent is None and n.source in _TARGET_SOURCES]

@@ -4,7 +4,7 @@ details, every check's latency sparkline, breakers, error rate, events."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Sparkline, Static, Tree
 
 from console.messages import Topic
 from console.screens.base import ConsoleScreen
-from console.stackview import failing_paths, summary_lines
+from console.stackview import failing_paths, node_details, summary_lines
 from console.style import CIRCUIT_STYLE, SEVERITY_STYLE, STATUS_STYLE, plain, styled
 from console.widgets.json_view import JsonView
 from console.widgets.stack_tree import StackTree
@@ -25,25 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["DashboardScreen"]
 
 EVENTS_SHOWN = 12
-
-
-def node_details(node: Node) -> dict[str, Any]:
-    """One component as the details pane shows it: why first."""
-    out: dict[str, Any] = {
-        "id": node.id,
-        "status": "absent (never answered, not counted)" if node.absent else node.status,
-        "reasons": [r.model_dump(mode="json", exclude_defaults=True) for r in node.reasons],
-        "kind": node.kind,
-        "component": node.component,
-        "critical": node.critical,
-        "ever_up": node.ever_up,
-        "latency_ms": node.latency_ms,
-        "error": node.error,
-        "url": node.url,
-        "source": node.source,
-        "details": node.details,
-    }
-    return {k: v for k, v in out.items() if v not in (None, [], {})}
 
 
 class DashboardScreen(ConsoleScreen):

@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 from console.messages import Topic
 from console.models import CheckResult, HealthReport
 from console.screens.base import ConsoleScreen
+from console.stackview import declared_targets, node_details
 from console.style import STATUS_STYLE, plain, styled
 from console.widgets.json_view import JsonView
 
@@ -42,7 +43,7 @@ def _because(report: HealthReport) -> str:
 
 
 class HealthScreen(ConsoleScreen):
-    TOPICS: ClassVar[frozenset[Topic]] = frozenset({"health", "targets"})
+    TOPICS: ClassVar[frozenset[Topic]] = frozenset({"health", "topology", "targets"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "deep_check", "Deep check now"),
         Binding("enter", "drill", "Details", show=False),
@@ -63,7 +64,7 @@ class HealthScreen(ConsoleScreen):
                 checks.border_title = "Checks"
                 yield checks
                 targets: DataTable[Text | str] = DataTable(id="health-targets", cursor_type="row")
-                targets.border_title = "Runtime registry (/api/v1/targets)"
+                targets.border_title = "Targets"
                 yield targets
             yield JsonView(id="health-detail")
 
@@ -72,7 +73,7 @@ class HealthScreen(ConsoleScreen):
             "check", "status", "latency", "critical", "why"
         )
         self.query_one("#health-targets", DataTable).add_columns(
-            "target", "kind", "status", "latency", "url"
+            "target", "source", "status", "critical", "depends on", "url"
         )
         super().on_mount()
         self.query_one("#health-checks", DataTable).focus()
@@ -80,7 +81,7 @@ class HealthScreen(ConsoleScreen):
     def refresh_data(self, topics: frozenset[Topic]) -> None:
         if "all" in topics or "health" in topics:
             self._show_checks()
-        if "all" in topics or "targets" in topics:
+        if "all" in topics or "targets" in topics or "topology" in topics:
             self._show_targets()
 
     def _show_checks(self) -> None:
@@ -109,14 +110,38 @@ class HealthScreen(ConsoleScreen):
         self._show_detail()
 
     def _show_targets(self) -> None:
+        """Every target from dev3000's model — one list, with the source that declared each
+        (the runtime registry's are those ``/api/v1/targets`` changes); the registry alone
+        when dev3000 serves no model."""
         table = self.query_one("#health-targets", DataTable)
+        selected = self._selected_key(table)
         table.clear()
+        model = self.store.topology
+        if model is not None:
+            table.border_title = "Targets (settings, targets file, registry, built in)"
+            for node in declared_targets(model):
+                deps = ", ".join(d.name for d in model.dependencies(node.id) if d.parent is None)
+                table.add_row(
+                    plain(node.name, "dim" if node.absent else ""),
+                    plain(node.source),
+                    Text("absent", style="dim") if node.absent
+                    else styled(node.status, STATUS_STYLE),
+                    "yes" if node.critical else "no",
+                    plain(deps),
+                    plain(node.url),
+                    key=f"target:{node.id}",
+                )  # fmt: skip
+            if selected is not None and selected in {k.value for k in table.rows}:
+                table.move_cursor(row=table.get_row_index(selected))
+            return
+        table.border_title = "Runtime registry (/api/v1/targets)"
         for target in self.store.targets:
             table.add_row(
                 plain(target.name),
-                plain(target.kind),
+                "registry",
                 styled(target.status, STATUS_STYLE),
-                _latency(target.latency_ms),
+                "" if target.critical is None else ("yes" if target.critical else "no"),
+                "",
                 plain(target.url),
                 key=f"target:{target.name}",
             )
@@ -162,6 +187,12 @@ class HealthScreen(ConsoleScreen):
             self._show_detail()
         elif event.data_table.id == "health-targets" and event.row_key.value:
             name = event.row_key.value.removeprefix("target:")
+            model = self.store.topology
+            node = model.get(name) if model is not None else None
+            if node is not None:
+                detail = self.query_one("#health-detail", JsonView)
+                detail.show(node_details(node), f"Target — {node.name}")
+                return
             for target in self.store.targets:
                 if target.name == name:
                     self.query_one("#health-detail", JsonView).show(target.raw, f"Target — {name}")

@@ -86,6 +86,11 @@ class StackTree(Tree[str]):
             return None
         return self.stack.get(key.rsplit(">", 1)[-1])
 
+    def label_of(self, key: str) -> str:
+        """The text of the row ``key`` as shown ('' when there is no such row)."""
+        node = self._by_key.get(key)
+        return str(node.label) if node is not None else ""
+
     def key_of(self, node_id: str) -> str | None:
         """The first row that shows ``node_id``."""
         return next((r.key for r in self.shown if r.node.id == node_id), None)

@@ -89,11 +89,20 @@ async def test_health_screen_drills_into_a_check_and_runs_a_deep_check(dev3000: 
             lambda: {k.value for k in table.rows} >= CHECKS,
             what="the checks table with both registered targets",
         )
+        # one list of targets, whichever source declared them: the settings' datastores
+        # beside the two added to the runtime registry
+        targets = app.screen.query_one("#health-targets", DataTable)
         await wait_for(
             pilot,
-            lambda: app.screen.query_one("#health-targets", DataTable).row_count == 2,
-            what="registered targets",
+            lambda: (
+                {"target:ghost-api", "target:dev3000-self", "target:database"}
+                <= {k.value for k in targets.rows}
+            ),
+            what="every target",
         )
+        assert str(targets.get_row("target:ghost-api")[1]) == "registry"
+        assert str(targets.get_row("target:ghost-api")[2]) == "absent"  # never answered
+        assert str(targets.get_row("target:database")[1]) == "settings"
         table.focus()
         ghost = table.get_row_index("targets/ghost-api")
         table.move_cursor(row=ghost)
