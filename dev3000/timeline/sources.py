@@ -81,6 +81,17 @@ def flatten_statuses(report: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _cause(check: Mapping[str, Any]) -> str | None:
+    """The summary of a check's cause: its first reason that is not a consequence of
+    another (the deep report's ``reasons``), on one line."""
+    reasons = [r for r in check.get("reasons") or [] if isinstance(r, Mapping)]
+    cause = next((r for r in reasons if not r.get("consequence")), None)
+    if cause is None and reasons:
+        cause = reasons[0]
+    text = str(cause.get("summary") or cause.get("category") or "") if cause else ""
+    return " ".join(text.split()) or None
+
+
 DeepCheck = Callable[[], Awaitable[Any]]
 
 
@@ -143,15 +154,19 @@ class HealthPoller:
                 continue
             subject = "overall" if name == "overall" else name
             data: dict[str, Any] = {"check": name, "from": before, "to": status}
-            for key in ("latency_ms", "error", "circuit_state", "type"):
+            for key in ("latency_ms", "error", "circuit_state", "type", "reasons"):
                 if check.get(key) is not None:
                     data[key] = check[key]
+            summary = f"{subject}: {before or 'unknown'} → {status}"
+            why = _cause(check) if status != "healthy" else None
+            if why:  # a status other than healthy says why where it is read
+                summary += f" — {why}"
             event = make_event(
                 source="health",
                 kind="health_transition",
                 severity=_STATUS_SEVERITY[status],
                 subject=subject,
-                summary=f"{subject}: {before or 'unknown'} → {status}",
+                summary=redact_text(summary)[:500],
                 data=data,
             )
             self.bus.publish(event)
