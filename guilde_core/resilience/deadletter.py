@@ -40,6 +40,7 @@ __all__ = [
     "make_dead_letter",
     "register_replay_handler",
     "replay_dead_letter",
+    "replayable",
     "reset_dead_letter_store",
 ]
 
@@ -233,6 +234,18 @@ def reset_dead_letter_store(store: DeadLetterStore | None = None) -> None:
     _store = store
 
 
+_REPLAYABLE = "__guilde_replayable__"
+
+
+def replayable[F: Callable[..., Any]](fn: F) -> F:
+    """Mark ``fn`` as a replay handler a dead letter may name as ``"module:function"``.
+
+    A letter's ``operation`` is data (it sits in Redis or a file); without this mark a letter
+    naming ``os:system`` or any other importable callable would be run with its payload."""
+    setattr(fn, _REPLAYABLE, True)
+    return fn
+
+
 def register_replay_handler(operation: str, handler: ReplayHandler) -> None:
     """Make ``replay_dead_letter`` run ``handler(payload)`` for letters of ``operation``."""
     _handlers[operation] = handler
@@ -252,8 +265,11 @@ def _resolve(operation: str | None) -> ReplayHandler:
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise GuildeError(f"cannot load replay handler {operation!r}: {exc}") from None
-    if not callable(target):
-        raise GuildeError(f"replay handler {operation!r} is not callable")
+    if not callable(target) or getattr(target, _REPLAYABLE, False) is not True:
+        raise GuildeError(
+            f"replay handler {operation!r} is not marked @replayable: a dead letter may only name "
+            "a function its code marked as a replay handler"
+        )
     return target  # type: ignore[no-any-return]
 
 
