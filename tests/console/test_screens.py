@@ -84,7 +84,11 @@ async def test_health_screen_drills_into_a_check_and_runs_a_deep_check(dev3000: 
         await pilot.press("2")
         assert isinstance(app.screen, HealthScreen)
         table = app.screen.query_one("#health-checks", DataTable)
-        await wait_for(pilot, lambda: table.row_count >= 4, what="checks table")
+        await wait_for(
+            pilot,
+            lambda: {k.value for k in table.rows} >= CHECKS,
+            what="the checks table with both registered targets",
+        )
         await wait_for(
             pilot,
             lambda: app.screen.query_one("#health-targets", DataTable).row_count == 2,
