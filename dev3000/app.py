@@ -29,7 +29,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from dev3000.api import diag, health, targets, timeline
+from dev3000.alerts import AlertIntake, Diagnoser
+from dev3000.api import alerts, diag, health, targets, timeline
 from dev3000.api.probes import targets_provider
 from dev3000.api.state import AppState, shared_redis_url
 from dev3000.mcp_aggregate import ToolRegistrar, build_aggregate_server
@@ -93,6 +94,39 @@ def build_mcp_server(
     return build_aggregate_server(
         settings, bus=bus, extra_tools=extra_tools, context=context, processes=processes
     )
+
+
+#: the tool of the aggregate the alert intake diagnoses with (the agent's, when registered)
+DIAGNOSE_TOOL = "diagnose"
+
+
+def mcp_diagnoser(server: FastMCP) -> Diagnoser:
+    """A :data:`~dev3000.alerts.Diagnoser` that calls the ``diagnose`` tool of ``server`` in
+    process (an in-memory MCP client: the local operator's read-only call)."""
+
+    async def diagnose(question: str, focus: str | None) -> dict[str, Any]:
+        from fastmcp import Client
+
+        arguments: dict[str, Any] = {"question": question}
+        if focus:
+            arguments["focus"] = focus
+        async with Client(server) as client:
+            result = await client.call_tool(DIAGNOSE_TOOL, arguments, raise_on_error=True)
+        data = result.structured_content
+        if isinstance(data, dict) and set(data) == {"result"} and isinstance(data["result"], dict):
+            data = data["result"]
+        if not isinstance(data, dict):
+            raise ValueError("the diagnose tool answered without a diagnosis")
+        return data
+
+    return diagnose
+
+
+async def _has_tool(server: FastMCP, name: str) -> bool:
+    try:
+        return any(tool.name == name for tool in await server.list_tools())
+    except Exception:  # a remote that cannot be listed must not stop the intake
+        return False
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -262,6 +296,7 @@ def create_app(
             state.targets = open_targets_store(state.settings, prefix=redis_prefix)
         bus.reopen()
         bus.bind_loop()
+        state.alerts = AlertIntake(lambda: state.settings, state.emit)
         async with contextlib.AsyncExitStack() as stack:
             if timeline_sources:
                 await stack.enter_async_context(_timeline_sources(app))
@@ -270,6 +305,8 @@ def create_app(
                 await stack.enter_async_context(mcp_sse.lifespan(mcp_sse))
             for extra in lifespans:
                 await stack.enter_async_context(extra(app))
+            if mcp_server is not None and await _has_tool(mcp_server, DIAGNOSE_TOOL):
+                state.alerts.diagnoser = mcp_diagnoser(mcp_server)
             _install_sighup(app)
             state.ready = True
             state.emit(
@@ -292,6 +329,8 @@ def create_app(
                 yield
             finally:
                 await begin_drain(app)
+                with contextlib.suppress(Exception):
+                    await state.alerts.drain()
                 _remove_sighup(app)
         with contextlib.suppress(Exception):
             await limiter.aclose()
@@ -323,6 +362,7 @@ def create_app(
     app.include_router(diag.router)
     app.include_router(timeline.router)
     app.include_router(targets.router)
+    app.include_router(alerts.router)
     from dev3000.api import logs
     from dev3000.browser import router as browser_router
 

@@ -112,6 +112,25 @@ _HOST_NAME = re.compile(r"^(?:(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[
 _ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?/?$")
 
 
+def _http_url(value: str, variable: str) -> str:
+    """``value`` when it is an absolute http(s) URL with a host (no fragment); else a
+    ValueError that names ``variable`` without echoing the value (it may hold a token)."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a bad port raises here
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{variable} must be an http:// or https:// URL with a host")
+    if parts.fragment or any(c.isspace() for c in text):
+        raise ValueError(f"{variable} must be a plain URL (no spaces, no #fragment)")
+    del port
+    return text
+
+
 def _env_file() -> Path:
     return Path(os.environ.get("DEV3000_ENV_FILE", ".env"))
 
@@ -391,6 +410,45 @@ class Settings(BaseSettings):
         1024, gt=0, description="Size of DEV3000_DATA_DIR that degrades disk (MB)."
     )
 
+    # === Metrics (Prometheus) ===
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus the metrics area queries (instant and range PromQL) and the "
+        "agent reads error-rate and latency series from; empty: no metrics source.",
+    )
+    prometheus_timeout: float = Field(
+        5.0, gt=0, le=60, description="Longest one PromQL query may take (seconds)."
+    )
+    prometheus_max_series: int = Field(
+        50, ge=1, le=1000, description="Series one query returns at most (the rest: truncated)."
+    )
+    prometheus_max_points: int = Field(
+        2000,
+        ge=10,
+        le=100_000,
+        description="Points one range query returns at most, all series together (its step "
+        "is widened to fit).",
+    )
+
+    # === Alert intake ===
+    alert_intake_rate_limit: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Investigations firing alerts may open per minute (POST /api/v1/alerts); "
+        "more are recorded on the timeline as rate limited, not diagnosed.",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="Where each alert's diagnosis is also posted (http or https URL); empty: "
+        "the timeline and stream only.",
+    )
+    alert_webhook_format: Literal["json", "slack"] = Field(
+        "json",
+        description="Payload of ALERT_WEBHOOK_URL: json (the investigation) or slack "
+        "(an incoming-webhook message).",
+    )
+
     # === Agent ===
     agent_providers: CommaList = Field(
         default_factory=lambda: ["offline"],
@@ -452,6 +510,20 @@ class Settings(BaseSettings):
             )
         return [v.lower().rstrip("/") for v in value]
 
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _http_url(value, "PROMETHEUS_URL").rstrip("/")
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        return SecretStr(_http_url(value.get_secret_value(), "ALERT_WEBHOOK_URL"))
+
     @field_validator("dev3000_mode", "dev3000_log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -468,6 +540,8 @@ class Settings(BaseSettings):
         "openai_base_url",
         "anthropic_base_url",
         "openrouter_base_url",
+        "prometheus_url",
+        "alert_webhook_url",
         mode="before",
     )
     @classmethod

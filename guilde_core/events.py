@@ -44,6 +44,8 @@ EventKind = Literal[
     "browser_navigation",
     "browser_screenshot",
     "browser_lifecycle",
+    "alert",
+    "investigation",
 ]
 
 #: the shape of an event id: ``<ms>-<instance>-<seq>`` (:func:`make_event`; a bus's origin

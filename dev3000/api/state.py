@@ -16,6 +16,7 @@ from guilde_core.http.auth import Keyring
 from guilde_core.http.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
+    from dev3000.alerts import AlertIntake
     from dev3000.supervisor import Supervisor
     from dev3000.targets_store import TargetsStore
     from dev3000.timeline.bus import EventBus
@@ -54,6 +55,8 @@ class AppState:
     supervisors: list[Supervisor] = field(default_factory=list)
     #: the browser capture while the app runs with one (``--browser``)
     browser: BrowserCapture | None = None
+    #: the alert intake and its investigations (``POST /api/v1/alerts``)
+    alerts: AlertIntake | None = None
     redis_prefix: str = "dev3000:"
     started_wall: float = field(default_factory=time.time)
     started_mono: float = field(default_factory=time.monotonic)
