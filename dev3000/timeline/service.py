@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from dev3000.redis_keys import dev3000_prefix
 from guilde_core.config import Settings
 from guilde_core.resilience import BreakerRegistry
 from servers.browser.capture import LOG_DIRNAME as BROWSER_LOG_DIRNAME
@@ -49,7 +50,7 @@ class TimelineService:
         settings: Settings,
         *,
         bus: EventBus | None = None,
-        redis_prefix: str = "dev3000:",
+        redis_prefix: str | None = None,
         redis_url: str | None = None,
         files: bool = True,
         files_dir: Path | None = None,
@@ -63,8 +64,8 @@ class TimelineService:
     ) -> None:
         self.settings = settings
         self.bus = bus if bus is not None else EventBus(settings.diagnostic_stream_buffer_size)
-        self.redis_prefix = redis_prefix
-        self.redis_url = redis_url or settings.redis_url or settings.circuit_breaker_redis_url
+        self.redis_prefix = redis_prefix or dev3000_prefix(settings)
+        self.redis_url = redis_url or settings.shared_redis_url
         self._want = {"files": files, "fanout": fanout, "health": health, "breakers": breakers,
                       "logs": logs}  # fmt: skip
         self._files_dir = files_dir
