@@ -192,6 +192,9 @@ def breaker_event(transition: BreakerTransition) -> TimelineEvent:
         subject=transition.name,
         summary=summary[:300],  # cut after redaction: a cut secret would escape the patterns
         data=data,
+        # with a shared store every instance relays the transition under this one id: each
+        # timeline (stream, buffer, file) keeps it once
+        event_id=transition.id,
     )
 
 
