@@ -32,14 +32,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
+import redis
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.retry import Retry as SyncRetry
 
 from guilde_core.config import get_settings
 from guilde_core.errors import ConnectionFailedError
@@ -51,6 +53,7 @@ __all__ = [
     "RedisOutage",
     "SharedRedis",
     "probe",
+    "probe_sync",
 ]
 
 log = logging.getLogger("guilde.redis")
@@ -69,8 +72,8 @@ REDIS_DOWN: tuple[type[BaseException], ...] = (
 OutagePolicy = Literal["open", "closed"]
 
 _CONSEQUENCE = {
-    "open": "continuing without it until it is back",
-    "closed": "refusing requests that need it until it is back",
+    "open": "continuing without it meanwhile",
+    "closed": "refusing what needs it meanwhile",
 }
 
 
@@ -264,3 +267,22 @@ async def probe(url: str, timeout: float) -> AsyncIterator[aioredis.Redis]:  # n
     finally:
         with contextlib.suppress(Exception):
             await client.aclose()
+
+
+@contextlib.contextmanager
+def probe_sync(url: str, timeout: float) -> Iterator[redis.Redis]:
+    """:func:`probe` for synchronous code (test harnesses, command-line checks)."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=1,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=SyncRetry(NoBackoff(), 0),
+    )
+    client = redis.Redis.from_pool(pool)
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()

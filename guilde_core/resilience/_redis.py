@@ -137,7 +137,7 @@ class RedisBackend:
             url,
             use="circuit breaker store",
             policy="open",
-            consequence="breakers continue on in-process state until it is back",
+            consequence="breakers continue on in-process state meanwhile",
             max_connections=max_connections,
             socket_timeout=2.0,
             connect_timeout=1.0,
