@@ -53,6 +53,16 @@ def _field(info: Any, name: str) -> Any:
     return info.get(name, info.get(name.encode()))
 
 
+# one emitter per shared transition: the first instance to report ``subject`` turning
+# ``state`` records it; the others find it recorded and stay silent
+_CLAIM = r"""
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -108,6 +118,7 @@ class RedisFanout:
         self.bus = bus
         self.redis_url = redis_url
         self.channel = f"{prefix}timeline"
+        self.claims_key = f"{prefix}claims"
         self.max_backoff = max_backoff
         self.retain = max(100, retain)
         self.last_id: str | None = None  # the last stream entry read (None: not started)
@@ -115,15 +126,15 @@ class RedisFanout:
         self._outbox: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aioredis.Redis | None = None
-        # two connections: the blocking XREAD and the appends (socket timeout above XREAD's
-        # 5 s block); outage policy open — the local timeline goes on
+        # three connections: the blocking XREAD, the appends and the claims (socket timeout
+        # above XREAD's 5 s block); outage policy open — the local timeline goes on
         self.redis = SharedRedis(
             redis_url,
             use="timeline fan-out",
             policy="open",
             consequence="the local timeline goes on; other instances' events resume when "
             "it is back",
-            max_connections=2,
+            max_connections=3,
             socket_timeout=15.0,
             connect_timeout=2.0,
             pool_timeout=20.0,
@@ -145,6 +156,19 @@ class RedisFanout:
             self._outbox.put_nowait(message)
         except asyncio.QueueFull:
             self.dropped += 1
+
+    async def claim(self, subject: str, state: str, ttl: float = 600.0) -> bool:
+        """True when this instance is the first of its deployment to report ``subject``
+        turning ``state`` (the others get False and leave it out); True as well when Redis
+        cannot say (reported twice rather than never). ``ttl``: how long the shared record
+        of the last state lasts without a change."""
+        try:
+            res = await self.redis.run(
+                lambda r: r.eval(_CLAIM, 1, self.claims_key, subject, state, int(ttl))
+            )
+        except (RedisError, OSError):
+            return True
+        return bool(int(res))
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:

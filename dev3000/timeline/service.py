@@ -115,9 +115,20 @@ class TimelineService:
         if self._want["health"] and self.settings.health_deep_check_enabled:
             check = self._deep_check or default_deep_check(self.settings)
             self.poller = HealthPoller(
-                self.bus, check, interval=self.settings.health_deep_check_interval
+                self.bus,
+                check,
+                interval=self.settings.health_deep_check_interval,
+                claim=None if self.fanout is None else self._claim,
             )
             self.poller.start()
+
+    async def _claim(self, subject: str, state: str) -> bool:
+        """One report per transition every instance observes (the fan-out's claim; the
+        shared record outlives a few polls)."""
+        if self.fanout is None:
+            return True
+        ttl = max(600.0, 3 * self.settings.health_deep_check_interval)
+        return await self.fanout.claim(subject, state, ttl)
 
     def status(self) -> dict[str, Any]:
         """What runs (for status pages and doctor)."""

@@ -305,3 +305,75 @@ def test_two_instances_show_each_breaker_transition_once(
             reader.close()
         for proc, _, _ in started:
             proc.stop()
+
+
+def test_a_health_change_every_instance_observes_is_reported_once(
+    make_settings: Callable[..., Settings], redis_url: str, deployments: tuple[str, str]
+) -> None:
+    """Each instance polls deep health itself; when both see the database go down (and come
+    back), the first to see it reports it and the other stays silent: each timeline has
+    every transition once. A change only one instance sees is still reported."""
+    settings = _settings(make_settings, deployments[0], redis_url)
+    status = {"a": "healthy", "b": "healthy"}
+
+    def check_of(instance: str) -> Callable[[], Any]:
+        async def check() -> dict[str, Any]:
+            s = status[instance]
+            return {"status": s, "checks": {"database": {"status": s}}}
+
+        return check
+
+    async def main() -> list[list[tuple[str, str]]]:
+        services = [
+            TimelineService(
+                settings,
+                bus=EventBus(100),
+                deep_check=check_of(name),
+                files=False,
+                breakers=False,
+                logs=False,
+            )
+            for name in ("a", "b")
+        ]
+        for service in services:
+            await service.start()
+        try:
+            for service in services:
+                assert service.fanout is not None
+                assert service.poller is not None
+                await asyncio.wait_for(service.fanout.subscribed.wait(), 10)
+                for _ in range(100):  # the first poll: everything healthy, nothing reported
+                    if service.poller.polls:
+                        break
+                    await asyncio.sleep(0.02)
+            pollers = [s.poller for s in services]
+            assert pollers[0] is not None
+            assert pollers[1] is not None
+            status.update(a="unhealthy", b="unhealthy")
+            await pollers[0].poll_once()
+            await pollers[1].poll_once()
+            status.update(a="healthy", b="healthy")
+            await pollers[1].poll_once()
+            await pollers[0].poll_once()
+            status.update(b="degraded")  # only b sees this one
+            await pollers[1].poll_once()
+            await asyncio.sleep(1.5)  # time enough for the fan-out to deliver everything
+            return [
+                [(e.subject, e.data["to"]) for e in s.bus.events() if e.kind == "health_transition"]
+                for s in services
+            ]
+        finally:
+            for service in services:
+                await service.shutdown()
+
+    seen_a, seen_b = asyncio.run(main())
+    expected = [
+        ("overall", "unhealthy"),
+        ("database", "unhealthy"),
+        ("overall", "healthy"),
+        ("database", "healthy"),
+        ("overall", "degraded"),
+        ("database", "degraded"),
+    ]
+    assert sorted(seen_a) == sorted(expected)
+    assert sorted(seen_b) == sorted(expected)
