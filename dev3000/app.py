@@ -156,8 +156,14 @@ def reload_config(app: FastAPI) -> list[str]:
     state: AppState = app.state.dev3000
     reset_settings_cache()
     try:
-        # the bind address needs a restart: the running one stays (``serve --host`` included)
-        new = load_settings().model_copy(update={"dev3000_host": state.settings.dev3000_host})
+        # the bind address and the deployment name (every shared key's start, fixed in the
+        # running stores, limiter and fan-out) need a restart: the running ones stay
+        new = load_settings().model_copy(
+            update={
+                "dev3000_host": state.settings.dev3000_host,
+                "dev3000_deployment": state.settings.dev3000_deployment,
+            }
+        )
         keyring = Keyring.from_settings(new)
     except (ConfigurationInvalid, ValueError) as exc:
         state.emit(

@@ -377,3 +377,26 @@ def test_a_health_change_every_instance_observes_is_reported_once(
     ]
     assert sorted(seen_a) == sorted(expected)
     assert sorted(seen_b) == sorted(expected)
+
+
+def test_a_reload_keeps_the_running_deployment_name(
+    make_settings: Callable[..., Settings],
+    redis_url: str,
+    deployments: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every running store, the limiter and the fan-out use the name they started with: a
+    SIGHUP reload that sees another one keeps the running one (it needs a restart)."""
+    from dev3000.app import reload_config
+
+    blue, green = deployments
+    app = create_app(_settings(make_settings, blue, redis_url), mcp=False, timeline_sources=False)
+    with TestClient(app):
+        monkeypatch.setenv("DEV3000_DEPLOYMENT", green)
+        monkeypatch.setenv("DIAGNOSTIC_RATE_LIMIT", "7")
+        changed = reload_config(app)
+        assert "DIAGNOSTIC_RATE_LIMIT" in changed  # the reload applied …
+        assert "DEV3000_DEPLOYMENT" not in changed  # … but not the deployment name
+        state = app.state.dev3000
+        assert state.settings.dev3000_deployment == blue
+        assert state.redis_prefix == f"guilde:{blue}:dev3000:"
