@@ -434,6 +434,7 @@ class BreakerRegistry:
         manual: bool = False,
         origin: str | None = None,
         at: float | None = None,
+        transition_id: str | None = None,
     ) -> BreakerTransition:
         transition = BreakerTransition(
             name=name,
@@ -443,6 +444,7 @@ class BreakerRegistry:
             reason=change[2],
             manual=manual,
             origin=origin,
+            id=transition_id,
         )
         self.emit(transition)
         return transition

@@ -230,3 +230,23 @@ def test_env_file_variable_names_the_dotenv_file(
     settings = load_settings()
     assert settings.health_check_timeout == 11
     assert settings.breaker_config("webhooks").failure_threshold == 12
+
+
+@pytest.mark.parametrize("name", ["Prod Stack", "guilde:prod", "", "-x", "a" * 64])
+def test_a_deployment_name_that_would_break_the_key_layout_is_refused(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DEV3000_DEPLOYMENT starts every shared Redis key (``guilde:<name>:``): a name with a
+    separator, a space or an upper-case letter is refused, naming the variable."""
+    monkeypatch.setenv("DEV3000_DEPLOYMENT", name)
+    settings, issues = check_settings()
+    assert settings is None
+    assert [i.variable for i in issues] == ["DEV3000_DEPLOYMENT"]
+
+
+def test_the_deployment_name_starts_the_redis_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEV3000_DEPLOYMENT", "staging-eu.2")
+    settings, issues = check_settings()
+    assert issues == []
+    assert settings is not None
+    assert settings.redis_namespace == "guilde:staging-eu.2:"

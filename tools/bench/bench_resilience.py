@@ -103,27 +103,19 @@ class _RoundTrips:
 
 
 async def _redis_ok(url: str) -> bool:
-    import redis.asyncio as aioredis
+    from guilde_core.shared_redis import probe
 
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=0.5)
     try:
-        return bool(await client.ping())
+        async with probe(url, 0.5) as client:
+            return bool(await client.ping())
     except Exception:
         return False
-    finally:
-        await client.aclose()
 
 
 async def _cleanup(url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
+    from tools.harness import delete_keys
 
-    client = aioredis.Redis.from_url(url)
-    try:
-        keys = [k async for k in client.scan_iter(match=prefix + "*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+    await asyncio.to_thread(delete_keys, url, prefix)
 
 
 async def bench(calls: int, repeat: int, redis_url: str | None) -> dict[str, Any]:
