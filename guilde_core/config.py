@@ -337,7 +337,11 @@ class Settings(BaseSettings):
         "service.namespace=guilde,deployment.environment=development",
         description="Comma-separated key=value resource attributes.",
     )
-    logfire_console_enabled: bool = Field(True, description="Local console output.")
+    logfire_console_enabled: bool = Field(
+        False,
+        description="Local console output of spans (stderr). Off unless asked: printing "
+        "every span costs each call; without it and without a token Logfire is not set up.",
+    )
     logfire_console_colors: bool = Field(True, description="Colours in console output.")
     logfire_console_include_timestamps: bool = Field(
         True, description="Timestamps in console output."
