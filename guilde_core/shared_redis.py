@@ -43,7 +43,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.retry import Retry as SyncRetry
 
-from guilde_core.config import get_settings
+from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConnectionFailedError
 from guilde_core.redaction import redact_text
 
@@ -75,6 +75,16 @@ _CONSEQUENCE = {
     "open": "continuing without it meanwhile",
     "closed": "refusing what needs it meanwhile",
 }
+
+
+def _default_pool_size() -> int:
+    """``REDIS_MAX_CONNECTIONS`` (its built-in default when the configuration cannot be
+    read: a client is still bounded)."""
+    try:
+        return get_settings().redis_max_connections
+    except Exception:
+        default: int = Settings.model_fields["redis_max_connections"].default
+        return default
 
 
 class RedisOutage:
@@ -169,7 +179,7 @@ class SharedRedis:
     ) -> None:
         self.url = url
         self.use = use
-        self.max_connections = max_connections or get_settings().redis_max_connections
+        self.max_connections = max_connections or _default_pool_size()
         self.pool_timeout = (
             pool_timeout if pool_timeout is not None else max(1.0, socket_timeout or 2.0)
         )

@@ -317,14 +317,16 @@ class BreakerRegistry:
     """Every breaker of the process; shared state through Redis when configured.
 
     ``redis_url`` None → memory store. ``prefix`` is put before every Redis key and the
-    transition channel (tests use their ``redis_prefix``).
+    transition channel: by default this deployment's namespace (``guilde:<DEV3000_DEPLOYMENT>:``,
+    so every registry of the stack shares its breakers and no other stack's); tests give
+    their ``redis_prefix``.
     """
 
     def __init__(
         self,
         *,
         redis_url: str | None = None,
-        prefix: str = "",
+        prefix: str | None = None,
         settings: Settings | None = None,
         cache_ttl: float = 1.0,
         history: int = 500,
@@ -334,6 +336,8 @@ class BreakerRegistry:
         self._subscribers: list[TransitionCallback] = []
         self._history: deque[BreakerTransition] = deque(maxlen=history)
         self.origin = f"{os.getpid()}-{os.urandom(3).hex()}"
+        if prefix is None:
+            prefix = self.settings().redis_namespace if redis_url else ""
         self.prefix = prefix
         #: per-service runtime of ``resilient_call`` (limiter, budget, counters)
         self.services: dict[tuple[str, str], Any] = {}

@@ -138,7 +138,7 @@ class RedisBackend:
             use="circuit breaker store",
             policy="open",
             consequence="breakers continue on in-process state meanwhile",
-            max_connections=max_connections,
+            max_connections=max_connections or registry.settings().redis_max_connections,
             socket_timeout=2.0,
             connect_timeout=1.0,
             pool_timeout=2.0,

@@ -17,9 +17,7 @@ def get_registry() -> BreakerRegistry:
     global _registry
     if _registry is None:
         settings = get_settings()
-        _registry = BreakerRegistry(
-            redis_url=settings.circuit_breaker_redis_url, prefix=settings.redis_namespace
-        )
+        _registry = BreakerRegistry(redis_url=settings.circuit_breaker_redis_url)
     return _registry
 
 

@@ -165,9 +165,11 @@ class RedisDeadLetterStore:
     """A capped Redis stream; entry ids are the stream ids. Redis down: the calls fail with
     :class:`~guilde_core.errors.ConnectionFailedError` (the outage logged once)."""
 
-    def __init__(self, url: str, *, prefix: str = "", maxlen: int = 10_000) -> None:
+    def __init__(self, url: str, *, prefix: str | None = None, maxlen: int = 10_000) -> None:
         from guilde_core.shared_redis import SharedRedis  # redis only when configured
 
+        if prefix is None:  # this deployment's namespace
+            prefix = get_settings().redis_namespace
         self.url = url
         self.stream = f"{prefix}deadletters"
         self.maxlen = maxlen

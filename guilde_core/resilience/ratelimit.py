@@ -148,7 +148,7 @@ class ServerRateLimiter:
         limit_per_minute: int,
         redis_url: str | None = None,
         *,
-        prefix: str = "",
+        prefix: str | None = None,
         clock: Clock = time.monotonic,
         max_keys: int = 100_000,
         socket_timeout: float = 1.0,
@@ -156,6 +156,10 @@ class ServerRateLimiter:
     ) -> None:
         self.limit = limit_per_minute
         self.redis_url = redis_url
+        if prefix is None:  # this deployment's namespace (buckets shared only inside it)
+            from guilde_core.config import get_settings
+
+            prefix = get_settings().redis_namespace if redis_url else ""
         self.prefix = prefix
         self._clock = clock
         self._max_keys = max_keys
