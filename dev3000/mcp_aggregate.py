@@ -23,6 +23,7 @@ sources itself, so the timeline tool has events to show outside ``dev3000 serve`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -31,7 +32,7 @@ import shlex
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from fastmcp import FastMCP
@@ -43,13 +44,15 @@ from pydantic import BaseModel, Field
 from dev3000.process_tools import Processes, register_process_tools
 from dev3000.timeline.bus import EventBus, current_bus
 from dev3000.timeline.filters import EventFilter
-from dev3000.timeline.service import TimelineService
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
 from guilde_core.redaction import redact
 from servers.context import ServerContext
 from servers.registry import AREAS, ServerArea
+
+if TYPE_CHECKING:
+    from dev3000.timeline.service import TimelineService
 
 __all__ = [
     "RemoteServer",
@@ -265,15 +268,15 @@ def build_aggregate_server(
     @contextlib.asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         del server
-        service: TimelineService | None = None
+        starting: asyncio.Task[TimelineService] | None = None
         if run_timeline_sources and bus is None and current_bus() is None:
-            service = await _start_standalone_timeline(settings, ref)
+            # in the background: the client's initialize and tools/list need none of it
+            starting = asyncio.create_task(_start_standalone_timeline(settings, ref))
         try:
             yield {}
         finally:
-            if service is not None:
-                with contextlib.suppress(Exception):
-                    await service.shutdown()
+            if starting is not None:
+                await _stop_standalone_timeline(starting)
             for transport in stdio_transports:
                 with contextlib.suppress(Exception):
                     await transport.close()
@@ -307,6 +310,22 @@ def build_standalone_server(
 
 async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> TimelineService:
     """Run the timeline's sources for a server that is not inside ``dev3000 serve``."""
+    from dev3000.timeline.service import TimelineService  # Redis, file sources: not at import
+
     service = TimelineService(settings, bus=ref.get())
     await service.start()
     return service
+
+
+async def _stop_standalone_timeline(starting: asyncio.Task[TimelineService]) -> None:
+    """Let a start still under way finish (so every source it started is stopped), then
+    shut the service down; a start stuck past 10 s is cancelled."""
+    try:
+        service = await asyncio.wait_for(starting, timeout=10)
+    except (asyncio.CancelledError, TimeoutError):
+        return
+    except Exception as exc:
+        log.warning("timeline sources did not start: %s", type(exc).__name__)
+        return
+    with contextlib.suppress(Exception):
+        await service.shutdown()
