@@ -38,6 +38,11 @@ from urllib.parse import urlparse
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server import create_proxy
+from fastmcp.server.providers.aggregate import AggregateProvider
+from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
+from fastmcp.server.transforms import GetToolNext, Transform
+from fastmcp.tools.base import Tool
+from fastmcp.utilities.versions import VersionSpec
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -232,6 +237,42 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
 
 
 # --- building -------------------------------------------------------------------------------
+class _ToolsServedByTheAggregate(Transform):
+    """On a mounted area: its tools are the aggregate's own (copied when it is built), so
+    the mount lists none and answers every tool lookup at once, without asking the area."""
+
+    async def list_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
+        del tools
+        return []
+
+    async def get_tool(
+        self, name: str, call_next: GetToolNext, *, version: VersionSpec | None = None
+    ) -> Tool | None:
+        del name, call_next, version
+        return None
+
+
+def _mount_areas(server: FastMCP, areas: Sequence[tuple[str, FastMCP]]) -> None:
+    """Mount each area under its namespace, its tools resolved once, here.
+
+    ``FastMCP.mount`` alone makes every call ask every mounted server for the tool (one
+    task per area), then run the area's whole call pipeline below the aggregate's (three
+    spans). The areas' tools are static once they are built, so each is added to the
+    aggregate itself under its namespaced name (``logs_tail``): a call finds it in the
+    aggregate's own table and runs it directly, one span. Resources, templates, prompts
+    and the areas' lifespans still come through the mounts (namespaced URIs as before),
+    bundled in one provider that answers tool lookups at once, without asking the areas.
+    """
+    bundle = AggregateProvider()
+    for namespace, area in areas:
+        for component in list(area._local_provider._components.values()):  # built: static
+            if isinstance(component, Tool):
+                renamed = component.model_copy(update={"name": f"{namespace}_{component.name}"})
+                server.add_tool(renamed)
+        bundle.add_provider(FastMCPProvider(area), namespace=namespace)
+    server.add_provider(bundle.wrap_transform(_ToolsServedByTheAggregate()))
+
+
 def build_aggregate_server(
     settings: Settings | None = None,
     *,
@@ -289,8 +330,7 @@ def build_aggregate_server(
         "supervised dev servers, and any remote servers under their own names.",
         lifespan=lifespan,
     )
-    for area in areas:
-        server.mount(area.build(settings, context), namespace=area.name)
+    _mount_areas(server, [(area.name, area.build(settings, context)) for area in areas])
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)

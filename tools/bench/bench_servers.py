@@ -136,6 +136,10 @@ def bench_search(root: Path, mib: int, base: Path, rounds: int) -> bool:
           f"{ratios.median:.2f} [{ratios.low:.2f}–{ratios.high:.2f}], before "
           f"{before.median:.2f} [{before.low:.2f}–{before.high:.2f}]  (goal >= 0.5)")  # fmt: skip
     print(f"   matches: grep -c {out.stdout.decode().strip()}, ours {sorted(set(matched))}")
+    cost = ab.worker(ab.ROOT, WORKER, ["passes", str(root), NEEDLE])
+    print(f"   where the time goes (each pass alone, one run): read {cost['read'] * 1000:.0f} ms, "
+          f"read+find {cost['read+find'] * 1000:.0f} ms, read+count newlines "
+          f"{cost['read+count'] * 1000:.0f} ms")  # fmt: skip
     mem = ab.worker(ab.ROOT, WORKER, ["search", str(root), NEEDLE, "--memory"])
     print(f"   after: peak traced memory {mem['traced_peak'] / 1e6:.1f} MB, RSS growth "
           f"{mem['rss_growth'] / 1e6:.1f} MB (goal < 100 MB)")  # fmt: skip

@@ -3,6 +3,7 @@
 
     python tools/bench/work_logs.py tail   DIR CALLS     # ms per tail of 1,000 entries
     python tools/bench/work_logs.py search DIR NEEDLE [--memory]
+    python tools/bench/work_logs.py passes DIR NEEDLE   # where a literal search's time goes
 
 Prints one JSON line. Each call is awaited inside one event loop, as a server does
 (``asyncio.run`` per call would also time CPython 3.12.1's repr of the finished task's
@@ -71,10 +72,34 @@ async def search(root: str, needle: str, memory: bool) -> dict[str, Any]:
     return out
 
 
+def passes(root: str, needle: str) -> dict[str, Any]:
+    """The cost of each pass a literal search makes over ``search.log`` in 4 MiB blocks,
+    alone: reading into one buffer, ``find`` of the needle, ``count`` of the newlines."""
+    from servers.logs.reader import BLOCK
+
+    path = f"{root}/search.log"
+    needle_b = needle.encode()
+    out: dict[str, Any] = {}
+    for name in ("read", "read+find", "read+count"):
+        buf = bytearray(BLOCK)
+        view = memoryview(buf)
+        t0 = time.perf_counter()
+        with open(path, "rb", buffering=0) as fh:
+            while got := fh.readinto(view):
+                if name == "read+find":
+                    buf.find(needle_b, 0, got)
+                elif name == "read+count":
+                    buf.count(b"\n", 0, got)
+        out[name] = time.perf_counter() - t0
+    return out
+
+
 if __name__ == "__main__":
     mode, root = sys.argv[1], sys.argv[2]
     if mode == "tail":
         answer = asyncio.run(tail(root, int(sys.argv[3])))
+    elif mode == "passes":
+        answer = passes(root, sys.argv[3])
     else:
         answer = asyncio.run(search(root, sys.argv[3], "--memory" in sys.argv))
     print(json.dumps(answer))
