@@ -32,9 +32,10 @@ from starlette.routing import Route
 from dev3000.alerts import AlertIntake, Diagnoser
 from dev3000.api import alerts, diag, health, targets, timeline
 from dev3000.api.probes import targets_provider
-from dev3000.api.state import AppState, shared_redis_url
+from dev3000.api.state import AppState
 from dev3000.mcp_aggregate import ToolRegistrar, build_aggregate_server
 from dev3000.process_tools import Processes
+from dev3000.redis_keys import dev3000_prefix
 from dev3000.switches import disabled_by, switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
@@ -189,8 +190,14 @@ def reload_config(app: FastAPI) -> list[str]:
     state: AppState = app.state.dev3000
     reset_settings_cache()
     try:
-        # the bind address needs a restart: the running one stays (``serve --host`` included)
-        new = load_settings().model_copy(update={"dev3000_host": state.settings.dev3000_host})
+        # the bind address and the deployment name (every shared key's start, fixed in the
+        # running stores, limiter and fan-out) need a restart: the running ones stay
+        new = load_settings().model_copy(
+            update={
+                "dev3000_host": state.settings.dev3000_host,
+                "dev3000_deployment": state.settings.dev3000_deployment,
+            }
+        )
         keyring = Keyring.from_settings(new)
     except (ConfigurationInvalid, ValueError) as exc:
         state.emit(
@@ -235,7 +242,7 @@ def reload_config(app: FastAPI) -> list[str]:
 def create_app(
     settings: Settings | None = None,
     *,
-    redis_prefix: str = "dev3000:",
+    redis_prefix: str | None = None,
     mcp: bool = True,
     bus: EventBus | None = None,
     lifespans: Sequence[Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]] = (),
@@ -244,7 +251,8 @@ def create_app(
 ) -> FastAPI:
     """Build the dev3000 app.
 
-    ``redis_prefix`` namespaces every shared Redis key; ``lifespans`` are entered (in
+    ``redis_prefix`` starts every shared Redis key (default: this deployment's,
+    :func:`~dev3000.api.state.dev3000_prefix`; tests give their own); ``lifespans`` are entered (in
     order) inside the app's own lifespan, after the MCP apps (e.g. the ``--run``
     supervisor). ``timeline_sources`` runs the timeline's files, Redis fan-out, health
     poller (fed by this app's deep report), breaker watcher and log follower.
@@ -253,7 +261,9 @@ def create_app(
     settings = settings or get_settings()
     keyring = Keyring.from_settings(settings)
     hosts = HostPolicy.from_settings(settings)
-    redis_url = shared_redis_url(settings)
+    redis_url = settings.shared_redis_url
+    if redis_prefix is None:
+        redis_prefix = dev3000_prefix(settings)
     limiter = new_limiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
     bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
     # the runtime targets, read from whichever store the state holds at check time

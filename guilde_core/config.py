@@ -215,6 +215,14 @@ class Settings(BaseSettings):
     dev3000_data_dir: str = Field(
         ".dev3000", description="Where dev3000 keeps its own state (SQLite, dead letters)."
     )
+    dev3000_deployment: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+        description="Name of this stack in a shared Redis: every shared key and channel "
+        "(breakers, rate limits, timeline, targets, dead letters) starts with "
+        "guilde:<name>:, so stacks sharing one Redis never see each other's state. Every "
+        "process and instance of one stack uses the same name.",
+    )
     dev3000_targets_file: str | None = Field(
         None,
         description="Optional YAML/JSON file listing more health-check targets (each may "
@@ -256,6 +264,13 @@ class Settings(BaseSettings):
     dev3000_sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN.")
     redis_url: str | None = Field(
         None, description="Redis to health-check and share state through (empty: in-memory)."
+    )
+    redis_max_connections: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Connections at most in each Redis pool (one per use — breakers, rate "
+        "limits, timeline, targets, dead letters — per process); more callers wait for one.",
     )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL to health-check (postgresql://user:pass@host/db)."
@@ -322,7 +337,11 @@ class Settings(BaseSettings):
         "service.namespace=guilde,deployment.environment=development",
         description="Comma-separated key=value resource attributes.",
     )
-    logfire_console_enabled: bool = Field(True, description="Local console output.")
+    logfire_console_enabled: bool = Field(
+        False,
+        description="Local console output of spans (stderr). Off unless asked: printing "
+        "every span costs each call; without it and without a token Logfire is not set up.",
+    )
     logfire_console_colors: bool = Field(True, description="Colours in console output.")
     logfire_console_include_timestamps: bool = Field(
         True, description="Timestamps in console output."
@@ -575,6 +594,18 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return Path(self.dev3000_data_dir)
+
+    @property
+    def redis_namespace(self) -> str:
+        """``guilde:<DEV3000_DEPLOYMENT>:`` — the start of every key and channel this stack
+        shares through Redis (see :mod:`guilde_core.shared_redis`)."""
+        return f"guilde:{self.dev3000_deployment}:"
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis the stack shares state through: ``REDIS_URL``, else
+        ``CIRCUIT_BREAKER_REDIS_URL`` (None: in-process state only)."""
+        return self.redis_url or self.circuit_breaker_redis_url
 
     def resource_attributes(self) -> dict[str, str]:
         pairs = (p.split("=", 1) for p in self.logfire_resource_attributes.split(",") if "=" in p)

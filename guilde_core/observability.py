@@ -2,13 +2,18 @@
 
 ``setup_observability(settings)``
 
-* Logfire: ``send_to_logfire`` only when a write token is configured
-  (``DEV3000_LOGFIRE_TOKEN``/``LOGFIRE_TOKEN``); console output per ``LOGFIRE_CONSOLE_*``
-  (written to **stderr**, so MCP over stdio keeps stdout for the protocol); a span processor
-  counts spans handed to the exporter and a log handler counts OpenTelemetry export errors.
+* Logfire: set up only when it has somewhere to write — a write token
+  (``DEV3000_LOGFIRE_TOKEN``/``LOGFIRE_TOKEN``: ``send_to_logfire``) or console output asked
+  for (``LOGFIRE_CONSOLE_ENABLED``, off by default; written to **stderr**, so MCP over stdio
+  keeps stdout for the protocol). Otherwise OpenTelemetry keeps its no-op tracer and the
+  spans the MCP framework opens on every call cost next to nothing. A span processor counts
+  spans handed to the exporter and a log handler counts OpenTelemetry export errors.
 * Sentry (``DEV3000_SENTRY_DSN``/``SENTRY_DSN``): ``send_default_pii`` off, sampling,
   environment and release from ``SENTRY_*``, and a ``before_send`` that redacts every event
-  (``guilde_core.redaction.redact``) and counts what is sent.
+  (``guilde_core.redaction.redact``) and counts what is sent. Integrations are chosen
+  explicitly (:func:`sentry_integrations`): Sentry's auto-enabling ones would import every
+  library they know of that is installed (langchain, langgraph, the MCP SDK, the LLM SDKs…),
+  which cost 10-15 s at start-up and instrumented nothing this process calls through them.
 
 Both are harmless without credentials: nothing leaves the process. Calling it again
 reconfigures. ``observability_status()`` returns the deep report's ``checks.observability``
@@ -26,7 +31,7 @@ from typing import Any
 from guilde_core.config import Settings
 from guilde_core.redaction import redact
 
-__all__ = ["observability_status", "scrub_event", "setup_observability"]
+__all__ = ["observability_status", "scrub_event", "sentry_integrations", "setup_observability"]
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +102,13 @@ def _scrub_transaction(event: Mapping[str, Any], hint: Mapping[str, Any] | None 
 
 
 def _setup_logfire(settings: Settings) -> None:
+    token = settings.logfire_write_token
+    if token is None and not settings.logfire_console_enabled and not _state.logfire_configured:
+        _state.logfire_sending = False
+        return  # nowhere to write: OpenTelemetry's no-op tracer stays in place
+    # (once set up, a reload reconfigures it: a console turned off stops printing)
     import logfire
 
-    token = settings.logfire_write_token
     console: Any = False
     if settings.logfire_console_enabled:
         console = logfire.ConsoleOptions(
@@ -125,6 +134,19 @@ def _setup_logfire(settings: Settings) -> None:
         otel_logger.addHandler(_export_handler)
 
 
+def sentry_integrations() -> list[Any]:
+    """The Sentry integrations this process uses, chosen explicitly: the default ones
+    (logging, excepthook, threading, stdlib …) plus Starlette/FastAPI when the process
+    serves them (already imported: ``dev3000 serve``), never the auto-enabling rest."""
+    integrations: list[Any] = []
+    if "fastapi" in sys.modules:
+        from sentry_sdk.integrations.fastapi import FastApiIntegration
+        from sentry_sdk.integrations.starlette import StarletteIntegration
+
+        integrations += [StarletteIntegration(), FastApiIntegration()]
+    return integrations
+
+
 def _setup_sentry(settings: Settings) -> None:
     import sentry_sdk
 
@@ -144,6 +166,8 @@ def _setup_sentry(settings: Settings) -> None:
         before_send=scrub_event,
         before_send_transaction=_scrub_transaction,
         include_local_variables=False,
+        auto_enabling_integrations=False,
+        integrations=sentry_integrations(),
     )
     _state.sentry_configured = True
 
