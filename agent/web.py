@@ -284,7 +284,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},  # as dev3000's app
     )
     app.state.keyring = keyring
-    install_problem_handlers(app)
+    install_problem_handlers(app, verbose=lambda: settings.diagnostic_verbose)
     read = Depends(require_scope("read"))
 
     def service() -> _Service:
@@ -448,4 +448,10 @@ def create_app(
         finally:
             svc.hub.unsubscribe(session_id, queue)
 
-    return ApiMiddleware(app, limiter=lambda: limiter, keyring=lambda: keyring, hosts=lambda: hosts)
+    return ApiMiddleware(
+        app,
+        limiter=lambda: limiter,
+        keyring=lambda: keyring,
+        hosts=lambda: hosts,
+        verbose=lambda: settings.diagnostic_verbose,
+    )
