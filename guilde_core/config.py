@@ -84,17 +84,20 @@ PROFILES: dict[str, dict[str, str]] = {
     "staging": {
         "DIAGNOSTIC_MODE": "true",
         "DIAGNOSTIC_VERBOSE": "false",
-        "DEV3000_ENABLED": "false",
+        "DEV3000_ENABLED": "true",
         "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "true",
         "SENTRY_TRACES_SAMPLE_RATE": "0.5",
         "HEALTH_CHECK_INCLUDE_DETAILS": "true",
     },
+    # production: every surface on (agent-web diagnoses through /mcp), every call behind a
+    # key, control only with a read+control key (and, over MCP, DIAGNOSTIC_CONTROL_ENABLED),
+    # no health details, no verbose errors (docs/operations.md#production-posture)
     "production": {
-        "DIAGNOSTIC_MODE": "false",
+        "DIAGNOSTIC_MODE": "true",
         "DIAGNOSTIC_VERBOSE": "false",
-        "DEV3000_ENABLED": "false",
+        "DEV3000_ENABLED": "true",
         "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "false",
@@ -102,6 +105,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "SENTRY_PROFILES_SAMPLE_RATE": "0.01",
         "HEALTH_CHECK_INCLUDE_DETAILS": "false",
         "DIAGNOSTIC_AUTH_REQUIRED": "true",
+        "DIAGNOSTIC_CONTROL_ENABLED": "false",
     },
 }
 

@@ -137,6 +137,9 @@ def _scrub_transaction(event: Mapping[str, Any], hint: Mapping[str, Any] | None 
 
 
 def _setup_logfire(settings: Settings) -> None:
+    # Logfire reads LOGFIRE_CONSOLE_COLORS itself, on import, and wants auto|always|never where
+    # the setting is a bool: give it the value the bool means before it looks
+    os.environ["LOGFIRE_CONSOLE_COLORS"] = "auto" if settings.logfire_console_colors else "never"
     import logfire
 
     token = settings.logfire_write_token

@@ -261,3 +261,20 @@ def test_sentry_pii_setting_and_refused_exports(
     assert refused["status"] == "degraded", refused
     assert refused["export_errors"] >= 1
     assert "status_500" in refused["last_error"]
+
+
+@pytest.mark.parametrize("colors", ["false", "true"])
+def test_logfire_console_colors_as_a_bool_configures_logfire(
+    colors: str, collector: tuple[Collector, str], tmp_path: Path
+) -> None:
+    """Logfire reads LOGFIRE_CONSOLE_COLORS too (auto|always|never); the setting's bool must
+    not make its set-up fail (the k8s ConfigMap sets "false")."""
+    col, url = collector
+    status = _run(
+        _SPANS.format(n=1, wait=0, until="False"),
+        _logfire_env(url, LOGFIRE_CONSOLE_ENABLED="true", LOGFIRE_CONSOLE_COLORS=colors),
+        tmp_path,
+    )
+    assert "error" not in status, status
+    assert status["logfire"]["configured"] is True
+    assert any("diag-span-0" in batch for batch in col.span_batches)
