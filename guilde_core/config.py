@@ -321,7 +321,9 @@ class Settings(BaseSettings):
         description="Comma-separated key=value resource attributes.",
     )
     logfire_console_enabled: bool = Field(True, description="Local console output.")
-    logfire_console_colors: bool = Field(True, description="Colours in console output.")
+    logfire_console_colors: bool = Field(
+        True, description="Colours in console output (true|false; Logfire's auto|always|never too)."
+    )
     logfire_console_include_timestamps: bool = Field(
         True, description="Timestamps in console output."
     )
@@ -476,6 +478,14 @@ class Settings(BaseSettings):
                 "e.g. https://console.example.com)"
             )
         return [v.lower().rstrip("/") for v in value]
+
+    @field_validator("logfire_console_colors", mode="before")
+    @classmethod
+    def _logfire_colors(cls, value: object) -> object:
+        # Logfire reads this variable too and spells it auto|always|never: accept its words
+        if isinstance(value, str) and value.strip().lower() in ("auto", "always", "never"):
+            return value.strip().lower() != "never"
+        return value
 
     @field_validator("mcp_transport")
     @classmethod

@@ -117,6 +117,7 @@ def _run(script: str, env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
         from guilde_core.config import Settings
         from guilde_core.observability import observability_status, setup_observability
         setup_observability(Settings())
+        Settings()  # what the set-up leaves in the environment is still valid configuration
         """
     )
     base = {
