@@ -459,17 +459,30 @@ def create_app(
             return
         await websocket.accept()
         queue = svc.hub.subscribe(session_id)
+
+        async def until_closed() -> None:
+            # the client leaving, or the server shutting down (uvicorn closes every WebSocket
+            # on SIGTERM): either ends this handler at once, so a drain never waits on it
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        closed = asyncio.create_task(until_closed())
         try:
             record = await svc.index.get(session_id)
             await websocket.send_json(
                 {"type": "status", "status": record.status if record else "unknown"}
             )
-            while True:
-                event = await queue.get()
-                await websocket.send_json(redact(event))
+            while not closed.done():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                await websocket.send_json(redact(getter.result()))
         except WebSocketDisconnect:
             pass
         finally:
+            closed.cancel()
             svc.hub.unsubscribe(session_id, queue)
 
     return ApiMiddleware(
