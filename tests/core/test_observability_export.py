@@ -1,4 +1,5 @@
-"""Logfire and Sentry settings do what they say, and export failures show in the status.
+"""Logfire and Sentry settings do what they say, and export failures show in the status
+the ``system_observability`` tool (and the deep report) answer.
 
 Each case runs ``setup_observability`` in a fresh interpreter (the SDKs are process-global)
 against a collector on 127.0.0.1 that answers like Logfire's OTLP endpoint or Sentry's
@@ -118,6 +119,13 @@ def _run(script: str, env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
         from guilde_core.observability import observability_status, setup_observability
         setup_observability(Settings())
         Settings()  # what the set-up leaves in the environment is still valid configuration
+
+
+        def status():
+            # what the system_observability MCP tool answers
+            import asyncio
+            from servers.system.logic import observability
+            return asyncio.run(observability())
         """
     )
     base = {
@@ -148,7 +156,7 @@ logfire.force_flush(timeout_millis=8000)
 deadline = time.monotonic() + {wait}
 while time.monotonic() < deadline and {until}:
     time.sleep(0.2)
-print(json.dumps(observability_status()))
+print(json.dumps(status()))
 """
 
 
@@ -222,13 +230,13 @@ import sentry_sdk
 sentry_sdk.set_user({"id": "user-42", "email": "ada@example.com"})
 sentry_sdk.capture_message("diag-message")
 sentry_sdk.flush(timeout=5)
-accepted = observability_status()
+accepted = status()
 sentry_sdk.capture_message("diag-refused")  # the collector refuses every envelope after one
 sentry_sdk.flush(timeout=5)
 deadline = time.monotonic() + 5
 while time.monotonic() < deadline and observability_status()["sentry"]["status"] == "healthy":
     time.sleep(0.1)
-print(json.dumps({"accepted": accepted, "refused": observability_status()}))
+print(json.dumps({"accepted": accepted, "refused": status()}))
 """
 
 
