@@ -99,3 +99,36 @@ def test_bad_url_is_a_usage_error(tmp_path: Path) -> None:
     done = _verify(_env(tmp_path), "--url", "dev3000:3001")
     assert done.returncode == 2
     assert "http(s) URL" in done.stderr
+
+
+def test_the_summary_form_is_checked_too() -> None:
+    """Where details are hidden (production) the report's checks are summaries: still
+    checked, so a summary with a status outside the schema fails."""
+    from dev3000.verify import _check_deep
+
+    summary = {
+        "status": "degraded",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "service": "dev3000",
+        "version": "0.1.0",
+        "environment": "production",
+        "uptime_seconds": 3.0,
+        "metrics": {},
+        "checks": {
+            "database": {"status": "healthy"},
+            "redis": {"status": "healthy"},
+            "external_apis": {"openai": {"status": "healthy"}},
+            "observability": {"logfire": {"status": "healthy"}, "sentry": {"status": "healthy"}},
+            "targets": {"backend": {"status": "degraded", "reasons": [{"category": "slow"}]}},
+        },
+    }
+    ok, detail = _check_deep(summary)
+    assert ok, detail
+    assert "details hidden" in detail
+    summary["checks"]["targets"]["backend"]["status"] = "on fire"  # type: ignore[index]
+    ok, detail = _check_deep(summary)
+    assert not ok
+    assert "checks.targets.backend" in detail
+    del summary["timestamp"]
+    with pytest.raises(ValueError, match="timestamp"):
+        _check_deep(summary)
