@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import secrets
 import subprocess
@@ -204,6 +205,18 @@ def test_production_as_shipped_answers_an_agent_question(
                 )
                 assert verified.returncode == 0, verified.stdout + verified.stderr
                 _check_posture(dev, web, oncall_key=oncall_key, agent_key=agent_key)
+                # and `dev3000 ask` in a pod: DEV3000_HOST/PORT name the server, the Secret's
+                # DEV3000_API_KEY (agent-web's read key) authenticates
+                asked = subprocess.run(
+                    [str(BIN / "dev3000"), "ask", "why is the backend unhealthy?", "--json"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                    check=False,
+                )
+                assert asked.returncode == 0, asked.stdout[-2000:] + asked.stderr[-2000:]
+                assert json.loads(asked.stdout)["root_cause"]["component"]
                 dev_log.flush()
                 started = (tmp_path / "dev3000.log").read_text(errors="replace")
                 assert "set-up failed" not in started, "observability refused the overlay"
