@@ -89,6 +89,10 @@ def test_mcp_transport_websocket_is_refused_with_the_reason(
     assert "websocket is not a transport dev3000 serves" in " ".join(result.output.split())
     with pytest.raises(ConfigurationInvalid, match="MCP_TRANSPORT"):
         load_settings()  # and so every start-up refuses it too
+    started = runner.invoke(app, ["mcp", "health"])  # the transport's default: refused too
+    assert started.exit_code == 2
+    assert "MCP_TRANSPORT" in started.output
+    assert "Traceback" not in started.output
     for served in ("stdio", "sse", "http"):
         monkeypatch.setenv("MCP_TRANSPORT", served)
         assert runner.invoke(app, ["config", "check"]).exit_code == 0, served
