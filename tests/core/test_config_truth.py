@@ -96,3 +96,26 @@ def test_mcp_transport_websocket_is_refused_with_the_reason(
     for served in ("stdio", "sse", "http"):
         monkeypatch.setenv("MCP_TRANSPORT", served)
         assert runner.invoke(app, ["config", "check"]).exit_code == 0, served
+
+
+def test_every_command_refuses_an_invalid_configuration_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """agent-web reads the settings itself: the console script names the variable and
+    exits 2 for it too."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MCP_TRANSPORT": "websocket", "DEV3000_ENV_FILE": str(tmp_path / "x")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dev3000"), "agent", "web", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "MCP_TRANSPORT" in done.stderr
+    assert "Traceback" not in done.stderr
