@@ -244,7 +244,7 @@ def create_app(
     limiter = RateLimiter(
         settings.diagnostic_rate_limit,
         redis_url=settings.redis_url,
-        prefix="agent-web:",
+        prefix=f"{settings.redis_namespace}agent-web:",
     )
 
     @contextlib.asynccontextmanager

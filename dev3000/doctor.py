@@ -73,15 +73,13 @@ async def _tcp(url: str, budget: float) -> str | None:
 
 
 async def _redis(url: str, budget: float) -> str | None:
-    import redis.asyncio as aioredis
+    from guilde_core.shared_redis import probe
 
-    client = aioredis.Redis.from_url(url, socket_timeout=budget, socket_connect_timeout=budget)
     try:
-        await asyncio.wait_for(client.ping(), budget + 0.5)
+        async with probe(url, budget) as client:
+            await asyncio.wait_for(client.ping(), budget + 0.5)
     except Exception as exc:
         return redact_text(f"{type(exc).__name__}: {exc}")
-    finally:
-        await client.aclose()
     return None
 
 

@@ -116,6 +116,25 @@ _HOST_NAME = re.compile(r"^(?:(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[
 _ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?/?$")
 
 
+def _http_url(value: str, variable: str) -> str:
+    """``value`` when it is an absolute http(s) URL with a host (no fragment); else a
+    ValueError that names ``variable`` without echoing the value (it may hold a token)."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a bad port raises here
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{variable} must be an http:// or https:// URL with a host")
+    if parts.fragment or any(c.isspace() for c in text):
+        raise ValueError(f"{variable} must be a plain URL (no spaces, no #fragment)")
+    del port
+    return text
+
+
 def _env_file() -> Path:
     return Path(os.environ.get("DEV3000_ENV_FILE", ".env"))
 
@@ -200,6 +219,14 @@ class Settings(BaseSettings):
     dev3000_data_dir: str = Field(
         ".dev3000", description="Where dev3000 keeps its own state (SQLite, dead letters)."
     )
+    dev3000_deployment: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+        description="Name of this stack in a shared Redis: every shared key and channel "
+        "(breakers, rate limits, timeline, targets, dead letters) starts with "
+        "guilde:<name>:, so stacks sharing one Redis never see each other's state. Every "
+        "process and instance of one stack uses the same name.",
+    )
     dev3000_targets_file: str | None = Field(
         None,
         description="Optional YAML/JSON file listing more health-check targets (each may "
@@ -241,6 +268,13 @@ class Settings(BaseSettings):
     dev3000_sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN.")
     redis_url: str | None = Field(
         None, description="Redis to health-check and share state through (empty: in-memory)."
+    )
+    redis_max_connections: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Connections at most in each Redis pool (one per use — breakers, rate "
+        "limits, timeline, targets, dead letters — per process); more callers wait for one.",
     )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL to health-check (postgresql://user:pass@host/db)."
@@ -320,7 +354,11 @@ class Settings(BaseSettings):
         "service.namespace=guilde,deployment.environment=development",
         description="Comma-separated key=value resource attributes.",
     )
-    logfire_console_enabled: bool = Field(True, description="Local console output.")
+    logfire_console_enabled: bool = Field(
+        False,
+        description="Local console output of spans (stderr). Off unless asked: printing "
+        "every span costs each call; without it and without a token Logfire is not set up.",
+    )
     logfire_console_colors: bool = Field(
         True, description="Colours in console output (true|false; Logfire's auto|always|never too)."
     )
@@ -418,6 +456,45 @@ class Settings(BaseSettings):
         1024, gt=0, description="Size of DEV3000_DATA_DIR that degrades disk (MB)."
     )
 
+    # === Metrics (Prometheus) ===
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus the metrics area queries (instant and range PromQL) and the "
+        "agent reads error-rate and latency series from; empty: no metrics source.",
+    )
+    prometheus_timeout: float = Field(
+        5.0, gt=0, le=60, description="Longest one PromQL query may take (seconds)."
+    )
+    prometheus_max_series: int = Field(
+        50, ge=1, le=1000, description="Series one query returns at most (the rest: truncated)."
+    )
+    prometheus_max_points: int = Field(
+        2000,
+        ge=10,
+        le=100_000,
+        description="Points one range query returns at most, all series together (its step "
+        "is widened to fit).",
+    )
+
+    # === Alert intake ===
+    alert_intake_rate_limit: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Investigations firing alerts may open per minute (POST /api/v1/alerts); "
+        "more are recorded on the timeline as rate limited, not diagnosed.",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="Where each alert's diagnosis is also posted (http or https URL); empty: "
+        "the timeline and stream only.",
+    )
+    alert_webhook_format: Literal["json", "slack"] = Field(
+        "json",
+        description="Payload of ALERT_WEBHOOK_URL: json (the investigation) or slack "
+        "(an incoming-webhook message).",
+    )
+
     # === Agent ===
     agent_providers: CommaList = Field(
         default_factory=lambda: ["offline"],
@@ -498,6 +575,20 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _http_url(value, "PROMETHEUS_URL").rstrip("/")
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        return SecretStr(_http_url(value.get_secret_value(), "ALERT_WEBHOOK_URL"))
+
     @field_validator("dev3000_mode", "dev3000_log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -514,6 +605,8 @@ class Settings(BaseSettings):
         "openai_base_url",
         "anthropic_base_url",
         "openrouter_base_url",
+        "prometheus_url",
+        "alert_webhook_url",
         mode="before",
     )
     @classmethod
@@ -546,6 +639,18 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return Path(self.dev3000_data_dir)
+
+    @property
+    def redis_namespace(self) -> str:
+        """``guilde:<DEV3000_DEPLOYMENT>:`` — the start of every key and channel this stack
+        shares through Redis (see :mod:`guilde_core.shared_redis`)."""
+        return f"guilde:{self.dev3000_deployment}:"
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis the stack shares state through: ``REDIS_URL``, else
+        ``CIRCUIT_BREAKER_REDIS_URL`` (None: in-process state only)."""
+        return self.redis_url or self.circuit_breaker_redis_url
 
     def resource_attributes(self) -> dict[str, str]:
         pairs = (p.split("=", 1) for p in self.logfire_resource_attributes.split(",") if "=" in p)

@@ -2,18 +2,24 @@
 
 ``setup_observability(settings)``
 
-* Logfire: ``send_to_logfire`` only when a write token is configured
-  (``DEV3000_LOGFIRE_TOKEN``/``LOGFIRE_TOKEN``); console output per ``LOGFIRE_CONSOLE_*``
-  (written to **stderr**, so MCP over stdio keeps stdout for the protocol); spans are
-  exported in batches of at most ``LOGFIRE_SPAN_PROCESSOR_BATCH_SIZE``, each export request
-  bounded by ``LOGFIRE_SPAN_PROCESSOR_TIMEOUT`` (ms); a span processor counts spans handed to
-  the exporter and a log handler counts export failures (refused, timed out, unreachable:
-  what the OpenTelemetry exporter and Logfire's retrying session report).
+* Logfire: set up only when it has somewhere to write — a write token
+  (``DEV3000_LOGFIRE_TOKEN``/``LOGFIRE_TOKEN``: ``send_to_logfire``) or console output asked
+  for (``LOGFIRE_CONSOLE_ENABLED``, off by default; written to **stderr**, so MCP over stdio
+  keeps stdout for the protocol). Otherwise OpenTelemetry keeps its no-op tracer and the
+  spans the MCP framework opens on every call cost next to nothing. Spans are exported in
+  batches of at most ``LOGFIRE_SPAN_PROCESSOR_BATCH_SIZE``, each export request bounded by
+  ``LOGFIRE_SPAN_PROCESSOR_TIMEOUT`` (ms); a span processor counts spans handed to the
+  exporter and a log handler counts export failures (refused, timed out, unreachable: what
+  the OpenTelemetry exporter and Logfire's retrying session report).
 * Sentry (``DEV3000_SENTRY_DSN``/``SENTRY_DSN``): ``send_default_pii`` from
   ``SENTRY_SEND_DEFAULT_PII`` (off: the user is also dropped from every event), sampling,
   environment and release from ``SENTRY_*``, a ``before_send`` that redacts every event
   (``guilde_core.redaction.redact``) and counts what is sent, and a transport that counts
-  what Sentry did not accept (network errors, error statuses, rate limiting).
+  what Sentry did not accept (network errors, error statuses, rate limiting). Integrations
+  are chosen explicitly (:func:`sentry_integrations`): Sentry's auto-enabling ones would
+  import every library they know of that is installed (langchain, langgraph, the MCP SDK,
+  the LLM SDKs…), which cost 10-15 s at start-up and instrumented nothing this process calls
+  through them.
 
 An export failure makes that exporter ``degraded`` in :func:`observability_status` (the deep
 report's ``checks.observability`` and the ``system_observability`` tool) for
@@ -37,7 +43,13 @@ from typing import Any
 from guilde_core.config import Settings
 from guilde_core.redaction import redact, redact_text
 
-__all__ = ["FAILURE_WINDOW", "observability_status", "scrub_event", "setup_observability"]
+__all__ = [
+    "FAILURE_WINDOW",
+    "observability_status",
+    "scrub_event",
+    "sentry_integrations",
+    "setup_observability",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +149,16 @@ def _scrub_transaction(event: Mapping[str, Any], hint: Mapping[str, Any] | None 
 
 
 def _setup_logfire(settings: Settings) -> None:
+    token = settings.logfire_write_token
+    if token is None and not settings.logfire_console_enabled and not _state.logfire_configured:
+        _state.logfire_sending = False
+        return  # nowhere to write: OpenTelemetry's no-op tracer stays in place
+    # (once set up, a reload reconfigures it: a console turned off stops printing)
     # Logfire reads LOGFIRE_CONSOLE_COLORS itself, on import, and wants auto|always|never where
     # the setting is a bool: give it the value the bool means before it looks
     os.environ["LOGFIRE_CONSOLE_COLORS"] = "auto" if settings.logfire_console_colors else "never"
     import logfire
 
-    token = settings.logfire_write_token
     console: Any = False
     if settings.logfire_console_enabled:
         console = logfire.ConsoleOptions(
@@ -186,6 +202,19 @@ def _counting_transport() -> Any:
     return CountingTransport
 
 
+def sentry_integrations() -> list[Any]:
+    """The Sentry integrations this process uses, chosen explicitly: the default ones
+    (logging, excepthook, threading, stdlib …) plus Starlette/FastAPI when the process
+    serves them (already imported: ``dev3000 serve``), never the auto-enabling rest."""
+    integrations: list[Any] = []
+    if "fastapi" in sys.modules:
+        from sentry_sdk.integrations.fastapi import FastApiIntegration
+        from sentry_sdk.integrations.starlette import StarletteIntegration
+
+        integrations += [StarletteIntegration(), FastApiIntegration()]
+    return integrations
+
+
 def _setup_sentry(settings: Settings) -> None:
     import sentry_sdk
 
@@ -207,6 +236,8 @@ def _setup_sentry(settings: Settings) -> None:
         before_send=scrub_event,
         before_send_transaction=_scrub_transaction,
         include_local_variables=False,
+        auto_enabling_integrations=False,
+        integrations=sentry_integrations(),
     )
     _state.sentry_configured = True
 
