@@ -366,7 +366,7 @@ def create_app(
     app.state.dev3000 = state
     app.state.keyring = keyring
     app.state.hosts = hosts
-    install_problem_handlers(app)
+    install_problem_handlers(app, verbose=lambda: state.settings.diagnostic_verbose)
 
     app.include_router(health.router)
     app.include_router(diag.router)
@@ -429,6 +429,7 @@ def create_app(
         fast_probe=health.fast_probe,
         disabled=lambda path: disabled_by(path, app.state.dev3000.settings),
         hosts=lambda: app.state.hosts,
+        verbose=lambda: app.state.dev3000.settings.diagnostic_verbose,
     )
     if settings.dev3000_cors_origins:  # the explicit allow-list: none unless configured
         app.add_middleware(

@@ -84,17 +84,20 @@ PROFILES: dict[str, dict[str, str]] = {
     "staging": {
         "DIAGNOSTIC_MODE": "true",
         "DIAGNOSTIC_VERBOSE": "false",
-        "DEV3000_ENABLED": "false",
+        "DEV3000_ENABLED": "true",
         "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "true",
         "SENTRY_TRACES_SAMPLE_RATE": "0.5",
         "HEALTH_CHECK_INCLUDE_DETAILS": "true",
     },
+    # production: every surface on (agent-web diagnoses through /mcp), every call behind a
+    # key, control only with a read+control key (and, over MCP, DIAGNOSTIC_CONTROL_ENABLED),
+    # no health details, no verbose errors (docs/operations.md#production-posture)
     "production": {
-        "DIAGNOSTIC_MODE": "false",
+        "DIAGNOSTIC_MODE": "true",
         "DIAGNOSTIC_VERBOSE": "false",
-        "DEV3000_ENABLED": "false",
+        "DEV3000_ENABLED": "true",
         "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "false",
@@ -102,6 +105,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "SENTRY_PROFILES_SAMPLE_RATE": "0.01",
         "HEALTH_CHECK_INCLUDE_DETAILS": "false",
         "DIAGNOSTIC_AUTH_REQUIRED": "true",
+        "DIAGNOSTIC_CONTROL_ENABLED": "false",
     },
 }
 
@@ -279,7 +283,9 @@ class Settings(BaseSettings):
     # === MCP ===
     mcp_server_name: str = Field("guilde-diag", min_length=1, description="MCP server name.")
     mcp_transport: Literal["stdio", "sse", "websocket", "http"] = Field(
-        "stdio", description="Default MCP transport: stdio|sse|websocket|http."
+        "stdio",
+        description="Default transport of `dev3000 mcp`: stdio|sse|http (streamable HTTP). "
+        "websocket is refused: MCP has no WebSocket transport dev3000 serves (ADR 0001).",
     )
     mcp_tools_enabled: bool = Field(True, description="Expose MCP tools.")
     mcp_resources_enabled: bool = Field(True, description="Expose MCP resources.")
@@ -326,12 +332,23 @@ class Settings(BaseSettings):
 
     # === Logfire ===
     logfire_token: SecretStr | None = Field(None, description="Logfire write token.")
-    logfire_diagnostic_spans: bool = Field(True, description="Emit diagnostic spans.")
+    logfire_diagnostic_spans: bool = Field(
+        True,
+        description="Spans of dev3000's own work (each HTTP request it serves, each outbound "
+        "HTTP call: health probes, MCP, LLMs) sent to Logfire; false: logs only.",
+    )
     logfire_span_processor_batch_size: int = Field(
-        512, ge=1, le=100000, description="Span batch size."
+        512,
+        ge=1,
+        le=2048,
+        description="Most spans in one export request to Logfire (the span queue holds 2048).",
     )
     logfire_span_processor_timeout: int = Field(
-        5000, ge=0, le=600000, description="Span export timeout (ms)."
+        5000,
+        ge=100,
+        le=600000,
+        description="Timeout of one span export request to Logfire (ms); a slower answer "
+        "counts as an export error.",
     )
     logfire_resource_attributes: str = Field(
         "service.namespace=guilde,deployment.environment=development",
@@ -342,7 +359,9 @@ class Settings(BaseSettings):
         description="Local console output of spans (stderr). Off unless asked: printing "
         "every span costs each call; without it and without a token Logfire is not set up.",
     )
-    logfire_console_colors: bool = Field(True, description="Colours in console output.")
+    logfire_console_colors: bool = Field(
+        True, description="Colours in console output (true|false; Logfire's auto|always|never too)."
+    )
     logfire_console_include_timestamps: bool = Field(
         True, description="Timestamps in console output."
     )
@@ -360,7 +379,11 @@ class Settings(BaseSettings):
     sentry_release: str = Field("local", description="Sentry release (e.g. the git SHA).")
     sentry_debug: bool = Field(False, description="Sentry SDK debug output.")
     sentry_attach_stacktrace: bool = Field(True, description="Attach stack traces to messages.")
-    sentry_send_default_pii: bool = Field(False, description="Send PII (off for GDPR).")
+    sentry_send_default_pii: bool = Field(
+        False,
+        description="Let Sentry attach personal data (the user, client IP, request headers "
+        "and cookies); off for GDPR. Secrets are redacted either way.",
+    )
 
     # === Diagnostic API ===
     diagnostic_mode: bool = Field(
@@ -368,7 +391,11 @@ class Settings(BaseSettings):
         description="The diagnostic API (/api/v1/diag/*: status, circuits, stream; the alert "
         "intake /api/v1/alerts, /api/v1/investigations); false: 404.",
     )
-    diagnostic_verbose: bool = Field(False, description="Verbose diagnostic output.")
+    diagnostic_verbose: bool = Field(
+        False,
+        description="An internal error's problem document (500) names the exception "
+        "(type and redacted message) besides the request id; false: the request id only.",
+    )
     diagnostic_auth_required: bool = Field(
         False, description="Require an API key for diag endpoints."
     )
@@ -529,6 +556,25 @@ class Settings(BaseSettings):
                 "e.g. https://console.example.com)"
             )
         return [v.lower().rstrip("/") for v in value]
+
+    @field_validator("logfire_console_colors", mode="before")
+    @classmethod
+    def _logfire_colors(cls, value: object) -> object:
+        # Logfire reads this variable too and spells it auto|always|never: accept its words
+        if isinstance(value, str) and value.strip().lower() in ("auto", "always", "never"):
+            return value.strip().lower() != "never"
+        return value
+
+    @field_validator("mcp_transport")
+    @classmethod
+    def _served_transport(cls, value: str) -> str:
+        if value == "websocket":
+            raise ValueError(
+                "websocket is not a transport dev3000 serves MCP over (MCP defines stdio and "
+                "streamable HTTP; dev3000 adds the legacy SSE one, ADR 0001): use http "
+                "(dev3000 serve's /mcp), sse or stdio"
+            )
+        return value
 
     @field_validator("prometheus_url")
     @classmethod

@@ -240,6 +240,9 @@ def register(app: typer.Typer) -> None:
     @app.command("sandbox")
     def sandbox(
         port: Annotated[int, typer.Option("--port")] = 8000,
+        host: Annotated[
+            str, typer.Option("--host", help="Address to bind (0.0.0.0 in a container).")
+        ] = "127.0.0.1",
         logs_dir: Annotated[Path | None, typer.Option("--logs-dir")] = None,
         token_file: Annotated[
             Path | None, typer.Option("--token-file", help="Write the token here.")
@@ -248,27 +251,36 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--llm-base-url", help="…/v1 of the LLM.")
         ] = None,
     ) -> None:
-        """Serve the sandbox service alone on 127.0.0.1 (SANDBOX_* settings)."""
+        """Serve the sandbox service alone (SANDBOX_* settings), on 127.0.0.1 unless --host."""
         from guilde_core.errors import ConfigurationError
         from tools.sandbox.__main__ import serve
 
         try:
-            serve(port=port, logs_dir=logs_dir, token_file=token_file, llm_base_url=llm_base_url)
+            serve(
+                port=port,
+                host=host,
+                logs_dir=logs_dir,
+                token_file=token_file,
+                llm_base_url=llm_base_url,
+            )
         except ConfigurationError as exc:
             raise _fail(exc) from None
 
     @app.command("fakellm")
     def fakellm(
         port: Annotated[int, typer.Option("--port")] = 8400,
+        host: Annotated[
+            str, typer.Option("--host", help="Address to bind (0.0.0.0 in a container).")
+        ] = "127.0.0.1",
         script: Annotated[
             Path | None, typer.Option("--script", help="YAML/JSON script file.")
         ] = None,
     ) -> None:
-        """Serve the fake OpenAI/Anthropic providers alone on 127.0.0.1."""
+        """Serve the fake OpenAI/Anthropic providers alone, on 127.0.0.1 unless --host."""
         from tools.fakellm.__main__ import serve
         from tools.fakellm.script import ScriptError
 
         try:
-            serve(port=port, script=script)
+            serve(port=port, host=host, script=script)
         except ScriptError as exc:
             raise _fail(exc) from None

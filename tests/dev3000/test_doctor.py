@@ -111,7 +111,8 @@ def test_table_output_says_how_to_fix(env: Any) -> None:
 def test_master_switches_off_are_a_warning_not_a_failure(env: Any) -> None:
     _, findings, _ = _run()
     assert _by_check(findings)["surfaces"]["status"] == "ok"
-    env.setenv("DEV3000_MODE", "staging")  # the seed's staging profile: debug server off
+    env.setenv("DEV3000_MODE", "staging")
+    env.setenv("DEV3000_ENABLED", "false")  # the debug server turned off deliberately
     env.setenv("DIAGNOSTIC_API_KEYS", "ops-key-0123456789:read+control")
     code, findings, output = _run()
     surfaces = _by_check(findings)["surfaces"]

@@ -59,7 +59,7 @@ def test_diagnostic_mode_off_turns_off_the_diag_api_only(
 def test_dev3000_disabled_keeps_probes_and_the_diag_api(
     make_app: Callable[..., FastAPI],
 ) -> None:
-    """The staging profile: diagnostics on, the debug server off."""
+    """``DEV3000_ENABLED=false``: diagnostics on, the debug server off."""
     with TestClient(make_app(dev3000_enabled=False, mcp=True)) as client:
         for path in DEBUG:
             assert _disabled(client, path, "DEV3000_ENABLED"), path
@@ -70,22 +70,27 @@ def test_dev3000_disabled_keeps_probes_and_the_diag_api(
             assert client.get(path).status_code == 200, path
 
 
-def test_production_profile_serves_probes_only(
+@pytest.mark.parametrize("mode", ["staging", "production"])
+def test_staging_and_production_serve_every_surface_behind_keys(
+    mode: str,
     make_app: Callable[..., FastAPI],
     make_settings: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DEV3000_MODE", "production")
+    """The profiles keep the surfaces on (agent-web needs /mcp wherever it is deployed);
+    production asks for a key on every one but the probes."""
+    monkeypatch.setenv("DEV3000_MODE", mode)
     monkeypatch.setenv("DIAGNOSTIC_API_KEYS", "ops-key-0001:read")
     settings = make_settings()
-    assert (settings.diagnostic_mode, settings.dev3000_enabled) == (False, False)
+    assert (settings.diagnostic_mode, settings.dev3000_enabled) == (True, True)
     with TestClient(make_app(settings)) as client:
         for path in PROBES:
             assert client.get(path).status_code == 200, path
-        for path in DIAGNOSTIC:
-            assert _disabled(client, path, "DIAGNOSTIC_MODE"), path
-        for path in DEBUG:
-            assert _disabled(client, path, "DEV3000_ENABLED"), path
+        for path in DIAGNOSTIC + DEBUG:
+            expected = 401 if mode == "production" else 200
+            assert client.get(path).status_code == expected, path
+            answer = client.get(path, headers={"X-API-Key": "ops-key-0001"})
+            assert answer.status_code == 200, path
 
 
 def test_a_reload_applies_the_switches_without_a_restart(
