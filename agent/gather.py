@@ -1,7 +1,9 @@
 """Gather: one deterministic first pass over MCP, in parallel, kept as numbered evidence.
 
-The pass calls, concurrently, whichever of these the server offers: deep health (the seed
-§6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
+The pass calls, concurrently, whichever of these the server offers (the roles of
+:data:`agent.toolnames.GATHERED`): the stack model (``topology``: every component, what
+depends on what, and why each is not healthy — what the diagnosis reasons over), deep health
+(the seed §6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
 error groups from the logs, and the recent timeline; then the watched page's errors and the
 backend log lines their correlation ids lead to (:mod:`agent.browser_evidence`). Each answer
 (or error) becomes an :class:`~agent.models.EvidenceRecord` numbered ``E1, E2, …`` after the
@@ -18,11 +20,11 @@ from agent.browser_evidence import gather_browser
 from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
 from agent.models import EvidenceRecord, JsonValue, ToolArguments
 from agent.safety import redact_data
+from agent.toolnames import GATHERED, resolve_roles
 from guilde_core.redaction import redact_text
 
 __all__ = [
     "EXCERPT_CHARS",
-    "GATHER_ROLES",
     "excerpt_of",
     "fit_arguments",
     "gather",
@@ -30,18 +32,6 @@ __all__ = [
 ]
 
 EXCERPT_CHARS = 1200
-
-#: role -> (keywords that must appear in the tool name, keywords that must not)
-GATHER_ROLES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
-    "health": ((("health", "deep"), ()),),
-    "checks": (
-        (("health", "check", "health"), ()),
-        (("health", "check"), ("target", "history", "deep")),
-    ),
-    "circuits": ((("circuit", "list"), ()), (("circuits",), ("get", "transition", "history"))),
-    "errors": ((("error", "group"), ()), (("errors",), ())),
-    "timeline": ((("timeline",), ("resource",)),),
-}
 
 
 def _compact(value: JsonValue) -> str:
@@ -125,18 +115,6 @@ def fit_arguments(spec: ToolSpec, wanted: ToolArguments) -> ToolArguments:
     return {k: v for k, v in wanted.items() if k in props}
 
 
-def resolve_roles(tools: DiagTools) -> dict[str, str]:
-    """Map gather roles to the server's tool names (discovered, not hard-coded)."""
-    found: dict[str, str] = {}
-    for role, options in GATHER_ROLES.items():
-        for keywords, exclude in options:
-            name = tools.find(*keywords, exclude=exclude)
-            if name:
-                found[role] = name
-                break
-    return found
-
-
 def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> ToolArguments:
     wanted: ToolArguments = {}
     if window_minutes:
@@ -167,12 +145,8 @@ async def gather(
     window_minutes: float | None = None,
 ) -> list[EvidenceRecord]:
     """Run the first pass concurrently; return the evidence records in a stable order."""
-    roles = resolve_roles(tools)
     plan: list[tuple[str, ToolArguments]] = []
-    for role in ("health", "checks", "circuits", "errors", "timeline"):
-        name = roles.get(role)
-        if name is None:
-            continue
+    for role, name in resolve_roles(tools, GATHERED).items():
         spec = tools.spec(name)
         assert spec is not None
         plan.append((name, fit_arguments(spec, _wanted_args(role, focus, window_minutes))))

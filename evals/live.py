@@ -319,6 +319,7 @@ async def live_target(
                     "DEV3000_LOG_PATHS": str(tmp / "logs"),
                     "DEV3000_DATA_DIR": str(tmp / "dev3000"),
                     "HEALTH_WARN_API_LATENCY_MS": "5000",  # a loaded CI box is no fault
+                    "HEALTH_WARN_CPU_PERCENT": "100",  # nor is its CPU
                 },
                 (),
             )

@@ -28,6 +28,7 @@ __all__ = ["CAPTURE", "HEADER", "capture", "scrub", "write_recording"]
 
 #: role of a ``recorded:`` block → (tool on the aggregate endpoint, arguments)
 CAPTURE: dict[str, tuple[str, dict[str, Any]]] = {
+    "topology": ("health_topology", {}),
     "health": ("health_deep_health", {}),
     "checks": ("health_check_health", {"scope": "deep"}),
     "circuits": ("circuits_list_breakers", {}),

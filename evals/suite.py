@@ -41,8 +41,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.analyzers import _role, canonical_component
+from agent.analyzers import canonical_component
 from agent.models import Diagnosis
+from agent.toolnames import role_of
 from evals.scenario import Scenario, load_scenarios
 
 __all__ = [
@@ -125,7 +126,7 @@ def score(
     )
     if exp.category == "unknown":
         grounded = True  # nothing to cite when nothing is wrong
-    used = sorted({_role(e.tool) for e in diagnosis.evidence})
+    used = sorted({role_of(e.tool) for e in diagnosis.evidence})
     tools_ok = all(t in used for t in exp.tools)
     return ScenarioResult(
         name=scenario.name,
