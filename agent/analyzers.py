@@ -174,7 +174,7 @@ def _link(node: Node, leaf: bool) -> str:
     return f"{node.name} {node.status}{measured}"
 
 
-def _score(signal: Signal, kind: str, depth: int) -> tuple[bool, int, int, bool, int]:
+def _score(signal: Signal, kind: str, depth: int) -> tuple[int, int, int, bool, int]:
     return (
         explains(signal.category, signal.component, kind),  # type: ignore[arg-type]
         SEVERITY_WEIGHT[signal.severity],

@@ -78,13 +78,52 @@ def _all_fine(value: JsonValue) -> bool:
     return all(_all_fine(v) for v in value.values() if isinstance(v, dict | list))
 
 
+def _model_view(value: JsonValue) -> JsonValue:
+    """A stack model (``nodes`` and ``edges``) as what is wrong first: each faulty node with
+    its reasons, then the ids of the healthy and the absent ones, then the edges."""
+    nodes = value.get("nodes") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(nodes, list):
+        return value
+    faulty: list[JsonValue] = []
+    healthy: list[JsonValue] = []
+    absent: list[JsonValue] = []
+    for node in nodes:
+        if not isinstance(node, dict):
+            continue
+        if node.get("absent"):
+            absent.append(node.get("id"))
+        elif node.get("status") in (None, "healthy"):
+            healthy.append(node.get("id"))
+        else:
+            faulty.append(
+                {
+                    k: node[k]
+                    for k in ("id", "status", "critical", "reasons", "details")
+                    if k in node
+                }
+            )
+    edges = value.get("edges")
+    return {
+        "status": value.get("status"),
+        "faulty": faulty,
+        "healthy": healthy,
+        "absent": absent,
+        "depends_on": [
+            f"{e.get('source')}>{e.get('target')}"
+            for e in (edges if isinstance(edges, list) else [])
+            if isinstance(e, dict)
+        ],
+    }
+
+
 def excerpt_of(outcome: ToolOutcome, limit: int = EXCERPT_CHARS) -> str:
     """A redacted, trimmed excerpt of a tool's answer (with a note when trimmed); the parts
-    that report themselves healthy are cut down to their status first."""
+    that report themselves healthy are cut down to their status first (a stack model to
+    its faulty nodes with their reasons, then the ids of the rest)."""
     text = (
         outcome.error
         if not outcome.ok
-        else (_compact(_what_is_wrong_first(outcome.data)) or outcome.text)
+        else (_compact(_what_is_wrong_first(_model_view(outcome.data))) or outcome.text)
     )
     text = redact_text(text or "")
     if len(text) > limit:

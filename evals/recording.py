@@ -58,13 +58,14 @@ _KEY_ORDER = (
 )
 
 
-async def capture(run: Any) -> dict[str, Any]:
-    """What each recorded role's tool answers now on ``run.server`` (a :class:`LiveRun`)."""
+async def capture(run: Any, server: Any) -> dict[str, Any]:
+    """What each recorded role's tool answers now on ``server`` (the aggregate MCP server of
+    ``run``, a :class:`~evals.live.LiveRun`, in one setup)."""
     from fastmcp import Client
     from fastmcp.exceptions import ToolError
 
     out: dict[str, Any] = {}
-    async with Client(run.server) as client:
+    async with Client(server) as client:
         for role, (tool, arguments) in CAPTURE.items():
             try:
                 result = await client.call_tool(tool, arguments)

@@ -24,9 +24,12 @@ _ALL: frozenset[SymptomKind] = frozenset(get_args(SymptomKind))
 
 @dataclass(frozen=True)
 class CategoryRule:
+    #: symptom kinds a fault of this category causes directly
     explains: frozenset[SymptomKind]
     causal_rank: int
     recommendation: str
+    #: kinds it causes only sometimes (a slow dependency makes callers time out and fail)
+    also: frozenset[SymptomKind] = frozenset()
 
 
 def _kinds(*kinds: SymptomKind) -> frozenset[SymptomKind]:
@@ -50,21 +53,24 @@ CATEGORY_RULES: dict[Category, CategoryRule] = {
         "Free or enlarge {c} (pool size, disk, memory) and look for leaks holding it.",
     ),
     "unreachable": CategoryRule(
-        _kinds("failing", "slow"),
+        _kinds("failing"),
         3,
         "Restore connectivity to {c}: check that it is running, its host/port and network "
         "policy; callers will recover when it answers.",
+        also=frozenset({"slow"}),
     ),
     "upstream_rate_limited": CategoryRule(
-        _kinds("rejected", "failing", "slow"),
+        _kinds("rejected", "failing"),
         4,
         "Slow down calls to {c} (client-side rate limit, backoff honouring Retry-After) or "
         "raise the quota.",
+        also=frozenset({"slow"}),
     ),
     "latency": CategoryRule(
-        _kinds("slow", "failing"),
+        _kinds("slow"),
         5,
         "Find why {c} is slow (load, locks, network); raise timeouts only as a stopgap.",
+        also=frozenset({"failing"}),
     ),
     "circuit_open": CategoryRule(
         _kinds("failing", "rejected"),
@@ -79,9 +85,10 @@ CATEGORY_RULES: dict[Category, CategoryRule] = {
         "change that introduced it.",
     ),
     "unknown": CategoryRule(
-        _kinds("failing"),
+        _kinds(),
         8,
         "Gather more evidence about {c} (logs, traces) before acting.",
+        also=frozenset({"failing"}),
     ),
 }
 assert set(CATEGORY_RULES) == set(get_args(Category)), "one row per category"
@@ -94,13 +101,15 @@ _RESOURCE_EXPLAINS: dict[str, frozenset[SymptomKind]] = {
 }
 
 
-def explains(category: Category, component: str, kind: SymptomKind) -> bool:
-    """Whether a fault of ``category`` in ``component`` can cause a ``kind`` symptom."""
+def explains(category: Category, component: str, kind: SymptomKind) -> int:
+    """How well a fault of ``category`` in ``component`` explains a ``kind`` symptom: 2
+    directly, 1 sometimes, 0 not at all."""
     if kind == "overall":
-        return True
+        return 2
     if category == "resource_exhaustion" and component in _RESOURCE_EXPLAINS:
-        return kind in _RESOURCE_EXPLAINS[component]
-    return kind in CATEGORY_RULES[category].explains
+        return 2 if kind in _RESOURCE_EXPLAINS[component] else 0
+    rule = CATEGORY_RULES[category]
+    return 2 if kind in rule.explains else 1 if kind in rule.also else 0
 
 
 def recommendation(category: Category, component: str) -> str:

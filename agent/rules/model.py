@@ -19,6 +19,10 @@ from guilde_core.stack import Node, StackModel
 __all__ = ["model_signals", "parse_model", "summarises_children"]
 
 
+#: keys of a node's details that hold the limit a measurement crossed
+_LIMIT_WORDS = ("budget", "threshold", "warn", "limit", "max")
+
+
 def parse_model(record: EvidenceRecord) -> StackModel | None:
     """The stack model a topology record holds (None when it holds none)."""
     data = record.get("data")
@@ -55,15 +59,20 @@ def model_signals(record: EvidenceRecord, context: RuleInput) -> Iterator[Signal
         if cause is None or summarises_children(model, node):
             continue
         others = [r.summary for r in node.reasons if r is not cause][:2]
+        limits = [
+            f"{key}={value}"
+            for key, value in node.details.items()
+            if any(word in key for word in _LIMIT_WORDS) and isinstance(value, int | float)
+        ]
         yield Signal(
             component=node.component,
             category=cause.category,
             severity=_severity(node),
             title=f"{node.name} ({node.id}) {node.status}: {cause.summary}",
             evidence_id=record["id"],
-            detail="; ".join([f"read from {cause.field}" if cause.field else "", *others]).strip(
-                "; "
-            ),
+            detail="; ".join(
+                [f"read from {cause.field}" if cause.field else "", *limits, *others]
+            ).strip("; "),
             node=node.id,
             observed_at=cause.observed_at or node.observed_at,
         )
