@@ -24,11 +24,13 @@ import re
 from agent.models import SymptomKind, SymptomView
 from guilde_core.stack import StackModel, canonical
 
-__all__ = ["COMPONENT_WORDS", "LLM", "entry_nodes", "read_symptom"]
+__all__ = ["COMPONENT_WORDS", "LLM", "LLM_PROVIDERS", "entry_nodes", "read_symptom"]
 
 #: a component the question names by a word people use for it → canonical component
 #: (``LLM``: whichever upstream providers the stack has)
 LLM = "llm"
+#: the components "the AI" / "the LLM" / "the upstream" names
+LLM_PROVIDERS = frozenset({"openai", "anthropic", "openrouter"})
 COMPONENT_WORDS: dict[str, str] = {
     "database": "database",
     "db": "database",
@@ -85,12 +87,12 @@ _NOT_ROUTES = frozenset(
     issue issues 500 503 502 401 403 429 be been being have has had not no can can't cannot
     will would should could we us they them i me you your there's is isn't aren't doesn't
     don't didn't go going gone happening happened feature features endpoint endpoints
-    more less better worse""".split()  # noqa: SIM905
+    more less better worse good bad all fast quick ok""".split()  # noqa: SIM905
 )
 
 _REJECTED = re.compile(
     r"\b(?:40[13]|429|reject\w*|denied|deny|unauthori[sz]ed|forbidden|credentials?|api[ -]?key"
-    r"|throttl\w*|rate[ -]?limit\w*|quota)\b"
+    r"|throttl\w*|rate[ -]?limit\w*|quota|refus\w*)\b"
 )
 _SLOW = re.compile(
     r"\b(?:slow\w*|latency|lag\w*|sluggish|forever|long time|takes? (?:so |too )?long"
@@ -185,7 +187,7 @@ def entry_nodes(symptom: SymptomView, model: StackModel) -> list[str]:
     * an overall question that names nothing: every top-level node (the whole stack)."""
     if symptom.component is not None:
         if symptom.component == LLM:
-            nodes = [n for n in model.nodes if n.kind == "provider"]
+            nodes = [n for n in model.nodes if n.component in LLM_PROVIDERS]
         else:
             wanted = canonical(symptom.component)
             nodes = [n for n in model.nodes if n.component == wanted]

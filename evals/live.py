@@ -2,8 +2,10 @@
 
 Every scenario of the suite can run live. Its ``scenario.yaml`` says how:
 
-* ``faults: [{id, options}]`` — fault ids of ``dev3000 chaos`` (the catalogue in
-  :mod:`tools.chaos.catalogue`), injected through the sandbox's ``/_chaos`` endpoint;
+* ``faults: [{id, options, settle}]`` — fault ids of ``dev3000 chaos`` (the catalogue in
+  :mod:`tools.chaos.catalogue`), injected through the sandbox's ``/_chaos`` endpoint (a
+  growing one is waited for until it reaches its cap, unless ``settle: false``: a log flood
+  is diagnosed while it floods);
 * ``traffic: [{method, path, json, count}]`` — the requests that make them visible;
 * ``sandbox: {…}`` — :class:`~tools.sandbox.SandboxConfig` overrides (``database: sqlite``
   keeps the sandbox on SQLite instead of PostgreSQL; ``llm_provider: anthropic`` makes its
@@ -43,7 +45,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -150,16 +152,22 @@ class LiveRun:
     workdir: Path  # the sandbox's logs and data, dev3000's data dirs
     upstream_url: str
 
+    extra: dict[str, str] = field(default_factory=dict)
+
     @contextlib.contextmanager
     def setup(self, name: str = "demo") -> Iterator[Any]:
         """dev3000's aggregate MCP server (a ``fastmcp.FastMCP``) configured as setup
-        ``name``; use it inside the block (its settings are this process's environment)."""
+        ``name`` plus the scenario's own ``dev3000`` settings; use it inside the block (its
+        settings are this process's environment)."""
         from dev3000.mcp_aggregate import build_aggregate_server
+        from tools.harness import free_port
 
         values = setup_settings(
             name, sandbox_url=self.sandbox_url, upstream_url=self.upstream_url,
             workdir=self.workdir,
         )  # fmt: skip
+        for key, value in self.extra.items():
+            values[key] = value.replace("{free_port}", str(free_port()))
         with environment_overrides(values, ()):
             yield build_aggregate_server(get_settings())
 
@@ -402,6 +410,7 @@ async def live_target(
         for fault in scenario.faults:
             fault_id, opts = str(fault["id"]), dict(fault.get("options") or {})
             await asyncio.to_thread(chaos.inject, fault_id, **opts)
-            await asyncio.to_thread(_settle, chaos, fault_id, opts)
+            if fault.get("settle", True):  # false: diagnose while it still grows
+                await asyncio.to_thread(_settle, chaos, fault_id, opts)
         await asyncio.to_thread(_drive, server.url, list(scenario.traffic))
-        yield LiveRun(server.url, tmp, env.upstream.url)
+        yield LiveRun(server.url, tmp, env.upstream.url, dict(scenario.dev3000))

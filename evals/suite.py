@@ -319,40 +319,55 @@ async def _run_one(
     chain_factory: Callable[[Scenario], Awaitable[Any]] | None,
 ) -> list[ScenarioResult]:
     if plan.source == "recorded":
-        try:
-            diagnosis = await diagnose_scenario(
-                scenario, mode=plan.mode, chain_factory=chain_factory
-            )
-        except Exception as exc:
-            return [_failed(scenario, plan, "recorded", f"{type(exc).__name__}: {exc}")]
-        return [score(scenario, diagnosis, plan.mode, plan.source, "recorded")]
+        out: list[ScenarioResult] = []
+        for asked in _phrasings(scenario):
+            try:
+                diagnosis = await diagnose_scenario(
+                    asked, mode=plan.mode, chain_factory=chain_factory
+                )
+            except Exception as exc:
+                out.append(_failed(asked, plan, "recorded", f"{type(exc).__name__}: {exc}"))
+                continue
+            out.append(score(asked, diagnosis, plan.mode, plan.source, "recorded"))
+        return out
     from evals.live import live_target
 
     results: list[ScenarioResult] = []
     try:
         async with live_target(scenario, env) as run:
             for setup in plan.setups:
-                try:
-                    with run.setup(setup) as server:
-                        diagnosis = await diagnose_scenario(
-                            scenario, mode=plan.mode, target=server, chain_factory=chain_factory
-                        )
-                        if plan.record and setup == plan.setups[0]:
-                            from evals.recording import capture, write_recording
+                for asked in _phrasings(scenario):
+                    try:
+                        with run.setup(setup) as server:
+                            diagnosis = await diagnose_scenario(
+                                asked, mode=plan.mode, target=server, chain_factory=chain_factory
+                            )
+                            if plan.record and setup == plan.setups[0] and asked is scenario:
+                                from evals.recording import capture, write_recording
 
-                            write_recording(Path(scenario.path), await capture(run, server))
-                except Exception as exc:
-                    results.append(_failed(scenario, plan, setup, f"{type(exc).__name__}: {exc}"))
-                    continue
-                results.append(score(scenario, diagnosis, plan.mode, plan.source, setup))
+                                write_recording(Path(scenario.path), await capture(run, server))
+                    except Exception as exc:
+                        error = f"{type(exc).__name__}: {exc}"
+                        results.append(_failed(asked, plan, setup, error))
+                        continue
+                    results.append(score(asked, diagnosis, plan.mode, plan.source, setup))
     except Exception as exc:  # the sandbox or a fault did not start
-        done = {r.setup for r in results}
+        done = {(r.name, r.setup) for r in results}
         results += [
-            _failed(scenario, plan, setup, f"{type(exc).__name__}: {exc}")
+            _failed(asked, plan, setup, f"{type(exc).__name__}: {exc}")
             for setup in plan.setups
-            if setup not in done
+            for asked in _phrasings(scenario)
+            if (asked.name, setup) not in done
         ]
     return results
+
+
+def _phrasings(scenario: Scenario) -> list[Scenario]:
+    """The scenario, then one copy per paraphrase of its question (named ``name~n``)."""
+    return [scenario] + [
+        scenario.model_copy(update={"name": f"{scenario.name}~{i}", "question": q})
+        for i, q in enumerate(scenario.paraphrases, 1)
+    ]
 
 
 def _share(results: list[ScenarioResult], flag: str) -> float:
