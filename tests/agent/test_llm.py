@@ -296,18 +296,52 @@ def test_an_invalid_conclusion_falls_back_to_the_offline_answer(
     assert any(note in n and "offline root cause is kept" in n for n in d.notes), d.notes
 
 
-def test_a_root_cause_citing_only_unknown_evidence_cites_the_offline_evidence(
-    fake: Fake,
-) -> None:
+def test_a_root_cause_citing_unknown_evidence_is_rejected_never_repointed(fake: Fake) -> None:
     conclusion = {**CONCLUSION, "root_cause": {**CONCLUSION["root_cause"], "evidence_ids": ["E99"]}}
     fake.script = [_final(conclusion)]
     result, _, _ = _run("openai:gpt-fake,offline")
     d = result.diagnosis
     assert d is not None
     assert d.mode == "llm"
-    assert d.root_cause.summary.startswith("PostgreSQL refuses connections")
-    assert d.root_cause.evidence_ids == _offline_root()[2]
-    assert "model cited 1 unknown evidence id(s); they were dropped" in d.notes
+    # the offline root cause stands, with its own evidence; the model's claim is not re-cited
+    assert (d.root_cause.component, d.root_cause.category, d.root_cause.evidence_ids) == (
+        _offline_root()
+    )
+    assert not d.root_cause.summary.startswith("PostgreSQL refuses connections")
+    assert any("was rejected: it cites E99, which does not exist" in n for n in d.notes), d.notes
+    # its finding citing E77 is dropped, not pointed at other evidence
+    assert not any(f.source == "llm" for f in d.findings)
+
+
+def test_a_root_cause_its_evidence_does_not_show_is_rejected(fake: Fake) -> None:
+    claim = {"component": "redis", "category": "unreachable", "evidence_ids": ["E1"]}
+    fake.script = [_final({**CONCLUSION, "root_cause": claim, "findings": []})]
+    result, _, _ = _run("openai:gpt-fake,offline")
+    d = result.diagnosis
+    assert d is not None
+    assert (d.root_cause.component, d.root_cause.category) == ("database", "unreachable")
+    assert any("E1 does not show redis unreachable" in n for n in d.notes), d.notes
+    assert d.offline_root_cause is None
+
+
+def test_a_grounded_disagreement_keeps_the_offline_answer_beside(fake: Fake) -> None:
+    circuits = "E4"  # the breaker list: the database breaker is open
+    claim = {"component": "database", "category": "circuit_open", "evidence_ids": [circuits]}
+    fake.script = [_final({**CONCLUSION, "root_cause": claim, "findings": []})]
+    result, _, _ = _run("openai:gpt-fake,offline")
+    d = result.diagnosis
+    assert d is not None
+    assert next(e for e in d.evidence if e.id == circuits).tool.endswith("list_breakers")
+    assert (d.mode, d.root_cause.component, d.root_cause.category) == (
+        "llm",
+        "database",
+        "circuit_open",
+    )
+    assert d.offline_root_cause is not None
+    offline = d.offline_root_cause
+    assert (offline.component, offline.category) == ("database", "unreachable")
+    assert any("offline analysis disagrees" in n for n in d.notes)
+    assert d.status == "unhealthy"  # a cause: never "healthy"
 
 
 # --- the fault matrix ------------------------------------------------------------------------
