@@ -300,7 +300,8 @@ def test_evidence_before_the_window_or_from_another_deployment_does_not_count() 
     records = [_topology(_stack()), _groups(old), timeline]
     result = analyse(records, question="is everything ok?")
     assert result.root_cause.component == HEALTHY_COMPONENT
-    assert result.findings == [] and result.other_problems == []
+    assert result.findings == []
+    assert result.other_problems == []
     # the same event written by this deployment, inside the window, counts
     fresh = _record(
         "E3",

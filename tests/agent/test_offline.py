@@ -237,7 +237,8 @@ def test_tag_filter_and_healthy_system_invents_no_cause(live_services: LiveRunId
     for result in report.results:
         assert (result.source, result.setup) == ("live", "clean")
         assert result.got_category == "unknown"
-        assert result.correct and result.no_false_claims
+        assert result.correct
+        assert result.no_false_claims
 
 
 def test_record_writes_a_scrubbed_live_capture(live_services: LiveRunIds, tmp_path: Path) -> None:
