@@ -339,7 +339,6 @@ def test_a_new_collector_plugs_in_at_one_place(monkeypatch: pytest.MonkeyPatch) 
             evidence_id=record["id"],
         )
 
-    monkeypatch.setitem(TOOL_ROLES, "metrics", ((("metrics", "query"), ()),))  # type: ignore[index]
     monkeypatch.setitem(rules.COLLECTORS, "metrics", metrics)
     monkeypatch.setattr(
         "agent.analyzers.role_of", lambda tool: "metrics" if "metrics" in tool else role_of(tool)
