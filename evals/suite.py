@@ -320,7 +320,7 @@ async def _run_one(
 ) -> list[ScenarioResult]:
     if plan.source == "recorded":
         out: list[ScenarioResult] = []
-        for asked in _phrasings(scenario):
+        for asked in _phrasings(scenario, plan):
             try:
                 diagnosis = await diagnose_scenario(
                     asked, mode=plan.mode, chain_factory=chain_factory
@@ -336,7 +336,7 @@ async def _run_one(
     try:
         async with live_target(scenario, env) as run:
             for setup in plan.setups:
-                for asked in _phrasings(scenario):
+                for asked in _phrasings(scenario, plan):
                     try:
                         with run.setup(setup) as server:
                             diagnosis = await diagnose_scenario(
@@ -356,14 +356,17 @@ async def _run_one(
         results += [
             _failed(asked, plan, setup, f"{type(exc).__name__}: {exc}")
             for setup in plan.setups
-            for asked in _phrasings(scenario)
+            for asked in _phrasings(scenario, plan)
             if (asked.name, setup) not in done
         ]
     return results
 
 
-def _phrasings(scenario: Scenario) -> list[Scenario]:
-    """The scenario, then one copy per paraphrase of its question (named ``name~n``)."""
+def _phrasings(scenario: Scenario, plan: _Plan) -> list[Scenario]:
+    """The scenario, then one copy per paraphrase of its question (named ``name~n``). LLM
+    mode asks the question only: its answers are the script's, whatever the wording."""
+    if plan.mode == "llm":
+        return [scenario]
     return [scenario] + [
         scenario.model_copy(update={"name": f"{scenario.name}~{i}", "question": q})
         for i, q in enumerate(scenario.paraphrases, 1)
