@@ -112,6 +112,7 @@ def test_live_run_ids_are_this_runs_only(pg_dsn: str, redis_url: str) -> None:
         assert env.key_prefix == f"live-scenario:{ids.run_id}:"
 
 
+@pytest.mark.timeout(900)  # 168 live diagnoses: minutes on a 2-CPU box, more when it is loaded
 def test_offline_suite_in_both_setups(live_services: LiveRunIds) -> None:
     """Every scenario live — the sandbox with its chaos faults, dev3000's aggregate — in the
     demo's setup and in dev3000's clean defaults, each question and its paraphrase: at least
