@@ -298,7 +298,10 @@ def _same(a: RootCause, b: RootCause) -> bool:
 
 def _status_for(root: RootCause, claimed: str | None, offline: str) -> str:
     """A status that agrees with ``root``: healthy exactly when there is no cause."""
-    if root.component == HEALTHY_COMPONENT:
+    if root.category == "unknown" and canonical_component(root.component) in (
+        HEALTHY_COMPONENT,
+        "none",
+    ):
         return "healthy"
     for status in (claimed, offline):
         if status in ("degraded", "unhealthy"):

@@ -225,3 +225,16 @@ def test_a_root_cause_citing_nothing_or_unsupporting_evidence_is_rejected() -> N
     grounded = ModelConclusion.model_validate(_answer(root_cause=_root(evidence_ids=["E1"])))
     check = apply_citation_policy(grounded, {"E1", "E6"}, _supports_database_unreachable)
     assert (check.accepted, check.problem) == (True, None)
+
+
+def test_the_status_agrees_with_the_root_cause() -> None:
+    from agent.conclusion import _status_for
+    from agent.models import RootCause
+
+    def root(component: str, category: str) -> RootCause:
+        return RootCause(component=component, category=category, summary="", confidence=0.5)
+
+    assert _status_for(root("none", "unknown"), "degraded", "healthy") == "healthy"
+    assert _status_for(root("system", "unknown"), None, "degraded") == "healthy"
+    assert _status_for(root("database", "latency"), "healthy", "healthy") == "degraded"
+    assert _status_for(root("database", "unreachable"), "unhealthy", "degraded") == "unhealthy"
