@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from agent.models import (
@@ -243,6 +243,21 @@ def analyse(
         return len(path.route_to(signal, model)) if model is not None else 0
 
     candidates = [s for s in on_path if s.attributed]
+    services = [
+        n
+        for n in (model.node(i) for i in symptom.entry)
+        if n.kind == "service" and n.source != "builtin" and n.counts
+    ] if model is not None else []  # fmt: skip
+    if not candidates and services:
+        # errors in the watched logs that name no component are the application's: with
+        # nothing on the path to explain them, they are the (critical) entry service's own
+        entry = sorted(services, key=lambda n: not n.critical)[0]
+        candidates = [
+            replace(s, component=entry.component, node=entry.id, attributed=True)
+            for s in signals
+            if not s.attributed and s.severity in ("error", "critical")
+        ]
+        on_path += candidates
     best = max(candidates, key=lambda s: _score(s, symptom.kind, depth(s)), default=None)
 
     counter = iter(range(1, 10_000))

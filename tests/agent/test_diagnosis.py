@@ -372,3 +372,22 @@ def test_the_agent_finds_its_tools_through_the_one_table() -> None:
     assert role_of("health_topology") == "topology"
     assert role_of("circuits_list_breakers") == "circuits"
     assert role_of("browser_recent_errors") == "browser_errors"
+
+
+def test_errors_that_name_no_component_are_the_entry_services_when_nothing_else_explains() -> None:
+    """40 errors in the watched logs, no field naming a component, a model with nothing
+    wrong: the application's own error spike (the critical service), never dev3000's, never
+    a component read from the message."""
+    spike = _groups(_group("unhandled error in apply_discount: postgresql://db refused", 40))
+    for question in ("why are some orders failing with 500?", "is everything ok?"):
+        result = analyse([_topology(_stack()), spike], question=question)
+        assert (result.root_cause.component, result.root_cause.category) == (
+            "backend",
+            "error_spike",
+        ), question
+        assert result.status == "degraded"
+    # with a fault on the path that explains it, the spike only supports it
+    slow = analyse(
+        [_topology(_stack(database=_latency(801))), spike], question="why are orders slow?"
+    )
+    assert (slow.root_cause.component, slow.root_cause.category) == ("database", "latency")
