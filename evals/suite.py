@@ -4,9 +4,11 @@ A scenario is a folder under ``evals/scenarios/`` with a ``scenario.yaml``::
 
     name: pool-exhausted-chain
     question: why is checkout failing?
+    paraphrases: [why can't customers check out?]   # each diagnosed too
     tags: [resource_exhaustion, multi-step]
     runtime: {pool_timeout_s: 0.1}        # live: the sandbox's runtime config at start
     sandbox: {}                           # live: SandboxConfig overrides
+    dev3000: {}                           # live: dev3000 settings on top of both setups
     setup: []                             # live: planted log lines, breakers (evals.live)
     faults: [{id: pool-exhaustion, options: {}}]   # live: fault ids of ``dev3000 chaos``
     traffic: [{method: GET, path: /api/v1/orders, count: 6}]
@@ -21,14 +23,17 @@ A scenario is a folder under ``evals/scenarios/`` with a ``scenario.yaml``::
 
 Every scenario runs **live** (:mod:`evals.live`: the sandbox with the faults injected, the
 traffic driven, the agent connected to dev3000's real aggregate MCP server) — the default
-of offline mode. ``recorded`` holds the tool outputs captured from such a run
+of offline mode — in two setups of dev3000 over the same faulty sandbox: ``demo`` (what
+``dev3000 demo`` gives a new user) and ``clean`` (dev3000's defaults, the agent and frontend
+declared and never started); the scores are kept per setup. ``recorded`` holds the tool outputs captured from such a run
 (``dev3000 eval --record`` writes them, redacted): ``--source recorded`` replays them
 (:mod:`evals.recorded`) without a sandbox, and so do the unit tests and LLM mode (whose
 default source is ``recorded``; ``--source live`` works there too).
 
-Scores: root-cause accuracy (component and category), evidence grounding (the root cause
-cites evidence whose excerpts carry the facts), mentions, forbidden claims, tools used,
-steps, duration — per scenario and per tag.
+Scores: root-cause accuracy (component and category; a healthy stack is right only when
+the answer is healthy), evidence grounding (the root cause cites evidence whose excerpts
+carry the facts), cited evidence ids that resolve, mentions, forbidden claims, tools used,
+steps, duration — per scenario, per tag and per setup.
 """
 
 from __future__ import annotations
