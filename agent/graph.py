@@ -181,7 +181,14 @@ async def analyse_node(state: AgentState, runtime: Runtime[AgentContext]) -> Age
         checked=result.checked,
     )
     if ctx.chain.has_llm:
-        content = turn_message(question, records, result.findings, result.root_cause)
+        content = turn_message(
+            question,
+            records,
+            result.findings,
+            result.root_cause,
+            chain=result.chain,
+            other_problems=result.other_problems,
+        )
     else:
         content = redact_text(question)
     return {
