@@ -1,168 +1,83 @@
-"""Offline analysis: rule-based analyzers that turn evidence into findings.
+"""The offline diagnosis: the question's symptom, its path through the stack model, the cause.
 
-Each analyzer reads the evidence records of one kind (deep health, circuit breakers,
-error groups, timeline) and produces findings that cite the evidence ids they come from:
-a dependency unreachable, a slow dependency over its threshold, a breaker open and why,
-an error spike with its signature, pool/disk/memory exhaustion, auth or rate-limit
-failures upstream, bad configuration. :func:`pick_root_cause` then ranks the findings —
-severity first, then how fundamental the category is in a causal chain (a pool exhausted
-explains a breaker opening, which explains an error spike), then how many independent
-sources agree — so the offline engine names the cause, not the loudest symptom.
+1. The question is read as a symptom (:mod:`agent.symptom`): a component or route and a kind
+   (slow, failing, rejected, overall) — the focus option overrides what it names.
+2. The rules (:mod:`agent.rules`, one collector per evidence role) read the evidence into
+   signals: the model's faulty nodes with the category of their cause, error groups by their
+   ``error_code``/``provider`` fields, this deployment's recent timeline events, open
+   breakers, the page's errors traced to the backend. Nothing is read from free text.
+3. The symptom's path is the part of the model its entry nodes depend on (``walk``). The root
+   cause is the deepest faulty node on it (a node that only repeats a faulty dependency's
+   cause is on the chain, not a cause) whose category explains the symptom's kind
+   (:mod:`agent.rules.categories`), the worst and most fundamental first; evidence outside
+   the model (a rejected credential only the logs show) counts when its component is on the
+   path. The chain from the symptom down to it is kept: ``orders slow ← backend degraded ←
+   database: latency 801 ms > 100 ms``.
+4. Faults off the path are *other problems*, never the root cause; absent optional services
+   never count. When nothing on the path is wrong the answer is that the system looks healthy
+   for that question, and what was checked.
+5. The status agrees with the root cause: a cause means degraded or unhealthy (the worst on
+   the path), no cause means healthy.
 
-The analyzers only read what the tools returned; nothing here does I/O.
+Nothing here does I/O.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
-from agent.browser_evidence import browser_findings, is_browser_record
-from agent.metrics_evidence import is_metrics_record, metrics_findings
-from agent.models import Category, EvidenceRecord, Finding, RootCause, Severity
+from agent.models import (
+    EvidenceRecord,
+    Finding,
+    OverallStatus,
+    RootCause,
+    SymptomView,
+)
+from agent.rules import COLLECTORS, RuleInput, Signal
+from agent.rules.categories import CATEGORY_RULES, explains, recommendation
+from agent.rules.model import parse_model
+from agent.symptom import COMPONENT_WORDS, read_symptom
+from agent.toolnames import role_of
 from guilde_core.config import Settings
+from guilde_core.stack import Node, StackModel, aggregate, canonical
 
 __all__ = [
+    "DEFAULT_WINDOW_MINUTES",
+    "HEALTHY_COMPONENT",
     "Analysis",
     "Thresholds",
     "analyse",
     "canonical_component",
-    "pick_root_cause",
-    "recommendations_for",
+    "supported",
 ]
 
+#: evidence older than this (before the model's observation) does not count by default
+DEFAULT_WINDOW_MINUTES = 15.0
+#: the root cause's component when nothing on the symptom's path is wrong
+HEALTHY_COMPONENT = "system"
 SEVERITY_WEIGHT: dict[str, int] = {"info": 1, "warning": 2, "error": 3, "critical": 4}
-#: lower = more fundamental in a causal chain
-CAUSAL_RANK: dict[str, int] = {
-    "configuration": 0,
-    "upstream_auth": 1,
-    "resource_exhaustion": 2,
-    "unreachable": 3,
-    "upstream_rate_limited": 4,
-    "latency": 5,
-    "circuit_open": 6,
-    "error_spike": 7,
-    "unknown": 8,
-}
-
-_PATTERNS: list[tuple[Category, re.Pattern[str]]] = [
-    (
-        "upstream_auth",
-        re.compile(
-            r"\b40[13]\b|unauthori[sz]ed|authenticationerror|authentication (?:failed|error)|"
-            r"invalid (?:api[ _-]?key|credential|token)|bad credential|forbidden|permission denied"
-        ),
-    ),
-    (
-        "upstream_rate_limited",
-        re.compile(r"\b429\b|rate[ _-]?limit|too many requests|ratelimiterror|quota exceeded"),
-    ),
-    (
-        "configuration",
-        re.compile(
-            r"config(?:uration)? (?:error|invalid|reload failed)|invalid config|misconfigur|"
-            r"bad config|invalid (?:value|setting)|configurationerror|config_reload|"
-            r"reload failed|not a valid (?:integer|number|url)"
-        ),
-    ),
-    (
-        "resource_exhaustion",
-        re.compile(
-            r"pool (?:exhausted|timeout|is full)|pooltimeout|queuepool|too many (?:connections|"
-            r"clients)|connection pool|no space left|disk (?:full|space)|out of memory|"
-            r"memoryerror|memory pressure|exhausted|enospc"
-        ),
-    ),
-    (
-        "unreachable",
-        re.compile(
-            r"refused|unreachable|could not connect|cannot connect|connectionfailed|"
-            r"unable to open database|connection (?:error|failed|"
-            r"reset|closed)|connectionerror|name or service not known|no route to host|"
-            r"econnrefused|dns|host not found|connect call failed|server closed the connection"
-        ),
-    ),
-    ("latency", re.compile(r"timed? ?out|timeout|deadline exceeded|slow")),
-]
-
-_COMPONENT_ALIASES: dict[str, tuple[str, ...]] = {
-    "database": ("postgresql", "postgres", "database", "psycopg", "sqlalchemy", "sqlite", "db"),
-    "redis": ("redis", "cache"),
-    "openai": ("openai",),
-    "anthropic": ("anthropic",),
-    "openrouter": ("openrouter",),
-    "disk": ("disk", "enospc", "no space left"),
-    "memory": ("memory", "oom"),
-}
 
 
 def canonical_component(name: str) -> str:
-    """A stable name for a component: ``postgresql``/``db`` → ``database`` etc."""
+    """A stable name for a component, as a person or a check calls it: ``postgres``/``db``
+    → ``database``, ``cache`` → ``redis``."""
     low = name.strip().lower()
-    for canon, aliases in _COMPONENT_ALIASES.items():
-        if low == canon or low in aliases:
-            return canon
-    for canon, aliases in _COMPONENT_ALIASES.items():
-        if any(re.search(rf"(?<![a-z]){re.escape(a)}(?![a-z])", low) for a in aliases):
-            return canon
-    return low or "unknown"
-
-
-def _is_provider(name: str) -> bool:
-    return canonical_component(name) in _COMPONENT_ALIASES
-
-
-def _component_in_text(text: str) -> str | None:
-    low = text.lower()
-    for canon, aliases in _COMPONENT_ALIASES.items():
-        if any(re.search(rf"(?<![a-z]){re.escape(a)}(?![a-z])", low) for a in aliases):
-            return canon
-    return None
-
-
-def _category_of(text: str) -> Category | None:
-    low = text.lower()
-    for category, pattern in _PATTERNS:
-        if pattern.search(low):
-            return category
-    return None
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, default=str)
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.rstrip("%"))
-        except ValueError:
-            return None
-    return None
+    return canonical(COMPONENT_WORDS.get(low, low))
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Warning thresholds (defaults mirror the ``HEALTH_WARN_*`` settings)."""
+    """Limits the rules use that the stack model does not carry (the model's own reasons
+    already hold each check's threshold)."""
 
+    error_spike_count: int = 5
+    #: latency limits of evidence read outside the model (Prometheus series), per component
     db_latency_ms: float = 100.0
     redis_latency_ms: float = 50.0
     api_latency_ms: float = 500.0
-    memory_percent: float = 80.0
-    cpu_percent: float = 70.0
-    disk_percent: float = 90.0
-    error_spike_count: int = 5
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -170,8 +85,6 @@ class Thresholds:
             db_latency_ms=settings.health_warn_db_latency_ms,
             redis_latency_ms=settings.health_warn_redis_latency_ms,
             api_latency_ms=settings.health_warn_api_latency_ms,
-            memory_percent=settings.health_warn_memory_percent,
-            cpu_percent=settings.health_warn_cpu_percent,
         )
 
     def latency_for(self, component: str) -> float:
@@ -184,571 +97,134 @@ class Thresholds:
 
 @dataclass
 class Analysis:
-    """Findings of the offline pass plus the root cause and overall status they imply."""
+    """What the offline pass concluded for one question."""
 
     findings: list[Finding]
     root_cause: RootCause
-    status: str
+    status: OverallStatus
     recommendations: list[str] = field(default_factory=list)
+    symptom: SymptomView | None = None
+    chain: list[str] = field(default_factory=list)
+    other_problems: list[Finding] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
 
 
-class _Builder:
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.findings: list[Finding] = []
-        self._seen: dict[tuple[str, str, str], Finding] = {}
-
-    def add(
-        self,
-        *,
-        title: str,
-        component: str,
-        category: Category,
-        severity: Severity,
-        evidence_id: str,
-        detail: str = "",
-    ) -> None:
-        component = canonical_component(component)
-        key = (component, category, evidence_id)
-        if key in self._seen:
-            existing = self._seen[key]
-            if SEVERITY_WEIGHT[severity] > SEVERITY_WEIGHT[existing.severity]:
-                existing.severity = severity
-            return
-        finding = Finding(
-            id=f"{self.prefix}{len(self.findings) + 1}",
-            title=title,
-            detail=detail[:600],
-            component=component,
-            category=category,
-            severity=severity,
-            evidence_ids=[evidence_id],
-        )
-        self._seen[key] = finding
-        self.findings.append(finding)
+def _latest_model(records: list[EvidenceRecord]) -> tuple[StackModel | None, str | None]:
+    for record in reversed(records):
+        if role_of(str(record.get("tool", ""))) == "topology":
+            model = parse_model(record)
+            if model is not None:
+                return model, record["id"]
+    return None, None
 
 
-def _role(tool: str) -> str:
-    low = tool.lower()
-    if "health" in low:
-        return "health"
-    if "circuit" in low or "breaker" in low:
-        return "circuits"
-    if "error" in low and ("group" in low or low.endswith("errors")):
-        return "errors"
-    if "timeline" in low or "event" in low:
-        return "timeline"
-    if "log" in low:
-        return "logs"
-    return "other"
+def _instance(records: list[EvidenceRecord]) -> str | None:
+    for record in records:
+        data = record.get("data")
+        if role_of(str(record.get("tool", ""))) == "timeline" and isinstance(data, dict):
+            value = data.get("instance")
+            if isinstance(value, str):
+                return value
+    return None
 
 
-# --- health --------------------------------------------------------------------------------
-def _iter_checks(
-    data: Any, path: tuple[str, ...] = (), owner: str | None = None
-) -> Iterator[tuple[str, dict[str, Any], str | None]]:
-    """Every dict that looks like a check (has a ``status``) with its name, and the target
-    whose own health report it comes from (an HTTP check keeps the report a backend answers
-    in ``details.report``: its database, disk, error-rate … checks are that backend's)."""
-    if isinstance(data, list):
-        for item in data:
-            if isinstance(item, dict):
-                yield from _iter_checks(item, path, owner)
-        return
-    if not isinstance(data, dict):
-        return
-    name = ""
-    if "status" in data and path and path[-1] not in ("metrics", "diagnostics"):
-        name = str(data.get("name") or data.get("target") or path[-1])
-        yield name, data, owner
-    details = data.get("details")
-    report = details.get("report") if isinstance(details, dict) else None
-    if name and isinstance(report, dict) and isinstance(report.get("checks"), dict):
-        yield from _iter_checks(report["checks"], (name, "checks"), name)
-    for key, value in data.items():
-        if key in ("details", "pool", "history", "metrics_snapshot"):
+def _signals(records: list[EvidenceRecord], context: RuleInput) -> list[Signal]:
+    out: list[Signal] = []
+    seen: set[tuple[str, str, str, str | None, str]] = set()
+    for record in records:
+        if not record.get("ok", True):
             continue
-        if isinstance(value, dict | list):
-            yield from _iter_checks(value, (*path, str(key)), owner)
-
-
-def _health(record: EvidenceRecord, b: _Builder, t: Thresholds) -> None:
-    eid = record["id"]
-    data = record.get("data")
-    if not isinstance(data, dict | list):
-        return
-    for name, check, owner in _iter_checks(data):
-        found_before = len(b.findings)
-        status = str(check.get("status", "")).lower()
-        kind = str(check.get("kind") or check.get("type") or "")
-        # a check's name says what it is (a "redis" check of an in-memory cache is the cache);
-        # its kind helps when the name does not ("primary" of kind postgres)
-        component = canonical_component(name)
-        if component not in _COMPONENT_ALIASES and kind:
-            by_kind = canonical_component(kind)
-            component = by_kind if by_kind in _COMPONENT_ALIASES else component
-        if owner is not None and component not in _COMPONENT_ALIASES:
-            # the backend's own error-rate, latency, config … checks are the backend's
-            component = canonical_component(owner)
-            if component not in _COMPONENT_ALIASES and not _is_provider(name):
-                name = f"{owner} {name}"
-            else:
-                component = canonical_component(name)
-        details = check.get("details") if isinstance(check.get("details"), dict) else {}
-        merged: dict[str, Any] = {**(details or {}), **check}
-        error_text = _text(merged.get("error") or merged.get("message") or "")
-        critical = bool(merged.get("critical", True))
-        bad = status in ("unhealthy", "down", "failed", "error")
-        degraded = status in ("degraded", "warning", "warn")
-        sev: Severity = ("critical" if critical else "error") if bad else "warning"
-        label = f"{name} is {status}" if status else name
-
-        # circuit state reported by the check (external APIs in the deep report)
-        cstate = str(merged.get("circuit_state") or "").lower().replace("_", "-")
-        if cstate in ("open", "forced-open"):
-            b.add(
-                title=f"{name}: circuit breaker {cstate}",
-                component=name,
-                category="circuit_open",
-                severity="error",
-                evidence_id=eid,
-                detail=error_text,
-            )
-
-        # resource exhaustion: pool, disk, memory
-        pool = merged.get("pool") if isinstance(merged.get("pool"), dict) else None
-        if pool:
-            size = _num(pool.get("size") or pool.get("max_size") or pool.get("max"))
-            available = _num(pool.get("available") or pool.get("idle"))
-            in_use = _num(pool.get("in_use") or pool.get("used"))
-            waiting = _num(pool.get("waiting") or pool.get("requests_waiting")) or 0
-            if size and (
-                (in_use is not None and in_use >= size)
-                or (available is not None and available <= 0)
-                or waiting > 0
-            ):
-                b.add(
-                    title=f"{name}: connection pool exhausted",
-                    component=component,
-                    category="resource_exhaustion",
-                    severity="critical" if bad or waiting > 0 else "error",
-                    evidence_id=eid,
-                    detail=f"pool {pool}",
-                )
-        conn_avail = _num(merged.get("connections_available"))
-        if conn_avail is not None and conn_avail <= 0:
-            b.add(
-                title=f"{name}: no server connections left ({merged.get('connections_in_use')} "
-                "in use)",
-                component=component,
-                category="resource_exhaustion",
-                severity="critical" if bad else "error",
-                evidence_id=eid,
-            )
-        error_rate = _num(merged.get("error_rate_percent"))
-        if error_rate is not None and error_rate >= 5 and check.get("status") != "healthy":
-            b.add(
-                title=f"{name}: error rate {error_rate:g}%",
-                component=component,
-                category="error_spike",
-                severity="error" if bad else "warning",
-                evidence_id=eid,
-            )
-        for key in ("percent", "used_percent", "disk_percent", "memory_percent", "usage_percent"):
-            pct = _num(merged.get(key))
-            if pct is None:
-                continue
-            label = f"{name} {key} {check.get('kind') or ''}".lower()
-            kind = "disk" if "disk" in label else component
-            if "mem" in label:
-                kind = "memory"
-            limit = t.memory_percent if kind == "memory" else t.disk_percent
-            if kind not in ("disk", "memory"):
-                continue
-            if pct >= limit:
-                b.add(
-                    title=f"{kind} usage at {pct:g}% (threshold {limit:g}%)",
-                    component=kind,
-                    category="resource_exhaustion",
-                    severity="critical" if pct >= 97 or bad else ("error" if pct >= 95 else sev),
-                    evidence_id=eid,
-                    detail=error_text,
-                )
-
-        budget = _num(merged.get("budget_mb"))
-        used = next(
-            (
-                v
-                for v in (_num(merged.get(k)) for k in ("used_mb", "scratch_used_mb", "grown_mb"))
-                if v is not None
-            ),
-            None,
-        )
-        if budget and used is not None and used > budget and (bad or degraded):
-            what = "grown by" if "grown_mb" in merged and "used_mb" not in merged else "using"
-            b.add(
-                title=f"{name} over its budget: {what} {used:g} MB (budget {budget:g} MB)",
-                component=component,
-                category="resource_exhaustion",
-                severity=sev,
-                evidence_id=eid,
-                detail=error_text,
-            )
-
-        # latency over threshold (a round trip, or a p99 over a window)
-        p99 = merged.get("latency_ms") is None and merged.get("p99_latency_ms") is not None
-        latency = _num(merged.get("latency_ms") if not p99 else merged.get("p99_latency_ms"))
-        threshold = _num(
-            merged.get("threshold_ms") or merged.get("warn_latency_ms") or merged.get("warn_ms")
-        ) or (t.latency_for(component))
-        if latency is not None and latency > threshold and not error_text:
-            b.add(
-                title=f"{name} slow: {'p99 ' if p99 else ''}{latency:.0f} ms "
-                f"(threshold {threshold:.0f} ms)",
-                component=component,
-                category="latency",
-                severity="error" if bad or latency > 5 * threshold else "warning",
-                evidence_id=eid,
-            )
-
-        if not (bad or degraded) or not (error_text or bad):
+        collector = COLLECTORS.get(role_of(str(record.get("tool", ""))))
+        if collector is None:
             continue
-        category = _category_of(error_text) if error_text else None
-        if category is None and error_text and name.split()[-1] in ("config", "configuration"):
-            category = "configuration"  # a configuration check's error is a bad configuration
-        if category is None and bad:
-            if len(b.findings) > found_before:
-                continue  # already explained by a specific finding of this check
-            category = "unreachable" if "connect" in error_text.lower() else "unknown"
-        if category is None:
-            continue
-        if category == "unknown":
-            sev = "warning"  # a symptom without a cause (e.g. HTTP 503) never outranks a cause
-        b.add(
-            title=f"{label}" + (f": {error_text[:160]}" if error_text else ""),
-            component=component,
-            category=category,
-            severity=sev,
-            evidence_id=eid,
-            detail=error_text,
-        )
-
-
-# --- circuits --------------------------------------------------------------------------------
-def _breakers(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, list):
-        return [d for d in data if isinstance(d, dict)]
-    if isinstance(data, dict):
-        for key in ("breakers", "circuits", "items", "snapshots"):
-            if isinstance(data.get(key), list):
-                return [d for d in data[key] if isinstance(d, dict)]
-        if "state" in data and "name" in data:
-            return [data]
-        return [{"name": k, **v} for k, v in data.items() if isinstance(v, dict) and "state" in v]
-    return []
-
-
-def _circuits(record: EvidenceRecord, b: _Builder) -> None:
-    eid = record["id"]
-    for br in _breakers(record.get("data")):
-        name = str(br.get("name") or "?")
-        state = str(br.get("state") or "").lower().replace("_", "-")
-        if state not in ("open", "half-open", "forced-open"):
-            continue
-        why = _text(
-            br.get("last_failure")
-            or br.get("last_error")
-            or br.get("reason")
-            or br.get("opened_reason")
-            or ""
-        )
-        failures = br.get("failures", br.get("failure_count"))
-        forced = bool(br.get("forced")) or state == "forced-open"
-        detail = f"state={state} failures={failures} last failure: {why}".strip()
-        if forced:
-            detail = f"forced {state} by hand (a manual override, not failures); {detail}"
-        b.add(
-            title=f"circuit '{name}' is {'forced ' if forced else ''}{state}"
-            + (f" after {failures} failures" if failures else ""),
-            component=name,
-            category="circuit_open",
-            severity="error" if state != "half-open" else "warning",
-            evidence_id=eid,
-            detail=detail,
-        )
-        cause = _category_of(why) if why else None
-        if cause is not None and cause != "circuit_open":
-            b.add(
-                title=f"'{name}' failing upstream: {why[:160]}",
-                component=name,
-                category=cause,
-                # half-open: the failures are history, the breaker is already probing again
-                severity="error" if state != "half-open" else "info",
-                evidence_id=eid,
-                detail=why,
-            )
-
-
-# --- error groups / logs ------------------------------------------------------------------------
-def _groups(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, list):
-        return [d for d in data if isinstance(d, dict)]
-    if isinstance(data, dict):
-        for key in ("groups", "error_groups", "items", "entries", "results", "errors"):
-            if isinstance(data.get(key), list):
-                return [d for d in data[key] if isinstance(d, dict)]
-    return []
-
-
-def _errors(record: EvidenceRecord, b: _Builder, t: Thresholds) -> None:
-    eid = record["id"]
-    for group in _groups(record.get("data")):
-        count = int(_num(group.get("count") or group.get("occurrences") or 1) or 1)
-        signature = _text(
-            group.get("signature")
-            or group.get("fingerprint")
-            or group.get("message")
-            or group.get("key")
-        )
-        raw_sample = group.get("sample") or group.get("example") or group.get("line") or ""
-        entry = raw_sample if isinstance(raw_sample, dict) else {}
-        sample = _text(entry.get("message") if entry else raw_sample)
-        if entry.get("fields"):
-            sample = f"{sample} {_text(entry['fields'])}"
-        text = f"{signature} {group.get('exception') or ''} {sample}"
-        said = f"{signature} {group.get('exception') or ''} {_text(entry.get('message') or '')}"
-        level = str(group.get("level") or entry.get("level") or "error").lower()
-        if level in ("debug", "info"):
-            continue
-        sources = group.get("sources") if isinstance(group.get("sources"), list) else []
-        service = str(group.get("service") or "")
-        logger = str(entry.get("logger") or "")
-        source = str(group.get("source") or (sources[0] if sources else ""))
-        if service:
-            origin = service
-        elif logger:
-            origin = logger.split(".")[0]  # sandbox.orders → the sandbox service
-        else:
-            origin = re.split(r"[/\\]", source)[-1].split(".")[0] if source else "backend"
-        component = _component_in_text(said if raw_sample else text) or canonical_component(origin)
-        if component in ("log", "logs", "jsonl", "", "app", "sandbox", "errors"):
-            component = "backend"
-        category = _category_of(text)
-        spike = count >= t.error_spike_count
-        if category is None and not spike:
-            continue
-        severity: Severity = "error" if spike or level in ("critical", "fatal") else "warning"
-        if category is not None:
-            b.add(
-                title=f"{count}× {signature[:140]}",
-                component=component,
-                category=category,
-                severity=severity,
-                evidence_id=eid,
-                detail=sample[:400],
-            )
-        if spike:
-            b.add(
-                title=f"error spike: {count}× {signature[:140]}",
-                component="backend" if category is not None else component,
-                category="error_spike",
-                severity="error" if category is None else "warning",
-                evidence_id=eid,
-                detail=sample[:400],
-            )
-
-
-# --- timeline --------------------------------------------------------------------------------
-def _events(data: Any) -> list[dict[str, Any]]:
-    if isinstance(data, list):
-        return [d for d in data if isinstance(d, dict)]
-    if isinstance(data, dict):
-        for key in ("events", "items", "results"):
-            if isinstance(data.get(key), list):
-                return [d for d in data[key] if isinstance(d, dict)]
-    return []
-
-
-def _timeline(record: EvidenceRecord, b: _Builder) -> None:
-    eid = record["id"]
-    for event in _events(record.get("data")):
-        kind = str(event.get("kind") or "")
-        if kind in ("chaos", "agent_run"):  # fault injection is not evidence of anything
-            continue
-        severity = str(event.get("severity") or "info").lower()
-        if severity not in ("warning", "error", "critical"):
-            continue
-        summary = _text(event.get("summary"))
-        subject = str(event.get("subject") or "")
-        text = f"{summary} {_text(event.get('data'))}"
-        if kind == "config_reload":
-            b.add(
-                title=f"configuration reload failed: {summary[:160]}",
-                component=subject or "configuration",
-                category="configuration",
-                severity="error",
-                evidence_id=eid,
-                detail=text[:400],
-            )
-            continue
-        category = _category_of(text)
-        if kind == "circuit_transition" and "open" in text.lower():
-            category = category or "circuit_open"
-        if category is None:
-            continue
-        sev: Severity = "error" if severity in ("error", "critical") else "warning"
-        b.add(
-            title=f"{kind or 'event'} {subject}: {summary[:160]}",
-            component=_component_in_text(f"{subject} {summary}") or subject or "backend",
-            category=category,
-            severity=sev,
-            evidence_id=eid,
-            detail=text[:400],
-        )
-
-
-def _logs(record: EvidenceRecord, b: _Builder, t: Thresholds) -> None:
-    data = record.get("data")
-    entries = _groups(data) or _events(data)
-    if entries and any("signature" in e or "count" in e for e in entries):
-        _errors(record, b, t)
-        return
-    eid = record["id"]
-    for entry in entries[:200]:
-        level = str(entry.get("level") or "").lower()
-        if level not in ("error", "critical", "fatal", "warning"):
-            continue
-        text = _text(entry.get("message") or entry.get("msg") or entry.get("raw") or entry)
-        category = _category_of(text)
-        if category is None:
-            continue
-        b.add(
-            title=f"log: {text[:160]}",
-            component=_component_in_text(text) or "backend",
-            category=category,
-            severity="error" if level != "warning" else "warning",
-            evidence_id=eid,
-            detail=text[:400],
-        )
-
-
-# --- ranking ---------------------------------------------------------------------------------
-_RECOMMENDATIONS: dict[str, str] = {
-    "unreachable": "Restore connectivity to {c}: check that it is running, its host/port and "
-    "network policy; callers will recover when it answers.",
-    "latency": "Find why {c} is slow (load, locks, network); raise timeouts only as a stopgap.",
-    "error_spike": "Inspect the failing code path of {c} (see the error signature) and roll "
-    "back the change that introduced it.",
-    "resource_exhaustion": "Free or enlarge {c} (pool size, disk, memory) and look for leaks "
-    "holding it.",
-    "circuit_open": "Fix what made the {c} breaker trip; it will half-open after its recovery "
-    "timeout (close it by hand only once the cause is gone, with approval).",
-    "upstream_rate_limited": "Slow down calls to {c} (client-side rate limit, backoff "
-    "honouring Retry-After) or raise the quota.",
-    "upstream_auth": "Replace the credential used for {c}: it was rejected (401/403); "
-    "retrying will not help.",
-    "configuration": "Correct the invalid configuration of {c} and reload it.",
-    "unknown": "Gather more evidence about {c} (logs, traces) before acting.",
-}
-
-
-def recommendations_for(root: RootCause, findings: Iterable[Finding]) -> list[str]:
-    """A few concrete next steps, the root cause's first."""
-    out = [_RECOMMENDATIONS[root.category].format(c=root.component)]
-    for f in findings:
-        if f.severity in ("error", "critical") and (f.component, f.category) != (
-            root.component,
-            root.category,
-        ):
-            text = _RECOMMENDATIONS[f.category].format(c=f.component)
-            if text not in out:
-                out.append(text)
-        if len(out) >= 4:
-            break
+        for signal in collector(record, context):
+            key = (signal.component, signal.category, signal.evidence_id, signal.node, signal.title)
+            if key not in seen:
+                seen.add(key)
+                out.append(signal)
     return out
 
 
-def pick_root_cause(
-    findings: list[Finding], question: str = "", focus: str | None = None
-) -> RootCause:
-    """Rank (component, category) groups of findings and name the most likely cause."""
-    if not findings:
-        return RootCause(
-            component="system",
-            category="unknown",
-            summary="No evidence of a fault was found in health, breakers, error logs or "
-            "the timeline.",
-            confidence=0.2,
-        )
-    groups: dict[tuple[str, str], list[Finding]] = {}
-    for f in findings:
-        groups.setdefault((f.component, f.category), []).append(f)
-    hint = f"{question} {focus or ''}".lower()
-    # components whose breaker is open or whose errors spike are explained by a more
-    # fundamental finding on the same component: the chain collapses onto its cause
-    components_in_trouble = {f.component for f in findings if f.severity != "warning"}
+@dataclass
+class _Path:
+    """The symptom's path: each node reachable from an entry, with the ids leading to it."""
 
-    def score(key: tuple[str, str]) -> tuple[float, int]:
-        members = groups[key]
-        component, category = key
-        sev = max(SEVERITY_WEIGHT[m.severity] for m in members)
-        sources = len({e for m in members for e in m.evidence_ids})
-        value = sev * 10.0 + (8 - CAUSAL_RANK[category]) * 1.5 + min(sources, 3) * 2.0
-        if component in components_in_trouble and CAUSAL_RANK[category] <= 5:
-            value += 2.0
-        if component != "backend" and any(
-            re.search(rf"(?<![a-z]){re.escape(a)}(?![a-z])", hint)
-            for a in (component, *_COMPONENT_ALIASES.get(component, ()))
-        ):
-            value += 3.0  # the question names it (or an alias: "the cache" is redis)
-        return value, -CAUSAL_RANK[category]
+    routes: dict[str, list[str]]
+    components: set[str]
 
-    best = max(groups, key=score)
-    members = groups[best]
-    lead = max(members, key=lambda m: SEVERITY_WEIGHT[m.severity])
-    evidence_ids = sorted({e for m in members for e in m.evidence_ids}, key=_eid_key)
-    related = [
-        f
-        for f in findings
-        if f.component == best[0] and f.category != best[1] and f.severity != "warning"
-    ]
-    summary = lead.title
-    if related:
-        titles = list(dict.fromkeys(r.title for r in related))  # each once, in rank order
-        summary += "; which explains: " + "; ".join(titles[:3])
-        evidence_ids = sorted(
-            set(evidence_ids) | {e for r in related for e in r.evidence_ids}, key=_eid_key
-        )
-    sources = len({e for m in members for e in m.evidence_ids})
-    confidence = 0.45 + 0.15 * min(sources, 3) + (0.1 if lead.severity != "warning" else 0.0)
-    return RootCause(
-        component=best[0],
-        category=lead.category,
-        summary=summary[:600],
-        confidence=round(min(confidence, 0.95), 2),
-        evidence_ids=evidence_ids,
+    @classmethod
+    def of(cls, model: StackModel | None, entry: list[str]) -> _Path:
+        routes: dict[str, list[str]] = {}
+        if model is not None:
+            for start in entry:
+                for node, ids in model.walk(start):
+                    if node.id not in routes or len(ids) > len(routes[node.id]):
+                        routes[node.id] = ids
+        components = {model.node(i).component for i in routes} if model is not None else set()
+        return cls(routes, components)
+
+    def holds(self, signal: Signal, model: StackModel | None) -> bool:
+        if model is None:
+            return signal.attributed
+        if signal.node is not None:
+            return signal.node in self.routes
+        return signal.attributed and signal.component in self.components
+
+    def route_to(self, signal: Signal, model: StackModel) -> list[str]:
+        if signal.node is not None and signal.node in self.routes:
+            return self.routes[signal.node]
+        matching = [
+            ids for node_id, ids in self.routes.items()
+            if model.node(node_id).component == signal.component
+        ]  # fmt: skip
+        return max(matching, key=len) if matching else []
+
+
+def _link(node: Node, leaf: bool) -> str:
+    cause = node.cause
+    if leaf and cause is not None:
+        return f"{node.name}: {cause.summary}"
+    measured = f", {node.latency_ms:.0f} ms" if node.latency_ms is not None else ""
+    return f"{node.name} {node.status}{measured}"
+
+
+def _score(signal: Signal, kind: str, depth: int) -> tuple[int, int, int, bool, int]:
+    return (
+        explains(signal.category, signal.component, kind),  # type: ignore[arg-type]
+        SEVERITY_WEIGHT[signal.severity],
+        -CATEGORY_RULES[signal.category].causal_rank,
+        signal.node is not None,
+        depth,
+    )
+
+
+def _finding(signal: Signal, fid: str, evidence: list[str] | None = None) -> Finding:
+    return Finding(
+        id=fid,
+        title=signal.title[:300],
+        detail=signal.detail[:600],
+        component=signal.component,
+        category=signal.category,
+        severity=signal.severity,
+        evidence_ids=evidence or [signal.evidence_id],
     )
 
 
 def _eid_key(eid: str) -> tuple[int, str]:
-    digits = re.sub(r"\D", "", eid)
+    digits = "".join(ch for ch in eid if ch.isdigit())
     return (int(digits) if digits else 0, eid)
 
 
-def _overall_status(records: list[EvidenceRecord], findings: list[Finding]) -> str:
-    for record in records:
-        data = record.get("data")
-        if _role(record["tool"]) == "health" and isinstance(data, dict):
-            status = str(data.get("status", "")).lower()
-            if status in ("healthy", "degraded", "unhealthy"):
-                if status == "healthy" and any(f.severity != "warning" for f in findings):
-                    return "degraded"
-                return status
-    if any(f.severity == "critical" for f in findings):
-        return "unhealthy"
-    if findings:
-        return "degraded"
-    return "healthy" if records else "unknown"
+def _checked(model: StackModel | None, path: _Path) -> list[str]:
+    if model is None:
+        return []
+    out: list[str] = []
+    for node_id in path.routes:
+        node = model.node(node_id)
+        state = "absent (never answered; not counted)" if node.absent else node.status
+        measured = f", {node.latency_ms:.0f} ms" if node.latency_ms is not None else ""
+        out.append(f"{node.id}: {state}{measured}")
+    return out
 
 
 def analyse(
@@ -758,36 +234,170 @@ def analyse(
     focus: str | None = None,
     thresholds: Thresholds | None = None,
     finding_prefix: str = "F",
+    window_minutes: float | None = None,
 ) -> Analysis:
-    """Run every analyzer over the evidence records; rank the findings."""
+    """The offline diagnosis of ``question`` over the evidence ``records``."""
     t = thresholds or Thresholds()
-    b = _Builder(finding_prefix)
-    for record in records:
-        if not record.get("ok", True):
-            continue
-        role = _role(str(record.get("tool", "")))
-        if is_browser_record(record):  # its own rule: browser error → backend cause
-            browser_findings(record, records, b.add, lambda rs: analyse(rs).root_cause)
-        elif is_metrics_record(record):  # its own rule: Prometheus error rate and latency
-            metrics_findings(record, b.add, t)
-        elif role == "health":
-            _health(record, b, t)
-        elif role == "circuits":
-            _circuits(record, b)
-        elif role == "errors":
-            _errors(record, b, t)
-        elif role == "timeline":
-            _timeline(record, b)
-        elif role == "logs":
-            _logs(record, b, t)
-    findings = sorted(
-        b.findings,
-        key=lambda f: (-SEVERITY_WEIGHT[f.severity], CAUSAL_RANK[f.category], f.id),
+    model, model_eid = _latest_model(records)
+    symptom = read_symptom(question, focus, model)
+    now = model.observed_at if model is not None else datetime.now(UTC)
+    window = timedelta(minutes=window_minutes or DEFAULT_WINDOW_MINUTES)
+    context = RuleInput(
+        records=records,
+        model=model,
+        since=now - window,
+        instance=_instance(records),
+        spike_count=t.error_spike_count,
+        thresholds=t,
     )
-    root = pick_root_cause(findings, question, focus)
+    signals = _signals(records, context)
+    path = _Path.of(model, symptom.entry)
+    on_path = [s for s in signals if path.holds(s, model)]
+
+    def depth(signal: Signal) -> int:
+        return len(path.route_to(signal, model)) if model is not None else 0
+
+    candidates = [s for s in on_path if s.attributed]
+    services = [
+        n
+        for n in (model.node(i) for i in symptom.entry)
+        if n.kind == "service" and n.source != "builtin" and n.counts
+    ] if model is not None else []  # fmt: skip
+    if not candidates and services:
+        # errors in the watched logs that name no component are the application's: with
+        # nothing on the path to explain them, they are the (critical) entry service's own
+        entry = sorted(services, key=lambda n: not n.critical)[0]
+        candidates = [
+            replace(s, component=entry.component, node=entry.id, attributed=True)
+            for s in signals
+            if not s.attributed and s.severity in ("error", "critical")
+        ]
+        on_path += candidates
+    best = max(candidates, key=lambda s: _score(s, symptom.kind, depth(s)), default=None)
+
+    counter = iter(range(1, 10_000))
+    findings: list[Finding] = []
+    other: list[Finding] = []
+    for signal in sorted(
+        signals,
+        key=lambda s: (-SEVERITY_WEIGHT[s.severity], CATEGORY_RULES[s.category].causal_rank),
+    ):
+        finding = _finding(signal, f"{finding_prefix}{next(counter)}")
+        off_path = signal not in on_path and signal.attributed
+        if off_path and (best is None or signal.component != best.component):
+            other.append(finding)
+        else:
+            findings.append(finding)
+
+    checked = _checked(model, path)
+    if best is None:
+        cited = [model_eid] if model_eid else sorted({s.evidence_id for s in signals})[:1]
+        what = "; ".join(checked[:12]) or "no model of the stack was available"
+        summary = f"{symptom.label}: the system looks healthy for that question. Checked: {what}."
+        if other:
+            summary += " Other problems (not on this path): " + "; ".join(
+                f.title for f in other[:3]
+            )
+        root = RootCause(
+            component=HEALTHY_COMPONENT,
+            category="unknown",
+            summary=summary[:800],
+            confidence=0.8 if model is not None else 0.3,
+            evidence_ids=cited,
+        )
+        recs = [recommendation(f.category, f.component) for f in other[:3]]
+        return Analysis(
+            findings=findings,
+            root_cause=root,
+            status="healthy" if model is not None or records else "unknown",
+            recommendations=list(dict.fromkeys(recs)),
+            symptom=symptom,
+            chain=[],
+            other_problems=other,
+            checked=checked,
+        )
+
+    chain: list[str] = [symptom.label]
+    status: OverallStatus = "degraded"
+    if model is not None:
+        ids = path.route_to(best, model)
+        for i, node_id in enumerate(ids):
+            node = model.node(node_id)
+            chain.append(_link(node, leaf=i == len(ids) - 1 and best.node is not None))
+        if aggregate(model.node(i) for i in ids) == "unhealthy":
+            status = "unhealthy"
+    if best.node is None:
+        chain.append(f"{best.component}: {best.title}")
+    supporting = [
+        s
+        for s in signals
+        if s.component == best.component or (not s.attributed and s.category == best.category)
+    ]
+    evidence_ids = sorted({s.evidence_id for s in supporting}, key=_eid_key)
+    sources = len(evidence_ids)
+    confidence = 0.5 + 0.1 * min(sources, 3) + (0.1 if best.node is not None else 0.0)
+    if not explains(best.category, best.component, symptom.kind):
+        confidence -= 0.2
+    summary = best.title
+    if len(chain) > 1:
+        summary += " — chain: " + " ← ".join(chain)
+    related = [s.title for s in supporting if s is not best and s.category != best.category]
+    if related:
+        summary += "; which explains: " + "; ".join(dict.fromkeys(related[:3]))
+    root = RootCause(
+        component=best.component,
+        category=best.category,
+        summary=summary[:800],
+        confidence=round(min(max(confidence, 0.2), 0.95), 2),
+        evidence_ids=evidence_ids,
+    )
+    recs = [recommendation(best.category, best.component)]
+    for f in [*findings, *other]:
+        if f.severity in ("error", "critical"):
+            recs.append(recommendation(f.category, f.component))
     return Analysis(
         findings=findings,
         root_cause=root,
-        status=_overall_status(records, findings),
-        recommendations=recommendations_for(root, findings),
+        status=status,
+        recommendations=list(dict.fromkeys(recs))[:4],
+        symptom=symptom,
+        chain=chain,
+        other_problems=other,
+        checked=checked,
     )
+
+
+def supported(
+    records: list[EvidenceRecord],
+    component: str,
+    category: str,
+    cited: Sequence[str],
+    offline_root: RootCause | None = None,
+) -> bool:
+    """Whether the records ``cited`` show ``component`` with a ``category`` fault, read by the
+    same rules as the offline pass; a claim that nothing is wrong holds only when the offline
+    pass found nothing on the symptom's path either."""
+    if category == "unknown" or canonical_component(component) in (HEALTHY_COMPONENT, "none"):
+        return offline_root is not None and offline_root.component == HEALTHY_COMPONENT
+    model, _ = _latest_model(records)
+    context = RuleInput(records=records, model=model, instance=_instance(records))
+    wanted = set(cited)
+    target = canonical_component(component)
+    for signal in _signals([r for r in records if r["id"] in wanted], context):
+        if signal.category == category and canonical_component(signal.component) == target:
+            return True
+    if model is None:
+        return False
+    # a health report cited for a fault the model shows: it must hold that component's check
+    shown = [
+        s
+        for s in _signals([r for r in records if role_of(r["tool"]) == "topology"], context)
+        if s.category == category and canonical_component(s.component) == target
+    ]
+    names = {model.node(s.node).name for s in shown if s.node is not None}
+    for record in records:
+        if record["id"] in wanted and role_of(record["tool"]) in ("health", "checks"):
+            text = json.dumps(record.get("data"), default=str)
+            if any(f'"{name}"' in text for name in names):
+                return True
+    return False

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.models import Category, EvidenceRecord, JsonObject, JsonValue, RootCause, Severity
+from agent.toolnames import find_tool, role_of
 
 if TYPE_CHECKING:  # the analyzers import this module; they need no MCP client
     from agent.mcp_client import DiagTools, ToolOutcome
@@ -36,7 +37,7 @@ Classify = Callable[[list[EvidenceRecord]], RootCause]
 
 
 def is_browser_record(record: EvidenceRecord) -> bool:
-    return "browser" in str(record.get("tool", "")).lower()
+    return role_of(str(record.get("tool", ""))) == "browser_errors"
 
 
 def _browser_errors(data: Any) -> list[dict[str, Any]]:
@@ -60,14 +61,14 @@ async def gather_browser(
     tools: DiagTools, *, start_index: int, record_from_outcome: MakeRecord
 ) -> list[EvidenceRecord]:
     """Evidence records for the browser's errors and the backend lines they trace to."""
-    errors_tool = tools.find("browser", "error")
+    errors_tool = find_tool(tools, "browser_errors")
     if errors_tool is None:
         return []
     outcome = await tools.call(errors_tool, {"limit": 50})
     if not outcome.ok or not _browser_errors(outcome.data):
         return []  # no capture runs, or the page is fine: nothing to cite
     evidence = [record_from_outcome(f"E{start_index}", outcome)]
-    trace_tool = tools.find("logs", "trace")
+    trace_tool = find_tool(tools, "trace")
     if trace_tool is None:
         return evidence
     for cid in _traceable(_browser_errors(outcome.data)):

@@ -25,7 +25,8 @@ What the conclusion must hold, and what is tolerated:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence, Set
+from collections.abc import Callable, Sequence, Set
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from pydantic import (
@@ -37,6 +38,7 @@ from pydantic import (
     ValidationError,
 )
 
+from agent.analyzers import HEALTHY_COMPONENT, canonical_component, supported
 from agent.models import (
     Category,
     Diagnosis,
@@ -48,6 +50,7 @@ from agent.models import (
     PendingAction,
     RootCause,
     Severity,
+    SymptomView,
 )
 from guilde_core.errors import PermanentError
 from guilde_core.redaction import redact, redact_text
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
     from agent.state import AgentContext, AgentState
 
 __all__ = [
+    "CitationCheck",
     "ConcludedFinding",
     "ConcludedRootCause",
     "ConclusionError",
@@ -211,58 +215,59 @@ def parse_conclusion(text: str) -> ModelConclusion:
     raise ConclusionError("model answer was not the expected JSON; the offline root cause is kept")
 
 
-def apply_citation_policy(
-    conclusion: ModelConclusion, known: Set[str], fallback: Sequence[str]
-) -> tuple[ModelConclusion, list[str]]:
-    """What happens to evidence ids the model cites that the evidence does not hold.
+@dataclass(frozen=True)
+class CitationCheck:
+    """The model's conclusion checked against the evidence it cites.
 
-    The policy for now: they are dropped (the root cause's are counted in a note); a root
-    cause left citing nothing cites ``fallback`` (the offline root cause's evidence); a
-    finding left citing nothing is dropped. Returns the conclusion citing only ``known``
-    ids, and the notes."""
-    notes: list[str] = []
+    ``accepted`` is False when the root cause cites an evidence id that does not exist,
+    cites none, or cites only evidence that does not show that component with that category
+    (``problem`` says which); ``findings`` keeps the model's findings whose every cited id
+    exists (the others are dropped, never re-pointed at other evidence)."""
+
+    accepted: bool
+    problem: str | None
+    findings: list[ConcludedFinding | InvalidFinding]
+
+
+#: ``supports(component, category, evidence_ids)``: whether those records show that fault
+Supports = Callable[[str, str, Sequence[str]], bool]
+
+
+def apply_citation_policy(
+    conclusion: ModelConclusion, known: Set[str], supports: Supports
+) -> CitationCheck:
+    """Check the citations of ``conclusion`` (see :class:`CitationCheck`)."""
     root = conclusion.root_cause
-    cited = [i for i in root.evidence_ids if i in known]
-    dropped = len(root.evidence_ids) - len(cited)
-    if dropped:
-        notes.append(f"model cited {dropped} unknown evidence id(s); they were dropped")
+    missing = [i for i in root.evidence_ids if i not in known]
+    problem: str | None = None
+    if missing:
+        problem = f"it cites {', '.join(missing[:5])}, which does not exist"
+    elif not root.evidence_ids:
+        problem = "it cites no evidence"
+    elif not supports(root.component, root.category, root.evidence_ids):
+        problem = (
+            f"{', '.join(root.evidence_ids[:5])} does not show {root.component} {root.category}"
+        )
     findings: list[ConcludedFinding | InvalidFinding] = []
     for entry in conclusion.findings:
         if isinstance(entry, ConcludedFinding):
-            ids = [i for i in entry.evidence_ids if i in known]
-            if ids:
-                entry = entry.model_copy(update={"evidence_ids": ids})
-            else:
-                entry = InvalidFinding(problem="no valid evidence cited")
+            unknown = [i for i in entry.evidence_ids if i not in known]
+            if unknown:
+                entry = InvalidFinding(
+                    problem=f"cites {', '.join(unknown[:5])}, which does not exist"
+                )
+            elif not entry.evidence_ids:
+                entry = InvalidFinding(problem="cites no evidence")
         findings.append(entry)
-    resolved = conclusion.model_copy(
-        update={
-            "root_cause": root.model_copy(update={"evidence_ids": cited or list(fallback)}),
-            "findings": findings,
-        }
-    )
-    return resolved, notes
+    return CitationCheck(problem is None, problem, findings)
 
 
-def _merge(
-    conclusion: ModelConclusion,
-    *,
-    known: Set[str],
-    offline_root: RootCause | None,
-) -> tuple[RootCause, list[Finding], list[str]]:
-    """The root cause and findings of a valid conclusion (citations resolved), and notes."""
-    fallback = list(offline_root.evidence_ids) if offline_root is not None else []
-    conclusion, notes = apply_citation_policy(conclusion, known, fallback)
-    stated = conclusion.root_cause
-    root = RootCause(
-        component=redact_text(stated.component)[:120],
-        category=stated.category,
-        summary=redact_text(stated.summary or "")[:800] or f"{stated.component}: {stated.category}",
-        confidence=stated.bounded_confidence,
-        evidence_ids=stated.evidence_ids,
-    )
+def _model_findings(
+    entries: list[ConcludedFinding | InvalidFinding], root: str
+) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
-    for i, entry in enumerate(conclusion.findings):
+    notes: list[str] = []
+    for i, entry in enumerate(entries):
         if isinstance(entry, InvalidFinding):
             notes.append(f"model finding {i + 1} dropped: {entry.problem}")
             continue
@@ -270,22 +275,43 @@ def _merge(
             Finding(
                 id=f"L{i + 1}",
                 title=redact_text(entry.title or "")[:300] or entry.category,
-                component=redact_text(entry.component or root.component),
+                component=redact_text(entry.component or root),
                 category=entry.category,
                 severity=entry.severity,
                 evidence_ids=entry.evidence_ids,
                 source="llm",
             )
         )
-    return root, findings, notes
+    return findings, notes
 
 
 def _current_evidence(records: list[EvidenceRecord], turn: int) -> list[EvidenceRecord]:
     return [r for r in records if r.get("turn") == turn]
 
 
+def _same(a: RootCause, b: RootCause) -> bool:
+    return (canonical_component(a.component), a.category) == (
+        canonical_component(b.component),
+        b.category,
+    )
+
+
+def _status_for(root: RootCause, claimed: str | None, offline: str) -> str:
+    """A status that agrees with ``root``: healthy exactly when there is no cause."""
+    if root.category == "unknown" and canonical_component(root.component) in (
+        HEALTHY_COMPONENT,
+        "none",
+    ):
+        return "healthy"
+    for status in (claimed, offline):
+        if status in ("degraded", "unhealthy"):
+            return status
+    return "degraded"
+
+
 def conclude(state: AgentState, context: AgentContext) -> Diagnosis:
-    """Merge the offline analysis and the model's conclusion into a valid Diagnosis."""
+    """The offline analysis, and the model's conclusion when its citations hold, as one valid
+    Diagnosis (see the module doc)."""
     turn = int(state.get("turn") or 0)
     records = _current_evidence(state.get("evidence") or [], turn)
     known = {r["id"] for r in records}
@@ -293,9 +319,11 @@ def conclude(state: AgentState, context: AgentContext) -> Diagnosis:
     notes.extend(n for n in context.chain.notes if n not in notes)
     offline = state.get("offline")
     findings = [Finding.model_validate(f) for f in state.get("findings") or []]
-    root = RootCause.model_validate(offline["root_cause"]) if offline else None
+    offline_root = RootCause.model_validate(offline["root_cause"]) if offline else None
+    root = offline_root
     status = str(offline["status"]) if offline else "unknown"
     recommendations = list(offline["recommendations"]) if offline else []
+    beside: RootCause | None = None
     llm = state.get("llm")
     mode: Mode = "degraded" if context.chain.configured_llm else "offline"
     provider: str | None = None
@@ -307,22 +335,54 @@ def conclude(state: AgentState, context: AgentContext) -> Diagnosis:
         except ConclusionError as exc:
             notes.append(exc.message)
         else:
-            root, llm_findings, merge_notes = _merge(conclusion, known=known, offline_root=root)
-            findings.extend(llm_findings)
-            notes.extend(merge_notes)
-            recs = [redact_text(r) for r in conclusion.recommendations]
-            if recs:
-                recommendations = recs[:8]
-            if conclusion.status is not None:
-                status = conclusion.status
             mode = "llm"
             provider, model = llm["provider"], llm["model"]
+
+            def supports(component: str, category: str, ids: Sequence[str]) -> bool:
+                return supported(records, component, category, ids, offline_root)
+
+            check = apply_citation_policy(conclusion, known, supports)
+            llm_findings, finding_notes = _model_findings(
+                check.findings, conclusion.root_cause.component
+            )
+            findings.extend(llm_findings)
+            notes.extend(finding_notes)
+            stated = conclusion.root_cause
+            if not check.accepted:
+                notes.append(
+                    f"the model's root cause ({redact_text(stated.component)[:80]} / "
+                    f"{stated.category}) was rejected: {check.problem}; the offline root "
+                    "cause stands"
+                )
+            else:
+                root = RootCause(
+                    component=redact_text(stated.component)[:120],
+                    category=stated.category,
+                    summary=redact_text(stated.summary or "")[:800]
+                    or f"{stated.component}: {stated.category}",
+                    confidence=stated.bounded_confidence,
+                    evidence_ids=stated.evidence_ids,
+                )
+                recs = [redact_text(r) for r in conclusion.recommendations]
+                if recs:
+                    recommendations = recs[:8]
+                if offline_root is not None and not _same(root, offline_root):
+                    beside = offline_root
+                    notes.append(
+                        f"the offline analysis disagrees: {offline_root.component} / "
+                        f"{offline_root.category} (kept beside the model's answer)"
+                    )
+                status = _status_for(root, conclusion.status, status)
     if root is None:
-        root = RootCause(component="system", category="unknown", summary="no data", confidence=0)
+        root = RootCause(
+            component=HEALTHY_COMPONENT, category="unknown", summary="no data", confidence=0
+        )
+        status = "unknown"
     usage = state.get("usage") or {}
     started = float(state.get("started") or context.clock())
     if status not in get_args(OverallStatus):
         status = "unknown"
+    symptom = offline.get("symptom") if offline else None
     diagnosis = Diagnosis(
         question=state.get("question", ""),
         status=status,
@@ -348,5 +408,15 @@ def conclude(state: AgentState, context: AgentContext) -> Diagnosis:
         duration_ms=round((context.clock() - started) * 1000, 1),
         notes=notes,
         actions=[PendingAction.model_validate(a) for a in state.get("actions") or []],
+        symptom=SymptomView.model_validate(symptom) if symptom else None,
+        chain=list(offline.get("chain") or [])
+        if offline and beside is None and root is offline_root
+        else [],
+        other_problems=[
+            Finding.model_validate(f)
+            for f in (offline.get("other_problems") or [] if offline else [])
+        ],
+        checked=list(offline.get("checked") or []) if offline else [],
+        offline_root_cause=beside,
     )
     return redact(diagnosis)

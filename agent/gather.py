@@ -1,7 +1,9 @@
 """Gather: one deterministic first pass over MCP, in parallel, kept as numbered evidence.
 
-The pass calls, concurrently, whichever of these the server offers: deep health (the seed
-§6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
+The pass calls, concurrently, whichever of these the server offers (the roles of
+:data:`agent.toolnames.GATHERED`): the stack model (``topology``: every component, what
+depends on what, and why each is not healthy — what the diagnosis reasons over), deep health
+(the seed §6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
 error groups from the logs, and the recent timeline; then the watched page's errors and the
 backend log lines their correlation ids lead to (:mod:`agent.browser_evidence`), and the error
 rate and latency series of the focus from Prometheus (:mod:`agent.metrics_evidence`). Each answer
@@ -20,11 +22,11 @@ from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
 from agent.metrics_evidence import gather_metrics
 from agent.models import EvidenceRecord, JsonValue, ToolArguments
 from agent.safety import redact_data
+from agent.toolnames import GATHERED, resolve_roles
 from guilde_core.redaction import redact_text
 
 __all__ = [
     "EXCERPT_CHARS",
-    "GATHER_ROLES",
     "excerpt_of",
     "fit_arguments",
     "gather",
@@ -32,18 +34,6 @@ __all__ = [
 ]
 
 EXCERPT_CHARS = 1200
-
-#: role -> (keywords that must appear in the tool name, keywords that must not)
-GATHER_ROLES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
-    "health": ((("health", "deep"), ()),),
-    "checks": (
-        (("health", "check", "health"), ()),
-        (("health", "check"), ("target", "history", "deep")),
-    ),
-    "circuits": ((("circuit", "list"), ()), (("circuits",), ("get", "transition", "history"))),
-    "errors": ((("error", "group"), ()), (("errors",), ())),
-    "timeline": ((("timeline",), ("resource",)),),
-}
 
 
 def _compact(value: JsonValue) -> str:
@@ -90,13 +80,52 @@ def _all_fine(value: JsonValue) -> bool:
     return all(_all_fine(v) for v in value.values() if isinstance(v, dict | list))
 
 
+def _model_view(value: JsonValue) -> JsonValue:
+    """A stack model (``nodes`` and ``edges``) as what is wrong first: each faulty node with
+    its reasons, then the ids of the healthy and the absent ones, then the edges."""
+    nodes = value.get("nodes") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(nodes, list):
+        return value
+    faulty: list[JsonValue] = []
+    healthy: list[JsonValue] = []
+    absent: list[JsonValue] = []
+    for node in nodes:
+        if not isinstance(node, dict):
+            continue
+        if node.get("absent"):
+            absent.append(node.get("id"))
+        elif node.get("status") in (None, "healthy"):
+            healthy.append(node.get("id"))
+        else:
+            faulty.append(
+                {
+                    k: node[k]
+                    for k in ("id", "status", "critical", "reasons", "details")
+                    if k in node
+                }
+            )
+    edges = value.get("edges")
+    return {
+        "status": value.get("status"),
+        "faulty": faulty,
+        "healthy": healthy,
+        "absent": absent,
+        "depends_on": [
+            f"{e.get('source')}>{e.get('target')}"
+            for e in (edges if isinstance(edges, list) else [])
+            if isinstance(e, dict)
+        ],
+    }
+
+
 def excerpt_of(outcome: ToolOutcome, limit: int = EXCERPT_CHARS) -> str:
     """A redacted, trimmed excerpt of a tool's answer (with a note when trimmed); the parts
-    that report themselves healthy are cut down to their status first."""
+    that report themselves healthy are cut down to their status first (a stack model to
+    its faulty nodes with their reasons, then the ids of the rest)."""
     text = (
         outcome.error
         if not outcome.ok
-        else (_compact(_what_is_wrong_first(outcome.data)) or outcome.text)
+        else (_compact(_what_is_wrong_first(_model_view(outcome.data))) or outcome.text)
     )
     text = redact_text(text or "")
     if len(text) > limit:
@@ -125,18 +154,6 @@ def fit_arguments(spec: ToolSpec, wanted: ToolArguments) -> ToolArguments:
     if not isinstance(props, dict):
         return {}
     return {k: v for k, v in wanted.items() if k in props}
-
-
-def resolve_roles(tools: DiagTools) -> dict[str, str]:
-    """Map gather roles to the server's tool names (discovered, not hard-coded)."""
-    found: dict[str, str] = {}
-    for role, options in GATHER_ROLES.items():
-        for keywords, exclude in options:
-            name = tools.find(*keywords, exclude=exclude)
-            if name:
-                found[role] = name
-                break
-    return found
 
 
 def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> ToolArguments:
@@ -169,12 +186,8 @@ async def gather(
     window_minutes: float | None = None,
 ) -> list[EvidenceRecord]:
     """Run the first pass concurrently; return the evidence records in a stable order."""
-    roles = resolve_roles(tools)
     plan: list[tuple[str, ToolArguments]] = []
-    for role in ("health", "checks", "circuits", "errors", "timeline"):
-        name = roles.get(role)
-        if name is None:
-            continue
+    for role, name in resolve_roles(tools, GATHERED).items():
         spec = tools.spec(name)
         assert spec is not None
         plan.append((name, fit_arguments(spec, _wanted_args(role, focus, window_minutes))))

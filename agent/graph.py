@@ -158,6 +158,7 @@ async def analyse_node(state: AgentState, runtime: Runtime[AgentContext]) -> Age
         focus=state.get("focus"),
         thresholds=ctx.thresholds,
         finding_prefix=f"F{turn}." if turn else "F",
+        window_minutes=state.get("window_minutes"),
     )
     for f in result.findings:
         ctx.emit(
@@ -174,9 +175,20 @@ async def analyse_node(state: AgentState, runtime: Runtime[AgentContext]) -> Age
         root_cause=result.root_cause.model_dump(),
         status=result.status,
         recommendations=result.recommendations,
+        symptom=result.symptom.model_dump() if result.symptom is not None else None,
+        chain=result.chain,
+        other_problems=[f.model_dump() for f in result.other_problems],
+        checked=result.checked,
     )
     if ctx.chain.has_llm:
-        content = turn_message(question, records, result.findings, result.root_cause)
+        content = turn_message(
+            question,
+            records,
+            result.findings,
+            result.root_cause,
+            chain=result.chain,
+            other_problems=result.other_problems,
+        )
     else:
         content = redact_text(question)
     return {

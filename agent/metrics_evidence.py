@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agent.models import EvidenceRecord, JsonValue
+from agent.toolnames import find_tool
 
 if TYPE_CHECKING:  # the analyzers import this module; they need no MCP client
     from agent.mcp_client import DiagTools, ToolOutcome
@@ -135,9 +136,9 @@ async def gather_metrics(
     window_minutes: float | None = None,
 ) -> list[EvidenceRecord]:
     """Evidence records for the error rate and latency of the focus' jobs (module doc)."""
-    status_tool = tools.find("metrics", "status")
-    instant = tools.find("metrics", "query", exclude=("range",))
-    ranged = tools.find("metrics", "query", "range")
+    status_tool = find_tool(tools, "metrics_status")
+    instant = find_tool(tools, "metrics_instant")
+    ranged = find_tool(tools, "metrics")
     if status_tool is None or instant is None or ranged is None:
         return []
     # the status never fails: without a PROMETHEUS_URL no query is sent (and none fails)

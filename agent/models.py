@@ -11,9 +11,11 @@ plain JSON that any checkpointer can persist.
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict, get_args
+from typing import Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from guilde_core.stack import CATEGORIES, Category
 
 __all__ = [
     "CATEGORIES",
@@ -29,6 +31,8 @@ __all__ = [
     "PendingAction",
     "RootCause",
     "Severity",
+    "SymptomKind",
+    "SymptomView",
     "ToolArguments",
 ]
 
@@ -37,18 +41,6 @@ JsonObject = dict[str, JsonValue]
 #: the arguments of a tool call (a JSON object)
 ToolArguments = dict[str, JsonValue]
 
-Category = Literal[
-    "unreachable",
-    "latency",
-    "error_spike",
-    "resource_exhaustion",
-    "circuit_open",
-    "upstream_rate_limited",
-    "upstream_auth",
-    "configuration",
-    "unknown",
-]
-CATEGORIES: tuple[str, ...] = get_args(Category)
 Severity = Literal["info", "warning", "error", "critical"]
 OverallStatus = Literal["healthy", "degraded", "unhealthy", "unknown"]
 Mode = Literal["llm", "degraded", "offline"]
@@ -111,6 +103,28 @@ class RootCause(BaseModel):
     evidence_ids: list[str] = Field(default_factory=list)
 
 
+SymptomKind = Literal["slow", "failing", "rejected", "overall"]
+
+
+class SymptomView(BaseModel):
+    """What the question was read as: the component or route it is about and how it hurts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SymptomKind = Field(description="slow | failing | rejected | overall (is all ok?)")
+    component: str | None = Field(None, description="The component the question names.")
+    route: str | None = Field(None, description="The route or feature it names ('orders').")
+    entry: list[str] = Field(
+        default_factory=list, description="The model's nodes the symptom's path starts at."
+    )
+    source: Literal["question", "focus"] = "question"
+
+    @property
+    def label(self) -> str:
+        what = self.route or self.component or "the system"
+        return f"{what} {self.kind}" if self.kind != "overall" else f"{what} overall"
+
+
 class PendingAction(BaseModel):
     """A control action the investigation asked for that needs a human's approval."""
 
@@ -144,13 +158,33 @@ class Diagnosis(BaseModel):
     )
     actions: list[PendingAction] = Field(default_factory=list)
     session_id: str | None = None
+    symptom: SymptomView | None = Field(None, description="What the question was read as.")
+    chain: list[str] = Field(
+        default_factory=list,
+        description="The symptom's path down to the root cause, one link each: "
+        "['orders slow', 'backend: reports degraded …', 'database: latency 801 ms > 100 ms'].",
+    )
+    other_problems: list[Finding] = Field(
+        default_factory=list,
+        description="Faults off the symptom's path: real, but not what the question is about.",
+    )
+    checked: list[str] = Field(
+        default_factory=list, description="The components on the symptom's path that were read."
+    )
+    offline_root_cause: RootCause | None = Field(
+        None,
+        description="The offline engine's root cause, kept beside an LLM answer that "
+        "disagrees with it.",
+    )
 
     @model_validator(mode="after")
     def _cited_evidence_exists(self) -> Diagnosis:
         known = {e.id for e in self.evidence}
         cited = list(self.root_cause.evidence_ids)
-        for finding in self.findings:
+        for finding in [*self.findings, *self.other_problems]:
             cited.extend(finding.evidence_ids)
+        if self.offline_root_cause is not None:
+            cited.extend(self.offline_root_cause.evidence_ids)
         missing = sorted({c for c in cited if c not in known})
         if missing:
             raise ValueError(f"cited evidence ids do not exist: {', '.join(missing)}")

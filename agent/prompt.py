@@ -56,8 +56,12 @@ def turn_message(
     evidence: list[EvidenceRecord],
     findings: list[Finding],
     root_cause: RootCause,
+    *,
+    chain: list[str] | None = None,
+    other_problems: list[Finding] | None = None,
 ) -> str:
-    """The user turn: the question, the first-pass evidence as data, the offline findings."""
+    """The user turn: the question, the first-pass evidence as data, the offline findings
+    (the chain from the symptom to the offline root cause, the problems off its path)."""
     parts = [f"Question: {redact_text(question)}", "", "First-pass evidence:"]
     for record in evidence:
         parts.append(
@@ -72,9 +76,21 @@ def turn_message(
         parts.append(
             f"- [{f.severity}] {f.component} / {f.category}: {redact_text(f.title)} ({ids})"
         )
+    for f in other_problems or []:
+        ids = ",".join(f.evidence_ids)
+        parts.append(
+            f"- off the question's path (not its cause): {f.component} / {f.category}: "
+            f"{redact_text(f.title)} ({ids})"
+        )
     parts.append(
         f"Offline root-cause guess: {root_cause.component} / {root_cause.category} "
         f"(confidence {root_cause.confidence})."
+    )
+    if chain:
+        parts.append("Chain: " + redact_text(" <- ".join(chain)))
+    parts.append(
+        "Your root cause must cite evidence ids that show that component with that category; "
+        "a citation that does not exist or does not show it is rejected."
     )
     parts.append("Investigate further if useful, then answer with the JSON object.")
     return "\n".join(parts)

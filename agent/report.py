@@ -37,7 +37,28 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console) -> None:
     head.append(rc.summary)
     if rc.evidence_ids:
         head.append(f"  [{', '.join(rc.evidence_ids)}]", style="cyan")
+    if diagnosis.chain:
+        head.append("\n\nChain: ", style="bold")
+        head.append(" ← ".join(diagnosis.chain))
+    beside = diagnosis.offline_root_cause
+    if beside is not None:
+        head.append("\nThe offline analysis says: ", style="yellow")
+        head.append(f"{beside.component} — {beside.category}: {beside.summary}")
     console.print(Panel(head, title=diagnosis.question, title_align="left"))
+
+    if diagnosis.other_problems:
+        other = Table(title="Other problems (not on the question's path)", expand=True)
+        for col in ("sev", "component", "category", "finding", "evidence"):
+            other.add_column(col)
+        for f in diagnosis.other_problems:
+            other.add_row(
+                Text(f.severity, style=_SEVERITY_STYLE[f.severity]),
+                f.component,
+                f.category,
+                f.title,
+                ", ".join(f.evidence_ids),
+            )
+        console.print(other)
 
     if diagnosis.findings:
         table = Table(title="Findings", show_lines=False, expand=True)

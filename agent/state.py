@@ -63,6 +63,10 @@ class OfflineAnalysis(TypedDict):
     root_cause: JsonObject  # a RootCause dump
     status: str
     recommendations: list[str]
+    symptom: NotRequired[JsonObject | None]  # a SymptomView dump
+    chain: NotRequired[list[str]]
+    other_problems: NotRequired[list[JsonObject]]  # Finding dumps
+    checked: NotRequired[list[str]]
 
 
 class LLMAnswer(TypedDict):

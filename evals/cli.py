@@ -30,6 +30,12 @@ def eval_cmd(
         False, "--record", help="Write each live run's tool outputs into its scenario.yaml."
     ),
     tags: str | None = typer.Option(None, "--tags", help="Only scenarios with these tags (comma)."),
+    setup: str | None = typer.Option(
+        None,
+        "--setup",
+        help="Live: only this setup (demo: the configuration 'dev3000 demo' gives; clean: "
+        "dev3000's defaults, agent and frontend never started). Default: both, scored apart.",
+    ),
     scenarios: str | None = typer.Option(None, "--scenarios", help="Scenario folder."),
     json_out: bool = typer.Option(False, "--json", help="Results as JSON."),
     min_accuracy: float = typer.Option(
@@ -46,6 +52,8 @@ def eval_cmd(
         _fail("--source must be live or recorded")
     if record and source == "recorded":
         _fail("--record captures live runs: use it with --source live")
+    if setup not in (None, "demo", "clean"):
+        _fail("--setup must be demo or clean")
     tag_list = [t.strip() for t in (tags or "").split(",") if t.strip()]
     report = asyncio.run(
         run_suite(
@@ -54,13 +62,14 @@ def eval_cmd(
             tags=tag_list,
             source=source,
             record=record,
+            setups=[setup] if setup else None,
         )
     )
     if json_out:
         typer.echo(report.model_dump_json(indent=2))
     else:
         print_report(report)
-    if report.accuracy < min_accuracy:
+    if report.accuracy < min_accuracy or any(x.accuracy < min_accuracy for x in report.setups):
         raise typer.Exit(1)
 
 

@@ -2,8 +2,10 @@
 
 Every scenario of the suite can run live. Its ``scenario.yaml`` says how:
 
-* ``faults: [{id, options}]`` — fault ids of ``dev3000 chaos`` (the catalogue in
-  :mod:`tools.chaos.catalogue`), injected through the sandbox's ``/_chaos`` endpoint;
+* ``faults: [{id, options, settle}]`` — fault ids of ``dev3000 chaos`` (the catalogue in
+  :mod:`tools.chaos.catalogue`), injected through the sandbox's ``/_chaos`` endpoint (a
+  growing one is waited for until it reaches its cap, unless ``settle: false``: a log flood
+  is diagnosed while it floods);
 * ``traffic: [{method, path, json, count}]`` — the requests that make them visible;
 * ``sandbox: {…}`` — :class:`~tools.sandbox.SandboxConfig` overrides (``database: sqlite``
   keeps the sandbox on SQLite instead of PostgreSQL; ``llm_provider: anthropic`` makes its
@@ -23,12 +25,14 @@ an in-memory cache otherwise; never dev3000's own ``DATABASE_URL`` / ``REDIS_URL
 :func:`live_target` then, for one scenario, starts the sandbox in this process (its
 breakers are the process-wide resilience registry, as a sandbox sharing
 ``CIRCUIT_BREAKER_REDIS_URL`` with dev3000 would be) with its own PostgreSQL schema and
-Redis key prefix, points dev3000's configuration at it (backend health, log directory),
-runs the setup, injects the faults (waiting for the ones that grow — disk, memory, log
-flood — to reach their cap), drives the traffic, and yields dev3000's real aggregate MCP
-server (``build_aggregate_server``) for the agent to connect to in memory. Afterwards the
-faults are cleared, the schema dropped, the Redis keys deleted, the breakers forgotten and
-the configuration restored.
+Redis key prefix (both carrying the suite's ``run_id``), runs the setup, injects the faults
+(waiting for the ones that grow — disk, memory, log flood — to reach their cap), drives the
+traffic, and yields a :class:`LiveRun`: its :meth:`~LiveRun.setup` configures dev3000 as one
+of :data:`SETUPS` (:func:`setup_settings`: the demo's configuration, or dev3000's clean
+defaults) and gives its real aggregate MCP server (``build_aggregate_server``) for the agent
+to connect to in memory — one faulty sandbox, diagnosed once per setup. Afterwards (in
+``finally`` blocks, whatever failed) the faults are cleared, the schema dropped, the Redis
+keys deleted, the breakers forgotten and the configuration restored.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +53,15 @@ from typing import Any
 from evals.scenario import Scenario
 from guilde_core.config import environment_overrides, get_settings
 
-__all__ = ["LIVE_LLM_KEY", "LiveEnvironment", "LiveRun", "live_environment", "live_target"]
+__all__ = [
+    "LIVE_LLM_KEY",
+    "SETUPS",
+    "LiveEnvironment",
+    "LiveRun",
+    "live_environment",
+    "live_target",
+    "setup_settings",
+]
 
 #: the key the sandbox sends and the suite's fake upstream accepts
 LIVE_LLM_KEY = "sk-live-scenario-key"
@@ -64,23 +76,100 @@ _GROWING = {
 }
 
 
+#: the setups every scenario runs in (see :func:`setup_settings`)
+SETUPS: tuple[str, ...] = ("demo", "clean")
+
+
 @dataclass
 class LiveEnvironment:
-    """What a suite of live scenarios shares."""
+    """What a suite of live scenarios shares. ``run_id`` names everything the suite creates
+    outside its process — PostgreSQL schemas ``live_<run_id>_…``, Redis keys
+    ``live-scenario:<run_id>:…`` — so a check for leftovers looks at this run's only."""
 
     upstream: Any  # tools.fakellm.client.RunningFakeLLM
     database_url: str | None
     redis_url: str | None
+    run_id: str = ""
+
+    @property
+    def schema_prefix(self) -> str:
+        return f"live_{self.run_id}_"
+
+    @property
+    def key_prefix(self) -> str:
+        return f"live-scenario:{self.run_id}:"
+
+
+def setup_settings(
+    setup: str, *, sandbox_url: str, upstream_url: str, workdir: Path
+) -> dict[str, str]:
+    """dev3000's settings in one setup, watching the sandbox at ``sandbox_url``.
+
+    * ``demo`` — what ``dev3000 demo`` gives a new user: :func:`tools.demo.dev3000_settings`
+      itself (the sandbox as the critical backend, no agent or frontend, dev3000's keys for
+      the fake providers), browser capture off;
+    * ``clean`` — dev3000's own defaults with only the backend and the log directory
+      pointed at the sandbox: the agent and frontend targets stay declared, on ports nothing
+      listens on (a stack whose optional services were never started).
+
+    Both treat a loaded machine as no fault (API latency warning 5 s, no CPU warning)."""
+    common = {"HEALTH_WARN_API_LATENCY_MS": "5000", "HEALTH_WARN_CPU_PERCENT": "100"}
+    logs = workdir / "logs"
+    if setup == "demo":
+        from tools.demo import dev3000_settings
+
+        return {
+            **dev3000_settings(
+                sandbox_url=sandbox_url,
+                fakellm_url=upstream_url,
+                upstream_key=LIVE_LLM_KEY,
+                logs_dir=logs,
+                data_dir=workdir / "dev3000-demo",
+                browser=False,
+            ),
+            **common,
+        }
+    if setup == "clean":
+        from tools.harness import free_port
+
+        return {
+            "DEV3000_BACKEND_URL": sandbox_url,
+            "DEV3000_AGENT_URL": f"http://127.0.0.1:{free_port()}",
+            "DEV3000_FRONTEND_URL": f"http://127.0.0.1:{free_port()}",
+            "DEV3000_LOG_PATHS": str(logs),
+            "DEV3000_DATA_DIR": str(workdir / "dev3000-clean"),
+            **common,
+        }
+    raise ValueError(f"unknown setup {setup!r}: one of {', '.join(SETUPS)}")
 
 
 @dataclass
 class LiveRun:
-    """One scenario's live target: dev3000's aggregate MCP server over the sandbox."""
+    """One scenario live: the sandbox with its faults; :meth:`setup` gives dev3000's
+    aggregate MCP server over it in one setup."""
 
-    server: Any  # fastmcp.FastMCP
     sandbox_url: str
-    workdir: Path  # the sandbox's logs and data, dev3000's data dir
+    workdir: Path  # the sandbox's logs and data, dev3000's data dirs
     upstream_url: str
+
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def setup(self, name: str = "demo") -> Iterator[Any]:
+        """dev3000's aggregate MCP server (a ``fastmcp.FastMCP``) configured as setup
+        ``name`` plus the scenario's own ``dev3000`` settings; use it inside the block (its
+        settings are this process's environment)."""
+        from dev3000.mcp_aggregate import build_aggregate_server
+        from tools.harness import free_port
+
+        values = setup_settings(
+            name, sandbox_url=self.sandbox_url, upstream_url=self.upstream_url,
+            workdir=self.workdir,
+        )  # fmt: skip
+        for key, value in self.extra.items():
+            values[key] = value.replace("{free_port}", str(free_port()))
+        with environment_overrides(values, ()):
+            yield build_aggregate_server(get_settings())
 
 
 def _reachable_pg(dsn: str | None) -> str | None:
@@ -110,8 +199,9 @@ def _reachable_redis(url: str | None) -> str | None:
 
 
 @contextlib.contextmanager
-def live_environment() -> Iterator[LiveEnvironment]:
-    """One fake LLM upstream and the reachable real PostgreSQL/Redis, for a whole suite."""
+def live_environment(run_id: str | None = None) -> Iterator[LiveEnvironment]:
+    """One fake LLM upstream and the reachable real PostgreSQL/Redis, for a whole suite
+    (``run_id``: the id its schemas and keys carry; a fresh one by default)."""
     from tools.fakellm import fakellm_server
 
     # the sandbox's own variables only: dev3000's DATABASE_URL / REDIS_URL name the system it
@@ -124,18 +214,19 @@ def live_environment() -> Iterator[LiveEnvironment]:
     import dev3000.mcp_aggregate  # noqa: F401
     import tools.sandbox  # noqa: F401
 
+    run_id = run_id or uuid.uuid4().hex[:10]
     with fakellm_server(api_key=LIVE_LLM_KEY) as upstream:
-        yield LiveEnvironment(upstream, _reachable_pg(pg), _reachable_redis(rd))
+        yield LiveEnvironment(upstream, _reachable_pg(pg), _reachable_redis(rd), run_id)
 
 
 @contextlib.contextmanager
-def _pg_schema(dsn: str) -> Iterator[str]:
+def _pg_schema(dsn: str, prefix: str) -> Iterator[str]:
     import psycopg
 
-    schema = f"live_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+    schema = f"{prefix}{uuid.uuid4().hex[:8]}"
     try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
         yield schema
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -242,7 +333,6 @@ async def live_target(
         return
 
     from agent.providers.resilience import reset_local_breakers
-    from dev3000.mcp_aggregate import build_aggregate_server
     from tools.chaos.client import ChaosClient
     from tools.harness import ServerThread, delete_keys
     from tools.sandbox import SandboxConfig, create_app
@@ -278,11 +368,11 @@ async def live_target(
         if env.database_url and not use_sqlite:
             store = {
                 "database_url": env.database_url,
-                "pg_schema": stack.enter_context(_pg_schema(env.database_url)),
+                "pg_schema": stack.enter_context(_pg_schema(env.database_url, env.schema_prefix)),
             }
         cache: dict[str, Any] = {}
         if env.redis_url:
-            prefix = f"live-scenario:{uuid.uuid4().hex[:12]}:"
+            prefix = f"{env.key_prefix}{uuid.uuid4().hex[:8]}:"
             cache = {"redis_url": env.redis_url, "redis_prefix": prefix}
             stack.callback(delete_keys, env.redis_url, prefix)
         config = SandboxConfig.model_validate(
@@ -308,19 +398,6 @@ async def live_target(
                 chaos.clear()
 
         stack.callback(clear)
-        stack.enter_context(
-            environment_overrides(
-                {
-                    "DEV3000_BACKEND_URL": server.url,  # the backend serves /api/v1/health
-                    "DEV3000_FRONTEND_URL": server.url,  # "/" answers 200
-                    "DEV3000_AGENT_URL": server.url,  # /health answers liveness
-                    "DEV3000_LOG_PATHS": str(tmp / "logs"),
-                    "DEV3000_DATA_DIR": str(tmp / "dev3000"),
-                    "HEALTH_WARN_API_LATENCY_MS": "5000",  # a loaded CI box is no fault
-                },
-                (),
-            )
-        )
         for step in scenario.setup:
             if "log" in step:
                 _plant_log(tmp / "logs", dict(step["log"]))
@@ -331,6 +408,7 @@ async def live_target(
         for fault in scenario.faults:
             fault_id, opts = str(fault["id"]), dict(fault.get("options") or {})
             await asyncio.to_thread(chaos.inject, fault_id, **opts)
-            await asyncio.to_thread(_settle, chaos, fault_id, opts)
+            if fault.get("settle", True):  # false: diagnose while it still grows
+                await asyncio.to_thread(_settle, chaos, fault_id, opts)
         await asyncio.to_thread(_drive, server.url, list(scenario.traffic))
-        yield LiveRun(build_aggregate_server(get_settings()), server.url, tmp, env.upstream.url)
+        yield LiveRun(server.url, tmp, env.upstream.url, dict(scenario.dev3000))

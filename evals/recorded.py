@@ -21,6 +21,7 @@ __all__ = ["RECORDED_TOOL_NAMES", "RecordedState", "build_recorded_server"]
 
 #: role in a scenario's ``recorded:`` block → tool name on the aggregate endpoint
 RECORDED_TOOL_NAMES: dict[str, str] = {
+    "topology": "health_topology",
     "health": "health_deep_health",
     "checks": "health_check_health",
     "circuits": "circuits_list_breakers",
@@ -78,6 +79,12 @@ def build_recorded_server(
     ) -> dict[str, Any]:
         """Check health by scope (live|ready|deep): every check's status, latency, details."""
         result: dict[str, Any] = _answer(state, "checks", {"scope": scope, "include": include})
+        return result
+
+    @server.tool(name=RECORDED_TOOL_NAMES["topology"], annotations=ro)
+    def health_topology(fresh: bool = False) -> dict[str, Any]:
+        """The model of the watched stack: components, what depends on what, and why."""
+        result: dict[str, Any] = _answer(state, "topology", {"fresh": fresh})
         return result
 
     @server.tool(name=RECORDED_TOOL_NAMES["circuits"], annotations=ro)

@@ -28,6 +28,7 @@ __all__ = ["CAPTURE", "HEADER", "capture", "scrub", "write_recording"]
 
 #: role of a ``recorded:`` block → (tool on the aggregate endpoint, arguments)
 CAPTURE: dict[str, tuple[str, dict[str, Any]]] = {
+    "topology": ("health_topology", {}),
     "health": ("health_deep_health", {}),
     "checks": ("health_check_health", {"scope": "deep"}),
     "circuits": ("circuits_list_breakers", {}),
@@ -46,9 +47,11 @@ _KEY_ORDER = (
     "name",
     "description",
     "question",
+    "paraphrases",
     "tags",
     "runtime",
     "sandbox",
+    "dev3000",
     "setup",
     "faults",
     "traffic",
@@ -57,13 +60,14 @@ _KEY_ORDER = (
 )
 
 
-async def capture(run: Any) -> dict[str, Any]:
-    """What each recorded role's tool answers now on ``run.server`` (a :class:`LiveRun`)."""
+async def capture(run: Any, server: Any) -> dict[str, Any]:
+    """What each recorded role's tool answers now on ``server`` (the aggregate MCP server of
+    ``run``, a :class:`~evals.live.LiveRun`, in one setup)."""
     from fastmcp import Client
     from fastmcp.exceptions import ToolError
 
     out: dict[str, Any] = {}
-    async with Client(run.server) as client:
+    async with Client(server) as client:
         for role, (tool, arguments) in CAPTURE.items():
             try:
                 result = await client.call_tool(tool, arguments)

@@ -27,6 +27,8 @@ class Expect(BaseModel):
 class Scenario(BaseModel):
     name: str
     question: str
+    #: the same question in other words: each is diagnosed too, against the same live state
+    paraphrases: list[str] = Field(default_factory=list)
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     faults: list[dict[str, Any]] = Field(default_factory=list)
@@ -34,6 +36,8 @@ class Scenario(BaseModel):
     setup: list[dict[str, Any]] = Field(default_factory=list)
     sandbox: dict[str, Any] = Field(default_factory=dict)
     runtime: dict[str, Any] = Field(default_factory=dict)
+    #: dev3000 settings on top of every setup (``{free_port}``: a port nothing listens on)
+    dev3000: dict[str, str] = Field(default_factory=dict)
     recorded: dict[str, Any] = Field(default_factory=dict)
     expect: Expect
     llm: dict[str, Any] = Field(default_factory=dict)

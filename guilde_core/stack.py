@@ -29,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "CATEGORIES",
+    "CODE_CATEGORY",
+    "COMPONENT_NAMES",
     "Category",
     "Edge",
     "EdgeSource",
@@ -39,6 +41,7 @@ __all__ = [
     "StackModel",
     "Status",
     "aggregate",
+    "canonical",
     "compact",
     "rank",
     "worst",
@@ -61,6 +64,61 @@ Category = Literal[
     "unknown",
 ]
 CATEGORIES: tuple[str, ...] = get_args(Category)
+
+#: the project's error codes (``GuildeError.code``, the ``error_code`` a service logs or a
+#: check records, ``unexpected_status`` of a check that got an answer it did not expect) →
+#: category: what the health area reads from a check and the agent from a log line's fields
+CODE_CATEGORY: dict[str, Category] = {
+    "timeout": "latency",
+    "connection_failed": "unreachable",
+    "unavailable": "unreachable",
+    "database_transient": "unreachable",
+    "rate_limited": "upstream_rate_limited",
+    "rate_limit_exceeded": "upstream_rate_limited",
+    "authentication": "upstream_auth",
+    "upstream_error": "error_spike",
+    "circuit_open": "circuit_open",
+    "configuration": "configuration",
+    "permanent": "configuration",
+    "invalid_input": "configuration",
+    "pool_exhausted": "resource_exhaustion",
+}
+
+#: names (of checks, report entries, compose services, images, a log line's ``provider``)
+#: → the canonical component
+COMPONENT_NAMES: dict[str, str] = {
+    "database": "database",
+    "db": "database",
+    "postgres": "database",
+    "postgresql": "database",
+    "pg": "database",
+    "sqlite": "database",
+    "mysql": "database",
+    "mariadb": "database",
+    "redis": "redis",
+    "valkey": "redis",
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "openrouter": "openrouter",
+    "disk": "disk",
+    "memory": "memory",
+    "cpu": "cpu",
+    "config": "config",
+    "configuration": "config",
+}
+
+
+def canonical(name: str, kind: str | None = None) -> str:
+    """The canonical component of a check/service called ``name`` (of ``kind``/``type``):
+    ``postgres`` → ``database``, a check ``cache`` of type ``redis`` → ``redis``; a name the
+    table doesn't know stays itself (lower case)."""
+    low = name.strip().lower()
+    if low in COMPONENT_NAMES:
+        return COMPONENT_NAMES[low]
+    if kind and kind.strip().lower() in COMPONENT_NAMES:
+        return COMPONENT_NAMES[kind.strip().lower()]
+    return low
+
 
 NodeKind = Literal["service", "datastore", "provider", "resource", "check"]
 NodeSource = Literal["settings", "file", "registry", "builtin", "report", "breaker", "compose"]

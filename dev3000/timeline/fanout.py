@@ -315,8 +315,11 @@ class RedisFanout:
             if body.get("origin") == self.bus.instance_id:
                 return
             event = TimelineEvent.model_validate(body["event"])
+            origin = str(body.get("origin") or "")
         except (ValueError, KeyError, TypeError, AttributeError, ValidationError):
             log.debug("timeline fan-out: ignored a malformed message")
             return
+        # which instance wrote it: a reader tells this deployment's events from another's
+        event = event.model_copy(update={"data": {**event.data, "origin_instance": origin}})
         if self.bus.publish(event, remote=True):
             self.received += 1

@@ -32,7 +32,7 @@ from typing import Any
 
 from guilde_core.config import Settings
 from guilde_core.errors import GuildeError
-from guilde_core.stack import Category, NodeKind, Reason, Status
+from guilde_core.stack import CODE_CATEGORY, Category, NodeKind, Reason, Status, canonical
 
 __all__ = [
     "CODE_CATEGORY",
@@ -46,50 +46,11 @@ __all__ = [
     "reasons_of",
 ]
 
-#: names (of checks, report entries, compose services, images) → the canonical component
-_COMPONENTS: dict[str, str] = {
-    "database": "database",
-    "db": "database",
-    "postgres": "database",
-    "postgresql": "database",
-    "pg": "database",
-    "sqlite": "database",
-    "mysql": "database",
-    "mariadb": "database",
-    "redis": "redis",
-    "valkey": "redis",
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "openrouter": "openrouter",
-    "disk": "disk",
-    "memory": "memory",
-    "cpu": "cpu",
-    "config": "config",
-    "configuration": "config",
-}
 _DATASTORES = frozenset({"database", "redis"})
 _RESOURCES = frozenset({"disk", "memory", "cpu"})
 #: checks a service reports about itself (its error rate, its latency, its log volume):
 #: their component is the service's own
 SELF_CHECKS = frozenset({"errors", "latency", "log_volume", "requests"})
-
-#: the project's error codes (``GuildeError.code``, and ``unexpected_status`` of a check that
-#: got an answer it did not expect) → category
-CODE_CATEGORY: dict[str, Category] = {
-    "timeout": "latency",
-    "connection_failed": "unreachable",
-    "unavailable": "unreachable",
-    "database_transient": "unreachable",
-    "rate_limited": "upstream_rate_limited",
-    "rate_limit_exceeded": "upstream_rate_limited",
-    "authentication": "upstream_auth",
-    "upstream_error": "error_spike",
-    "circuit_open": "circuit_open",
-    "configuration": "configuration",
-    "permanent": "configuration",
-    "invalid_input": "configuration",
-    "pool_exhausted": "resource_exhaustion",
-}
 
 #: exception types of the libraries the watched services use, by the name a breaker or a
 #: report records them with → error code (the project's own types are read from the tree)
@@ -123,18 +84,6 @@ def _project_types() -> dict[str, str]:
         out[cls.__name__] = cls.code
         todo.extend(cls.__subclasses__())
     return out
-
-
-def canonical(name: str, kind: str | None = None) -> str:
-    """The canonical component of a check/service called ``name`` (of ``kind``/``type``):
-    ``postgres`` → ``database``, a check ``cache`` of type ``redis`` → ``redis``; a name the
-    table doesn't know stays itself (lower case)."""
-    low = name.strip().lower()
-    if low in _COMPONENTS:
-        return _COMPONENTS[low]
-    if kind and kind.strip().lower() in _COMPONENTS:
-        return _COMPONENTS[kind.strip().lower()]
-    return low
 
 
 def node_kind(component: str, *, provider: bool = False) -> NodeKind:

@@ -5,6 +5,7 @@ tests/agent/test_llm.py)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -182,36 +183,58 @@ def test_a_finding_that_does_not_validate_is_dropped_alone() -> None:
     assert parsed.root_cause.component == "database"
 
 
-# --- citations of evidence that does not exist ------------------------------------------------
-def test_unknown_evidence_ids_are_dropped_and_noted() -> None:
+# --- citations: checked, never re-pointed ------------------------------------------------
+def _supports_database_unreachable(component: str, category: str, ids: Sequence[str]) -> bool:
+    """E1 shows the database unreachable; nothing else shows anything."""
+    return (component, category) == ("database", "unreachable") and "E1" in ids
+
+
+def test_a_root_cause_citing_evidence_that_does_not_exist_is_rejected() -> None:
     conclusion = ModelConclusion.model_validate(
         _answer(
             root_cause=_root(evidence_ids=["E1", "E77", "E78"]),
             findings=[
                 {"category": "circuit_open", "evidence_ids": ["E6", "E99"]},
-                {"category": "latency", "evidence_ids": ["E99"]},
+                {"category": "latency", "evidence_ids": ["E6"]},
                 {"category": "error_spike"},
             ],
         )
     )
-    resolved, notes = apply_citation_policy(conclusion, {"E1", "E6"}, ["E2"])
-    assert resolved.root_cause.evidence_ids == ["E1"]
-    assert notes == ["model cited 2 unknown evidence id(s); they were dropped"]
-    first, second, third = resolved.findings
-    assert isinstance(first, ConcludedFinding)
-    assert first.evidence_ids == ["E6"]
-    assert second == InvalidFinding(problem="no valid evidence cited")
-    assert third == InvalidFinding(problem="no valid evidence cited")
+    check = apply_citation_policy(conclusion, {"E1", "E6"}, _supports_database_unreachable)
+    assert not check.accepted
+    assert check.problem == "it cites E77, E78, which does not exist"
+    first, second, third = check.findings
+    # a finding citing a missing id is dropped whole, not trimmed to the ids that exist
+    assert first == InvalidFinding(problem="cites E99, which does not exist")
+    assert isinstance(second, ConcludedFinding)
+    assert second.evidence_ids == ["E6"]
+    assert third == InvalidFinding(problem="cites no evidence")
     # the conclusion itself is left as it was
     assert conclusion.root_cause.evidence_ids == ["E1", "E77", "E78"]
 
 
-def test_a_root_cause_citing_nothing_known_cites_the_fallback() -> None:
-    conclusion = ModelConclusion.model_validate(_answer(root_cause=_root(evidence_ids=["E77"])))
-    resolved, notes = apply_citation_policy(conclusion, {"E1"}, ["E1"])
-    assert resolved.root_cause.evidence_ids == ["E1"]
-    assert notes == ["model cited 1 unknown evidence id(s); they were dropped"]
+def test_a_root_cause_citing_nothing_or_unsupporting_evidence_is_rejected() -> None:
     uncited = ModelConclusion.model_validate(_answer(root_cause=_root(evidence_ids=[])))
-    resolved, notes = apply_citation_policy(uncited, {"E1"}, ["E1", "E3"])
-    assert resolved.root_cause.evidence_ids == ["E1", "E3"]
-    assert notes == []
+    check = apply_citation_policy(uncited, {"E1"}, _supports_database_unreachable)
+    assert (check.accepted, check.problem) == (False, "it cites no evidence")
+    # E6 exists but does not show the database unreachable
+    elsewhere = ModelConclusion.model_validate(_answer(root_cause=_root(evidence_ids=["E6"])))
+    check = apply_citation_policy(elsewhere, {"E1", "E6"}, _supports_database_unreachable)
+    assert (check.accepted, check.problem) == (False, "E6 does not show database unreachable")
+    # the claim E1 shows
+    grounded = ModelConclusion.model_validate(_answer(root_cause=_root(evidence_ids=["E1"])))
+    check = apply_citation_policy(grounded, {"E1", "E6"}, _supports_database_unreachable)
+    assert (check.accepted, check.problem) == (True, None)
+
+
+def test_the_status_agrees_with_the_root_cause() -> None:
+    from agent.conclusion import _status_for
+    from agent.models import RootCause
+
+    def root(component: str, category: str) -> RootCause:
+        return RootCause(component=component, category=category, summary="", confidence=0.5)
+
+    assert _status_for(root("none", "unknown"), "degraded", "healthy") == "healthy"
+    assert _status_for(root("system", "unknown"), None, "degraded") == "healthy"
+    assert _status_for(root("database", "latency"), "healthy", "healthy") == "degraded"
+    assert _status_for(root("database", "unreachable"), "unhealthy", "degraded") == "unhealthy"

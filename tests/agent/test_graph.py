@@ -58,7 +58,7 @@ def test_one_compiled_graph_serves_each_run_with_its_own_context() -> None:
     db, db_events = asyncio.run(run(db_server, "a", _ticks(100.0, 0.25)))
     redis, redis_events = asyncio.run(run(redis_server, "b", _ticks(500.0, 2.0)))
     assert (db.root_cause.component, redis.root_cause.component) == ("database", "redis")
-    assert len(db_state.calls) == len(redis_state.calls) == 5  # each context's own tools
+    assert len(db_state.calls) == len(redis_state.calls) == 6  # each context's own tools
     assert db.duration_ms == 250.0  # the clock of the context: started 100.0, ended 100.25
     assert redis.duration_ms == 2000.0
     assert db_events[0] == redis_events[0] == "phase"
@@ -82,9 +82,9 @@ def test_a_follow_up_question_starts_fresh_counters_and_notes() -> None:
         return first.diagnosis, second.diagnosis, len(values.get("messages") or [])
 
     first, second, messages = asyncio.run(go())
-    assert first.tool_calls == second.tool_calls == 5  # not added up across questions
-    assert [e.id for e in second.evidence] == ["E6", "E7", "E8", "E9", "E10"]
+    assert first.tool_calls == second.tool_calls == 6  # not added up across questions
+    assert [e.id for e in second.evidence] == ["E7", "E8", "E9", "E10", "E11", "E12"]
     assert second.notes.count("openai:x: skipped") == 1  # notes of the first are not carried
     assert second.mode == first.mode == "degraded"
     assert messages == 4  # question and answer of each turn
-    assert len(state.calls) == 10
+    assert len(state.calls) == 12

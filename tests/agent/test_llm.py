@@ -210,17 +210,16 @@ def test_openai_tool_loop_parallel_refusal_trim_errors(fake: Fake) -> None:
     assert d.steps == 3
     assert d.tokens == 3 * 120
     assert (d.root_cause.component, d.root_cause.category) == ("database", "unreachable")
-    # the model's E77 does not exist: dropped, the finding kept with its valid id
-    llm_findings = [f for f in d.findings if f.source == "llm"]
-    assert llm_findings[0].evidence_ids == ["E6"]
-    assert not any("finding 1 dropped" in n for n in d.notes)
+    # the model's finding cites E77, which does not exist: dropped whole, never re-pointed
+    assert not [f for f in d.findings if f.source == "llm"]
+    assert "model finding 1 dropped: cites E77, which does not exist" in d.notes
     # offline findings survive the LLM conclusion
     assert any(f.source == "offline" for f in d.findings)
     # three calls of step 1 ran (in one parallel batch), the repeat was refused
     called = [name for name, _ in state.calls]
     assert called.count("circuits_get_breaker") == 2
-    assert {e.id for e in d.evidence} >= {"E6", "E7", "E8"}
-    assert d.tool_calls == 5 + 3
+    assert {e.id for e in d.evidence} >= {"E7", "E8", "E9"}
+    assert d.tool_calls == 6 + 3
     second, third = fake.requests[1].body, fake.requests[2].body
     tool_msgs = [m for m in second["messages"] if m["role"] == "tool"]
     assert len(tool_msgs) == 3
@@ -296,18 +295,52 @@ def test_an_invalid_conclusion_falls_back_to_the_offline_answer(
     assert any(note in n and "offline root cause is kept" in n for n in d.notes), d.notes
 
 
-def test_a_root_cause_citing_only_unknown_evidence_cites_the_offline_evidence(
-    fake: Fake,
-) -> None:
+def test_a_root_cause_citing_unknown_evidence_is_rejected_never_repointed(fake: Fake) -> None:
     conclusion = {**CONCLUSION, "root_cause": {**CONCLUSION["root_cause"], "evidence_ids": ["E99"]}}
     fake.script = [_final(conclusion)]
     result, _, _ = _run("openai:gpt-fake,offline")
     d = result.diagnosis
     assert d is not None
     assert d.mode == "llm"
-    assert d.root_cause.summary.startswith("PostgreSQL refuses connections")
-    assert d.root_cause.evidence_ids == _offline_root()[2]
-    assert "model cited 1 unknown evidence id(s); they were dropped" in d.notes
+    # the offline root cause stands, with its own evidence; the model's claim is not re-cited
+    assert (d.root_cause.component, d.root_cause.category, d.root_cause.evidence_ids) == (
+        _offline_root()
+    )
+    assert not d.root_cause.summary.startswith("PostgreSQL refuses connections")
+    assert any("was rejected: it cites E99, which does not exist" in n for n in d.notes), d.notes
+    # its finding citing E77 is dropped, not pointed at other evidence
+    assert not any(f.source == "llm" for f in d.findings)
+
+
+def test_a_root_cause_its_evidence_does_not_show_is_rejected(fake: Fake) -> None:
+    claim = {"component": "redis", "category": "unreachable", "evidence_ids": ["E1"]}
+    fake.script = [_final({**CONCLUSION, "root_cause": claim, "findings": []})]
+    result, _, _ = _run("openai:gpt-fake,offline")
+    d = result.diagnosis
+    assert d is not None
+    assert (d.root_cause.component, d.root_cause.category) == ("database", "unreachable")
+    assert any("E1 does not show redis unreachable" in n for n in d.notes), d.notes
+    assert d.offline_root_cause is None
+
+
+def test_a_grounded_disagreement_keeps_the_offline_answer_beside(fake: Fake) -> None:
+    circuits = "E4"  # the breaker list: the database breaker is open
+    claim = {"component": "database", "category": "circuit_open", "evidence_ids": [circuits]}
+    fake.script = [_final({**CONCLUSION, "root_cause": claim, "findings": []})]
+    result, _, _ = _run("openai:gpt-fake,offline")
+    d = result.diagnosis
+    assert d is not None
+    assert next(e for e in d.evidence if e.id == circuits).tool.endswith("list_breakers")
+    assert (d.mode, d.root_cause.component, d.root_cause.category) == (
+        "llm",
+        "database",
+        "circuit_open",
+    )
+    assert d.offline_root_cause is not None
+    offline = d.offline_root_cause
+    assert (offline.component, offline.category) == ("database", "unreachable")
+    assert any("offline analysis disagrees" in n for n in d.notes)
+    assert d.status == "unhealthy"  # a cause: never "healthy"
 
 
 # --- the fault matrix ------------------------------------------------------------------------
@@ -541,12 +574,13 @@ def test_llm_mode_eval_runs_the_loop_and_the_fault_chain() -> None:
     reset_local_breakers()
     report = asyncio.run(run_suite(SCENARIOS, mode="llm", tags=["llm"]))
     reset_local_breakers()
-    assert {r.name for r in report.results} == {
+    names = {
         "anthropic-auth",
         "llm-upstream-timeouts",
         "openai-rate-limited",
         "secrets-in-logs-auth",
     }
+    assert {r.name for r in report.results} == names  # the script answers: no paraphrases
     for r in report.results:
         assert r.error is None, r.error
         assert r.diagnosis_mode == "llm", r.name

@@ -57,10 +57,10 @@ def test_sessions_continue_across_processes_sqlite_and_postgres(
     first = _proc(url, "why is checkout failing?", targets)
     second = _proc(url, "is it still failing?", targets)
     for session in ("s-sqlite", "s-pg"):
-        assert first[session] == ["E1", "E2", "E3", "E4", "E5"]
+        assert first[session] == ["E1", "E2", "E3", "E4", "E5", "E6"]
         # numbered after the first process's evidence: the session was read back
-        assert second[session] == ["E6", "E7", "E8", "E9", "E10"]
-    assert len(state.calls) == 20  # 2 processes × 2 sessions × 5 gather calls
+        assert second[session] == ["E7", "E8", "E9", "E10", "E11", "E12"]
+    assert len(state.calls) == 24  # 2 processes × 2 sessions × 6 gather calls
     with psycopg.connect(pg_dsn) as conn:
         row = conn.execute(
             f'SELECT COUNT(DISTINCT thread_id) FROM "{pg_schema}".checkpoints'  # noqa: S608
@@ -85,7 +85,7 @@ def test_ask_session_command_keeps_context(
     assert two.exit_code == 0, two.output
     d1, d2 = json.loads(one.stdout), json.loads(two.stdout)
     assert d1["session_id"] == d2["session_id"] == "cli-s"
-    assert [e["id"] for e in d2["evidence"]] == ["E6", "E7", "E8", "E9", "E10"]
+    assert [e["id"] for e in d2["evidence"]] == ["E7", "E8", "E9", "E10", "E11", "E12"]
     assert d2["mode"] == "offline"
 
 
@@ -132,5 +132,5 @@ def test_chat_keeps_context_between_questions(
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.count("Root cause") == 2
-    assert "E10" in result.stdout  # the second answer's evidence continues the session's
+    assert "E12" in result.stdout  # the second answer's evidence continues the session's
     assert "dev3000 chat --session chat-1" in result.stderr

@@ -82,7 +82,7 @@ def test_messages_and_follow_up_keep_context(client: TestClient) -> None:
     second = client.post(
         f"/api/v1/sessions/{sid}/messages", params={"wait": "true"}, json={"content": "still?"}
     ).json()
-    assert [e["id"] for e in second["evidence"]] == ["E6", "E7", "E8", "E9", "E10"]
+    assert [e["id"] for e in second["evidence"]] == ["E7", "E8", "E9", "E10", "E11", "E12"]
     history = client.get(f"/api/v1/sessions/{sid}/messages").json()
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
     assert history[2]["content"] == "still?"

@@ -306,6 +306,40 @@ def test_fault_db_latency(sb: Demo) -> None:
     assert sb.dev3000_logs("slow database call")
 
 
+def test_readme_flow_ask_names_the_database_latency_with_the_chain(sb: Demo) -> None:
+    """The README's flow as a new user runs it: the demo, ``dev3000 chaos inject db-latency
+    --param delay_ms=800``, ``dev3000 ask "why are orders slow?"`` — the answer names the
+    database (latency) with the chain from the question's symptom down to it, not a service
+    the demo never started."""
+    from typer.testing import CliRunner
+
+    from guilde_diag.cli import app
+
+    healthy(sb, "database")
+    sb.chaos.inject("db-latency", delay_ms=800)
+    assert sb.post("/api/v1/orders", json={"item": "slow"}).status_code == 201
+    url = sb.dev3000 + "/mcp"
+    result = CliRunner().invoke(app, ["ask", "--url", url, "--json", "why are orders slow?"])
+    assert result.exit_code == 0, result.output
+    diagnosis = json.loads(result.output[result.output.index("{") :])
+    root = diagnosis["root_cause"]
+    assert (root["component"], root["category"]) == ("database", "latency"), root
+    assert diagnosis["status"] == "degraded"
+    chain = diagnosis["chain"]
+    assert chain[0] == "orders slow"
+    assert chain[-1].startswith("database: latency ")
+    assert "backend" in chain[1]
+    assert " ← ".join(chain) in root["summary"]
+    cited = {e["id"] for e in diagnosis["evidence"]}
+    assert set(root["evidence_ids"]) <= cited
+    assert not any(p["component"] in ("agent", "frontend") for p in diagnosis["other_problems"])
+    # the readable report shows the chain too
+    shown = CliRunner().invoke(app, ["ask", "--url", url, "-q", "why are orders slow?"])
+    assert shown.exit_code == 0, shown.output
+    assert "Chain:" in shown.output
+    assert "orders slow" in shown.output
+
+
 def test_fault_redis_latency(sb: Demo) -> None:
     healthy(sb, "redis")
     sb.chaos.inject("redis-latency")
