@@ -118,7 +118,14 @@ class AgentWebAgent:
         import httpx
 
         try:
-            response = await self._client().request(method, path, params=params, json=json)
+            try:
+                response = await self._client().request(method, path, params=params, json=json)
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                # the server closed a kept-alive connection as it was reused: the request
+                # never reached it; a read is sent again once, on a new connection
+                response = await self._client().request(method, path, params=params, json=json)
         except (httpx.TransportError, OSError) as exc:
             raise ConnectionLost(f"{type(exc).__name__}: {redact_text(str(exc))}") from exc
         if response.status_code >= 400:

@@ -198,12 +198,17 @@ class ConsoleApp(App[None]):
                 delay = self.refresh_interval
                 if self._retry_after:
                     delay, self._retry_after = max(delay, self._retry_after), 0.0
-                if self.store.connection.stale:
-                    self.store.connection = ConnectionInfo.ok()
-                    self._connection_changed()
-                    self.publish("health", "circuits", "targets", "logs", "events")
+                self._connected()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), delay)
+
+    def _connected(self) -> None:
+        """dev3000 answered: the data is current again (marked at the first answer of a
+        refresh, so a report on screen is never shown as stale)."""
+        if self.store.connection.stale:
+            self.store.connection = ConnectionInfo.ok()
+            self._connection_changed()
+            self.publish("health", "topology", "circuits", "targets", "logs", "events")
 
     async def poll_once(self) -> None:
         """One refresh of health, the stack model, circuits and targets, fetched
@@ -215,7 +220,9 @@ class ConsoleApp(App[None]):
         self.polls += 1
 
         async def health() -> None:
-            if self.store.update_health(await client.deep_health()):
+            report = await client.deep_health()
+            self._connected()
+            if self.store.update_health(report):
                 self.publish("health")
 
         async def circuits() -> None:

@@ -119,9 +119,18 @@ class Dev3000Client:
         """Send one request; return the decoded JSON body (``None`` when empty)."""
         timeout = httpx.USE_CLIENT_DEFAULT if read_timeout is None else read_timeout
         try:
-            response = await self._http.request(
-                method, path, params=params, json=json, timeout=timeout
-            )
+            try:
+                response = await self._http.request(
+                    method, path, params=params, json=json, timeout=timeout
+                )
+            except httpx.RemoteProtocolError:
+                if method != "GET":
+                    raise
+                # the server closed a kept-alive connection as it was reused: the request
+                # never reached it; a read is sent again once, on a new connection
+                response = await self._http.request(
+                    method, path, params=params, json=json, timeout=timeout
+                )
         except (httpx.TransportError, OSError) as exc:
             raise ConnectionLost(f"{type(exc).__name__}: {redact_text(str(exc))}") from exc
         if response.status_code >= 400 and response.status_code not in ok_statuses:

@@ -57,6 +57,11 @@ class HealthScreen(ConsoleScreen):
     HealthScreen.-stale #health-checks { border: round $warning; }
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: what the targets table shows (it is redrawn only when this changes)
+        self._targets_shown: object = None
+
     def compose_body(self) -> ComposeResult:
         with Horizontal():
             with Vertical(id="health-left"):
@@ -107,16 +112,35 @@ class HealthScreen(ConsoleScreen):
             )
         if selected is not None and selected in {c.name for c in report.checks}:
             table.move_cursor(row=table.get_row_index(selected))
-        self._show_detail()
+        if not self.query_one("#health-targets", DataTable).has_focus:
+            self._show_detail()
 
     def _show_targets(self) -> None:
         """Every target from dev3000's model — one list, with the source that declared each
         (the runtime registry's are those ``/api/v1/targets`` changes); the registry alone
         when dev3000 serves no model."""
         table = self.query_one("#health-targets", DataTable)
+        model = self.store.topology
+        shown = (
+            [
+                (
+                    n.id,
+                    n.status,
+                    n.absent,
+                    n.critical,
+                    n.url,
+                    tuple(d.id for d in model.dependencies(n.id)),
+                )
+                for n in declared_targets(model)
+            ]
+            if model is not None
+            else self.store.targets
+        )
+        if shown == self._targets_shown and table.row_count:
+            return  # unchanged: no redraw, the cursor stays where the user left it
+        self._targets_shown = shown
         selected = self._selected_key(table)
         table.clear()
-        model = self.store.topology
         if model is not None:
             table.border_title = "Targets (settings, targets file, registry, built in)"
             for node in declared_targets(model):
@@ -183,9 +207,12 @@ class HealthScreen(ConsoleScreen):
         )
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table.id == "health-checks":
+        # the details follow the table the user is in: a redraw of the other (every
+        # refresh) moves its cursor too, and must not take the details pane over
+        targets = self.query_one("#health-targets", DataTable)
+        if event.data_table.id == "health-checks" and not targets.has_focus:
             self._show_detail()
-        elif event.data_table.id == "health-targets" and event.row_key.value:
+        elif event.data_table is targets and targets.has_focus and event.row_key.value:
             name = event.row_key.value.removeprefix("target:")
             model = self.store.topology
             node = model.get(name) if model is not None else None

@@ -171,10 +171,14 @@ class HealthPoller:
             why = _cause(check) if status != "healthy" else None
             if why:  # a status other than healthy says why where it is read
                 summary += f" — {why}"
+            absent = check.get("absent") is True
+            if absent:  # never answered, not critical: shown, not an incident
+                data["absent"] = True
+                summary += " (absent: never answered, not counted)"
             event = make_event(
                 source="health",
                 kind="health_transition",
-                severity=_STATUS_SEVERITY[status],
+                severity="info" if absent else _STATUS_SEVERITY[status],
                 subject=subject,
                 summary=redact_text(summary)[:500],
                 data=data,

@@ -234,3 +234,22 @@ async def test_dashboard_draws_the_tree_and_health_nests_the_checks() -> None:
         assert row[1] == "degraded"
         assert "640 ms over 500 ms" in row[4]  # the why column
         assert "because" in str(table.border_title)
+        # the details follow the table the user is in, whatever a refresh redraws
+        table.focus()
+        table.move_cursor(row=table.get_row_index("targets/search-api"))
+        await pilot.press("enter")
+        detail = health.query_one("#health-detail", JsonView)
+        await wait_for(pilot, lambda: dig(detail.data, "name") == "targets/search-api")
+        app.store.update_topology(None)  # the model changes: the targets table is redrawn
+        app.publish("topology")
+        await pilot.pause()
+        app.store.update_topology(parse_topology(RECORDING["topology"]))
+        app.publish("topology", "health")
+        await pilot.pause()
+        assert dig(detail.data, "name") == "targets/search-api"
+        targets = health.query_one("#health-targets", DataTable)
+        assert str(targets.get_row("target:search-api")[2]) == "absent"
+        targets.focus()
+        targets.move_cursor(row=targets.get_row_index("target:payments-api"))
+        await wait_for(pilot, lambda: dig(detail.data, "id") == "payments-api")
+        assert dig(detail.data, "reasons", 0, "summary") == "latency 640 ms > 500 ms"

@@ -274,7 +274,14 @@ def test_a_health_transition_says_why() -> None:
                     {"category": "circuit_open", "summary": "breaker open", "consequence": True},
                     {"category": "latency", "summary": "latency 801 ms\n> 100 ms"},
                 ],
-            }
+            },
+            "targets": {
+                "agent": {
+                    "status": "unhealthy",
+                    "absent": True,
+                    "reasons": [{"category": "unreachable", "summary": "connection refused"}],
+                }
+            },
         },
     }
     reports = [slow, {"status": "healthy", "checks": {"database": {"status": "healthy"}}}]
@@ -291,6 +298,12 @@ def test_a_health_transition_says_why() -> None:
     # the cause, not its consequence, on one line; the reasons themselves in the data
     assert db.summary == "database: unknown → degraded — latency 801 ms > 100 ms"
     assert [r["category"] for r in db.data["reasons"]] == ["circuit_open", "latency"]
+    # a service that never answered is shown, not an incident
+    agent = next(e for e in degraded if e.subject == "targets.agent")
+    assert agent.severity == "info"
+    assert agent.data["absent"] is True
+    assert agent.summary.endswith("connection refused (absent: never answered, not counted)")
+    assert db.severity == "warning"
     back = next(e for e in healthy if e.subject == "database")
     assert back.summary == "database: degraded → healthy"
 
