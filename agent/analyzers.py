@@ -292,7 +292,11 @@ def analyse(
     checked = _checked(model, path)
     if best is None:
         cited = [model_eid] if model_eid else sorted({s.evidence_id for s in signals})[:1]
-        what = "; ".join(checked[:12]) or "no model of the stack was available"
+        what = "; ".join(checked[:12]) or (
+            "no model of the stack was available"
+            if model is None
+            else "the stack model, in which nothing serves that symptom"
+        )
         summary = f"{symptom.label}: the system looks healthy for that question. Checked: {what}."
         if other:
             summary += " Other problems (not on this path): " + "; ".join(

@@ -87,8 +87,13 @@ _NOT_ROUTES = frozenset(
     issue issues 500 503 502 401 403 429 be been being have has had not no can can't cannot
     will would should could we us they them i me you your there's is isn't aren't doesn't
     don't didn't go going gone happening happened feature features endpoint endpoints
-    more less better worse good bad all fast quick ok""".split()  # noqa: SIM905
+    more less better worse good bad all fast quick ok feel feels felt seem seems seemed
+    look looks looking user users customer customers""".split()  # noqa: SIM905
 )
+#: words a user says for "what I see" without naming a part: the frontend when the stack has
+#: one running, else the services that serve the users (a stack without a deployed frontend
+#: still has a "site")
+_VAGUE = frozenset({"page", "website", "site", "ui", "app", "application"})
 
 _REJECTED = re.compile(
     r"\b(?:40[13]|429|reject\w*|denied|deny|unauthori[sz]ed|forbidden|credentials?|api[ -]?key"
@@ -137,8 +142,16 @@ def _named_component(text: str, model: StackModel | None) -> str | None:
                 return names[label]
     for word in words:
         if word in COMPONENT_WORDS:
-            return str(COMPONENT_WORDS[word])
+            named = str(COMPONENT_WORDS[word])
+            if word in _VAGUE and model is not None and not _runs(model, named):
+                continue
+            return named
     return None
+
+
+def _runs(model: StackModel, component: str) -> bool:
+    """Whether ``component`` is a counted node of ``model`` (declared and seen up)."""
+    return any(n.component == component and n.counts for n in model.nodes)
 
 
 def _named_route(text: str) -> str | None:

@@ -146,6 +146,30 @@ def test_the_focus_names_what_the_question_is_about() -> None:
     assert read_symptom("payments are refused", model=_stack(payments)).component == "payments"
 
 
+def test_the_site_is_the_frontend_only_where_one_runs() -> None:
+    """ "The site" names the frontend of a stack that runs one; a stack without a deployed
+    frontend still has a site: its services, and the diagnosis follows them, not a dead path."""
+    question = "the site feels sluggish, what's going on?"
+    without = read_symptom(question, model=_stack(_node("frontend", absent=True, ever_up=False)))
+    assert (without.kind, without.component, without.route) == ("slow", None, None)
+    assert without.entry == ["backend"]
+    running = _stack(_node("frontend"))
+    assert read_symptom(question, model=running).component == "frontend"
+    assert read_symptom(question, model=running).entry == ["frontend"]
+    # a slow cache behind the backend is the site's root cause when no frontend runs
+    slow = Reason(category="latency", summary="latency 400 ms > 50 ms")
+    base = _stack(_node("frontend", absent=True, ever_up=False))
+    nodes = [
+        n.model_copy(update={"status": "degraded", "reasons": [slow]})
+        if n.id == "backend/redis"
+        else n
+        for n in base.nodes
+    ]
+    slow_cache = StackModel(status=aggregate(nodes), observed_at=NOW, nodes=nodes, edges=base.edges)
+    found = analyse([_topology(slow_cache)], question=question)
+    assert (found.root_cause.component, found.root_cause.category) == ("redis", "latency")
+
+
 # --- the root cause: the deepest fault on the path, with the chain ---------------------------
 def test_slow_orders_name_the_database_with_the_chain() -> None:
     result = analyse([_topology(_stack(database=_latency(801)))], question="why are orders slow?")
