@@ -188,9 +188,26 @@ def _link(node: Node, leaf: bool) -> str:
     return f"{node.name} {node.status}{measured}"
 
 
-def _score(signal: Signal, kind: str, depth: int) -> tuple[int, int, int, bool, int]:
+def _current(signal: Signal, model: StackModel | None) -> bool:
+    """Whether the model still sees the fault: a fault it shows now outranks one whose
+    component has recovered (a log line of a failure minutes ago, inside the question's
+    window, about a component every node of which is healthy again). A component the model
+    does not hold cannot be judged: it counts as current."""
+    if model is None:
+        return True
+    if signal.node is not None:
+        node = model.get(signal.node)
+        return node is None or node.faulty
+    nodes = [n for n in model.by_component(signal.component) if n.counts]
+    return not nodes or any(n.faulty for n in nodes)
+
+
+def _score(
+    signal: Signal, kind: str, depth: int, model: StackModel | None
+) -> tuple[int, bool, int, int, bool, int]:
     return (
         explains(signal.category, signal.component, kind),  # type: ignore[arg-type]
+        _current(signal, model),
         SEVERITY_WEIGHT[signal.severity],
         -CATEGORY_RULES[signal.category].causal_rank,
         signal.node is not None,
@@ -273,7 +290,7 @@ def analyse(
             if not s.attributed and s.severity in ("error", "critical")
         ]
         on_path += candidates
-    best = max(candidates, key=lambda s: _score(s, symptom.kind, depth(s)), default=None)
+    best = max(candidates, key=lambda s: _score(s, symptom.kind, depth(s), model), default=None)
 
     counter = iter(range(1, 10_000))
     findings: list[Finding] = []
