@@ -22,6 +22,7 @@ from typing import Any
 
 from agent.browser_evidence import browser_findings, is_browser_record
 from agent.models import Category, EvidenceRecord, Finding, RootCause, Severity
+from agent.tool_names import role_of
 from guilde_core.config import Settings
 
 __all__ = [
@@ -228,18 +229,7 @@ class _Builder:
 
 
 def _role(tool: str) -> str:
-    low = tool.lower()
-    if "health" in low:
-        return "health"
-    if "circuit" in low or "breaker" in low:
-        return "circuits"
-    if "error" in low and ("group" in low or low.endswith("errors")):
-        return "errors"
-    if "timeline" in low or "event" in low:
-        return "timeline"
-    if "log" in low:
-        return "logs"
-    return "other"
+    return role_of(tool)
 
 
 # --- health --------------------------------------------------------------------------------

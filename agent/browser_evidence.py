@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.models import Category, EvidenceRecord, JsonObject, JsonValue, RootCause, Severity
+from agent.tool_names import BROWSER_ERRORS, LOGS_SEARCH, LOGS_TRACE
 
 if TYPE_CHECKING:  # the analyzers import this module; they need no MCP client
     from agent.mcp_client import DiagTools, ToolOutcome
@@ -60,15 +61,15 @@ async def gather_browser(
     tools: DiagTools, *, start_index: int, record_from_outcome: MakeRecord
 ) -> list[EvidenceRecord]:
     """Evidence records for the browser's errors and the backend lines they trace to."""
-    errors_tool = tools.find("browser", "error")
-    if errors_tool is None:
+    errors_tool = BROWSER_ERRORS
+    if tools.spec(errors_tool) is None:
         return []
     outcome = await tools.call(errors_tool, {"limit": 50})
     if not outcome.ok or not _browser_errors(outcome.data):
         return []  # no capture runs, or the page is fine: nothing to cite
     evidence = [record_from_outcome(f"E{start_index}", outcome)]
-    trace_tool = tools.find("logs", "trace")
-    if trace_tool is None:
+    trace_tool = LOGS_TRACE
+    if tools.spec(trace_tool) is None:
         return evidence
     for cid in _traceable(_browser_errors(outcome.data)):
         traced = await tools.call(trace_tool, {"correlation_id": cid, "limit": 50})
@@ -107,7 +108,7 @@ def browser_findings(
             [
                 EvidenceRecord(
                     id=trace["id"],
-                    tool="logs_search",
+                    tool=LOGS_SEARCH,
                     arguments={},
                     ok=True,
                     data={"results": list[JsonValue](lines)},

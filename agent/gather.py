@@ -18,11 +18,11 @@ from agent.browser_evidence import gather_browser
 from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
 from agent.models import EvidenceRecord, JsonValue, ToolArguments
 from agent.safety import redact_data
+from agent.tool_names import GATHER, GATHER_ARGUMENTS
 from guilde_core.redaction import redact_text
 
 __all__ = [
     "EXCERPT_CHARS",
-    "GATHER_ROLES",
     "excerpt_of",
     "fit_arguments",
     "gather",
@@ -30,18 +30,6 @@ __all__ = [
 ]
 
 EXCERPT_CHARS = 1200
-
-#: role -> (keywords that must appear in the tool name, keywords that must not)
-GATHER_ROLES: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
-    "health": ((("health", "deep"), ()),),
-    "checks": (
-        (("health", "check", "health"), ()),
-        (("health", "check"), ("target", "history", "deep")),
-    ),
-    "circuits": ((("circuit", "list"), ()), (("circuits",), ("get", "transition", "history"))),
-    "errors": ((("error", "group"), ()), (("errors",), ())),
-    "timeline": ((("timeline",), ("resource",)),),
-}
 
 
 def _compact(value: JsonValue) -> str:
@@ -126,15 +114,8 @@ def fit_arguments(spec: ToolSpec, wanted: ToolArguments) -> ToolArguments:
 
 
 def resolve_roles(tools: DiagTools) -> dict[str, str]:
-    """Map gather roles to the server's tool names (discovered, not hard-coded)."""
-    found: dict[str, str] = {}
-    for role, options in GATHER_ROLES.items():
-        for keywords, exclude in options:
-            name = tools.find(*keywords, exclude=exclude)
-            if name:
-                found[role] = name
-                break
-    return found
+    """The gather roles whose tool (:data:`agent.tool_names.GATHER`) the server offers."""
+    return {role: name for role, name in GATHER.items() if tools.spec(name) is not None}
 
 
 def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> ToolArguments:
@@ -148,12 +129,7 @@ def _wanted_args(role: str, focus: str | None, window_minutes: float | None) -> 
             "window_seconds": seconds,
             "since": f"{int(window_minutes)}m",
         }
-    if role == "timeline":
-        wanted["limit"] = 50
-    if role == "checks":
-        wanted["scope"] = "deep"
-    if role == "errors":
-        wanted["limit"] = 20
+    wanted |= GATHER_ARGUMENTS.get(role, {})
     del focus  # focus ranks findings; it never narrows what is gathered
     return wanted
 
@@ -169,10 +145,7 @@ async def gather(
     """Run the first pass concurrently; return the evidence records in a stable order."""
     roles = resolve_roles(tools)
     plan: list[tuple[str, ToolArguments]] = []
-    for role in ("health", "checks", "circuits", "errors", "timeline"):
-        name = roles.get(role)
-        if name is None:
-            continue
+    for role, name in roles.items():
         spec = tools.spec(name)
         assert spec is not None
         plan.append((name, fit_arguments(spec, _wanted_args(role, focus, window_minutes))))

@@ -17,18 +17,12 @@ from typing import Any
 import regex
 from fastmcp import FastMCP
 
+from agent.tool_names import CIRCUIT_CONTROL, CIRCUITS_GET, GATHER, LOGS_SEARCH, SYSTEM_OVERVIEW
+
 __all__ = ["RECORDED_TOOL_NAMES", "RecordedState", "build_recorded_server"]
 
 #: role in a scenario's ``recorded:`` block → tool name on the aggregate endpoint
-RECORDED_TOOL_NAMES: dict[str, str] = {
-    "health": "health_deep_health",
-    "checks": "health_check_health",
-    "circuits": "circuits_list_breakers",
-    "errors": "logs_error_groups",
-    "timeline": "timeline_recent",
-    "logs": "logs_search",
-    "system": "system_overview",
-}
+RECORDED_TOOL_NAMES: dict[str, str] = {**GATHER, "logs": LOGS_SEARCH, "system": SYSTEM_OVERVIEW}
 
 #: seconds a model-supplied search pattern may run over a recorded scenario's log lines
 _SEARCH_BUDGET = 1.0
@@ -86,12 +80,12 @@ def build_recorded_server(
         result: dict[str, Any] = _answer(state, "circuits", {})
         return result
 
-    @server.tool(name="circuits_get_breaker", annotations=ro)
+    @server.tool(name=CIRCUITS_GET, annotations=ro)
     def circuits_get_breaker(name: str) -> dict[str, Any]:
         """One circuit breaker by name."""
         from fastmcp.exceptions import ToolError
 
-        listing = _answer(state, "circuits", {"name": name}, "circuits_get_breaker")
+        listing = _answer(state, "circuits", {"name": name}, CIRCUITS_GET)
         for br in listing.get("breakers", []) if isinstance(listing, dict) else []:
             if br.get("name") == name:
                 return dict(br)
@@ -144,17 +138,17 @@ def build_recorded_server(
         state.control_calls.append((verb, {"name": name, "reason": reason}))
         return {"name": name, "action": verb, "ok": True}
 
-    @server.tool(name="circuits_open_breaker", annotations=destructive)
+    @server.tool(name=CIRCUIT_CONTROL["open"], annotations=destructive)
     def circuits_open_breaker(name: str, reason: str) -> dict[str, Any]:
         """Force a circuit breaker open (control; needs a reason)."""
         return _control("open", name, reason)
 
-    @server.tool(name="circuits_close_breaker", annotations=destructive)
+    @server.tool(name=CIRCUIT_CONTROL["close"], annotations=destructive)
     def circuits_close_breaker(name: str, reason: str) -> dict[str, Any]:
         """Force a circuit breaker closed (control; needs a reason)."""
         return _control("close", name, reason)
 
-    @server.tool(name="circuits_reset_breaker", annotations=destructive)
+    @server.tool(name=CIRCUIT_CONTROL["reset"], annotations=destructive)
     def circuits_reset_breaker(name: str, reason: str) -> dict[str, Any]:
         """Reset a circuit breaker's counters (control; needs a reason)."""
         return _control("reset", name, reason)

@@ -22,18 +22,15 @@ from typing import Any
 
 import yaml
 
+from agent.tool_names import GATHER, GATHER_ARGUMENTS, LOGS_SEARCH
 from guilde_core.redaction import redact
 
 __all__ = ["CAPTURE", "HEADER", "capture", "scrub", "write_recording"]
 
 #: role of a ``recorded:`` block → (tool on the aggregate endpoint, arguments)
 CAPTURE: dict[str, tuple[str, dict[str, Any]]] = {
-    "health": ("health_deep_health", {}),
-    "checks": ("health_check_health", {"scope": "deep"}),
-    "circuits": ("circuits_list_breakers", {}),
-    "errors": ("logs_error_groups", {"limit": 20}),
-    "timeline": ("timeline_recent", {"limit": 50}),
-    "logs": ("logs_search", {"query": ".", "regex": True, "level": "warning", "limit": 25}),
+    **{role: (tool, dict(GATHER_ARGUMENTS.get(role, {}))) for role, tool in GATHER.items()},
+    "logs": (LOGS_SEARCH, {"query": ".", "regex": True, "level": "warning", "limit": 25}),
 }
 
 HEADER = (
