@@ -3,7 +3,7 @@
 One self-contained rule in two halves:
 
 * :func:`gather_browser` (after the first pass) reads the watched page's recent errors
-  (``browser_recent_errors``) and, for the newest few failed requests and errors that carry a
+  (``browser_errors``) and, for the newest few failed requests and errors that carry a
   correlation id, the backend's log lines with that id (``logs_trace``) — each answer a
   numbered evidence record like any other.
 * :func:`browser_findings` (offline analysis) classifies the backend lines of each traced id

@@ -5,7 +5,7 @@ nowhere else, so a renamed tool on dev3000's aggregate is one edit:
 
 * :data:`GATHER`: role → the tool the first pass calls for it (with :data:`GATHER_ARGUMENTS`);
 * :data:`BROWSER_ERRORS`, :data:`LOGS_TRACE`, :data:`LOGS_SEARCH`: the tools the browser
-  rule follows a page error through; :data:`CIRCUITS_GET`, :data:`SYSTEM_OVERVIEW` and
+  rule follows a page error through; :data:`SYSTEM_OVERVIEW` and
   :data:`CIRCUIT_CONTROL`, the other tools the replay server answers as;
 * :func:`role_of`: the role of any tool's evidence (the analyzers pick their rule by it):
   the names of this table first, then keywords for tools of other servers.
@@ -21,7 +21,6 @@ from agent.models import JsonValue
 
 __all__ = [
     "BROWSER_ERRORS",
-    "CIRCUITS_GET",
     "CIRCUIT_CONTROL",
     "GATHER",
     "GATHER_ARGUMENTS",
@@ -35,10 +34,10 @@ __all__ = [
 #: role → the aggregate's tool the first pass calls for it, in the order they are called
 GATHER: Final[Mapping[str, str]] = MappingProxyType(
     {
-        "health": "health_deep_health",
-        "checks": "health_check_health",
-        "circuits": "circuits_list_breakers",
-        "errors": "logs_error_groups",
+        "health": "health_stack",
+        "checks": "health_check",
+        "circuits": "circuits_breakers",
+        "errors": "logs_errors",
         "timeline": "timeline_recent",
     }
 )
@@ -49,30 +48,30 @@ GATHER_ARGUMENTS: Final[Mapping[str, Mapping[str, JsonValue]]] = MappingProxyTyp
 )
 
 #: the watched page's recent errors (the browser rule's start)
-BROWSER_ERRORS: Final = "browser_recent_errors"
+BROWSER_ERRORS: Final = "browser_errors"
 #: every backend log entry carrying one correlation id
 LOGS_TRACE: Final = "logs_trace"
 #: log search (the role the browser rule files traced backend lines under)
 LOGS_SEARCH: Final = "logs_search"
 
-#: one breaker in detail
-CIRCUITS_GET: Final = "circuits_get_breaker"
 #: the host overview
 SYSTEM_OVERVIEW: Final = "system_overview"
 #: circuit control action → its tool (control: the agent only proposes these, with approval)
 CIRCUIT_CONTROL: Final[Mapping[str, str]] = MappingProxyType(
-    {action: f"circuits_{action}_breaker" for action in ("open", "close", "reset")}
+    {action: f"circuits_{action}" for action in ("open", "close", "reset")}
 )
 
 #: tool → role of its evidence for the tools of dev3000's aggregate the analyzers read
 ROLE_OF_TOOL: Final[Mapping[str, str]] = MappingProxyType(
     {
-        **{tool: ("health" if role == "checks" else role) for role, tool in GATHER.items()},
-        "health_check_target": "health",
-        "health_target_history": "health",
-        "health_topology": "health",
-        CIRCUITS_GET: "circuits",
-        "circuits_recent_transitions": "circuits",
+        # the state of the stack: the model the rules over it read (not a health report)
+        GATHER["health"]: "stack",
+        GATHER["checks"]: "health",
+        GATHER["circuits"]: "circuits",
+        GATHER["errors"]: "errors",
+        GATHER["timeline"]: "timeline",
+        "health_history": "health",
+        "circuits_transitions": "circuits",
         LOGS_SEARCH: "logs",
         LOGS_TRACE: "logs",
         "logs_tail": "logs",
@@ -81,7 +80,8 @@ ROLE_OF_TOOL: Final[Mapping[str, str]] = MappingProxyType(
 
 
 def role_of(tool: str) -> str:
-    """The role of a tool's evidence: health, circuits, errors, timeline, logs or other."""
+    """The role of a tool's evidence: stack, health, circuits, errors, timeline, logs or
+    other."""
     known = ROLE_OF_TOOL.get(tool)
     if known is not None:
         return known

@@ -3,18 +3,23 @@
 ``build_aggregate_server(settings) -> FastMCP`` mounts
 
 * the area servers of :data:`servers.registry.AREAS` (health, circuits, logs, system,
-  browser), each under its name as namespace (tools ``health_<tool>``, resources
-  ``<scheme>://health/<path>``), built with the host's :class:`servers.context.ServerContext`;
+  browser), built with the host's :class:`servers.context.ServerContext` and mounted as
+  they are: each names its tools ``<area>_<tool>`` itself and its resources with their
+  documented URIs (``health://summary``), so a tool or URI is the same standalone and here
+  (tests/servers/test_registry.py holds every area to its prefix);
 * ``process_list`` and ``process_restart`` over the ``--run`` processes
   (:mod:`dev3000.process_tools`);
 * remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
   SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
-  by fastmcp under its own name, so one dev3000 can front servers in other containers;
+  by fastmcp under its own name as namespace, so one dev3000 can front servers in other
+  containers;
 * the timeline: the ``timeline_recent`` tool (recent events, filterable) and the
   ``timeline://recent`` resource;
 * extra tools from the parts above dev3000: each :data:`ToolRegistrar` of the
   ``extra_tools`` argument is called as ``registrar(server, settings)`` (the ``dev3000``
-  command passes the agent's ``diagnose`` tool).
+  command passes the agent's ``diagnose`` tool);
+* :class:`servers.common.ControlGate`: control tools are listed only to a caller the one
+  decision lets control.
 
 The same server is served by ``dev3000 serve`` at ``/mcp`` and ``/sse`` and over stdio by
 ``dev3000 mcp all`` (:func:`build_standalone_server`, whose lifespan runs the timeline's
@@ -37,7 +42,6 @@ from urllib.parse import urlparse
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server import create_proxy
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from dev3000.process_tools import Processes, register_process_tools
@@ -48,6 +52,7 @@ from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
 from guilde_core.redaction import redact
+from servers.common import READ_ONLY, ControlGate, Omitted, compact_schema
 from servers.context import ServerContext
 from servers.registry import AREAS, ServerArea
 
@@ -175,20 +180,21 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
             description="Recent timeline events (health/circuit transitions, error log lines, "
             "process exits, config reloads), oldest first; filter by kind, minimum "
             "severity, source, subject or time window.",
-            annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True),
+            annotations=READ_ONLY,
+            output_schema=compact_schema(TimelineEvents),
         )
         def timeline_recent(
             limit: Annotated[int, Field(ge=1, le=500, description="At most this many.")] = 50,
-            kinds: Annotated[list[EventKind] | None, Field(description="Only these kinds.")] = None,
-            severity: Annotated[Severity | None, Field(description="Minimum severity.")] = None,
+            kinds: Annotated[Sequence[EventKind], Field(description="Only these kinds.")] = (),
+            severity: Annotated[Severity | Omitted, Field(description="Minimum severity.")] = None,
             sources: Annotated[
-                list[str] | None, Field(description="Only these sources (health, logs …).")
-            ] = None,
+                Sequence[str], Field(description="Only these sources (health, logs …).")
+            ] = (),
             subject: Annotated[
-                str | None, Field(max_length=200, description="Substring of the subject.")
+                str | Omitted, Field(max_length=200, description="Substring of the subject.")
             ] = None,
             window_minutes: Annotated[
-                float | None, Field(gt=0, le=10080, description="Only the last N minutes.")
+                float | Omitted, Field(gt=0, le=10080, description="Only the last N minutes.")
             ] = None,
         ) -> TimelineEvents:
             bus = ref.get()
@@ -280,14 +286,16 @@ def build_aggregate_server(
 
     server: FastMCP = FastMCP(
         settings.mcp_server_name,
-        instructions="guilde-diag through dev3000: "
+        instructions="guilde-diag through dev3000. Start with health_stack (the state of "
+        "the stack and why); then the focused tools: "
         + ", ".join(f"{area.name}_*" for area in areas)
-        + " tools per area, timeline_recent for what happened lately, process_* for "
+        + " per area, timeline_recent for what happened lately, process_* for "
         "supervised dev servers, and any remote servers under their own names.",
         lifespan=lifespan,
+        middleware=[ControlGate(settings)],
     )
     for area in areas:
-        server.mount(area.build(settings, context), namespace=area.name)
+        server.mount(area.build(settings, context))
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)

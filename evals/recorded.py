@@ -17,7 +17,7 @@ from typing import Any
 import regex
 from fastmcp import FastMCP
 
-from agent.tool_names import CIRCUIT_CONTROL, CIRCUITS_GET, GATHER, LOGS_SEARCH, SYSTEM_OVERVIEW
+from agent.tool_names import CIRCUIT_CONTROL, GATHER, LOGS_SEARCH, SYSTEM_OVERVIEW
 
 __all__ = ["RECORDED_TOOL_NAMES", "RecordedState", "build_recorded_server"]
 
@@ -61,38 +61,33 @@ def build_recorded_server(
     destructive = {"readOnlyHint": False, "destructiveHint": True}
 
     @server.tool(name=RECORDED_TOOL_NAMES["health"], annotations=ro)
-    def health_deep_health() -> dict[str, Any]:
-        """Deep health in the deep report's shape (database, redis, external APIs)."""
+    def health_stack(fresh: bool = False) -> dict[str, Any]:
+        """The state of the stack (the recorded health report)."""
         result: dict[str, Any] = _answer(state, "health", {})
         return result
 
     @server.tool(name=RECORDED_TOOL_NAMES["checks"], annotations=ro)
-    def health_check_health(
-        scope: str = "ready", include: list[str] | None = None
-    ) -> dict[str, Any]:
-        """Check health by scope (live|ready|deep): every check's status, latency, details."""
+    def health_check(scope: str = "ready", include: list[str] | None = None) -> dict[str, Any]:
+        """Run health checks by scope (live|ready|deep): every check's status, latency, details."""
         result: dict[str, Any] = _answer(state, "checks", {"scope": scope, "include": include})
         return result
 
     @server.tool(name=RECORDED_TOOL_NAMES["circuits"], annotations=ro)
-    def circuits_list_breakers() -> dict[str, Any]:
-        """Every circuit breaker: state, failures, last failure, seconds to half-open."""
-        result: dict[str, Any] = _answer(state, "circuits", {})
-        return result
-
-    @server.tool(name=CIRCUITS_GET, annotations=ro)
-    def circuits_get_breaker(name: str) -> dict[str, Any]:
-        """One circuit breaker by name."""
+    def circuits_breakers(names: list[str] | None = None) -> dict[str, Any]:
+        """Circuit breakers (all, or the names given): state, failures, last failure."""
         from fastmcp.exceptions import ToolError
 
-        listing = _answer(state, "circuits", {"name": name}, CIRCUITS_GET)
-        for br in listing.get("breakers", []) if isinstance(listing, dict) else []:
-            if br.get("name") == name:
-                return dict(br)
-        raise ToolError(f"no circuit breaker named {name!r}")
+        listing = _answer(state, "circuits", {"names": names} if names else {})
+        if not names or not isinstance(listing, dict):
+            return dict(listing) if isinstance(listing, dict) else {"result": listing}
+        picked = [b for b in listing.get("breakers", []) if b.get("name") in names]
+        missing = sorted(set(names) - {b.get("name") for b in picked})
+        if missing:
+            raise ToolError(f"no circuit breaker named {missing[0]!r}")
+        return {**listing, "breakers": picked}
 
     @server.tool(name=RECORDED_TOOL_NAMES["errors"], annotations=ro)
-    def logs_error_groups(limit: int = 20, since: str | None = None) -> dict[str, Any]:
+    def logs_errors(limit: int = 20, since: str | None = None) -> dict[str, Any]:
         """Errors and exceptions grouped by normalised signature, with counts and a sample."""
         result: dict[str, Any] = _answer(state, "errors", {"limit": limit, "since": since})
         return result
@@ -139,17 +134,17 @@ def build_recorded_server(
         return {"name": name, "action": verb, "ok": True}
 
     @server.tool(name=CIRCUIT_CONTROL["open"], annotations=destructive)
-    def circuits_open_breaker(name: str, reason: str) -> dict[str, Any]:
+    def circuits_open(name: str, reason: str) -> dict[str, Any]:
         """Force a circuit breaker open (control; needs a reason)."""
         return _control("open", name, reason)
 
     @server.tool(name=CIRCUIT_CONTROL["close"], annotations=destructive)
-    def circuits_close_breaker(name: str, reason: str) -> dict[str, Any]:
+    def circuits_close(name: str, reason: str) -> dict[str, Any]:
         """Force a circuit breaker closed (control; needs a reason)."""
         return _control("close", name, reason)
 
     @server.tool(name=CIRCUIT_CONTROL["reset"], annotations=destructive)
-    def circuits_reset_breaker(name: str, reason: str) -> dict[str, Any]:
+    def circuits_reset(name: str, reason: str) -> dict[str, Any]:
         """Reset a circuit breaker's counters (control; needs a reason)."""
         return _control("reset", name, reason)
 

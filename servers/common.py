@@ -1,16 +1,26 @@
-"""Helpers shared by the four area servers (MCP layer only; the logic never imports this)."""
+"""Helpers shared by the area servers (MCP layer only; the logic never imports this).
+
+The surface rules every area follows: tools named ``<area>_<tool>`` by the area server itself
+(the same names standalone and in dev3000's aggregate), :data:`READ_ONLY` / :data:`CONTROL`
+annotations, :func:`compact_schema` output schemas (top-level fields and their JSON types),
+and :class:`ControlGate`: control tools are listed only to a caller the one decision lets
+control (:func:`guilde_core.http.authz.decide` through :func:`current_caller`).
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
+from pydantic.json_schema import SkipJsonSchema
 
 from guilde_core.config import Settings
 from guilde_core.errors import GuildeError
@@ -21,10 +31,14 @@ from guilde_core.redaction import redact, redact_text
 __all__ = [
     "CONTROL",
     "READ_ONLY",
+    "ControlGate",
+    "Omitted",
     "as_tool_errors",
     "caller_from",
     "caller_key",
+    "compact_schema",
     "current_caller",
+    "is_control",
     "log_to_stderr",
     "redacted",
     "to_json",
@@ -34,12 +48,84 @@ P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
 
-#: a tool that only reads (the default of every diagnostic tool)
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True)
+#: a tool that only reads (the default of every diagnostic tool); the destructive and
+#: idempotent hints mean nothing for a read-only tool (MCP), so they are left out
+READ_ONLY = ToolAnnotations(readOnlyHint=True)
+#: ``X | Omitted = None``: an optional tool argument whose schema is plain ``X`` (no
+#: ``anyOf [X, null]``, which inspectors cannot fill and which costs ``tools/list`` room)
+Omitted = SkipJsonSchema[None]
 #: a tool that changes state somewhere (circuit control)
 CONTROL = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=False)
 
 log = logging.getLogger("servers")
+
+_JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "null")
+
+
+def _types_of(schema: dict[str, Any]) -> list[str]:
+    """The JSON types a property schema allows (a ``$ref`` is an object; ``[]``: any)."""
+    if "$ref" in schema:
+        return ["object"]
+    if "const" in schema or "enum" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        found = {type(v) for v in values}
+        names = {str: "string", int: "integer", float: "number", bool: "boolean"}
+        return ["null" if t is type(None) else names.get(t, "string") for t in found]
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return [kind]
+    if isinstance(kind, list):
+        return [str(k) for k in kind]
+    types: list[str] = []
+    for option in (*schema.get("anyOf", ()), *schema.get("oneOf", ())):
+        sub = _types_of(option)
+        if not sub:
+            return []
+        types += [t for t in sub if t not in types]
+    return types
+
+
+def compact_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A short output schema for ``model``: its top-level fields with their JSON types and
+    the required ones, no nested definitions or descriptions. It still types the structured
+    content a tool returns (clients validate against it) at a fraction of the full schema's
+    size in ``tools/list`` (the tool's description says what the fields mean)."""
+    full = model.model_json_schema()
+    props: dict[str, Any] = {}
+    for name, schema in full.get("properties", {}).items():
+        types = sorted(_types_of(schema), key=_JSON_TYPES.index)
+        props[name] = {"type": types[0] if len(types) == 1 else types} if types else {}
+    compact: dict[str, Any] = {"type": "object", "properties": props}
+    if full.get("required"):
+        compact["required"] = list(full["required"])
+    return compact
+
+
+def is_control(tool: Tool) -> bool:
+    """A tool that changes the watched system (annotated :data:`CONTROL`)."""
+    return tool.annotations is not None and tool.annotations.read_only_hint is False
+
+
+class ControlGate(Middleware):
+    """Lists control tools only to a caller the one decision lets control, per request:
+    ``DIAGNOSTIC_CONTROL_ENABLED=true`` *and* the caller's key (or the local operator) may
+    (:meth:`guilde_core.http.authz.Caller.decide`). A hidden tool called anyway still meets
+    the same gate in the tool and gets its refusal as a tool error."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        tools = await call_next(context)
+        if not any(is_control(t) for t in tools):
+            return tools
+        if current_caller(self.settings).decide("control").allowed:
+            return tools
+        return [t for t in tools if not is_control(t)]
 
 
 def redacted[M: BaseModel](model: M) -> M:

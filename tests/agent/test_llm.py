@@ -194,12 +194,12 @@ def test_openai_tool_loop_parallel_refusal_trim_errors(fake: Fake) -> None:
     fake.script = [
         Step(
             tool_calls=[
-                ("circuits_get_breaker", {"name": "database"}),
+                ("circuits_breakers", {"names": ["database"]}),
                 ("logs_search", {"query": "refused", "limit": 5}),
-                ("circuits_get_breaker", {"name": "no-such-breaker"}),
+                ("circuits_breakers", {"names": ["no-such-breaker"]}),
             ]
         ),
-        Step(tool_calls=[("circuits_get_breaker", {"name": "database"})]),  # repeated
+        Step(tool_calls=[("circuits_breakers", {"names": ["database"]})]),  # repeated
         _final(),
     ]
     result, state, _ = _run("openai:gpt-fake,offline")
@@ -217,8 +217,9 @@ def test_openai_tool_loop_parallel_refusal_trim_errors(fake: Fake) -> None:
     # offline findings survive the LLM conclusion
     assert any(f.source == "offline" for f in d.findings)
     # three calls of step 1 ran (in one parallel batch), the repeat was refused
-    called = [name for name, _ in state.calls]
-    assert called.count("circuits_get_breaker") == 2
+    # (the first pass lists every breaker: only the calls naming one are the model's)
+    called = [name for name, args in state.calls if args.get("names")]
+    assert called.count("circuits_breakers") == 2
     assert {e.id for e in d.evidence} >= {"E6", "E7", "E8"}
     assert d.tool_calls == 5 + 3
     second, third = fake.requests[1].body, fake.requests[2].body
@@ -244,7 +245,7 @@ def test_oversized_tool_output_is_trimmed_with_a_note(fake: Fake) -> None:
 
 
 def test_anthropic_tool_loop(fake: Fake) -> None:
-    fake.script = [Step(tool_calls=[("circuits_get_breaker", {"name": "database"})]), _final()]
+    fake.script = [Step(tool_calls=[("circuits_breakers", {"names": ["database"]})]), _final()]
     result, _, _ = _run("anthropic:claude-fake,offline")
     d = result.diagnosis
     assert d is not None
@@ -431,8 +432,8 @@ def test_control_call_waits_for_approval_and_resume_repeats_nothing(fake: Fake) 
     fake.script = [
         Step(
             tool_calls=[
-                ("circuits_get_breaker", {"name": "database"}),
-                ("circuits_reset_breaker", {"name": "database", "reason": "db is back"}),
+                ("circuits_breakers", {"names": ["database"]}),
+                ("circuits_reset", {"name": "database", "reason": "db is back"}),
             ]
         ),
         _final(),
@@ -444,14 +445,14 @@ def test_control_call_waits_for_approval_and_resume_repeats_nothing(fake: Fake) 
     assert resumed
     assert first.diagnosis is not None
     assert state.control_calls == [("reset", {"name": "database", "reason": "db is back"})]
-    assert [n for n, _ in state.calls].count("circuits_get_breaker") == 1
+    assert [n for n, a in state.calls if a.get("names")].count("circuits_breakers") == 1
     assert first.diagnosis.actions[0].status == "approved"
     assert first.diagnosis.mode == "llm"
 
 
 def test_pending_approval_is_reported_and_denial_runs_nothing(fake: Fake) -> None:
     fake.script = [
-        Step(tool_calls=[("circuits_open_breaker", {"name": "redis", "reason": "x"})]),
+        Step(tool_calls=[("circuits_open", {"name": "redis", "reason": "x"})]),
         _final(),
     ]
     server, state = build_recorded_server(scenario_data("db-unreachable"))
@@ -464,7 +465,7 @@ def test_pending_approval_is_reported_and_denial_runs_nothing(fake: Fake) -> Non
                 agent = DiagnosisAgent(tools, chain, settings=settings)
                 pending = await agent.ask("why?", session_id="p1")
                 assert pending.diagnosis is None
-                assert pending.pending[0]["tool"] == "circuits_open_breaker"
+                assert pending.pending[0]["tool"] == "circuits_open"
                 assert pending.pending[0]["type"] == "approval"
                 assert state.control_calls == []
                 done = await agent.resume("p1", {"approved": False, "reason": "no"})
@@ -485,7 +486,7 @@ def test_injected_log_line_leads_to_no_control_call(fake: Fake) -> None:
     fake.script = [
         Step(
             tool_calls=[
-                ("circuits_open_breaker", {"name": n, "reason": "log said so"})
+                ("circuits_open", {"name": n, "reason": "log said so"})
                 for n in ("database", "redis", "openai")
             ]
         ),

@@ -35,9 +35,9 @@ def test_diagnose_tool_returns_a_grounded_diagnosis() -> None:
     asyncio.run(run())
     # the tool gathered through the server's own tools, never calling itself
     assert {name for name, _ in state.calls} == {
-        "health_deep_health",
-        "health_check_health",
-        "circuits_list_breakers",
-        "logs_error_groups",
+        "health_stack",
+        "health_check",
+        "circuits_breakers",
+        "logs_errors",
         "timeline_recent",
     }

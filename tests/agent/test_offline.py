@@ -112,10 +112,10 @@ def test_multi_step_chain_names_the_pool_not_the_breaker() -> None:
     # the gather pass ran in parallel over MCP: one call per role
     assert sorted(name for name, _ in state.calls) == sorted(
         [
-            "health_deep_health",
-            "health_check_health",
-            "circuits_list_breakers",
-            "logs_error_groups",
+            "health_stack",
+            "health_check",
+            "circuits_breakers",
+            "logs_errors",
             "timeline_recent",
         ]
     )

@@ -315,7 +315,7 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
     control = EventFilter(kinds=frozenset({"control_action"}))
 
     async def targets(session: ClientSession) -> dict[str, str]:
-        listed = await session.call_tool("health_list_targets", {})
+        listed = await session.call_tool("health_targets", {})
         assert listed.structured_content is not None
         return {t["name"]: t["source"] for t in listed.structured_content["targets"]}
 
@@ -330,7 +330,7 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
                 async with mcp_session(a.url + "/mcp") as session:
                     assert (await targets(session))["only-in-a"] == "registry"
                     opened = await session.call_tool(
-                        "circuits_open_breaker", {"name": "openai", "reason": "provider outage"}
+                        "circuits_open", {"name": "openai", "reason": "provider outage"}
                     )
                     assert not opened.is_error, opened.content
                 async with mcp_session(b.url + "/mcp") as session:

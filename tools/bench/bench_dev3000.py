@@ -235,13 +235,13 @@ def main() -> int:
 
         print(f"[2/3] MCP tools/call x{args.calls}: aggregate /mcp vs standalone logs server")
         with server("dev3000", env, "/api/v1/health/ready") as (url, _, _):
-            agg = asyncio.run(mcp_calls(url + "/mcp", "logs_list_sources", args.calls))
+            agg = asyncio.run(mcp_calls(url + "/mcp", "logs_sources", args.calls))
         with server("standalone", env, "/mcp") as (url, _, _):
-            alone = asyncio.run(mcp_calls(url + "/mcp", "list_sources", args.calls))
+            alone = asyncio.run(mcp_calls(url + "/mcp", "logs_sources", args.calls))
         med_ratio = statistics.median(agg) / statistics.median(alone)
         rows += [
             ("tools/call median ms (standalone)", f"{statistics.median(alone):.2f}",
-             f"p99 {pct(alone, 0.99):.2f}", "list_sources"),
+             f"p99 {pct(alone, 0.99):.2f}", "logs_sources"),
             ("tools/call median ms (aggregate)", f"{statistics.median(agg):.2f}",
              f"p99 {pct(agg, 0.99):.2f}", f"{med_ratio:.2f}x (goal <= 1.3x)"),
         ]  # fmt: skip
