@@ -52,7 +52,13 @@ from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
 from guilde_core.redaction import redact
-from servers.common import READ_ONLY, ControlGate, Omitted, compact_schema
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    Omitted,
+    compact_schema,
+    prompts_only_when_enabled,
+)
 from servers.context import ServerContext
 from servers.registry import AREAS, ServerArea
 
@@ -184,18 +190,14 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
             output_schema=compact_schema(TimelineEvents),
         )
         def timeline_recent(
-            limit: Annotated[int, Field(ge=1, le=500, description="At most this many.")] = 50,
-            kinds: Annotated[Sequence[EventKind], Field(description="Only these kinds.")] = (),
-            severity: Annotated[Severity | Omitted, Field(description="Minimum severity.")] = None,
-            sources: Annotated[
-                Sequence[str], Field(description="Only these sources (health, logs …).")
-            ] = (),
+            limit: Annotated[int, Field(ge=1, le=500)] = 50,
+            kinds: Sequence[EventKind] = (),
+            severity: Annotated[Severity | Omitted, Field(description="Minimum.")] = None,
+            sources: Annotated[Sequence[str], Field(description="e.g. health, logs")] = (),
             subject: Annotated[
                 str | Omitted, Field(max_length=200, description="Substring of the subject.")
             ] = None,
-            window_minutes: Annotated[
-                float | Omitted, Field(gt=0, le=10080, description="Only the last N minutes.")
-            ] = None,
+            window_minutes: Annotated[float | Omitted, Field(gt=0, le=10080)] = None,
         ) -> TimelineEvents:
             bus = ref.get()
             since = (
@@ -302,7 +304,7 @@ def build_aggregate_server(
     register_process_tools(server, settings, processes)
     for registrar in extra_tools:
         registrar(server, settings)
-    return server
+    return prompts_only_when_enabled(server, settings)
 
 
 def build_standalone_server(

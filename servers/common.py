@@ -2,7 +2,7 @@
 
 The surface rules every area follows: tools named ``<area>_<tool>`` by the area server itself
 (the same names standalone and in dev3000's aggregate), :data:`READ_ONLY` / :data:`CONTROL`
-annotations, :func:`compact_schema` output schemas (top-level fields and their JSON types),
+annotations, :func:`guilde_core.schemas.compact_schema` output schemas (top-level fields and their JSON types),
 and :class:`ControlGate`: control tools are listed only to a caller the one decision lets
 control (:func:`guilde_core.http.authz.decide` through :func:`current_caller`).
 """
@@ -15,6 +15,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools import Tool
@@ -27,6 +28,7 @@ from guilde_core.errors import GuildeError
 from guilde_core.http.auth import caller_of
 from guilde_core.http.authz import ANONYMOUS, Caller, Posture
 from guilde_core.redaction import redact, redact_text
+from guilde_core.schemas import compact_schema
 
 __all__ = [
     "CONTROL",
@@ -40,6 +42,7 @@ __all__ = [
     "current_caller",
     "is_control",
     "log_to_stderr",
+    "prompts_only_when_enabled",
     "redacted",
     "to_json",
 ]
@@ -59,51 +62,21 @@ CONTROL = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHi
 
 log = logging.getLogger("servers")
 
-_JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object", "null")
-
-
-def _types_of(schema: dict[str, Any]) -> list[str]:
-    """The JSON types a property schema allows (a ``$ref`` is an object; ``[]``: any)."""
-    if "$ref" in schema:
-        return ["object"]
-    if "const" in schema or "enum" in schema:
-        values = schema.get("enum", [schema.get("const")])
-        found = {type(v) for v in values}
-        names = {str: "string", int: "integer", float: "number", bool: "boolean"}
-        return ["null" if t is type(None) else names.get(t, "string") for t in found]
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return [kind]
-    if isinstance(kind, list):
-        return [str(k) for k in kind]
-    types: list[str] = []
-    for option in (*schema.get("anyOf", ()), *schema.get("oneOf", ())):
-        sub = _types_of(option)
-        if not sub:
-            return []
-        types += [t for t in sub if t not in types]
-    return types
-
-
-def compact_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """A short output schema for ``model``: its top-level fields with their JSON types and
-    the required ones, no nested definitions or descriptions. It still types the structured
-    content a tool returns (clients validate against it) at a fraction of the full schema's
-    size in ``tools/list`` (the tool's description says what the fields mean)."""
-    full = model.model_json_schema()
-    props: dict[str, Any] = {}
-    for name, schema in full.get("properties", {}).items():
-        types = sorted(_types_of(schema), key=_JSON_TYPES.index)
-        props[name] = {"type": types[0] if len(types) == 1 else types} if types else {}
-    compact: dict[str, Any] = {"type": "object", "properties": props}
-    if full.get("required"):
-        compact["required"] = list(full["required"])
-    return compact
-
 
 def is_control(tool: Tool) -> bool:
     """A tool that changes the watched system (annotated :data:`CONTROL`)."""
     return tool.annotations is not None and tool.annotations.read_only_hint is False
+
+
+def prompts_only_when_enabled[S: FastMCP](server: S, settings: Settings) -> S:
+    """``server``, advertising the prompts capability only when ``MCP_PROMPTS_ENABLED``:
+    switched off, ``initialize`` offers no prompts and ``prompts/*`` are unknown methods,
+    instead of an empty list a client shows as a feature."""
+    if not settings.mcp_prompts_enabled:
+        handlers = server._mcp_server._request_handlers
+        for method in ("prompts/list", "prompts/get"):
+            handlers.pop(method, None)
+    return server
 
 
 class ControlGate(Middleware):

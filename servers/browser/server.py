@@ -31,6 +31,7 @@ from servers.common import (
     as_tool_errors,
     compact_schema,
     current_caller,
+    prompts_only_when_enabled,
     to_json,
 )
 
@@ -159,7 +160,7 @@ def build_server(
         async def status_resource() -> str:
             return json.dumps((await logic.page_status(current())).model_dump(mode="json"))
 
-    return server
+    return prompts_only_when_enabled(server, s)
 
 
 def _add_actions(

@@ -18,6 +18,7 @@ from servers.common import (
     as_tool_errors,
     compact_schema,
     current_caller,
+    prompts_only_when_enabled,
     to_json,
 )
 from servers.context import ServerContext
@@ -123,7 +124,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 "again (seconds until half-open) and whether forcing it is advisable."
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)
 
 
 def _add_control(

@@ -12,7 +12,14 @@ from pydantic import Field
 from guilde_core.config import Settings, get_settings
 from guilde_core.redaction import redact
 from guilde_core.stack import StackModel, compact
-from servers.common import READ_ONLY, ControlGate, as_tool_errors, compact_schema, to_json
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    as_tool_errors,
+    compact_schema,
+    prompts_only_when_enabled,
+    to_json,
+)
 from servers.context import ServerContext
 from servers.health import logic
 from servers.health.models import (
@@ -159,4 +166,4 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 "tool to call (health_history, logs_search/logs_trace, circuits_breakers). Be brief."
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)

@@ -17,6 +17,7 @@ from servers.common import (
     as_tool_errors,
     caller_key,
     compact_schema,
+    prompts_only_when_enabled,
     to_json,
 )
 from servers.context import ServerContext
@@ -32,9 +33,7 @@ from servers.logs.models import (
 
 __all__ = ["build_server"]
 
-Sources = Annotated[
-    Sequence[str], Field(description="Source names (logs_sources); default: every source.")
-]
+Sources = Annotated[Sequence[str], Field(description="From logs_sources (default: all).")]
 
 
 def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
@@ -71,28 +70,26 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         @as_tool_errors
         async def tail_tool(
             sources: Sources = (),
-            lines: Annotated[int, Field(ge=1, le=2000, description="How many entries.")] = 50,
-            min_level: Annotated[Level | Omitted, Field(description="Minimum level.")] = None,
-            since: Annotated[
-                datetime | Omitted, Field(description="Only entries after this.")
-            ] = None,
+            lines: Annotated[int, Field(ge=1, le=2000)] = 50,
+            min_level: Level | Omitted = None,
+            since: datetime | Omitted = None,
         ) -> TailResult:
             return await logic.tail(list(sources) or None, lines, min_level, since, settings=s)
 
         @server.tool(
             name="logs_search",
-            description="Search log lines for text or a regex, with level/time filters and "
-            "context lines; says when the limit or time budget stopped it early.",
+            description="Search log lines (text or regex) with level/time filters and "
+            "context lines; says when the limit or time budget stopped it.",
             annotations=READ_ONLY,
             output_schema=compact_schema(SearchResult),
         )
         @as_tool_errors
         async def search_tool(
             query: Annotated[str, Field(min_length=1, max_length=500, description="Text/regex.")],
-            regex: Annotated[bool, Field(description="Treat query as a regex.")] = False,
+            regex: bool = False,
             ignore_case: bool = False,
             sources: Sources = (),
-            level: Annotated[Level | Omitted, Field(description="Minimum level.")] = None,
+            level: Annotated[Level | Omitted, Field(description="Minimum.")] = None,
             since: datetime | Omitted = None,
             until: datetime | Omitted = None,
             limit: Annotated[int, Field(ge=1, le=1000)] = 100,
@@ -187,4 +184,4 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 "cause and the next check to run." + extra
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)

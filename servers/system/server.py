@@ -8,7 +8,14 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
-from servers.common import READ_ONLY, ControlGate, Omitted, as_tool_errors, to_json
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    Omitted,
+    as_tool_errors,
+    prompts_only_when_enabled,
+    to_json,
+)
 from servers.context import ServerContext
 from servers.system import logic
 from servers.system.models import (
@@ -153,4 +160,4 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 "(call system_processes) if any."
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)

@@ -136,7 +136,9 @@ def test_switches_hide_tools_resources_and_prompts(log_dir: Path) -> None:
                 assert await client.list_tools() == []
                 assert await client.list_resources() == []
                 assert await client.list_resource_templates() == []
-                assert await client.list_prompts() == []
+                # prompts off: not even advertised (no empty list shown as a feature)
+                assert client.session.server_capabilities is not None
+                assert client.session.server_capabilities.prompts is None
             on = Settings(dev3000_log_paths=[str(log_dir)], mcp_prompts_enabled=True)
             async with Client(build(area, on)) as client:
                 assert await client.list_tools()
