@@ -154,16 +154,18 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
 
         @server.prompt(
             name="triage_health",
-            description="Ask the model to triage the current health of the stack.",
+            description="Triage the stack now: its current state (the stack model) with "
+            "what to look at next.",
         )
         async def triage_health() -> str:
-            report = await current().check("deep")
+            model = await topology_json(fresh=True)
             return (
-                "You are on call. Here is the current deep health report (JSON):\n\n"
-                + to_json(report)
-                + "\n\nTriage it: list what is unhealthy or degraded, most critical first; for "
-                "each give the likely cause from the details/error and the next diagnostic "
-                "tool to call (health_history, logs_search/logs_trace, circuits_breakers). Be brief."
+                "You are on call. Here is the current state of the stack (JSON: every "
+                "component with its status and why, edges = what depends on what):\n\n"
+                + json.dumps(model, indent=1)
+                + "\n\nTriage it: list what is unhealthy or degraded, most critical first, the "
+                "deepest failing dependency as the likely cause; for each the next tool to "
+                "call (health_history, logs_errors, logs_trace, circuits_breakers). Be brief."
             )
 
     return prompts_only_when_enabled(server, s)

@@ -207,6 +207,8 @@ def test_every_documented_resource_uri_resolves_on_the_aggregate() -> None:
 
 
 def test_prompts_are_advertised_only_when_enabled() -> None:
+    """On by default, and useful: ``triage_health`` carries the state of the stack."""
+
     async def run(settings: Settings) -> tuple[bool, list[str]]:
         async with Client(_all(settings)) as client:
             caps = client.session.server_capabilities
@@ -215,10 +217,19 @@ def test_prompts_are_advertised_only_when_enabled() -> None:
                 return False, []
             return True, [p.name for p in await client.list_prompts()]
 
-    assert anyio.run(run, Settings()) == (False, [])
-    on, prompts = anyio.run(run, Settings(mcp_prompts_enabled=True))
+    assert anyio.run(run, Settings(mcp_prompts_enabled=False)) == (False, [])
+    on, prompts = anyio.run(run, Settings())  # on by default
     assert on
     assert {"triage_health", "investigate_errors", "explain_circuits"} <= set(prompts)
+
+    async def triage() -> str:
+        async with Client(_all(Settings())) as client:
+            result = await client.get_prompt("triage_health")
+            return str(getattr(result.messages[0].content, "text", ""))
+
+    text = anyio.run(triage)
+    assert '"nodes"' in text
+    assert "health_history" in text
 
 
 def test_diagnose_reports_progress_and_has_a_typed_output_schema() -> None:
