@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.browser_evidence import browser_findings, is_browser_record
+from agent.metrics_evidence import is_metrics_record, metrics_findings
 from agent.models import Category, EvidenceRecord, Finding, RootCause, Severity
 from agent.tool_names import role_of
 from guilde_core.config import Settings
@@ -757,6 +758,8 @@ def analyse(
         role = _role(str(record.get("tool", "")))
         if is_browser_record(record):  # its own rule: browser error → backend cause
             browser_findings(record, records, b.add, lambda rs: analyse(rs).root_cause)
+        elif is_metrics_record(record):  # its own rule: Prometheus error rate and latency
+            metrics_findings(record, b.add, t)
         elif role == "health":
             _health(record, b, t)
         elif role == "circuits":

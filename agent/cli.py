@@ -202,6 +202,10 @@ def chat(
     typer.echo(f"continue later with: dev3000 chat --session {session_id}", err=True)
 
 
+#: seconds agent-web lets requests in flight finish after SIGTERM before cancelling them
+DRAIN_SECONDS = 10
+
+
 @agent_app.command("web")
 def web(
     port: int | None = typer.Option(None, "--port", help="Port (default AGENT_WEB_PORT, 8001)."),
@@ -225,7 +229,16 @@ def web(
     install_safe_logging()  # the access log shows paths with their query strings
     settings = get_settings()
     app = create_app(settings, mcp_url=url or _default_url(), mcp_api_key=api_key, bind_host=host)
-    uvicorn.run(app, host=host, port=port or settings.agent_web_port, log_level="info")
+    # SIGTERM: stop accepting, close the WebSockets, give requests in flight (a ?wait=true
+    # diagnosis) DRAIN_SECONDS, then cancel the rest and exit: well inside Kubernetes'
+    # terminationGracePeriodSeconds (30 s for agent-web), so a pod is drained, not killed
+    uvicorn.run(
+        app,
+        host=host,
+        port=port or settings.agent_web_port,
+        log_level="info",
+        timeout_graceful_shutdown=DRAIN_SECONDS,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,8 @@
 The pass calls, concurrently, whichever of these the server offers: deep health (the seed
 §6.2 report), every health check (disk, memory, HTTP targets …), the circuit-breaker list,
 error groups from the logs, and the recent timeline; then the watched page's errors and the
-backend log lines their correlation ids lead to (:mod:`agent.browser_evidence`). Each answer
+backend log lines their correlation ids lead to (:mod:`agent.browser_evidence`), and the error
+rate and latency series of the focus from Prometheus (:mod:`agent.metrics_evidence`). Each answer
 (or error) becomes an :class:`~agent.models.EvidenceRecord` numbered ``E1, E2, …`` after the
 evidence already held, so follow-up questions in a
 session keep citing stable ids.
@@ -16,6 +17,7 @@ import json
 
 from agent.browser_evidence import gather_browser
 from agent.mcp_client import DiagTools, ToolOutcome, ToolSpec
+from agent.metrics_evidence import gather_metrics
 from agent.models import EvidenceRecord, JsonValue, ToolArguments
 from agent.safety import redact_data
 from agent.tool_names import GATHER, GATHER_ARGUMENTS
@@ -159,5 +161,13 @@ async def gather(
         tools,
         start_index=start_index + len(records),
         record_from_outcome=lambda eid, outcome: record_from_outcome(eid, outcome, turn=turn),
+    )
+    # the focus' error rate and latency from Prometheus (when the server has the metrics area)
+    records += await gather_metrics(
+        tools,
+        start_index=start_index + len(records),
+        record_from_outcome=lambda eid, outcome: record_from_outcome(eid, outcome, turn=turn),
+        focus=focus,
+        window_minutes=window_minutes,
     )
     return records

@@ -82,9 +82,8 @@ def register_diagnose(server: FastMCP, settings: Settings | None = None) -> None
             Field(gt=0, le=10080, description="Look back this many minutes."),
         ] = None,
     ) -> JsonObject:
-        """Find the root cause in one pass (state of the stack, checks, breakers, error
-        groups, timeline): findings citing numbered evidence, recommendations. Reports
-        progress."""
+        """The root cause in one pass: findings citing numbered evidence, and
+        recommendations (reports progress)."""
         from agent.mcp_client import DiagTools
         from agent.providers import ProviderChain
         from agent.runner import DiagnosisAgent

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Literal, TypedDict, Unpack
 
@@ -45,8 +46,9 @@ class SessionRecord(BaseModel):
     title: str
     status: SessionStatus
     provider: str | None = None
-    created_at: float
-    updated_at: float
+    #: ISO 8601 in UTC like every time of the API (stored as epoch seconds)
+    created_at: datetime
+    updated_at: datetime
     turns: int = 0
     last_root_cause: RootCause | None = None
     last_error: str | None = None

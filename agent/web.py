@@ -47,6 +47,13 @@ __all__ = ["create_app"]
 _current_session: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "agent_web_session", default=None
 )
+#: the frames of a run held back until the session index records the run's end
+_held_frames: contextvars.ContextVar[list[dict[str, object]] | None] = contextvars.ContextVar(
+    "agent_web_held_frames", default=None
+)
+#: frame types a client may act on at once (ask a follow-up): sent only once the session is
+#: idle (or awaiting approval) in the index, so that follow-up is never refused as busy
+_FINAL_FRAMES = frozenset({"diagnosis"})
 
 
 class SessionBusy(PermanentError):
@@ -124,7 +131,17 @@ class _Hub:
     def on_event(self, event: Event) -> None:
         session_id = _current_session.get()
         if session_id:
+            held = _held_frames.get()
+            if held is not None and event.get("type") in _FINAL_FRAMES:
+                held.append(event)
+                return
             self.publish(session_id, event)
+
+    def release(self, session_id: str) -> None:
+        """Publish the frames the current run held back (the index is up to date now)."""
+        held = _held_frames.get()
+        while held:
+            self.publish(session_id, held.pop(0))
 
     def subscribe(self, session_id: str) -> asyncio.Queue[Event]:
         queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=500)
@@ -147,6 +164,7 @@ class _Service:
             await self.index.update(
                 session_id, status="awaiting_approval", pending=redact(result.pending)
             )
+            self.hub.release(session_id)
             self.hub.publish(session_id, {"type": "awaiting_approval", "pending": result.pending})
             return
         fields: SessionFields = {"status": "idle", "pending": [], "last_error": None}
@@ -155,12 +173,14 @@ class _Service:
         state = await self.agent.state(session_id)
         fields["turns"] = int(state.get("turn", 0)) + 1
         await self.index.update(session_id, **fields)
+        self.hub.release(session_id)
         self.hub.publish(session_id, {"type": "done", "status": "idle"})
 
     async def run(
         self, session_id: str, question: str | None, decision: Mapping[str, object] | None
     ) -> RunResult:
         token = _current_session.set(session_id)
+        held_token = _held_frames.set([])
         try:
             await self.index.update(session_id, status="running")
             self.hub.publish(session_id, {"type": "run_started"})
@@ -174,9 +194,11 @@ class _Service:
         except Exception as exc:
             message = redact_text(f"{type(exc).__name__}: {exc}")[:500]
             await self.index.update(session_id, status="failed", last_error=message)
+            self.hub.release(session_id)
             self.hub.publish(session_id, {"type": "failed", "error": message})
             raise
         finally:
+            _held_frames.reset(held_token)
             _current_session.reset(token)
 
     def start(
@@ -222,7 +244,7 @@ def create_app(
     limiter = RateLimiter(
         settings.diagnostic_rate_limit,
         redis_url=settings.redis_url,
-        prefix="agent-web:",
+        prefix=f"{settings.redis_namespace}agent-web:",
     )
 
     @contextlib.asynccontextmanager
@@ -284,7 +306,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},  # as dev3000's app
     )
     app.state.keyring = keyring
-    install_problem_handlers(app)
+    install_problem_handlers(app, verbose=lambda: settings.diagnostic_verbose)
     read = Depends(require_scope("read"))
 
     def service() -> _Service:
@@ -307,14 +329,16 @@ def create_app(
         return {"status": "healthy", "service": "agent-web"}
 
     @app.post("/api/v1/sessions", status_code=201, dependencies=[read], tags=["sessions"])
-    async def create_session(body: CreateSession) -> SessionRecord:
-        """Create a session; with ``question`` its first run starts at once (streamed)."""
+    async def create_session(body: CreateSession, response: Response) -> SessionRecord:
+        """Create a session; with ``question`` its first run starts at once (streamed). The
+        ``Location`` header names the new session."""
         svc = service()
         session_id = uuid.uuid4().hex
         title = body.title or (body.question or "new session")[:80]
         await svc.index.create(session_id, redact_text(title), body.provider)
         if body.question:
             svc.start(session_id, body.question, None)
+        response.headers["Location"] = f"/api/v1/sessions/{session_id}"
         return await existing(session_id)
 
     @app.get("/api/v1/sessions", dependencies=[read], tags=["sessions"])
@@ -435,17 +459,36 @@ def create_app(
             return
         await websocket.accept()
         queue = svc.hub.subscribe(session_id)
+
+        async def until_closed() -> None:
+            # the client leaving, or the server shutting down (uvicorn closes every WebSocket
+            # on SIGTERM): either ends this handler at once, so a drain never waits on it
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        closed = asyncio.create_task(until_closed())
         try:
             record = await svc.index.get(session_id)
             await websocket.send_json(
                 {"type": "status", "status": record.status if record else "unknown"}
             )
-            while True:
-                event = await queue.get()
-                await websocket.send_json(redact(event))
+            while not closed.done():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                await websocket.send_json(redact(getter.result()))
         except WebSocketDisconnect:
             pass
         finally:
+            closed.cancel()
             svc.hub.unsubscribe(session_id, queue)
 
-    return ApiMiddleware(app, limiter=lambda: limiter, keyring=lambda: keyring, hosts=lambda: hosts)
+    return ApiMiddleware(
+        app,
+        limiter=lambda: limiter,
+        keyring=lambda: keyring,
+        hosts=lambda: hosts,
+        verbose=lambda: settings.diagnostic_verbose,
+    )

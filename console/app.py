@@ -2,8 +2,9 @@
 
 Workers (never the screens) talk to dev3000:
 
-* the *poller* refreshes deep health, circuits and targets every ``refresh`` seconds and
-  publishes only what changed — a quiet system costs one small request batch per period;
+* the *poller* refreshes deep health, the stack model, circuits and targets every
+  ``refresh`` seconds and publishes only what changed — a quiet system costs one small
+  request batch per period;
 * the *stream* follows ``/api/v1/diag/stream`` (resuming after reconnects) and batches
   events into the store;
 * the *log tail* pages ``/api/v1/logs/search`` forward from the newest line it holds.
@@ -205,7 +206,8 @@ class ConsoleApp(App[None]):
                 await asyncio.wait_for(self._poke.wait(), delay)
 
     async def poll_once(self) -> None:
-        """One refresh of health, circuits and targets, fetched concurrently; each part is
+        """One refresh of health, the stack model, circuits and targets, fetched
+        concurrently; each part is
         published as soon as it arrives and only if it changed (a slow deep check never
         delays the breakers). Raises :class:`ConnectionLost` when dev3000 is unreachable."""
         assert self.client is not None
@@ -224,12 +226,21 @@ class ConsoleApp(App[None]):
             if self.store.update_targets(await client.targets()):
                 self.publish("targets")
 
-        results = await asyncio.gather(health(), circuits(), targets(), return_exceptions=True)
+        async def topology() -> None:
+            if self.store.update_topology(await client.topology()):
+                self.publish("topology")
+
+        parts = ("health", "topology", "circuits", "targets")
+        results = await asyncio.gather(
+            health(), topology(), circuits(), targets(), return_exceptions=True
+        )
         for result in results:
             if isinstance(result, ConnectionLost):
                 raise result
-        for where, result in zip(("health", "circuits", "targets"), results, strict=True):
-            if isinstance(result, ApiError) and where == "targets" and result.status == 404:
+        for where, result in zip(parts, results, strict=True):
+            # an older dev3000 without the registry or the model: the screens do without
+            missing = isinstance(result, ApiError) and result.status == 404
+            if missing and where in ("targets", "topology"):
                 continue
             if isinstance(result, BaseException):
                 self._report(where, result)
@@ -404,6 +415,9 @@ class ConsoleApp(App[None]):
             return
         self.store.update_health(report)
         self.publish("health")
+        with contextlib.suppress(ApiError, ConnectionLost):  # the model of the same round
+            if self.store.update_topology(await self.client.topology()):
+                self.publish("topology")
         self.notify(f"deep check: {report.status}", timeout=3)
 
     def control_circuit(self, name: str, action: CircuitAction, reason: str) -> None:
@@ -498,7 +512,7 @@ class ConsoleApp(App[None]):
 
     def load_recording(self, data: Mapping[str, object]) -> None:
         """Fill the store from a recorded JSON (``health_history``, ``health``,
-        ``circuits``, ``targets``, ``events``, ``logs``) — the source of the snapshot tests
+        ``topology``, ``circuits``, ``targets``, ``events``, ``logs``) — the source of the snapshot tests
         and the benchmark."""
         from console.models import (
             parse_circuits,
@@ -506,6 +520,7 @@ class ConsoleApp(App[None]):
             parse_event,
             parse_log_line,
             parse_targets,
+            parse_topology,
         )
 
         def items(key: str) -> list[object]:
@@ -516,6 +531,8 @@ class ConsoleApp(App[None]):
             self.store.update_health(parse_deep_health(body))
         if "health" in data:
             self.store.update_health(parse_deep_health(data["health"]))
+        if "topology" in data:
+            self.store.update_topology(parse_topology(data["topology"]))
         if "circuits" in data:
             self.store.update_circuits(parse_circuits(data["circuits"]))
         if "targets" in data:

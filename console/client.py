@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import httpx
@@ -32,8 +33,12 @@ from console.models import (
     parse_items,
     parse_log_line,
     parse_targets,
+    parse_topology,
 )
 from guilde_core.redaction import redact_text
+
+if TYPE_CHECKING:
+    from guilde_core.stack import StackModel
 
 __all__ = ["API_PREFIX", "ApiError", "ConnectionLost", "Dev3000Client", "Page"]
 
@@ -143,6 +148,15 @@ class Dev3000Client:
             "GET", f"{API_PREFIX}/health/deep", params=params, ok_statuses=(503,), read_timeout=15.0
         )
         return parse_deep_health(body)
+
+    async def topology(self, *, fresh: bool = False) -> StackModel | None:
+        """``GET /api/v1/diag/topology`` — the model of the watched stack (``None`` when
+        dev3000 sent one this console cannot read)."""
+        params = _params(fresh=True) if fresh else None
+        body = await self.request(
+            "GET", f"{API_PREFIX}/diag/topology", params=params, read_timeout=15.0
+        )
+        return parse_topology(body)
 
     async def targets(self, *, limit: int = 200) -> list[Target]:
         """``GET /api/v1/targets``."""

@@ -11,7 +11,7 @@ from console.connection import ConnectionInfo
 __all__ = ["ConnectionChanged", "StoreUpdated", "Topic"]
 
 #: a part of the store; ``all`` means everything (a screen shown again, a recording loaded)
-Topic = Literal["health", "circuits", "targets", "events", "logs", "all"]
+Topic = Literal["health", "topology", "circuits", "targets", "events", "logs", "all"]
 
 
 class StoreUpdated(Message):

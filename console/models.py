@@ -8,9 +8,13 @@ beside it. Nothing here does I/O or knows about Textual.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from guilde_core.stack import StackModel
 
 
 def redact[T](obj: T) -> T:
@@ -48,6 +52,7 @@ __all__ = [
     "parse_items",
     "parse_log_line",
     "parse_targets",
+    "parse_topology",
     "parse_ts",
     "to_float",
 ]
@@ -148,10 +153,28 @@ class CheckResult:
     critical: bool | None = None
     observed_at: datetime | None = None
     details: JsonObject = field(default_factory=dict, compare=False)
+    #: the check whose own report showed this one (``targets/backend`` for
+    #: ``targets/backend/database``), None at the top
+    parent: str | None = None
+    #: why it is not healthy: the cause's summary (the first reason that is not a
+    #: consequence of another), else the error; empty when healthy
+    why: str = ""
+    #: never answered and not critical: shown greyed, not counted
+    absent: bool = False
 
     @property
     def group(self) -> str:
         return self.name.split("/", 1)[0] if "/" in self.name else ""
+
+    @property
+    def depth(self) -> int:
+        """How deep in the targets' reports (0: a check of the report itself)."""
+        return self.name.count("/") - 1 if self.parent is not None else 0
+
+    @property
+    def label(self) -> str:
+        """The last part of the name (``database`` of ``targets/backend/database``)."""
+        return self.name.rsplit("/", 1)[-1] if self.parent is not None else self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,28 +202,62 @@ class HealthReport:
         return None
 
 
-_CHECK_KEYS = ("status", "latency_ms", "error", "critical", "observed_at", "details")
+_CHECK_KEYS = ("status", "latency_ms", "error", "critical", "observed_at", "details", "children")
 
 
-def _check_from(name: str, body: JsonObject) -> CheckResult:
+def _why(body: JsonObject, error: str | None) -> str:
+    """The cause of a check from its ``reasons`` (the first that is not a consequence),
+    else its error or warning — on one line (a table cell)."""
+    return " ".join(_cause(body, error).split())
+
+
+def _cause(body: JsonObject, error: str | None) -> str:
+    reasons = [r for r in body.get("reasons") or [] if isinstance(r, dict)]  # type: ignore[union-attr]
+    cause = next((r for r in reasons if not r.get("consequence")), reasons[0] if reasons else None)
+    if cause is not None and cause.get("summary"):
+        return redact_text(str(cause["summary"]))
+    if cause is not None and cause.get("category"):  # a summary without details
+        return str(cause["category"]).replace("_", " ")
+    warning = body.get("warning")
+    return error or (redact_text(str(warning)) if warning else "")
+
+
+def _check_from(name: str, body: JsonObject, parent: str | None = None) -> CheckResult:
     details = body.get("details")
     extra = {k: v for k, v in body.items() if k not in _CHECK_KEYS}
     merged: JsonObject = {**extra, **(details if isinstance(details, dict) else {})}
     error = body.get("error")
     critical = body.get("critical")
+    status = normalise_status(body.get("status"))
+    text = redact_text(str(error)) if error else None
     return CheckResult(
         name=name,
-        status=normalise_status(body.get("status")),
+        status=status,
         latency_ms=to_float(body.get("latency_ms")),
-        error=redact_text(str(error)) if error else None,
+        error=text,
         critical=critical if isinstance(critical, bool) else None,
         observed_at=parse_ts(body.get("observed_at")),
         details=redact(merged),
+        parent=parent,
+        why="" if status == "healthy" else _why(body, text),
+        absent=body.get("absent") is True,
     )
 
 
+def _with_children(name: str, body: JsonObject, parent: str | None = None) -> list[CheckResult]:
+    """A check and, depth first, what its own report showed (``children``)."""
+    out = [_check_from(name, body, parent)]
+    children = body.get("children")
+    if isinstance(children, dict):
+        for sub, sub_body in children.items():
+            if isinstance(sub_body, dict):
+                out += _with_children(f"{name}/{sub}", sub_body, name)
+    return out
+
+
 def parse_deep_health(payload: object) -> HealthReport:
-    """Parse ``/api/v1/health/deep``, nested groups flattened as ``a/b``."""
+    """Parse ``/api/v1/health/deep``, nested groups flattened as ``a/b`` and each target's
+    children after it as ``targets/<target>/<child>`` (depth first)."""
     if not isinstance(payload, dict):
         return HealthReport(status="unknown")
     checks: list[CheckResult] = []
@@ -214,11 +271,11 @@ def parse_deep_health(payload: object) -> HealthReport:
             if not isinstance(body, dict):
                 continue
             if "status" in body:
-                checks.append(_check_from(str(name), body))
+                checks += _with_children(str(name), body)
                 continue
-            for sub, sub_body in body.items():  # a group such as external_apis
+            for sub, sub_body in body.items():  # a group such as external_apis, targets
                 if isinstance(sub_body, dict):
-                    checks.append(_check_from(f"{name}/{sub}", sub_body))
+                    checks += _with_children(f"{name}/{sub}", sub_body)
     metrics = payload.get("metrics")
     diagnostics = payload.get("diagnostics")
     return HealthReport(
@@ -232,6 +289,53 @@ def parse_deep_health(payload: object) -> HealthReport:
         metrics=metrics if isinstance(metrics, dict) else {},
         diagnostics=diagnostics if isinstance(diagnostics, dict) else {},
     )
+
+
+# ---------------------------------------------------------------------------- topology
+
+
+def parse_topology(payload: object) -> StackModel | None:
+    """The stack model of ``GET /api/v1/diag/topology`` (full or compact), redacted.
+
+    Tolerant of a newer dev3000: fields this console does not know are dropped before
+    validating. ``None`` when the payload is not a model this console can read (the
+    screens then fall back to the deep report)."""
+    from pydantic import ValidationError
+
+    from guilde_core.stack import Edge, Node, Reason, StackModel
+
+    if not isinstance(payload, dict):
+        return None
+    payload = redact(payload)
+
+    def known(item: object, fields: Iterable[str]) -> dict[str, JsonValue] | None:
+        return {k: v for k, v in item.items() if k in fields} if isinstance(item, dict) else None
+
+    nodes: list[dict[str, JsonValue]] = []
+    raw_nodes = payload.get("nodes")
+    for raw in raw_nodes if isinstance(raw_nodes, list) else []:
+        node = known(raw, Node.model_fields)
+        if node is None:
+            continue
+        raw_reasons = node.get("reasons")
+        reasons = raw_reasons if isinstance(raw_reasons, list) else []
+        node["reasons"] = [r for r in (known(r, Reason.model_fields) for r in reasons) if r]
+        nodes.append(node)
+    raw_edges = payload.get("edges")
+    edges = [known(e, Edge.model_fields) for e in raw_edges] if isinstance(raw_edges, list) else []
+    notes = payload.get("notes")
+    try:
+        return StackModel.model_validate(
+            {
+                "status": payload.get("status"),
+                "observed_at": payload.get("observed_at"),
+                "nodes": nodes,
+                "edges": [e for e in edges if e],
+                "notes": notes if isinstance(notes, list) else [],
+            }
+        )
+    except ValidationError:
+        return None
 
 
 # ---------------------------------------------------------------------------- targets

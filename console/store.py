@@ -10,10 +10,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from console.connection import ConnectionInfo
 from console.logbuffer import LogBuffer
 from console.models import CircuitInfo, CircuitState, Event, HealthReport, Target
+
+if TYPE_CHECKING:
+    from guilde_core.stack import StackModel
 
 __all__ = ["HISTORY", "ConsoleStore"]
 
@@ -28,6 +32,8 @@ class ConsoleStore:
     log_capacity: int = 100_000
     event_capacity: int = 2_000
     health: HealthReport | None = None
+    #: dev3000's model of the watched stack (``GET /api/v1/diag/topology``)
+    topology: StackModel | None = None
     targets: list[Target] = field(default_factory=list)
     circuits: list[CircuitInfo] = field(default_factory=list)
     events: deque[Event] = field(default_factory=deque)
@@ -56,6 +62,11 @@ class ConsoleStore:
             rate = report.error_rate_percent
             if rate is not None:
                 self.error_rate.append(rate)
+        return changed
+
+    def update_topology(self, model: StackModel | None) -> bool:
+        changed = model != self.topology
+        self.topology = model
         return changed
 
     def update_targets(self, targets: list[Target]) -> bool:

@@ -29,17 +29,20 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from dev3000.api import diag, health, targets, timeline
+from dev3000.alerts import AlertIntake, Diagnoser
+from dev3000.api import alerts, diag, health, targets, timeline
 from dev3000.api.probes import targets_provider
-from dev3000.api.state import AppState, shared_redis_url
+from dev3000.api.state import AppState
 from dev3000.mcp_aggregate import ToolRegistrar, build_aggregate_server
 from dev3000.process_tools import Processes
+from dev3000.redis_keys import dev3000_prefix
 from dev3000.switches import disabled_by, switches_off
 from dev3000.targets_store import open_targets_store
 from dev3000.timeline.bus import EventBus
 from dev3000.timeline.stream import PAGE_PATH, StreamAuthError, StreamConfig, StreamManager
 from guilde_core import __version__
 from guilde_core.config import ConfigurationInvalid, Settings, get_settings, load_settings
+from guilde_core.errors import NotFoundError
 from guilde_core.http.auth import (
     AuthFailure,
     AuthGuard,
@@ -94,6 +97,38 @@ def build_mcp_server(
     return build_aggregate_server(
         settings, bus=bus, extra_tools=extra_tools, context=context, processes=processes
     )
+
+
+#: the tool of the aggregate the alert intake diagnoses with (the agent's, when registered)
+DIAGNOSE_TOOL = "diagnose"
+
+
+def mcp_diagnoser(server: FastMCP) -> Diagnoser:
+    """A :data:`~dev3000.alerts.Diagnoser` that calls the ``diagnose`` tool of ``server`` in
+    process (an in-memory MCP client: the local operator's read-only call)."""
+
+    async def diagnose(question: str, focus: str | None) -> dict[str, Any]:
+        from fastmcp import Client
+
+        # looked up when needed, not at start: a lookup may reach DEV3000_MCP_REMOTES
+        if await server.get_tool(DIAGNOSE_TOOL) is None:
+            raise NotFoundError(
+                "no diagnose tool on this dev3000's MCP server (the `dev3000` command "
+                "registers the agent's)"
+            )
+        arguments: dict[str, Any] = {"question": question}
+        if focus:
+            arguments["focus"] = focus
+        async with Client(server) as client:
+            result = await client.call_tool(DIAGNOSE_TOOL, arguments, raise_on_error=True)
+        data = result.structured_content
+        if isinstance(data, dict) and set(data) == {"result"} and isinstance(data["result"], dict):
+            data = data["result"]
+        if not isinstance(data, dict):
+            raise ValueError("the diagnose tool answered without a diagnosis")
+        return data
+
+    return diagnose
 
 
 # --- timeline ----------------------------------------------------------------------------
@@ -156,8 +191,14 @@ def reload_config(app: FastAPI) -> list[str]:
     state: AppState = app.state.dev3000
     reset_settings_cache()
     try:
-        # the bind address needs a restart: the running one stays (``serve --host`` included)
-        new = load_settings().model_copy(update={"dev3000_host": state.settings.dev3000_host})
+        # the bind address and the deployment name (every shared key's start, fixed in the
+        # running stores, limiter and fan-out) need a restart: the running ones stay
+        new = load_settings().model_copy(
+            update={
+                "dev3000_host": state.settings.dev3000_host,
+                "dev3000_deployment": state.settings.dev3000_deployment,
+            }
+        )
         keyring = Keyring.from_settings(new)
     except (ConfigurationInvalid, ValueError) as exc:
         state.emit(
@@ -202,7 +243,7 @@ def reload_config(app: FastAPI) -> list[str]:
 def create_app(
     settings: Settings | None = None,
     *,
-    redis_prefix: str = "dev3000:",
+    redis_prefix: str | None = None,
     mcp: bool = True,
     bus: EventBus | None = None,
     lifespans: Sequence[Callable[[FastAPI], contextlib.AbstractAsyncContextManager[Any]]] = (),
@@ -211,7 +252,8 @@ def create_app(
 ) -> FastAPI:
     """Build the dev3000 app.
 
-    ``redis_prefix`` namespaces every shared Redis key; ``lifespans`` are entered (in
+    ``redis_prefix`` starts every shared Redis key (default: this deployment's,
+    :func:`~dev3000.api.state.dev3000_prefix`; tests give their own); ``lifespans`` are entered (in
     order) inside the app's own lifespan, after the MCP apps (e.g. the ``--run``
     supervisor). ``timeline_sources`` runs the timeline's files, Redis fan-out, health
     poller (fed by this app's deep report), breaker watcher and log follower.
@@ -220,7 +262,9 @@ def create_app(
     settings = settings or get_settings()
     keyring = Keyring.from_settings(settings)
     hosts = HostPolicy.from_settings(settings)
-    redis_url = shared_redis_url(settings)
+    redis_url = settings.shared_redis_url
+    if redis_prefix is None:
+        redis_prefix = dev3000_prefix(settings)
     limiter = new_limiter(settings.diagnostic_rate_limit, redis_url=redis_url, prefix=redis_prefix)
     bus = bus or EventBus(settings.diagnostic_stream_buffer_size)
     # the runtime targets, read from whichever store the state holds at check time
@@ -263,6 +307,7 @@ def create_app(
             state.targets = open_targets_store(state.settings, prefix=redis_prefix)
         bus.reopen()
         bus.bind_loop()
+        state.alerts = AlertIntake(lambda: state.settings, state.emit)
         async with contextlib.AsyncExitStack() as stack:
             if timeline_sources:
                 await stack.enter_async_context(_timeline_sources(app))
@@ -271,6 +316,8 @@ def create_app(
                 await stack.enter_async_context(mcp_sse.lifespan(mcp_sse))
             for extra in lifespans:
                 await stack.enter_async_context(extra(app))
+            if mcp_server is not None:
+                state.alerts.diagnoser = mcp_diagnoser(mcp_server)
             _install_sighup(app)
             state.ready = True
             state.emit(
@@ -293,6 +340,8 @@ def create_app(
                 yield
             finally:
                 await begin_drain(app)
+                with contextlib.suppress(Exception):
+                    await state.alerts.drain()
                 _remove_sighup(app)
         with contextlib.suppress(Exception):
             await limiter.aclose()
@@ -318,12 +367,13 @@ def create_app(
     app.state.dev3000 = state
     app.state.keyring = keyring
     app.state.hosts = hosts
-    install_problem_handlers(app)
+    install_problem_handlers(app, verbose=lambda: state.settings.diagnostic_verbose)
 
     app.include_router(health.router)
     app.include_router(diag.router)
     app.include_router(timeline.router)
     app.include_router(targets.router)
+    app.include_router(alerts.router)
     from dev3000.api import logs
     from dev3000.browser import router as browser_router
 
@@ -380,6 +430,7 @@ def create_app(
         fast_probe=health.fast_probe,
         disabled=lambda path: disabled_by(path, app.state.dev3000.settings),
         hosts=lambda: app.state.hosts,
+        verbose=lambda: app.state.dev3000.settings.diagnostic_verbose,
     )
     if settings.dev3000_cors_origins:  # the explicit allow-list: none unless configured
         app.add_middleware(

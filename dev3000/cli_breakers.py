@@ -92,12 +92,12 @@ async def set_breaker(
     action: OperatorAction,
     reason: str,
     *,
-    timeline_prefix: str = "dev3000:",
+    timeline_prefix: str | None = None,
 ) -> tuple[ControlResult, list[TimelineEvent]]:
     """``breakers set`` without the terminal: the local operator's control action through
     the adapter; its ``control_action`` record appended to the shared timeline
     (``<timeline_prefix>timeline``) when a shared Redis is configured."""
-    from dev3000.api.state import shared_redis_url
+    from dev3000.redis_keys import dev3000_prefix
     from dev3000.timeline.fanout import append_event
     from guilde_core.http.authz import Caller, Posture
     from guilde_core.resilience import get_registry
@@ -111,11 +111,14 @@ async def set_breaker(
         )
     finally:
         await get_registry().aclose()
-        redis_url = shared_redis_url(settings)
+        redis_url = settings.shared_redis_url
         for event in records:
             if redis_url:
                 await append_event(
-                    redis_url, event, origin=f"cli-{os.getpid()}", prefix=timeline_prefix
+                    redis_url,
+                    event,
+                    origin=f"cli-{os.getpid()}",
+                    prefix=timeline_prefix or dev3000_prefix(settings),
                 )
     return result, records
 

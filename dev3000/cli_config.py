@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from guilde_core.config import ConfigIssue, check_settings, explain_settings
-from guilde_core.http.auth import control_posture_issue
 from guilde_core.redaction import MASK, is_secret_name, redact
 
 config_app = typer.Typer(help="Show or validate the effective configuration.", no_args_is_help=True)
@@ -70,6 +69,8 @@ def check() -> None:
     nobody could control through (exposed, anonymous callers accepted, no control key)."""
     settings, issues = check_settings()
     if settings is not None:
+        from guilde_core.http.auth import control_posture_issue  # imports FastAPI: only here
+
         issue = control_posture_issue(settings)
         if issue is not None:
             issues.append(ConfigIssue("DIAGNOSTIC_API_KEYS", f"{issue[0]}: {issue[1]}"))

@@ -81,6 +81,7 @@ def register(app: typer.Typer, *, extra_tools: Sequence[ToolRegistrar] = ()) -> 
         raise typer.Exit(code)
 
     app.command("doctor")(doctor)
+    app.command("verify")(verify)
 
 
 def doctor(
@@ -99,3 +100,26 @@ def doctor(
         render(findings, sys.stdout)
     critical = [f for f in findings if f.status == "fail" and f.critical]
     raise typer.Exit(1 if critical else 0)
+
+
+def verify(
+    url: str = typer.Option(
+        ..., "--url", help="Base URL of the dev3000 to check, e.g. http://dev3000:3001."
+    ),
+    api_key: str | None = typer.Option(
+        None, "--api-key", envvar="DEV3000_API_KEY", help="Sent as X-API-Key (read scope)."
+    ),
+    timeout: float = typer.Option(15.0, "--timeout", min=0.5, max=120, help="Per-check timeout."),
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+) -> None:
+    """Post-deploy checks of a running dev3000: probes (health, live, ready), the deep
+    report against its schema, the breakers, MCP initialize on /mcp and the stream's hello.
+    One line per check; exit 0 when all pass, 1 otherwise."""
+    from dev3000.verify import run
+
+    if not url.startswith(("http://", "https://")):
+        typer.echo(f"dev3000 verify: --url must be an http(s) URL, not {url!r}", err=True)
+        raise typer.Exit(2)
+    code, text = run(url, api_key, timeout=timeout, as_json=as_json)
+    typer.echo(text)
+    raise typer.Exit(code)

@@ -1,8 +1,9 @@
 """``dev3000 doctor``: a preflight of everything dev3000 depends on, with fixes.
 
 Checks the configuration (every bad variable named), the API keys, the data directory,
-the port, Redis, PostgreSQL, the configured and runtime targets and the LLM providers of
-``AGENT_PROVIDERS``. Network checks are TCP connects (Redis PING and PostgreSQL
+the port, Redis, PostgreSQL, the configured and runtime targets, the LLM providers of
+``AGENT_PROVIDERS``, the Prometheus of ``PROMETHEUS_URL`` (its API answers) and the alert
+write-back of ``ALERT_WEBHOOK_URL`` (reachable; only its host is shown). Network checks are TCP connects (Redis PING and PostgreSQL
 ``SELECT 1`` where the client can) with a short budget; nothing is sent to an LLM.
 A finding is ``ok``, ``warn`` or ``fail``; a ``fail`` that is ``critical`` makes the
 command exit 1.
@@ -73,15 +74,13 @@ async def _tcp(url: str, budget: float) -> str | None:
 
 
 async def _redis(url: str, budget: float) -> str | None:
-    import redis.asyncio as aioredis
+    from guilde_core.shared_redis import probe
 
-    client = aioredis.Redis.from_url(url, socket_timeout=budget, socket_connect_timeout=budget)
     try:
-        await asyncio.wait_for(client.ping(), budget + 0.5)
+        async with probe(url, budget) as client:
+            await asyncio.wait_for(client.ping(), budget + 0.5)
     except Exception as exc:
         return redact_text(f"{type(exc).__name__}: {exc}")
-    finally:
-        await client.aclose()
     return None
 
 
@@ -364,6 +363,78 @@ async def _runtime_targets(
     ]
 
 
+async def _prometheus(settings: Settings, budget: float) -> Finding:
+    """``PROMETHEUS_URL``: not set (the metrics area is off), or a Prometheus that answers
+    its API (its version), or what is wrong with it."""
+    url = settings.prometheus_url
+    if not url:
+        return Finding(
+            "prometheus",
+            "ok",
+            "PROMETHEUS_URL not set: no metrics tools or metrics evidence",
+        )
+    import httpx
+
+    where = redact_text(url)
+    fix = "start Prometheus or fix PROMETHEUS_URL (its base URL, e.g. http://prometheus:9090)"
+    try:
+        async with httpx.AsyncClient(timeout=budget, follow_redirects=False) as client:
+            response = await client.get(url + "/api/v1/status/buildinfo")
+        body = response.json() if response.status_code == 200 else None
+    except httpx.HTTPError as exc:
+        return Finding("prometheus", "warn", f"{where}: {type(exc).__name__}", fix)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        return Finding(
+            "prometheus",
+            "warn",
+            f"{where} answered HTTP {response.status_code}, not the Prometheus API",
+            fix,
+        )
+    version = str((body.get("data") or {}).get("version", "?"))[:40]
+    return Finding("prometheus", "ok", f"Prometheus {version} at {where}")
+
+
+async def _alert_webhook(settings: Settings, budget: float) -> Finding:
+    """``ALERT_WEBHOOK_URL``: off, or reachable (its host only: the URL is a credential)."""
+    secret = settings.alert_webhook_url
+    fmt = settings.alert_webhook_format
+    if secret is None:
+        if fmt != "json":
+            return Finding(
+                "alert webhook",
+                "warn",
+                f"ALERT_WEBHOOK_FORMAT={fmt} without ALERT_WEBHOOK_URL: diagnoses go to the "
+                "timeline only",
+                "set ALERT_WEBHOOK_URL or drop ALERT_WEBHOOK_FORMAT",
+            )
+        return Finding("alert webhook", "ok", "off: alert diagnoses go to the timeline only")
+    url = secret.get_secret_value()
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    where = f"{parts.scheme}://{host} ({fmt})"
+    error = await _tcp(url, budget)
+    if error is not None:
+        return Finding(
+            "alert webhook",
+            "warn",
+            f"{where}: {error}",
+            "check network access to the webhook or fix ALERT_WEBHOOK_URL (failed "
+            "deliveries are retried, then kept as dead letters)",
+        )
+    from guilde_core.http.authz import is_loopback
+
+    if parts.scheme == "http" and not is_loopback(host):
+        return Finding(
+            "alert webhook",
+            "warn",
+            f"{where}: plain http, diagnoses cross the network unencrypted",
+            "use an https:// ALERT_WEBHOOK_URL",
+        )
+    return Finding("alert webhook", "ok", f"reachable: {where}")
+
+
 def run_doctor(*, timeout: float = 2.0) -> list[Finding]:
     """Every check, in order; never raises."""
     settings, findings = _config()
@@ -375,6 +446,8 @@ def run_doctor(*, timeout: float = 2.0) -> list[Finding]:
     findings.append(_surfaces(settings))
     findings.append(_log_paths(settings))
     findings.extend(asyncio.run(_network(settings, timeout)))
+    findings.append(asyncio.run(_prometheus(settings, timeout)))
+    findings.append(asyncio.run(_alert_webhook(settings, timeout)))
     return findings
 
 

@@ -1,4 +1,4 @@
-"""The aggregate MCP server: every area server under its namespace, remotes, the timeline.
+"""The aggregate MCP server: every area server as it is, remotes, the timeline.
 
 ``build_aggregate_server(settings) -> FastMCP`` mounts
 
@@ -28,6 +28,7 @@ sources itself, so the timeline tool has events to show outside ``dev3000 serve`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -36,18 +37,22 @@ import shlex
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.server import create_proxy
+from fastmcp.server.providers.aggregate import AggregateProvider
+from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
+from fastmcp.server.transforms import GetToolNext, Transform
+from fastmcp.tools.base import Tool
+from fastmcp.utilities.versions import VersionSpec
 from pydantic import BaseModel, Field
 
 from dev3000.process_tools import Processes, register_process_tools
 from dev3000.timeline.bus import EventBus, current_bus
 from dev3000.timeline.filters import EventFilter
-from dev3000.timeline.service import TimelineService
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
@@ -61,6 +66,9 @@ from servers.common import (
 )
 from servers.context import ServerContext
 from servers.registry import AREAS, ServerArea
+
+if TYPE_CHECKING:
+    from dev3000.timeline.service import TimelineService
 
 __all__ = [
     "RemoteServer",
@@ -183,9 +191,8 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
 
         @server.tool(
             name="timeline_recent",
-            description="Recent timeline events (health/circuit transitions, error log lines, "
-            "process exits, config reloads), oldest first; filter by kind, minimum "
-            "severity, source, subject or time window.",
+            description="Recent timeline events (transitions, error lines, process exits, "
+            "reloads), oldest first, filtered.",
             annotations=READ_ONLY,
             output_schema=compact_schema(TimelineEvents),
         )
@@ -237,6 +244,43 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
 
 
 # --- building -------------------------------------------------------------------------------
+class _ToolsServedByTheAggregate(Transform):
+    """On a mounted area: its tools are the aggregate's own (copied when it is built), so
+    the mount lists none and answers every tool lookup at once, without asking the area."""
+
+    async def list_tools(self, tools: Sequence[Tool]) -> Sequence[Tool]:
+        del tools
+        return []
+
+    async def get_tool(
+        self, name: str, call_next: GetToolNext, *, version: VersionSpec | None = None
+    ) -> Tool | None:
+        del name, call_next, version
+        return None
+
+
+def _mount_areas(server: FastMCP, areas: Sequence[FastMCP]) -> None:
+    """Mount each area as it is, its tools resolved once, here.
+
+    ``FastMCP.mount`` alone makes every call ask every mounted server for the tool (one
+    task per area), then run the area's whole call pipeline below the aggregate's (three
+    spans). The areas' tools are static once they are built, and each area names its tools
+    ``<area>_<tool>`` itself, so each is added to the aggregate itself under that name: a
+    call finds it in the aggregate's own table and runs it directly, one span (the
+    aggregate's :class:`servers.common.ControlGate` lists the control ones). Resources,
+    templates, prompts and the areas' lifespans still come through the mounts, without a
+    namespace (the documented URIs: ``health://summary``), bundled in one provider that
+    answers tool lookups at once, without asking the areas.
+    """
+    bundle = AggregateProvider()
+    for area in areas:
+        for component in list(area._local_provider._components.values()):  # built: static
+            if isinstance(component, Tool):
+                server.add_tool(component.model_copy())
+        bundle.add_provider(FastMCPProvider(area))
+    server.add_provider(bundle.wrap_transform(_ToolsServedByTheAggregate()))
+
+
 def build_aggregate_server(
     settings: Settings | None = None,
     *,
@@ -273,15 +317,15 @@ def build_aggregate_server(
     @contextlib.asynccontextmanager
     async def lifespan(server: FastMCP) -> AsyncIterator[dict[str, Any]]:
         del server
-        service: TimelineService | None = None
+        starting: asyncio.Task[TimelineService] | None = None
         if run_timeline_sources and bus is None and current_bus() is None:
-            service = await _start_standalone_timeline(settings, ref)
+            # in the background: the client's initialize and tools/list need none of it
+            starting = asyncio.create_task(_start_standalone_timeline(settings, ref))
         try:
             yield {}
         finally:
-            if service is not None:
-                with contextlib.suppress(Exception):
-                    await service.shutdown()
+            if starting is not None:
+                await _stop_standalone_timeline(starting)
             for transport in stdio_transports:
                 with contextlib.suppress(Exception):
                     await transport.close()
@@ -296,8 +340,7 @@ def build_aggregate_server(
         lifespan=lifespan,
         middleware=[ControlGate(settings)],
     )
-    for area in areas:
-        server.mount(area.build(settings, context))
+    _mount_areas(server, [area.build(settings, context) for area in areas])
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)
@@ -317,6 +360,22 @@ def build_standalone_server(
 
 async def _start_standalone_timeline(settings: Settings, ref: _BusRef) -> TimelineService:
     """Run the timeline's sources for a server that is not inside ``dev3000 serve``."""
+    from dev3000.timeline.service import TimelineService  # Redis, file sources: not at import
+
     service = TimelineService(settings, bus=ref.get())
     await service.start()
     return service
+
+
+async def _stop_standalone_timeline(starting: asyncio.Task[TimelineService]) -> None:
+    """Let a start still under way finish (so every source it started is stopped), then
+    shut the service down; a start stuck past 10 s is cancelled."""
+    try:
+        service = await asyncio.wait_for(starting, timeout=10)
+    except (asyncio.CancelledError, TimeoutError):
+        return
+    except Exception as exc:
+        log.warning("timeline sources did not start: %s", type(exc).__name__)
+        return
+    with contextlib.suppress(Exception):
+        await service.shutdown()

@@ -91,8 +91,9 @@ def _setup_observability(settings: Settings) -> None:
 
 
 def _instrument(app: FastAPI, settings: Settings) -> None:
-    """Starlette/httpx spans through Logfire when a token is configured."""
-    if settings.logfire_write_token is None:
+    """Starlette/httpx spans through Logfire when a token is configured and
+    ``LOGFIRE_DIAGNOSTIC_SPANS`` is on."""
+    if settings.logfire_write_token is None or not settings.logfire_diagnostic_spans:
         return
     try:
         import logfire

@@ -25,7 +25,13 @@ class Switch:
 
 
 SWITCHES = (
-    Switch("DIAGNOSTIC_MODE", "diagnostic_mode", "the diagnostic API", ("/api/v1/diag",)),
+    Switch(
+        "DIAGNOSTIC_MODE",
+        "diagnostic_mode",
+        "the diagnostic API",
+        # the alert intake answers with diagnoses: the same API, under the same switch
+        ("/api/v1/diag", "/api/v1/alerts", "/api/v1/investigations"),
+    ),
     Switch(
         "DEV3000_ENABLED",
         "dev3000_enabled",

@@ -1,8 +1,10 @@
 """The runtime targets registry: services added through ``/api/v1/targets``.
 
 Persisted across restarts: SQLite at ``<DEV3000_DATA_DIR>/targets.sqlite3`` by default, or
-Redis (one hash ``<prefix>targets``) when ``REDIS_URL`` (else ``CIRCUIT_BREAKER_REDIS_URL``)
-is set, so several dev3000 instances share one registry. Both stores keep whole
+Redis (one hash ``guilde:<DEV3000_DEPLOYMENT>:dev3000:targets``) when ``REDIS_URL`` (else
+``CIRCUIT_BREAKER_REDIS_URL``) is set, so the dev3000 instances of one deployment share one
+registry. While that Redis is down the registry refuses with a 503 (outage policy ``closed``:
+there is no local copy to serve or change safely), the outage logged once. Both stores keep whole
 :class:`Target` records as JSON; listing filters and paginates in memory (registries hold
 tens to hundreds of targets, not millions).
 """
@@ -20,8 +22,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dev3000.redis_keys import dev3000_prefix
 from guilde_core.errors import (
-    ConnectionFailedError,
     InvalidInputError,
     NotFoundError,
     PermanentError,
@@ -321,51 +323,48 @@ class RedisTargetsStore(_Base):
 
     backend = "redis"
 
-    def __init__(self, url: str, *, prefix: str = "dev3000:") -> None:
-        self.closed = False
-        import redis.asyncio as aioredis
+    def __init__(self, url: str, *, prefix: str) -> None:
+        from guilde_core.shared_redis import SharedRedis
 
+        self.closed = False
         self.key = f"{prefix}targets"
-        self._redis: Any = aioredis.Redis.from_url(
-            url, socket_timeout=2.0, socket_connect_timeout=2.0, decode_responses=True
+        self.shared = SharedRedis(
+            url,
+            use="targets registry",
+            policy="closed",
+            socket_timeout=2.0,
+            connect_timeout=2.0,
+            decode_responses=True,
         )
 
-    async def _call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except Exception as exc:
-            import redis.exceptions as rex
-
-            if isinstance(exc, rex.RedisError | OSError):
-                raise ConnectionFailedError(
-                    f"targets registry: redis unavailable ({type(exc).__name__})", service="redis"
-                ) from None
-            raise
+    async def _call(self, command: str, *args: Any) -> Any:
+        """One command on the registry's hash (``command(key, *args)``); Redis down →
+        :class:`~guilde_core.errors.ConnectionFailedError` (503)."""
+        return await self.shared.run(lambda r: getattr(r, command)(self.key, *args))
 
     async def all(self) -> list[Target]:
-        data = await self._call(self._redis.hgetall(self.key))
+        data = await self._call("hgetall")
         return sorted((Target.model_validate_json(v) for v in data.values()), key=lambda t: t.name)
 
     async def get(self, name: str) -> Target:
-        raw = await self._call(self._redis.hget(self.key, name))
+        raw = await self._call("hget", name)
         if raw is None:
             raise NotFoundError(f"no target named {name!r}")
         return Target.model_validate_json(raw)
 
     async def _insert_all(self, records: list[Target]) -> None:
-        existing = await self._call(self._redis.hmget(self.key, [r.name for r in records]))
+        names = [rec.name for rec in records]
+        existing = await self._call("hmget", names)
         for rec, raw in zip(records, existing, strict=True):
             if raw is not None:
                 raise _conflict(rec.name)
         for rec in records:
-            created = await self._call(
-                self._redis.hsetnx(self.key, rec.name, rec.model_dump_json())
-            )
+            created = await self._call("hsetnx", rec.name, rec.model_dump_json())
             if not created:
                 raise _conflict(rec.name)
 
     async def save(self, target: Target) -> None:
-        await self._call(self._redis.hset(self.key, target.name, target.model_dump_json()))
+        await self._call("hset", target.name, target.model_dump_json())
 
     async def delete(self, name: str) -> None:
         if not await self.delete_many([name]):
@@ -374,18 +373,19 @@ class RedisTargetsStore(_Base):
     async def delete_many(self, names: Sequence[str]) -> list[str]:
         gone: list[str] = []
         for name in names:
-            if await self._call(self._redis.hdel(self.key, name)):
+            if await self._call("hdel", name):
                 gone.append(name)
         return gone
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self.shared.aclose()
         self.closed = True
 
 
-def open_targets_store(settings: Any, *, prefix: str = "dev3000:") -> TargetsStore:
-    """Redis when ``REDIS_URL``/``CIRCUIT_BREAKER_REDIS_URL`` is set, else SQLite."""
-    url = settings.redis_url or settings.circuit_breaker_redis_url
+def open_targets_store(settings: Any, *, prefix: str | None = None) -> TargetsStore:
+    """Redis when ``REDIS_URL``/``CIRCUIT_BREAKER_REDIS_URL`` is set (keys under ``prefix``,
+    default this deployment's), else SQLite."""
+    url = settings.shared_redis_url
     if url:
-        return RedisTargetsStore(url, prefix=prefix)
+        return RedisTargetsStore(url, prefix=prefix or dev3000_prefix(settings))
     return SqliteTargetsStore(Path(settings.dev3000_data_dir) / "targets.sqlite3")

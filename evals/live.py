@@ -99,15 +99,13 @@ def _reachable_pg(dsn: str | None) -> str | None:
 def _reachable_redis(url: str | None) -> str | None:
     if not url:
         return None
-    import redis
+    from guilde_core.shared_redis import probe_sync
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
     try:
-        client.ping()
+        with probe_sync(url, 1.0) as client:
+            client.ping()
     except Exception:
         return None
-    finally:
-        client.close()
     return url
 
 

@@ -84,17 +84,20 @@ PROFILES: dict[str, dict[str, str]] = {
     "staging": {
         "DIAGNOSTIC_MODE": "true",
         "DIAGNOSTIC_VERBOSE": "false",
-        "DEV3000_ENABLED": "false",
+        "DEV3000_ENABLED": "true",
         "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "true",
         "SENTRY_TRACES_SAMPLE_RATE": "0.5",
         "HEALTH_CHECK_INCLUDE_DETAILS": "true",
     },
+    # production: every surface on (agent-web diagnoses through /mcp), every call behind a
+    # key, control only with a read+control key (and, over MCP, DIAGNOSTIC_CONTROL_ENABLED),
+    # no health details, no verbose errors (docs/operations.md#production-posture)
     "production": {
-        "DIAGNOSTIC_MODE": "false",
+        "DIAGNOSTIC_MODE": "true",
         "DIAGNOSTIC_VERBOSE": "false",
-        "DEV3000_ENABLED": "false",
+        "DEV3000_ENABLED": "true",
         "DEV3000_LOG_LEVEL": "info",
         "CIRCUIT_BREAKER_ENABLED": "true",
         "LOGFIRE_DIAGNOSTIC_SPANS": "false",
@@ -102,6 +105,7 @@ PROFILES: dict[str, dict[str, str]] = {
         "SENTRY_PROFILES_SAMPLE_RATE": "0.01",
         "HEALTH_CHECK_INCLUDE_DETAILS": "false",
         "DIAGNOSTIC_AUTH_REQUIRED": "true",
+        "DIAGNOSTIC_CONTROL_ENABLED": "false",
     },
 }
 
@@ -110,6 +114,25 @@ CommaList = Annotated[list[str], NoDecode]
 _HOST_NAME = re.compile(r"^(?:(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]+\])$")
 #: a browser origin: scheme, host, optional port; no path
 _ORIGIN = re.compile(r"^https?://(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?/?$")
+
+
+def _http_url(value: str, variable: str) -> str:
+    """``value`` when it is an absolute http(s) URL with a host (no fragment); else a
+    ValueError that names ``variable`` without echoing the value (it may hold a token)."""
+    from urllib.parse import urlsplit
+
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # a bad port raises here
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{variable} must be an http:// or https:// URL with a host")
+    if parts.fragment or any(c.isspace() for c in text):
+        raise ValueError(f"{variable} must be a plain URL (no spaces, no #fragment)")
+    del port
+    return text
 
 
 def _env_file() -> Path:
@@ -196,6 +219,14 @@ class Settings(BaseSettings):
     dev3000_data_dir: str = Field(
         ".dev3000", description="Where dev3000 keeps its own state (SQLite, dead letters)."
     )
+    dev3000_deployment: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+        description="Name of this stack in a shared Redis: every shared key and channel "
+        "(breakers, rate limits, timeline, targets, dead letters) starts with "
+        "guilde:<name>:, so stacks sharing one Redis never see each other's state. Every "
+        "process and instance of one stack uses the same name.",
+    )
     dev3000_targets_file: str | None = Field(
         None,
         description="Optional YAML/JSON file listing more health-check targets (each may "
@@ -238,6 +269,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis to health-check and share state through (empty: in-memory)."
     )
+    redis_max_connections: int = Field(
+        16,
+        ge=1,
+        le=1000,
+        description="Connections at most in each Redis pool (one per use — breakers, rate "
+        "limits, timeline, targets, dead letters — per process); more callers wait for one.",
+    )
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL to health-check (postgresql://user:pass@host/db)."
     )
@@ -245,7 +283,9 @@ class Settings(BaseSettings):
     # === MCP ===
     mcp_server_name: str = Field("guilde-diag", min_length=1, description="MCP server name.")
     mcp_transport: Literal["stdio", "sse", "websocket", "http"] = Field(
-        "stdio", description="Default MCP transport: stdio|sse|websocket|http."
+        "stdio",
+        description="Default transport of `dev3000 mcp`: stdio|sse|http (streamable HTTP). "
+        "websocket is refused: MCP has no WebSocket transport dev3000 serves (ADR 0001).",
     )
     mcp_tools_enabled: bool = Field(True, description="Expose MCP tools.")
     mcp_resources_enabled: bool = Field(True, description="Expose MCP resources.")
@@ -296,19 +336,36 @@ class Settings(BaseSettings):
 
     # === Logfire ===
     logfire_token: SecretStr | None = Field(None, description="Logfire write token.")
-    logfire_diagnostic_spans: bool = Field(True, description="Emit diagnostic spans.")
+    logfire_diagnostic_spans: bool = Field(
+        True,
+        description="Spans of dev3000's own work (each HTTP request it serves, each outbound "
+        "HTTP call: health probes, MCP, LLMs) sent to Logfire; false: logs only.",
+    )
     logfire_span_processor_batch_size: int = Field(
-        512, ge=1, le=100000, description="Span batch size."
+        512,
+        ge=1,
+        le=2048,
+        description="Most spans in one export request to Logfire (the span queue holds 2048).",
     )
     logfire_span_processor_timeout: int = Field(
-        5000, ge=0, le=600000, description="Span export timeout (ms)."
+        5000,
+        ge=100,
+        le=600000,
+        description="Timeout of one span export request to Logfire (ms); a slower answer "
+        "counts as an export error.",
     )
     logfire_resource_attributes: str = Field(
         "service.namespace=guilde,deployment.environment=development",
         description="Comma-separated key=value resource attributes.",
     )
-    logfire_console_enabled: bool = Field(True, description="Local console output.")
-    logfire_console_colors: bool = Field(True, description="Colours in console output.")
+    logfire_console_enabled: bool = Field(
+        False,
+        description="Local console output of spans (stderr). Off unless asked: printing "
+        "every span costs each call; without it and without a token Logfire is not set up.",
+    )
+    logfire_console_colors: bool = Field(
+        True, description="Colours in console output (true|false; Logfire's auto|always|never too)."
+    )
     logfire_console_include_timestamps: bool = Field(
         True, description="Timestamps in console output."
     )
@@ -326,14 +383,23 @@ class Settings(BaseSettings):
     sentry_release: str = Field("local", description="Sentry release (e.g. the git SHA).")
     sentry_debug: bool = Field(False, description="Sentry SDK debug output.")
     sentry_attach_stacktrace: bool = Field(True, description="Attach stack traces to messages.")
-    sentry_send_default_pii: bool = Field(False, description="Send PII (off for GDPR).")
+    sentry_send_default_pii: bool = Field(
+        False,
+        description="Let Sentry attach personal data (the user, client IP, request headers "
+        "and cookies); off for GDPR. Secrets are redacted either way.",
+    )
 
     # === Diagnostic API ===
     diagnostic_mode: bool = Field(
         True,
-        description="The diagnostic API (/api/v1/diag/*: status, circuits, stream); false: 404.",
+        description="The diagnostic API (/api/v1/diag/*: status, circuits, stream; the alert "
+        "intake /api/v1/alerts, /api/v1/investigations); false: 404.",
     )
-    diagnostic_verbose: bool = Field(False, description="Verbose diagnostic output.")
+    diagnostic_verbose: bool = Field(
+        False,
+        description="An internal error's problem document (500) names the exception "
+        "(type and redacted message) besides the request id; false: the request id only.",
+    )
     diagnostic_auth_required: bool = Field(
         False, description="Require an API key for diag endpoints."
     )
@@ -393,6 +459,45 @@ class Settings(BaseSettings):
     )
     health_warn_data_dir_mb: float = Field(
         1024, gt=0, description="Size of DEV3000_DATA_DIR that degrades disk (MB)."
+    )
+
+    # === Metrics (Prometheus) ===
+    prometheus_url: str | None = Field(
+        None,
+        description="Prometheus the metrics area queries (instant and range PromQL) and the "
+        "agent reads error-rate and latency series from; empty: no metrics source.",
+    )
+    prometheus_timeout: float = Field(
+        5.0, gt=0, le=60, description="Longest one PromQL query may take (seconds)."
+    )
+    prometheus_max_series: int = Field(
+        50, ge=1, le=1000, description="Series one query returns at most (the rest: truncated)."
+    )
+    prometheus_max_points: int = Field(
+        2000,
+        ge=10,
+        le=100_000,
+        description="Points one range query returns at most, all series together (its step "
+        "is widened to fit).",
+    )
+
+    # === Alert intake ===
+    alert_intake_rate_limit: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Investigations firing alerts may open per minute (POST /api/v1/alerts); "
+        "more are recorded on the timeline as rate limited, not diagnosed.",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="Where each alert's diagnosis is also posted (http or https URL); empty: "
+        "the timeline and stream only.",
+    )
+    alert_webhook_format: Literal["json", "slack"] = Field(
+        "json",
+        description="Payload of ALERT_WEBHOOK_URL: json (the investigation) or slack "
+        "(an incoming-webhook message).",
     )
 
     # === Agent ===
@@ -456,6 +561,39 @@ class Settings(BaseSettings):
             )
         return [v.lower().rstrip("/") for v in value]
 
+    @field_validator("logfire_console_colors", mode="before")
+    @classmethod
+    def _logfire_colors(cls, value: object) -> object:
+        # Logfire reads this variable too and spells it auto|always|never: accept its words
+        if isinstance(value, str) and value.strip().lower() in ("auto", "always", "never"):
+            return value.strip().lower() != "never"
+        return value
+
+    @field_validator("mcp_transport")
+    @classmethod
+    def _served_transport(cls, value: str) -> str:
+        if value == "websocket":
+            raise ValueError(
+                "websocket is not a transport dev3000 serves MCP over (MCP defines stdio and "
+                "streamable HTTP; dev3000 adds the legacy SSE one, ADR 0001): use http "
+                "(dev3000 serve's /mcp), sse or stdio"
+            )
+        return value
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _prometheus_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return _http_url(value, "PROMETHEUS_URL").rstrip("/")
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        return SecretStr(_http_url(value.get_secret_value(), "ALERT_WEBHOOK_URL"))
+
     @field_validator("dev3000_mode", "dev3000_log_level", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
@@ -472,6 +610,8 @@ class Settings(BaseSettings):
         "openai_base_url",
         "anthropic_base_url",
         "openrouter_base_url",
+        "prometheus_url",
+        "alert_webhook_url",
         mode="before",
     )
     @classmethod
@@ -504,6 +644,18 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return Path(self.dev3000_data_dir)
+
+    @property
+    def redis_namespace(self) -> str:
+        """``guilde:<DEV3000_DEPLOYMENT>:`` — the start of every key and channel this stack
+        shares through Redis (see :mod:`guilde_core.shared_redis`)."""
+        return f"guilde:{self.dev3000_deployment}:"
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """The Redis the stack shares state through: ``REDIS_URL``, else
+        ``CIRCUIT_BREAKER_REDIS_URL`` (None: in-process state only)."""
+        return self.redis_url or self.circuit_breaker_redis_url
 
     def resource_attributes(self) -> dict[str, str]:
         pairs = (p.split("=", 1) for p in self.logfire_resource_attributes.split(",") if "=" in p)

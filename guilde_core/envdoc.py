@@ -39,6 +39,8 @@ _SECTIONS: list[tuple[str, str]] = [
     ("sentry_", "Sentry"),
     ("diagnostic_", "Diagnostic API"),
     ("health_", "Health checks"),
+    ("prometheus_", "Metrics (Prometheus)"),
+    ("alert_", "Alert intake"),
     ("agent_providers", "Agent"),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import time
@@ -22,6 +23,7 @@ __all__ = [
     "TimelineEvent",
     "check_event_id",
     "make_event",
+    "shared_event_id",
 ]
 
 Severity = Literal["debug", "info", "warning", "error", "critical"]
@@ -44,6 +46,8 @@ EventKind = Literal[
     "browser_navigation",
     "browser_screenshot",
     "browser_lifecycle",
+    "alert",
+    "investigation",
 ]
 
 #: the shape of an event id: ``<ms>-<instance>-<seq>`` (:func:`make_event`; a bus's origin
@@ -81,6 +85,15 @@ def check_event_id(value: str | None, what: str = "cursor") -> str | None:
     )
 
 
+def shared_event_id(at: float, key: str) -> str:
+    """The event id of something several processes may each report (a breaker transition
+    every dev3000 instance learns of): made of when it happened (a time all of them agree
+    on, e.g. Redis time) and ``key``, which names it; every reporter makes the same id, so a
+    timeline keeps it once (``<ms>-<16 hex digits of key's hash>-000000``)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+    return f"{int(at * 1000):013d}-{digest}-{0:06d}"
+
+
 def make_event(
     *,
     source: str,
@@ -91,11 +104,16 @@ def make_event(
     data: dict[str, Any] | None = None,
     correlation_id: str | None = None,
     ts: datetime | None = None,
+    event_id: str | None = None,
 ) -> TimelineEvent:
-    """Build a redacted event with a time-ordered id (``<ms>-<instance>-<seq>``); subject and
-    summary are single lines (control characters escaped)."""
+    """Build a redacted event with a time-ordered id (``<ms>-<instance>-<seq>``, or
+    ``event_id``: see :func:`shared_event_id`); subject and summary are single lines
+    (control characters escaped)."""
     now = ts or datetime.now(UTC)
-    event_id = f"{int(time.time() * 1000):013d}-{_instance}-{next(_seq):06d}"
+    if event_id is None:
+        event_id = f"{int(time.time() * 1000):013d}-{_instance}-{next(_seq):06d}"
+    else:
+        check_event_id(event_id, "event id")
     return TimelineEvent(
         id=event_id,
         ts=now,

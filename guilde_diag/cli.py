@@ -8,6 +8,7 @@ Heavy imports stay inside the commands, so ``dev3000 --help`` stays quick.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import typer
@@ -92,7 +93,13 @@ def main() -> None:
     from guilde_core.safelog import install_safe_logging
 
     install_safe_logging()
-    app()
+    from guilde_core.config import ConfigurationInvalid
+
+    try:
+        app()
+    except ConfigurationInvalid as exc:  # any command: name every bad variable, no traceback
+        print(f"dev3000: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

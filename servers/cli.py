@@ -119,9 +119,13 @@ def register(app: typer.Typer, *, more_servers: Sequence[ServerArea] = ()) -> No
             )
             raise typer.Exit(2)
         if transport is None:
-            from guilde_core.config import load_settings
+            from guilde_core.config import ConfigurationInvalid, load_settings
 
-            transport = load_settings().mcp_transport
+            try:
+                transport = load_settings().mcp_transport
+            except ConfigurationInvalid as exc:  # MCP_TRANSPORT=websocket among others
+                typer.echo(f"dev3000 mcp: {exc}", err=True)
+                raise typer.Exit(2) from None
         chosen = _transport(transport)
         if chosen is None:
             typer.echo(

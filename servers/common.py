@@ -25,7 +25,6 @@ from pydantic.json_schema import SkipJsonSchema
 
 from guilde_core.config import Settings
 from guilde_core.errors import GuildeError
-from guilde_core.http.auth import caller_of
 from guilde_core.http.authz import ANONYMOUS, Caller, Posture
 from guilde_core.redaction import redact, redact_text
 from guilde_core.schemas import compact_schema
@@ -159,6 +158,9 @@ def current_caller(settings: Settings) -> Caller:
     request = _http_request()
     if request is None:
         return Caller.local(Posture.from_settings(settings))
+    # only over HTTP (FastAPI is loaded there already): stdio servers never import it
+    from guilde_core.http.auth import caller_of
+
     return caller_of(request.scope) or Caller(ANONYMOUS, "mcp", Posture.from_settings(settings))
 
 

@@ -63,6 +63,12 @@ def _system(settings: Settings | None, context: ServerContext | None = None) -> 
     return build_server(settings, context)
 
 
+def _metrics(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
+    from servers.metrics.server import build_server
+
+    return build_server(settings, context)
+
+
 def _browser(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
     from servers.browser.server import build_server
 
@@ -82,6 +88,9 @@ AREAS: Mapping[str, ServerArea] = MappingProxyType(
             ServerArea("circuits", "circuit breakers: state, transitions, control", _circuits),
             ServerArea("logs", "log sources: tail, search, error groups, traces", _logs),
             ServerArea("system", "host, process, versions, effective configuration", _system),
+            ServerArea(
+                "metrics", "PromQL on the stack's Prometheus: instant and range queries", _metrics
+            ),
             ServerArea(
                 "browser", "the watched page: errors, failed requests, screenshots", _browser
             ),

@@ -32,19 +32,38 @@ def _client(url: str | None, token_file: Path | None) -> Any:
     return ChaosClient(_url(url), read_token(token_file))
 
 
-def _params(pairs: list[str]) -> dict[str, Any]:
+def _params(pairs: list[str], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``key=value`` pairs as the fault's parameters: by the fault's schema where it has one (a
+    string stays a string, a list is comma-separated: ``kinds=429,timeout``), else JSON values."""
     from guilde_core.errors import InvalidInputError
+
+    def value(raw: str, spec: dict[str, Any]) -> Any:
+        if spec.get("type") == "string" or ("enum" in spec and spec.get("type") is None):
+            return raw
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
 
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key:
             raise InvalidInputError(f"--param needs key=value, got {pair!r}")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
+        spec = (schema or {}).get(key) or {}
+        if spec.get("type") == "array" and not raw.lstrip().startswith("["):
+            items = spec.get("items") or {}
+            params[key] = [value(part.strip(), items) for part in raw.split(",") if part.strip()]
+        else:
+            params[key] = value(raw, spec)
     return params
+
+
+def _shown(spec: dict[str, Any]) -> str:
+    if spec.get("type") == "array" and spec.get("default") is None:
+        choices = (spec.get("items") or {}).get("enum")
+        return f"[{','.join(map(str, choices))}]" if choices else "[…]"
+    return str(spec.get("default"))
 
 
 def register(app: typer.Typer) -> None:
@@ -66,9 +85,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(faults, indent=2))
             return
         for fault in faults:
-            params = ", ".join(
-                f"{name}={spec.get('default')}" for name, spec in fault["params"].items()
-            )
+            params = ", ".join(f"{name}={_shown(spec)}" for name, spec in fault["params"].items())
             typer.echo(f"{fault['id']:<22} {fault['title']}")
             typer.echo(f"{'':<22} params: {params}")
             for where, text in fault["symptoms"].items():
@@ -78,7 +95,10 @@ def register(app: typer.Typer) -> None:
     def chaos_inject(
         fault: Annotated[str, typer.Argument(help="Fault id (see `dev3000 chaos list`).")],
         param: Annotated[
-            list[str] | None, typer.Option("--param", "-p", help="key=value (JSON values).")
+            list[str] | None,
+            typer.Option(
+                "--param", "-p", help="key=value; a list is comma-separated (kinds=429,timeout)."
+            ),
         ] = None,
         ttl: Annotated[float | None, typer.Option("--ttl", help="Auto-expiry in seconds.")] = None,
         url: Annotated[str | None, typer.Option("--url", help=_URL_HELP)] = None,
@@ -86,9 +106,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Turn a fault on (bounded; expires by itself)."""
         from guilde_core.errors import GuildeError
+        from tools.chaos.catalogue import FAULTS
 
         try:
-            params = _params(param or [])
+            known = FAULTS.get(fault)
+            params = _params(param or [], known.describe()["params"] if known else None)
             if ttl is not None:
                 params["ttl_s"] = ttl
             result = _client(url, token_file).inject(fault, **params)
@@ -218,6 +240,9 @@ def register(app: typer.Typer) -> None:
     @app.command("sandbox")
     def sandbox(
         port: Annotated[int, typer.Option("--port")] = 8000,
+        host: Annotated[
+            str, typer.Option("--host", help="Address to bind (0.0.0.0 in a container).")
+        ] = "127.0.0.1",
         logs_dir: Annotated[Path | None, typer.Option("--logs-dir")] = None,
         token_file: Annotated[
             Path | None, typer.Option("--token-file", help="Write the token here.")
@@ -226,27 +251,36 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--llm-base-url", help="…/v1 of the LLM.")
         ] = None,
     ) -> None:
-        """Serve the sandbox service alone on 127.0.0.1 (SANDBOX_* settings)."""
+        """Serve the sandbox service alone (SANDBOX_* settings), on 127.0.0.1 unless --host."""
         from guilde_core.errors import ConfigurationError
         from tools.sandbox.__main__ import serve
 
         try:
-            serve(port=port, logs_dir=logs_dir, token_file=token_file, llm_base_url=llm_base_url)
+            serve(
+                port=port,
+                host=host,
+                logs_dir=logs_dir,
+                token_file=token_file,
+                llm_base_url=llm_base_url,
+            )
         except ConfigurationError as exc:
             raise _fail(exc) from None
 
     @app.command("fakellm")
     def fakellm(
         port: Annotated[int, typer.Option("--port")] = 8400,
+        host: Annotated[
+            str, typer.Option("--host", help="Address to bind (0.0.0.0 in a container).")
+        ] = "127.0.0.1",
         script: Annotated[
             Path | None, typer.Option("--script", help="YAML/JSON script file.")
         ] = None,
     ) -> None:
-        """Serve the fake OpenAI/Anthropic providers alone on 127.0.0.1."""
+        """Serve the fake OpenAI/Anthropic providers alone, on 127.0.0.1 unless --host."""
         from tools.fakellm.__main__ import serve
         from tools.fakellm.script import ScriptError
 
         try:
-            serve(port=port, script=script)
+            serve(port=port, host=host, script=script)
         except ScriptError as exc:
             raise _fail(exc) from None

@@ -49,14 +49,11 @@ def free_port() -> int:
 
 def delete_keys(redis_url: str, prefix: str) -> int:
     """Delete every key under ``prefix`` (SCAN, never FLUSH: the Redis may be shared)."""
-    import redis
+    from guilde_core.shared_redis import probe_sync
 
-    client = redis.Redis.from_url(redis_url)
-    try:
+    with probe_sync(redis_url, 10.0) as client:
         keys = list(client.scan_iter(match=prefix + "*", count=1000))
         return int(client.delete(*keys)) if keys else 0
-    finally:
-        client.close()
 
 
 def wait_until(

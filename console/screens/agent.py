@@ -30,6 +30,8 @@ __all__ = ["AgentScreen"]
 
 
 class AgentScreen(ConsoleScreen):
+    #: the question has the focus whenever the screen is shown and nothing else holds it
+    AUTO_FOCUS = "#agent-question"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new_session", "New session"),
     ]

@@ -23,7 +23,9 @@ __all__ = ["TimelineScreen"]
 
 ANY = "*"
 SEVERITIES = ("debug", "info", "warning", "error", "critical")
-SOURCES = frozenset({"browser", "process", "health", "circuits", "logs", "config", "dev3000"})
+SOURCES = frozenset(
+    {"browser", "process", "health", "circuits", "logs", "config", "dev3000", "alerts"}
+)
 
 
 class TimelineScreen(ConsoleScreen):

@@ -16,17 +16,19 @@ __all__ = ["TargetRow"]
 
 
 class TargetRow(Horizontal):
-    """``● name  status  12.3 ms  ▁▂▅▇▃``."""
+    """``● name  status  12.3 ms  why  ▁▂▅▇▃`` (``○ name  absent`` greyed: never answered,
+    not counted)."""
 
     DEFAULT_CSS = """
     TargetRow {
         height: 1;
     }
     TargetRow > .label {
-        width: 52;
+        width: 1fr;
+        height: 1;
     }
     TargetRow > Sparkline {
-        width: 1fr;
+        width: 24;
         height: 1;
     }
     """
@@ -42,13 +44,17 @@ class TargetRow(Horizontal):
 
     def _label(self) -> Text:
         check = self.check
-        style = STATUS_STYLE.get(check.status, "")
+        style = "dim" if check.absent else STATUS_STYLE.get(check.status, "")
         text = Text()
-        text.append("● ", style=style)
-        text.append(f"{check.name[:24]:<24} ")
-        text.append(f"{check.status:<10}", style=style)
+        text.append("○ " if check.absent else "● ", style=style)
+        text.append(f"{check.name[:24]:<24} ", style="dim" if check.absent else "")
+        text.append(f"{'absent' if check.absent else check.status:<10}", style=style)
         latency = "—" if check.latency_ms is None else f"{check.latency_ms:.1f} ms"
         text.append(f"{latency:>12} ")
+        if check.why and not check.absent:  # never a status without its reason
+            text.append(check.why, style="red" if check.status == "unhealthy" else "yellow")
+        text.no_wrap = True
+        text.overflow = "ellipsis"
         return text
 
     def show(self, check: CheckResult, history: Sequence[float]) -> None:

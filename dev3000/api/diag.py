@@ -1,4 +1,4 @@
-"""``/api/v1/diag/*``: full status, circuit breakers and their control.
+"""``/api/v1/diag/*``: full status, the stack model, circuit breakers and their control.
 
 With ``DIAGNOSTIC_AUTH_REQUIRED=true`` every route here needs a key (``read``); control
 (``POST …/circuits/{name}/open|close|reset``) is the one decision's ``control`` action
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,8 @@ from dev3000.api.state import StateDep
 from guilde_core.http.auth import ControlKey, ReadKey
 from guilde_core.http.authz import Caller
 from guilde_core.http.problems import PROBLEM_RESPONSES
+from guilde_core.redaction import redact
+from guilde_core.stack import StackModel, compact
 from servers.circuits import logic as circuits_logic
 
 __all__ = ["ControlRequest", "router"]
@@ -95,6 +97,67 @@ async def status(
         "config": {"mode": state.settings.dev3000_mode, "reloads": state.reloads},
     }
     return JSONResponse(body, status_code=status_code(body["status"]))
+
+
+_TOPOLOGY_EXAMPLE = {
+    "status": "degraded",
+    "observed_at": "2026-01-22T10:30:00Z",
+    "nodes": [
+        {"id": "dev3000", "name": "dev3000", "kind": "service", "component": "dev3000",
+         "status": "healthy", "ever_up": True, "source": "builtin"},
+        {"id": "backend", "name": "backend", "kind": "service", "component": "backend",
+         "critical": True, "status": "degraded", "ever_up": True, "latency_ms": 948.1,
+         "reasons": [{"category": "latency", "summary": "reports degraded: database — "
+                      "latency 801 ms > 100 ms", "field": "report.status",
+                      "value": "degraded"}]},
+        {"id": "backend/database", "name": "database", "kind": "datastore",
+         "component": "database", "parent": "backend", "critical": True,
+         "status": "degraded", "ever_up": True, "latency_ms": 801.2, "source": "report",
+         "reasons": [{"category": "latency", "summary": "latency 801 ms > 100 ms",
+                      "field": "checks.database.latency_ms", "value": 801.2,
+                      "threshold": 100.0}]},
+        {"id": "agent", "name": "agent", "kind": "service", "component": "agent",
+         "status": "unhealthy", "absent": True, "reasons": [
+             {"category": "unreachable", "summary": "ConnectError: All connection attempts "
+              "failed", "field": "targets.agent.error"}]},
+    ],
+    "edges": [
+        {"source": "backend", "target": "backend/database", "origin": "report"},
+        {"source": "agent", "target": "dev3000", "origin": "declared"},
+    ],
+}  # fmt: skip
+
+
+@router.get(
+    "/topology",
+    summary="The model of the watched stack (< 5 s)",
+    description=(
+        "Every component dev3000 watches — services (targets), datastores, upstream "
+        "providers, host resources and what each target's own health report shows — with "
+        "its status and WHY (`reasons`, read from structured fields, the cause first), "
+        "`ever_up`, `absent` (a non-critical target that never answered: shown, not an "
+        "incident), and the edges (`source` depends on `target`). Built from the same "
+        "deep round as `/api/v1/health/deep` (single flight, cached for "
+        "HEALTH_CHECK_CACHE_TTL); redacted. `compact=true` leaves out fields at their "
+        "default (the MCP tool's form). Needs a key (read) when DIAGNOSTIC_AUTH_REQUIRED."
+    ),
+    responses={200: {"content": {"application/json": {"example": _TOPOLOGY_EXAMPLE}}}},
+)
+async def topology(
+    *,
+    state: StateDep,
+    _: ReadKey,
+    fresh: Annotated[
+        bool, Query(description="Check now instead of reading the last round.")
+    ] = False,
+    compact_form: Annotated[
+        bool, Query(alias="compact", description="Leave out fields at their default.")
+    ] = False,
+) -> dict[str, Any]:
+    model: StackModel = (await state.health.snapshot(fresh=fresh)).model
+    data = compact(model) if compact_form else model.model_dump(mode="json")
+    out: dict[str, Any] = redact(data)
+    return out
 
 
 @router.get(

@@ -301,9 +301,12 @@ def self_checks(state: AppState) -> dict[str, dict[str, Any]]:
 
 
 def _summary(value: Any) -> Any:
-    """A check reduced to its status, the categories of its reasons and its children's."""
+    """A check reduced to its status, whether it is absent (never up, not counted), the
+    categories of its reasons and its children's."""
     if isinstance(value, dict) and "status" in value:
         out: dict[str, Any] = {"status": value["status"]}
+        if value.get("absent") is True:
+            out["absent"] = True
         reasons = value.get("reasons")
         if isinstance(reasons, list) and reasons:
             out["reasons"] = [

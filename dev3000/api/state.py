@@ -16,6 +16,7 @@ from guilde_core.http.auth import Keyring
 from guilde_core.http.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
+    from dev3000.alerts import AlertIntake
     from dev3000.supervisor import Supervisor
     from dev3000.targets_store import TargetsStore
     from dev3000.timeline.bus import EventBus
@@ -24,12 +25,7 @@ if TYPE_CHECKING:
     from servers.browser.capture import BrowserCapture
     from servers.health.logic import HealthService
 
-__all__ = ["AppState", "StateDep", "get_state", "shared_redis_url"]
-
-
-def shared_redis_url(settings: Settings) -> str | None:
-    """The Redis dev3000 shares state through: ``REDIS_URL``, else ``CIRCUIT_BREAKER_REDIS_URL``."""
-    return settings.redis_url or settings.circuit_breaker_redis_url
+__all__ = ["AppState", "StateDep", "get_state"]
 
 
 @dataclass(slots=True)
@@ -54,7 +50,10 @@ class AppState:
     supervisors: list[Supervisor] = field(default_factory=list)
     #: the browser capture while the app runs with one (``--browser``)
     browser: BrowserCapture | None = None
-    redis_prefix: str = "dev3000:"
+    #: the alert intake and its investigations (``POST /api/v1/alerts``)
+    alerts: AlertIntake | None = None
+    #: the start of every shared key of this app (:func:`dev3000.redis_keys.dev3000_prefix`)
+    redis_prefix: str = ""
     started_wall: float = field(default_factory=time.time)
     started_mono: float = field(default_factory=time.monotonic)
     ready: bool = False

@@ -1,8 +1,9 @@
 """``/api/v1/targets``: the runtime targets registry (CRUD, list, bulk).
 
 A target added here is checked at once (the result is returned and stored as
-``last_check``), recorded on the timeline, included in deep health from then on, and
-persisted (SQLite or Redis, see :mod:`dev3000.targets_store`). Reading needs the ``read``
+``last_check``), recorded on the timeline, included in deep health from then on — any
+change drops the cached deep round, so the next report and stack model already show it —
+and persisted (SQLite or Redis, see :mod:`dev3000.targets_store`). Reading needs the ``read``
 scope when auth is required; changing needs ``control``.
 """
 
@@ -58,6 +59,12 @@ def public(target: Target) -> Target:
     )
 
 
+def _changed(state: AppState) -> None:
+    """The registry changed: the cached deep round (and one under way, which listed the
+    targets before the change) no longer describes the stack; the next reader starts anew."""
+    state.health.forget()
+
+
 async def _check_and_store(state: AppState, target: Target) -> Target:
     result = await check_target(state.health, target)
     checked = target.model_copy(update={"last_check": result})
@@ -65,6 +72,8 @@ async def _check_and_store(state: AppState, target: Target) -> Target:
         await state.targets.save(checked)
     except Exception:  # the check result is still returned
         return public(checked)
+    finally:
+        _changed(state)
     return public(checked)
 
 
@@ -135,6 +144,7 @@ async def bulk_delete(
     _: ControlKey,
 ) -> BulkDeleted:
     gone = await state.targets.delete_many(body.names)
+    _changed(state)
     missing = [n for n in body.names if n not in gone]
     if gone:
         state.emit(
@@ -208,6 +218,7 @@ async def delete_target(
     _: ControlKey,
 ) -> Response:
     await state.targets.delete(name)
+    _changed(state)
     state.emit(kind="notice", source="targets", subject=name, summary=f"target {name} removed")
     return Response(status_code=204)
 

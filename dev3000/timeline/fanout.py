@@ -1,19 +1,23 @@
 """Several dev3000 instances sharing Redis act as one timeline.
 
 Every event that originates in this process is appended to the Redis stream
-``<prefix>timeline`` (``XADD … MAXLEN ~ <retain>``, field ``m`` =
+``<prefix>timeline`` (``guilde:<DEV3000_DEPLOYMENT>:dev3000:timeline``: one stream per
+deployment) (``XADD … MAXLEN ~ <retain>``, field ``m`` =
 ``{"origin": <instance id>, "event": {…}}``); every instance reads that stream from the last
 entry it has seen (``XREAD BLOCK``) and hands other instances' events to its bus as *remote*
 events (they reach its stream clients and buffer, not its files nor Redis again). The bus
 ignores an event id it has already seen, so nothing is delivered twice, and an instance skips
-its own entries.
+its own entries. An event several instances each observe (a breaker transition every one of
+them learns of through the breakers' channel) carries one shared id
+(:func:`guilde_core.events.shared_event_id`), so it too is kept once.
 
 A reader that loses Redis — or only its own connection — resumes from its last entry id when
 it is back, so events appended meanwhile (including the ones other instances held while Redis
 was away) still arrive. When they cannot — the entries were trimmed past the last one read, or
 the stream was lost with a Redis restart — the instance says so on its own timeline with a
 ``notice`` (``subject: timeline-fanout``) instead of missing them silently. The local timeline
-keeps working throughout; the fan-out reconnects with back-off and reports its state in
+keeps working throughout (outage policy ``open``, :mod:`guilde_core.shared_redis`: the loss
+logged once, the recovery once); the fan-out reconnects with back-off and reports its state in
 :meth:`RedisFanout.status`.
 """
 
@@ -31,6 +35,7 @@ from redis.exceptions import RedisError
 
 from guilde_core.events import TimelineEvent
 from guilde_core.redaction import redact_text
+from guilde_core.shared_redis import SharedRedis
 
 from ._tasks import cancel_tasks
 from .bus import EventBus
@@ -46,6 +51,16 @@ def _field(info: Any, name: str) -> Any:
     if not isinstance(info, dict):
         return None
     return info.get(name, info.get(name.encode()))
+
+
+# one emitter per shared transition: the first instance to report ``subject`` turning
+# ``state`` records it; the others find it recorded and stay silent
+_CLAIM = r"""
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -66,21 +81,25 @@ async def append_event(
     event: TimelineEvent,
     *,
     origin: str,
-    prefix: str = "dev3000:",
+    prefix: str,
     retain: int = 10_000,
 ) -> None:
-    """Append one event to the shared timeline stream from outside a running dev3000 (the
-    command line): every instance on that Redis shows it on its timeline."""
-    client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)
+    """Append one event to the shared timeline stream (``<prefix>timeline``) from outside a
+    running dev3000 (the command line): every instance of that deployment shows it."""
+    shared = SharedRedis(
+        redis_url, use="timeline append", policy="closed", max_connections=1, socket_timeout=2
+    )
     try:
-        await client.xadd(
-            f"{prefix}timeline",
-            {"m": fanout_message(origin, event)},
-            maxlen=max(100, retain),
-            approximate=True,
+        await shared.run(
+            lambda r: r.xadd(
+                f"{prefix}timeline",
+                {"m": fanout_message(origin, event)},
+                maxlen=max(100, retain),
+                approximate=True,
+            )
         )
     finally:
-        await client.aclose()
+        await shared.aclose()
 
 
 class RedisFanout:
@@ -91,7 +110,7 @@ class RedisFanout:
         bus: EventBus,
         redis_url: str,
         *,
-        prefix: str = "dev3000:",
+        prefix: str,
         queue_size: int = 10_000,
         max_backoff: float = 5.0,
         retain: int = 10_000,
@@ -99,6 +118,7 @@ class RedisFanout:
         self.bus = bus
         self.redis_url = redis_url
         self.channel = f"{prefix}timeline"
+        self.claims_key = f"{prefix}claims"
         self.max_backoff = max_backoff
         self.retain = max(100, retain)
         self.last_id: str | None = None  # the last stream entry read (None: not started)
@@ -106,6 +126,22 @@ class RedisFanout:
         self._outbox: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: aioredis.Redis | None = None
+        # three connections: the blocking XREAD, the appends and the claims (socket timeout
+        # above XREAD's 5 s block); outage policy open — the local timeline goes on
+        self.redis = SharedRedis(
+            redis_url,
+            use="timeline fan-out",
+            policy="open",
+            consequence="the local timeline goes on; other instances' events resume when "
+            "it is back",
+            max_connections=3,
+            socket_timeout=15.0,
+            connect_timeout=2.0,
+            pool_timeout=20.0,
+            health_check_interval=15,
+            client_name=f"dev3000-timeline-{bus.instance_id}",
+            logger=log,
+        )
         self.connected = False
         self.subscribed = asyncio.Event()
         self.sent = 0
@@ -121,15 +157,22 @@ class RedisFanout:
         except asyncio.QueueFull:
             self.dropped += 1
 
+    async def claim(self, subject: str, state: str, ttl: float = 600.0) -> bool:
+        """True when this instance is the first of its deployment to report ``subject``
+        turning ``state`` (the others get False and leave it out); True as well when Redis
+        cannot say (reported twice rather than never). ``ttl``: how long the shared record
+        of the last state lasts without a change."""
+        try:
+            res = await self.redis.run(
+                lambda r: r.eval(_CLAIM, 1, self.claims_key, subject, state, int(ttl))
+            )
+        except (RedisError, OSError):
+            return True
+        return bool(int(res))
+
     # --- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
-        self._client = aioredis.Redis.from_url(
-            self.redis_url,
-            socket_connect_timeout=2,
-            socket_timeout=None,
-            health_check_interval=15,
-            client_name=f"dev3000-timeline-{self.bus.instance_id}",
-        )
+        self._client = self.redis.client()
         self.bus.remove_sink(self)  # a restart (stop, start) keeps one registration
         self.bus.add_sink(self)
         self._tasks = [
@@ -145,7 +188,7 @@ class RedisFanout:
         self._tasks = []
         if self._client is not None:
             with contextlib.suppress(Exception):
-                await self._client.aclose()
+                await self.redis.aclose()
             self._client = None
 
     def status(self) -> dict[str, Any]:
@@ -163,10 +206,8 @@ class RedisFanout:
 
     def _failed(self, exc: BaseException) -> None:
         self.connected = False
-        text = redact_text(f"{type(exc).__name__}: {exc}")[:200]
-        if text != self.last_error:
-            log.warning("timeline fan-out: %s", text)
-        self.last_error = text
+        self.redis.outage.failed(exc)  # logged once per outage, URL redacted
+        self.last_error = redact_text(f"{type(exc).__name__}: {exc}")[:200]
 
     # --- loops -----------------------------------------------------------------------
     async def _publish_loop(self) -> None:
@@ -204,6 +245,7 @@ class RedisFanout:
             try:
                 await self._resume(client)
                 self.connected = True
+                self.redis.outage.ok()
                 self.last_error = None
                 self.subscribed.set()
                 backoff = 0.1

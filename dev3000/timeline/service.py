@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from dev3000.redis_keys import dev3000_prefix
 from guilde_core.config import Settings
 from guilde_core.resilience import BreakerRegistry
 from servers.browser.capture import LOG_DIRNAME as BROWSER_LOG_DIRNAME
@@ -49,7 +50,7 @@ class TimelineService:
         settings: Settings,
         *,
         bus: EventBus | None = None,
-        redis_prefix: str = "dev3000:",
+        redis_prefix: str | None = None,
         redis_url: str | None = None,
         files: bool = True,
         files_dir: Path | None = None,
@@ -63,8 +64,8 @@ class TimelineService:
     ) -> None:
         self.settings = settings
         self.bus = bus if bus is not None else EventBus(settings.diagnostic_stream_buffer_size)
-        self.redis_prefix = redis_prefix
-        self.redis_url = redis_url or settings.redis_url or settings.circuit_breaker_redis_url
+        self.redis_prefix = redis_prefix or dev3000_prefix(settings)
+        self.redis_url = redis_url or settings.shared_redis_url
         self._want = {"files": files, "fanout": fanout, "health": health, "breakers": breakers,
                       "logs": logs}  # fmt: skip
         self._files_dir = files_dir
@@ -114,9 +115,20 @@ class TimelineService:
         if self._want["health"] and self.settings.health_deep_check_enabled:
             check = self._deep_check or default_deep_check(self.settings)
             self.poller = HealthPoller(
-                self.bus, check, interval=self.settings.health_deep_check_interval
+                self.bus,
+                check,
+                interval=self.settings.health_deep_check_interval,
+                claim=None if self.fanout is None else self._claim,
             )
             self.poller.start()
+
+    async def _claim(self, subject: str, state: str) -> bool:
+        """One report per transition every instance observes (the fan-out's claim; the
+        shared record outlives a few polls)."""
+        if self.fanout is None:
+            return True
+        ttl = max(600.0, 3 * self.settings.health_deep_check_interval)
+        return await self.fanout.claim(subject, state, ttl)
 
     def status(self) -> dict[str, Any]:
         """What runs (for status pages and doctor)."""

@@ -2,7 +2,8 @@
 
 * :class:`HealthPoller` — runs the deep health check every ``HEALTH_DEEP_CHECK_INTERVAL``
   seconds and emits ``health_transition`` when the overall status or one check's status
-  changes.
+  changes. With several instances (a ``claim``, :meth:`RedisFanout.claim`) a change every
+  instance observes is reported by the first one only.
 * :class:`BreakerWatcher` — subscribes to the resilience registry
   (``guilde_core.resilience.get_registry()``), which relays other processes' transitions
   through Redis, and emits ``circuit_transition``.
@@ -81,7 +82,21 @@ def flatten_statuses(report: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _cause(check: Mapping[str, Any]) -> str | None:
+    """The summary of a check's cause: its first reason that is not a consequence of
+    another (the deep report's ``reasons``), on one line."""
+    reasons = [r for r in check.get("reasons") or [] if isinstance(r, Mapping)]
+    cause = next((r for r in reasons if not r.get("consequence")), None)
+    if cause is None and reasons:
+        cause = reasons[0]
+    text = str(cause.get("summary") or cause.get("category") or "") if cause else ""
+    return " ".join(text.split()) or None
+
+
 DeepCheck = Callable[[], Awaitable[Any]]
+#: ``claim(subject, state)``: may this instance report ``subject`` turning ``state``? (False:
+#: another instance of the deployment already has)
+TransitionClaim = Callable[[str, str], Awaitable[bool]]
 
 
 def default_deep_check(settings: Settings) -> DeepCheck:
@@ -103,9 +118,11 @@ class HealthPoller:
         *,
         interval: float = 60.0,
         timeout: float = 30.0,
+        claim: TransitionClaim | None = None,
     ) -> None:
         self.bus = bus
         self.check = check
+        self.claim = claim
         self.interval = interval
         self.timeout = timeout
         self.last: dict[str, str] = {}
@@ -141,22 +158,38 @@ class HealthPoller:
             self.last[name] = status
             if before == status or (before is None and status == "healthy"):
                 continue
+            # a change (not this instance's first look) that another instance already
+            # reported is not reported again: one event per shared transition
+            if before is not None and not await self._claimed(f"health:{name}", status):
+                continue
             subject = "overall" if name == "overall" else name
             data: dict[str, Any] = {"check": name, "from": before, "to": status}
-            for key in ("latency_ms", "error", "circuit_state", "type"):
+            for key in ("latency_ms", "error", "circuit_state", "type", "reasons"):
                 if check.get(key) is not None:
                     data[key] = check[key]
+            summary = f"{subject}: {before or 'unknown'} → {status}"
+            why = _cause(check) if status != "healthy" else None
+            if why:  # a status other than healthy says why where it is read
+                summary += f" — {why}"
             event = make_event(
                 source="health",
                 kind="health_transition",
                 severity=_STATUS_SEVERITY[status],
                 subject=subject,
-                summary=f"{subject}: {before or 'unknown'} → {status}",
+                summary=redact_text(summary)[:500],
                 data=data,
             )
             self.bus.publish(event)
             events.append(event)
         return events
+
+    async def _claimed(self, subject: str, status: str) -> bool:
+        if self.claim is None:
+            return True
+        try:
+            return await self.claim(subject, status)
+        except Exception:  # the claim fails open: reported twice rather than never
+            return True
 
     async def run(self) -> None:
         while True:
@@ -192,6 +225,9 @@ def breaker_event(transition: BreakerTransition) -> TimelineEvent:
         subject=transition.name,
         summary=summary[:300],  # cut after redaction: a cut secret would escape the patterns
         data=data,
+        # with a shared store every instance relays the transition under this one id: each
+        # timeline (stream, buffer, file) keeps it once
+        event_id=transition.id,
     )
 
 

@@ -241,7 +241,9 @@ def decide(principal: Principal, action: Action, surface: Surface, posture: Post
                 action,
                 surface,
                 Unauthenticated,
-                "an API key is required: send X-API-Key or Authorization: Bearer",
+                # worded so that redaction (which masks "Authorization: <value>") keeps it whole
+                "an API key is required: send it in the X-API-Key header or as a Bearer "
+                "token in the Authorization header",
             )
         if action == "control" and posture.exposed:
             return _refuse(

@@ -39,7 +39,7 @@ from guilde_core.correlation import correlation_scope
 from guilde_core.http.auth import Keyring, extract_token
 from guilde_core.http.authz import is_loopback
 from guilde_core.http.hosts import HostPolicy, HostRefusal
-from guilde_core.http.problems import problem_response
+from guilde_core.http.problems import internal_error, problem_response
 from guilde_core.http.ratelimit import RateDecision, RateLimiter
 from guilde_core.redaction import redact_text
 
@@ -141,8 +141,10 @@ class ApiMiddleware:
         fast_probe: Callable[[str], bytes | None] | None = None,
         disabled: Callable[[str], Disabled | None] | None = None,
         hosts: Callable[[], HostPolicy] | None = None,
+        verbose: Callable[[], bool] | None = None,
     ) -> None:
         self.app = app
+        self.verbose = verbose
         self.limiter = limiter
         self.keyring = keyring
         self.fast_probe = fast_probe
@@ -233,11 +235,8 @@ class ApiMiddleware:
             if response_started:
                 raise
             status_holder[0] = 500
-            response = problem_response(
-                500,
-                "internal error; the request id identifies it in the dev3000 log",
-                code="internal",
-                instance=path,
+            response = internal_error(
+                path, exc, verbose=self.verbose is not None and self.verbose()
             )
             response.headers["X-Request-ID"] = rid
             await response(scope, receive, send)

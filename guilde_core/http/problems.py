@@ -13,7 +13,7 @@ Details are redacted; an unexpected exception never leaks its traceback.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "Problem",
     "ProblemResponse",
     "install_problem_handlers",
+    "internal_error",
     "problem_app",
     "problem_response",
 ]
@@ -158,8 +159,24 @@ def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
     return out
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Register problem-details handlers for every error path of ``app``."""
+def internal_error(path: str, exc: BaseException, *, verbose: bool = False) -> ProblemResponse:
+    """The 500 problem of an unexpected error: the request id names it in the log; with
+    ``verbose`` (``DIAGNOSTIC_VERBOSE``) it also names the exception (type and redacted
+    message)."""
+    extra = {"exception": redact_text(f"{type(exc).__name__}: {exc}")[:500]} if verbose else None
+    return problem_response(
+        500,
+        "internal error; the request id identifies it in the dev3000 log",
+        code="internal",
+        instance=path,
+        extra=extra,
+    )
+
+
+def install_problem_handlers(app: FastAPI, *, verbose: Callable[[], bool] | None = None) -> None:
+    """Register problem-details handlers for every error path of ``app``. ``verbose``
+    (``DIAGNOSTIC_VERBOSE``, asked at each error) adds the exception's type and redacted
+    message to a 500's problem document."""
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
@@ -207,12 +224,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.error("unhandled error on %s: %s", request.url.path, redact_text(repr(exc)))
-        return problem_response(
-            500,
-            "internal error; the request id identifies it in the dev3000 log",
-            code="internal",
-            instance=request.url.path,
-        )
+        return internal_error(request.url.path, exc, verbose=verbose is not None and verbose())
 
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

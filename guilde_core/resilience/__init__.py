@@ -37,6 +37,7 @@ from guilde_core.resilience.deadletter import (
     list_dead_letters,
     register_replay_handler,
     replay_dead_letter,
+    replayable,
     reset_dead_letter_store,
 )
 from guilde_core.resilience.ratelimit import (
@@ -71,6 +72,7 @@ __all__ = [
     "list_dead_letters",
     "register_replay_handler",
     "replay_dead_letter",
+    "replayable",
     "reset_dead_letter_store",
     "reset_registry",
     "resilient_call",

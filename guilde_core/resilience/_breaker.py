@@ -94,16 +94,31 @@ class Rejected(CircuitOpenError):
     re-raises one shared instance whose traceback grows with every rejection).
 
     Built cheaply: ``CircuitOpenError.__init__`` formats a datetime into its message, which
-    would dominate the cost of a rejection, so the message is only made when it is read.
+    would dominate the cost of a rejection, so the message is only made when it is read. No
+    Python ``__init__`` runs either: the fields are the exception's ``args`` (set in C), read
+    through properties, and no instance dict is made.
     """
 
-    def __init__(self, name: str, retry_at: float | None, state: str) -> None:
-        # deliberately not calling CircuitOpenError.__init__ (see above)
-        self.name = name
-        self.retry_at = retry_at
-        self.state = state
-        self.service = name
-        self.status_code = None
+    __slots__ = ()
+    status_code = None
+    __init__ = BaseException.__init__  # Rejected(name, retry_at, state)
+    args: tuple[str, float | None, str]
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.args[0]
+
+    @property
+    def retry_at(self) -> float | None:  # type: ignore[override]
+        return self.args[1]
+
+    @property
+    def state(self) -> str:  # type: ignore[override]
+        return self.args[2]
+
+    @property
+    def service(self) -> str:  # type: ignore[override]
+        return self.args[0]
 
     @property
     def message(self) -> str:  # type: ignore[override]
@@ -208,20 +223,22 @@ class CircuitBreaker:
             or time.time() < (retry_at := m.opened_at + self.config.recovery_timeout)  # type: ignore[operator]
         ):  # the common rejection, without building an Admission
             self.calls[3] += 1  # not_permitted
-            err = Rejected(self.name, None if m.forced is OPEN else retry_at, "open")
             if fallback is not None:
+                err = Rejected(self.name, None if m.forced is OPEN else retry_at, "open")
                 return await _run_fallback(fallback, err)  # type: ignore[no-any-return]
-            raise err
+            # raised without a local name: a local would make a reference cycle (error ->
+            # traceback -> this frame -> error) that only the cyclic GC could free
+            raise Rejected(self.name, None if m.forced is OPEN else retry_at, "open")
         else:
             adm = m.admit(time.time(), self.config)
             if adm.change is not None:
                 self._local_change(adm.change)
         if not adm.admitted:
             self.calls[3] += 1  # not_permitted
-            err = Rejected(self.name, adm.retry_at, m.state.value)
             if fallback is not None:
+                err = Rejected(self.name, adm.retry_at, m.state.value)
                 return await _run_fallback(fallback, err)  # type: ignore[no-any-return]
-            raise err
+            raise Rejected(self.name, adm.retry_at, m.state.value)  # no local: no cycle
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
@@ -300,14 +317,16 @@ class BreakerRegistry:
     """Every breaker of the process; shared state through Redis when configured.
 
     ``redis_url`` None → memory store. ``prefix`` is put before every Redis key and the
-    transition channel (tests use their ``redis_prefix``).
+    transition channel: by default this deployment's namespace (``guilde:<DEV3000_DEPLOYMENT>:``,
+    so every registry of the stack shares its breakers and no other stack's); tests give
+    their ``redis_prefix``.
     """
 
     def __init__(
         self,
         *,
         redis_url: str | None = None,
-        prefix: str = "",
+        prefix: str | None = None,
         settings: Settings | None = None,
         cache_ttl: float = 1.0,
         history: int = 500,
@@ -317,6 +336,8 @@ class BreakerRegistry:
         self._subscribers: list[TransitionCallback] = []
         self._history: deque[BreakerTransition] = deque(maxlen=history)
         self.origin = f"{os.getpid()}-{os.urandom(3).hex()}"
+        if prefix is None:
+            prefix = self.settings().redis_namespace if redis_url else ""
         self.prefix = prefix
         #: per-service runtime of ``resilient_call`` (limiter, budget, counters)
         self.services: dict[tuple[str, str], Any] = {}
@@ -434,6 +455,7 @@ class BreakerRegistry:
         manual: bool = False,
         origin: str | None = None,
         at: float | None = None,
+        transition_id: str | None = None,
     ) -> BreakerTransition:
         transition = BreakerTransition(
             name=name,
@@ -443,6 +465,7 @@ class BreakerRegistry:
             reason=change[2],
             manual=manual,
             origin=origin,
+            id=transition_id,
         )
         self.emit(transition)
         return transition

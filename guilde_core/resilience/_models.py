@@ -54,6 +54,11 @@ class BreakerTransition(BaseModel):
     reason: str = ""
     manual: bool = False
     origin: str | None = Field(None, description="Id of the process that made the change.")
+    id: str | None = Field(
+        None,
+        description="With a shared (Redis) store: the same in every process that sees this "
+        "transition, so whoever relays it to a timeline gives it one event id.",
+    )
 
 
 class StoreStatus(BaseModel):

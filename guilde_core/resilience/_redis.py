@@ -26,11 +26,9 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions as rex
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from guilde_core.config import BreakerConfig, Settings
-from guilde_core.redaction import redact_text
+from guilde_core.events import shared_event_id
 from guilde_core.resilience import _redis_scripts as scripts
 from guilde_core.resilience._machine import (
     ADMIT,
@@ -48,6 +46,7 @@ from guilde_core.resilience._models import (
     StoreStatus,
     utc,
 )
+from guilde_core.shared_redis import REDIS_DOWN, SharedRedis
 
 
 class SharedBreaker(Protocol):
@@ -89,6 +88,7 @@ class BreakerHost(Protocol):
         manual: bool = False,
         origin: str | None = None,
         at: float | None = None,
+        transition_id: str | None = None,
     ) -> BreakerTransition: ...
 
     def emit(self, transition: BreakerTransition) -> None: ...
@@ -98,7 +98,7 @@ __all__ = ["BreakerHost", "RedisBackend", "SharedBreaker"]
 
 log = logging.getLogger("guilde.resilience.redis")
 
-_DOWN = (rex.ConnectionError, rex.TimeoutError, OSError, asyncio.TimeoutError)
+_DOWN = REDIS_DOWN
 _FORCED = {"": None, "open": OPEN, "closed": CLOSED}
 _STATES = {s.value: s for s in BreakerState}
 
@@ -116,9 +116,8 @@ class RedisBackend:
         key_ttl: int = 7 * 86400,
         trial_lease: float = 60.0,
         probe_interval: float = 0.5,
-        max_connections: int = 16,
+        max_connections: int | None = None,
     ) -> None:
-        self.max_connections = max_connections
         self.registry = registry
         self.url = url
         self.prefix = prefix
@@ -132,7 +131,20 @@ class RedisBackend:
         self.error: str | None = None
         self.since: datetime | None = None
         self.offset = 0.0  # redis time - local time
-        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, aioredis.Redis]] = {}
+        # a bounded pool: a burst of concurrent calls queues for a few connections instead
+        # of opening one each (slow under load, and a reason to time out)
+        self.redis = SharedRedis(
+            url,
+            use="circuit breaker store",
+            policy="open",
+            consequence="breakers continue on in-process state meanwhile",
+            max_connections=max_connections or registry.settings().redis_max_connections,
+            socket_timeout=2.0,
+            connect_timeout=1.0,
+            pool_timeout=2.0,
+            logger=log,
+        )
+        self.max_connections = self.redis.max_connections
         self._scripts: dict[str, str] = {}
         self._probe_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
@@ -141,39 +153,14 @@ class RedisBackend:
     # --- connection ---------------------------------------------------------------------
     def client(self) -> aioredis.Redis:
         """A client bound to the running loop (asyncio clients cannot cross loops)."""
-        loop = asyncio.get_running_loop()
-        entry = self._clients.get(id(loop))
-        if entry is None or entry[0] is not loop:
-            # drop clients of loops that are gone
-            for key, (old, _) in list(self._clients.items()):
-                if old.is_closed():
-                    del self._clients[key]
-            # a bounded pool: a burst of concurrent calls queues for a few connections
-            # instead of opening one each (slow under load, and a reason to time out)
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url,
-                max_connections=self.max_connections,
-                timeout=2.0,
-                socket_connect_timeout=1.0,
-                socket_timeout=2.0,
-                retry=Retry(NoBackoff(), 0),
-                health_check_interval=0,
-            )
-            client = aioredis.Redis.from_pool(pool)
-            entry = self._clients[id(loop)] = (loop, client)
-        return entry[1]
+        return self.redis.client()
 
     def _mark_down(self, exc: BaseException) -> None:
+        self.redis.outage.failed(exc)  # logged once per outage, URL redacted
         if not self.degraded:
             self.degraded = True
-            self.since = datetime.now(UTC)
-            self.error = f"{type(exc).__name__}: {redact_text(str(exc))}"[:300]
-            log.error(
-                "circuit breaker store %s unreachable (%s): breakers continue on in-process "
-                "state until it is back",
-                redact_text(self.url),
-                self.error,
-            )
+            self.since = self.redis.outage.since
+            self.error = self.redis.outage.error
         self._schedule_probe()
 
     def _schedule_probe(self) -> None:
@@ -191,8 +178,8 @@ class RedisBackend:
                 continue
             self.degraded = False
             self.error = None
-            self.since = datetime.now(UTC)
-            log.warning("circuit breaker store %s is back; state resynced", redact_text(self.url))
+            self.redis.outage.ok()  # "is back", once
+            self.since = self.redis.outage.since
 
     async def _resync(self) -> None:
         for brk in list(self.registry._breakers.values()):
@@ -220,7 +207,7 @@ class RedisBackend:
             backend="redis",
             connected=not self.degraded,
             degraded=self.degraded,
-            url=redact_text(self.url),
+            url=self.redis.outage.url,
             error=self.error,
             since=self.since,
         )
@@ -256,6 +243,16 @@ class RedisBackend:
         self._scripts[kind] = sha
         return await client.evalsha(sha, len(keys), *keys, *argv)  # type: ignore[no-any-return]
 
+    def _transition_id(
+        self, name: str, from_state: str, to_state: str, at: float, origin: str | None
+    ) -> str:
+        """The id of one transition, the same in every process that learns of it — from
+        the script's reply (the process that made it) or from the channel (the others): it
+        is made of what the script published, its Redis time included. Timeline instances
+        that relay the same transition give it one event id, so it is shown once."""
+        key = f"{self.prefix}cbr::{name}|{from_state}>{to_state}|{at!r}|{origin or ''}"
+        return shared_event_id(at, key)
+
     def _apply(self, brk: SharedBreaker, reply: list[bytes]) -> Admission:
         """Refresh the breaker's cache from a script reply; emit its transition."""
         vals = [v.decode() if isinstance(v, bytes) else str(v) for v in reply]
@@ -277,6 +274,9 @@ class RedisBackend:
                 (_STATES[vals[9]], _STATES[vals[10]], vals[11]),
                 manual=False,
                 origin=self.registry.origin,
+                transition_id=self._transition_id(
+                    brk.name, vals[9], vals[10], now_redis, self.registry.origin
+                ),
             )
         admitted = vals[0] == "1"
         retry_at = None
@@ -367,6 +367,9 @@ class RedisBackend:
             (_STATES[vals[9]], _STATES[vals[10]], vals[11]),
             manual=True,
             origin=self.registry.origin,
+            transition_id=self._transition_id(
+                brk.name, vals[9], vals[10], float(vals[6]), self.registry.origin
+            ),
         )
         return True
 
@@ -506,6 +509,13 @@ class RedisBackend:
                 reason=str(body.get("reason") or ""),
                 manual=bool(body.get("manual")),
                 origin=body.get("origin"),
+                id=self._transition_id(
+                    name,
+                    str(body["from_state"]),
+                    str(body["to_state"]),
+                    float(body["at"]),
+                    body.get("origin"),
+                ),
             )
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed breaker transition message")
@@ -531,12 +541,4 @@ class RedisBackend:
                 task.cancel()
                 with contextlib.suppress(BaseException):
                     await task
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        for loop, client in list(self._clients.values()):
-            if loop is current:
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-        self._clients.clear()
+        await self.redis.aclose()

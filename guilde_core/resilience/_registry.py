@@ -12,7 +12,8 @@ _registry: BreakerRegistry | None = None
 
 def get_registry() -> BreakerRegistry:
     """The process-wide :class:`BreakerRegistry`: Redis-backed when
-    ``CIRCUIT_BREAKER_REDIS_URL`` is set, in-process memory otherwise."""
+    ``CIRCUIT_BREAKER_REDIS_URL`` is set (its keys under this deployment's namespace,
+    ``guilde:<DEV3000_DEPLOYMENT>:``), in-process memory otherwise."""
     global _registry
     if _registry is None:
         settings = get_settings()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 import time
 import uuid
@@ -28,7 +29,6 @@ from pydantic import BaseModel, Field
 from guilde_core.config import Settings, get_settings
 from guilde_core.errors import GuildeError, NotFoundError, classify
 from guilde_core.redaction import redact, redact_text
-from guilde_core.resilience._loopclient import LoopClient
 
 __all__ = [
     "DeadLetter",
@@ -40,6 +40,7 @@ __all__ = [
     "make_dead_letter",
     "register_replay_handler",
     "replay_dead_letter",
+    "replayable",
     "reset_dead_letter_store",
 ]
 
@@ -161,21 +162,25 @@ class FileDeadLetterStore:
 
 
 class RedisDeadLetterStore:
-    """A capped Redis stream; entry ids are the stream ids."""
+    """A capped Redis stream; entry ids are the stream ids. Redis down: the calls fail with
+    :class:`~guilde_core.errors.ConnectionFailedError` (the outage logged once)."""
 
-    def __init__(self, url: str, *, prefix: str = "", maxlen: int = 10_000) -> None:
+    def __init__(self, url: str, *, prefix: str | None = None, maxlen: int = 10_000) -> None:
+        from guilde_core.shared_redis import SharedRedis  # redis only when configured
+
+        if prefix is None:  # this deployment's namespace
+            prefix = get_settings().redis_namespace
         self.url = url
         self.stream = f"{prefix}deadletters"
         self.maxlen = maxlen
-        self._client = LoopClient(url, socket_timeout=2.0, socket_connect_timeout=1.0)
-
-    def _redis(self) -> Any:
-        return self._client.get()
+        self._client = SharedRedis(
+            url, use="dead-letter store", policy="closed", logger=logging.getLogger(__name__)
+        )
 
     async def add(self, letter: DeadLetter) -> str:
         data = letter.model_dump_json(exclude={"id"})
-        raw = await self._redis().xadd(
-            self.stream, {"data": data}, maxlen=self.maxlen, approximate=True
+        raw = await self._client.run(
+            lambda r: r.xadd(self.stream, {"data": data}, maxlen=self.maxlen, approximate=True)
         )
         return raw.decode() if isinstance(raw, bytes) else str(raw)
 
@@ -187,7 +192,7 @@ class RedisDeadLetterStore:
 
     async def list(self, limit: int = 100, service: str | None = None) -> list[DeadLetter]:
         count = limit if service is None else max(limit * 10, 1000)
-        rows: Any = await self._redis().xrevrange(self.stream, count=count)
+        rows: Any = await self._client.run(lambda r: r.xrevrange(self.stream, count=count))
         letters = [self._decode(i, f) for i, f in rows]
         if service is not None:
             letters = [x for x in letters if x.service == service]
@@ -195,14 +200,20 @@ class RedisDeadLetterStore:
 
     async def get(self, letter_id: str) -> DeadLetter | None:
         try:
-            rows: Any = await self._redis().xrange(self.stream, min=letter_id, max=letter_id)
-        except Exception:  # malformed id
+            rows: Any = await self._client.client().xrange(
+                self.stream, min=letter_id, max=letter_id
+            )
+        except Exception as exc:  # malformed id, or Redis down
+            from guilde_core.shared_redis import REDIS_DOWN
+
+            if isinstance(exc, REDIS_DOWN):
+                raise self._client.outage.refusal(exc) from None
             return None
         return self._decode(*rows[0]) if rows else None
 
     async def remove(self, letter_id: str) -> bool:
         try:
-            return bool(await self._redis().xdel(self.stream, letter_id))
+            return bool(await self._client.client().xdel(self.stream, letter_id))
         except Exception:
             return False
 
@@ -221,7 +232,7 @@ def get_dead_letter_store(settings: Settings | None = None) -> DeadLetterStore:
         settings = settings or get_settings()
         url = settings.circuit_breaker_redis_url or settings.redis_url
         if url:
-            _store = RedisDeadLetterStore(url)
+            _store = RedisDeadLetterStore(url, prefix=settings.redis_namespace)
         else:
             _store = FileDeadLetterStore(settings.data_dir / "deadletters.jsonl")
     return _store
@@ -231,6 +242,18 @@ def reset_dead_letter_store(store: DeadLetterStore | None = None) -> None:
     """Forget the process-wide store, or install ``store`` as it (tests)."""
     global _store
     _store = store
+
+
+_REPLAYABLE = "__guilde_replayable__"
+
+
+def replayable[F: Callable[..., Any]](fn: F) -> F:
+    """Mark ``fn`` as a replay handler a dead letter may name as ``"module:function"``.
+
+    A letter's ``operation`` is data (it sits in Redis or a file); without this mark a letter
+    naming ``os:system`` or any other importable callable would be run with its payload."""
+    setattr(fn, _REPLAYABLE, True)
+    return fn
 
 
 def register_replay_handler(operation: str, handler: ReplayHandler) -> None:
@@ -252,8 +275,11 @@ def _resolve(operation: str | None) -> ReplayHandler:
             target = getattr(target, part)
     except (ImportError, AttributeError) as exc:
         raise GuildeError(f"cannot load replay handler {operation!r}: {exc}") from None
-    if not callable(target):
-        raise GuildeError(f"replay handler {operation!r} is not callable")
+    if not callable(target) or getattr(target, _REPLAYABLE, False) is not True:
+        raise GuildeError(
+            f"replay handler {operation!r} is not marked @replayable: a dead letter may only name "
+            "a function its code marked as a replay handler"
+        )
     return target  # type: ignore[no-any-return]
 
 

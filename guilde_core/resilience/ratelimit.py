@@ -24,11 +24,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guilde_core.errors import RateLimitExceededError
-from guilde_core.redaction import redact_text
-from guilde_core.resilience._loopclient import LoopClient
+
+if TYPE_CHECKING:
+    from guilde_core.shared_redis import SharedRedis
 
 __all__ = ["ClientRateLimiter", "RateLimitDecision", "RetryBudget", "ServerRateLimiter"]
 
@@ -147,7 +148,7 @@ class ServerRateLimiter:
         limit_per_minute: int,
         redis_url: str | None = None,
         *,
-        prefix: str = "",
+        prefix: str | None = None,
         clock: Clock = time.monotonic,
         max_keys: int = 100_000,
         socket_timeout: float = 1.0,
@@ -155,19 +156,27 @@ class ServerRateLimiter:
     ) -> None:
         self.limit = limit_per_minute
         self.redis_url = redis_url
+        if prefix is None:  # this deployment's namespace (buckets shared only inside it)
+            from guilde_core.config import get_settings
+
+            prefix = get_settings().redis_namespace if redis_url else ""
         self.prefix = prefix
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._client = (
-            LoopClient(
+        self._client: SharedRedis | None = None
+        if redis_url:  # redis is imported only when a store is configured
+            from guilde_core.shared_redis import SharedRedis
+
+            self._client = SharedRedis(
                 redis_url,
-                socket_connect_timeout=min(0.5, socket_timeout),
+                use="rate-limit store",
+                policy="open",
+                consequence="limiting in memory meanwhile",
+                connect_timeout=min(0.5, socket_timeout),
                 socket_timeout=socket_timeout,
+                logger=log,
             )
-            if redis_url
-            else None
-        )
         self._sha: str | None = None
         self._retry_redis_after = retry_redis_after
         self._redis_down_until = 0.0
@@ -232,10 +241,12 @@ class ServerRateLimiter:
         rkey = f"{self.prefix}ratelimit:{route}:{key}"
         import redis.exceptions as rex
 
+        from guilde_core.shared_redis import REDIS_DOWN
+
         res: Any
+        assert self._client is not None
         try:
-            assert self._client is not None
-            client = self._client.get()
+            client = self._client.client()
             if self._sha is None:
                 self._sha = await client.script_load(_SERVER_LUA)
             try:
@@ -243,21 +254,15 @@ class ServerRateLimiter:
             except rex.NoScriptError:
                 self._sha = await client.script_load(_SERVER_LUA)
                 res = await client.evalsha(self._sha, 1, rkey, self.limit)
-        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+        except REDIS_DOWN as exc:
+            self._client.outage.failed(exc)  # logged once per outage, URL redacted
             self.redis_errors += 1
             self.last_error = type(exc).__name__
             self._redis_down_until = time.monotonic() + self._retry_redis_after
-            if not self.degraded:
-                self.degraded = True
-                log.error(
-                    "rate-limit store %s unreachable (%s); limiting in memory meanwhile",
-                    redact_text(self.redis_url),
-                    type(exc).__name__,
-                )
+            self.degraded = True
             return self._memory_hit(bucket)
-        if self.degraded:
-            self.degraded = False
-            log.warning("rate-limit store %s is back", redact_text(self.redis_url))
+        self._client.outage.ok()
+        self.degraded = False
         return self._decision(int(res[0]) == 1, float(res[1]))
 
     async def aclose(self) -> None:

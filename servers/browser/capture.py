@@ -14,10 +14,15 @@ line to ``<log dir>/browser/browser.jsonl`` (a log source for the logs tools):
 * screenshots on error and on demand (``browser_screenshot``), kept in memory, bounded;
 * launches, crashes and restarts (``browser_lifecycle``).
 
-Correlation: requests of type fetch/XHR to the watched origins are paused through the CDP
-``Fetch`` domain and continued with ``X-Request-ID: <id>`` and ``traceparent:
-00-<id>-<span>-01`` added (an id the page set itself is kept), so the backend's log lines
-for that request carry the same id as the browser's record of it.
+Correlation: the page's fetch/XHR requests to the watched origins carry ``X-Request-ID: <id>``
+and ``traceparent: 00-<id>-<span>-01`` (an id the page set itself is kept), so the backend's log
+lines for that request carry the same id as the browser's record of it. Requests to the page's
+own origin get them from a script injected through CDP before the page's scripts run
+(:data:`_TAG_JS`, wrapping ``fetch`` and ``XMLHttpRequest``): nothing is paused, the ids are read
+back from the request's headers. A watched origin other than the page's is tagged at the network
+level instead — its requests paused through the CDP ``Fetch`` domain and continued with the
+headers — because headers a page script adds to a cross-origin request would make the browser
+send a CORS preflight the backend may refuse.
 
 Never captured: request or response headers (so no cookies, no ``Authorization``), bodies,
 query values other than short plain ones (:func:`servers.browser.scrub.scrub_url`). Every
@@ -119,6 +124,63 @@ async () => {
     slowest,
   };
 }
+"""
+
+# Tags the page's same-origin fetch/XHR requests with a correlation id (the module doc). Runs
+# before the page's own scripts; a call it cannot rebuild (a streamed body, say) goes out as the
+# page made it.
+_TAG_JS = """
+(() => {
+  if (window.__dev3000Tagged) return;
+  window.__dev3000Tagged = true;
+  const hex = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)),
+    (b) => b.toString(16).padStart(2, '0')).join('');
+  const sameOrigin = (url) => {
+    try { return new URL(url, location.href).origin === location.origin; } catch (e) { return false; }
+  };
+  const tag = (get, set) => {
+    const parent = get('traceparent');
+    let rid = get('x-request-id');
+    if (!rid && parent) { const p = parent.split('-'); if (p.length === 4) rid = p[1]; }
+    rid = rid || hex(16);
+    if (!parent) set('traceparent', `00-${rid}-${hex(8)}-01`);
+    if (!get('x-request-id')) set('X-Request-ID', rid);
+  };
+  const nativeFetch = window.fetch;
+  window.fetch = function (input, init) {
+    let request = null;
+    try {
+      request = new Request(input, init);
+    } catch (e) {
+      return nativeFetch.apply(window, arguments);
+    }
+    if (sameOrigin(request.url)) {
+      const headers = new Headers(request.headers);
+      tag((n) => headers.get(n), (n, v) => headers.set(n, v));
+      return nativeFetch.call(window, new Request(request, { headers }));
+    }
+    return nativeFetch.call(window, request);
+  };
+  const xhr = XMLHttpRequest.prototype;
+  const open = xhr.open, setHeader = xhr.setRequestHeader, send = xhr.send;
+  const seen = new WeakMap();
+  xhr.open = function (method, url) {
+    seen.set(this, { url: String(url), headers: {} });
+    return open.apply(this, arguments);
+  };
+  xhr.setRequestHeader = function (name, value) {
+    const s = seen.get(this);
+    if (s) s.headers[String(name).toLowerCase()] = String(value);
+    return setHeader.apply(this, arguments);
+  };
+  xhr.send = function () {
+    const s = seen.get(this);
+    if (s && sameOrigin(s.url)) {
+      try { tag((n) => s.headers[n] ?? null, (n, v) => setHeader.call(this, n, v)); } catch (e) {}
+    }
+    return send.apply(this, arguments);
+  };
+})();
 """
 
 Sink = Callable[[TimelineEvent], None]
@@ -426,6 +488,9 @@ class BrowserCapture:
     def _request_record(self, request: Any, response: Any, why: str) -> None:
         status = response.status if response is not None else None
         cid = self._ids.pop((request.method, request.url), None)
+        if cid is None and request.resource_type in ("fetch", "xhr"):
+            tagged = request.headers.get("x-request-id")  # set by _TAG_JS or the page itself
+            cid = clean_text(tagged, 128) if tagged else None
         if cid is None and response is not None:
             echoed = response.headers.get("x-request-id")
             cid = clean_text(echoed, 128) if echoed else None
@@ -493,10 +558,16 @@ class BrowserCapture:
 
     # --- correlation -----------------------------------------------------------------
     async def _correlate(self, page: Any) -> None:
+        own = origin_of(self.config.url)
+        if own in self.config.origins:
+            await page.add_init_script(_TAG_JS)  # the page's origin: tagged by the page itself
+        others = [origin for origin in self.config.origins if origin != own]
+        if not others:
+            return
         session = await self._context.new_cdp_session(page)
         patterns = [
             {"urlPattern": f"{origin}/*", "resourceType": kind, "requestStage": "Request"}
-            for origin in self.config.origins
+            for origin in others
             for kind in ("Fetch", "XHR")
         ]
         session.on("Fetch.requestPaused", lambda ev: self._spawn(self._tag(session, ev)))

@@ -100,7 +100,7 @@ def build_server(
             description="The watched page's recent console errors/warnings, uncaught "
             "exceptions and failed requests (status, timing, correlation id), oldest first.",
             annotations=READ_ONLY,
-            output_schema=compact_schema(RecordList),
+            output_schema=None,
         )
         @as_tool_errors
         async def recent_errors(limit: Limit = 20) -> RecordList:

@@ -80,7 +80,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             name="circuits_transitions",
             description="Recent breaker state changes (closed/open/half-open), newest last.",
             annotations=READ_ONLY,
-            output_schema=compact_schema(TransitionList),
+            output_schema=None,
         )
         @as_tool_errors
         async def circuits_transitions(

@@ -97,20 +97,17 @@ def _health_report(response: httpx.Response) -> dict[str, Any] | None:
 
 
 async def _redis(target: Target, settings: Settings, budget: float, ctx: dict[str, Any]) -> Outcome:
-    import redis.asyncio as aioredis
+    from guilde_core.shared_redis import probe
 
     if not target.url:
         raise ValueError("redis target has no url")
-    client = aioredis.from_url(target.url, socket_timeout=budget, socket_connect_timeout=budget)
-    try:
+    async with probe(target.url, budget) as client:
         started = time.perf_counter()
         await client.ping()
         ms = (time.perf_counter() - started) * 1000
         memory = await client.info("memory")
         clients = await client.info("clients")
         server = await client.info("server")
-    finally:
-        await client.aclose()
     warn = target.warn_ms or settings.health_warn_redis_latency_ms
     details = {
         "latency_ms": round(ms, 3),

@@ -64,10 +64,8 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
 
         @server.tool(
             name="health_stack",
-            description="START HERE: the state of the stack. Every component (services, "
-            "datastores, upstream providers, host resources) with its status and why "
-            "(reasons with a category, the cause first), edges (source depends on target), "
-            "ever_up/absent. Fields at their default are left out.",
+            description="START HERE: the state of the stack. Every component with its status "
+            "and why (reasons, the cause first); edges: source depends on target.",
             annotations=READ_ONLY,
             output_schema=compact_schema(StackModel),
         )
@@ -79,9 +77,8 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
 
         @server.tool(
             name="health_check",
-            description="Run health checks: every check's status, latency and details. "
-            "scope live (process), ready (critical dependencies) or deep (every target); "
-            "include/exclude target names; fresh skips the cache.",
+            description="Run health checks now: each check's status, latency, details "
+            "(scope ready: critical targets; deep: all).",
             annotations=READ_ONLY,
             output_schema=compact_schema(HealthReport),
         )
@@ -111,7 +108,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             description="Recent check results of one target, oldest first (when it started "
             "failing).",
             annotations=READ_ONLY,
-            output_schema=compact_schema(TargetHistory),
+            output_schema=None,
         )
         @as_tool_errors
         async def health_history(

@@ -117,28 +117,36 @@ async def list_log_sources(settings: Settings | None = None) -> SourceList:
 def _tail_one(
     path: Path, name: str, n: int, min_level: Level | None, since: datetime | None
 ) -> tuple[list[LogEntry], int]:
+    """The last ``n`` entries of one file, redacted: each raw line is screened once
+    (:func:`~guilde_core.redaction.may_hold_secret`) and only the entries built from a
+    line that may hold a secret go through :func:`~guilde_core.redaction.redact`."""
     # without filters a few extra lines cover joined tracebacks; filters need a wider window
     want = n + 64 if min_level is None and since is None else max(n * 2, 50)
     total_read = 0
     while True:
         lines, read, at_start = tail_lines(path, want, _TAIL_MAX_BYTES)
         total_read = read
-        joiner = EntryJoiner(name)
+        joiner = EntryJoiner(name, screen=True)
         entries: list[LogEntry] = []
+        suspects: list[bool] = []
         for text, truncated in lines:
             done = joiner.feed(text, None, truncated)
             if done is not None:
                 entries.append(done)
+                suspects.append(joiner.suspect)
         last = joiner.flush()
         if last is not None:
             entries.append(last)
+            suspects.append(joiner.suspect)
         kept = [
-            e for e in entries if level_at_least(e.level, min_level) and _in_window(e, since, None)
+            (e, suspect)
+            for e, suspect in zip(entries, suspects, strict=True)
+            if level_at_least(e.level, min_level) and _in_window(e, since, None)
         ]
         oldest = next((e.ts for e in entries if e.ts is not None), None)
         enough = len(kept) > n or (since is not None and oldest is not None and oldest < since)
         if enough or at_start or read >= _TAIL_MAX_BYTES or len(lines) < want:
-            return kept[-n:], total_read
+            return [_clean(e) if suspect else e for e, suspect in kept[-n:]], total_read
         want *= 4
 
 
@@ -163,9 +171,9 @@ async def tail(
             entries, got = _tail_one(src.path, src.name, lines, min_level, since)
             merged.extend(entries)
             read += got
-        ordered = _time_order(merged)[-lines:]
+        ordered = _time_order(merged)[-lines:]  # redacted by _tail_one
         return TailResult(
-            entries=[_clean(e) for e in ordered],
+            entries=ordered,
             sources=[s.name for s in chosen],
             bytes_read=read,
         )

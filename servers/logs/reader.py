@@ -44,7 +44,7 @@ class _Readable(Protocol):
     def readline(self, size: int = -1, /) -> bytes: ...
 
 
-def decode(raw: bytes) -> tuple[str, bool]:
+def decode(raw: bytes | bytearray) -> tuple[str, bool]:
     """Bytes of one line → text (invalid UTF-8 replaced), cut at :data:`MAX_LINE`.
 
     A line that is cut is redacted first (over a margin past the cut), so the cut never
@@ -150,21 +150,23 @@ class ScanStats:
     stopped: Literal["limit", "time_budget"] | None = None
 
 
-Finder = Callable[[bytes, int, float], int]
+#: ``find(buffer, start, end, timeout)`` → offset of the first hit in ``buffer[start:end]``
+Finder = Callable[[bytes | bytearray, int, int, float], int]
 
 
 def literal_finder(needle: bytes) -> Finder:
-    def find(buf: bytes, start: int, timeout: float) -> int:
-        return buf.find(needle, start)
+    def find(buf: bytes | bytearray, start: int, end: int, timeout: float) -> int:
+        return buf.find(needle, start, end)
 
     return find
 
 
 def regex_finder(pattern: regex.Pattern[bytes]) -> Finder:
-    def find(buf: bytes, start: int, timeout: float) -> int:
-        # the engine stops itself at ``timeout`` (TimeoutError); on bytes it lets go of the
-        # GIL while it works, so a slow pattern never stalls the server's event loop
-        m = pattern.search(buf, start, timeout=max(timeout, 0.001))
+    def find(buf: bytes | bytearray, start: int, end: int, timeout: float) -> int:
+        # the engine stops itself at ``timeout`` (TimeoutError) and, told the buffer does
+        # not change meanwhile (``concurrent``: the scan reuses it only after this returns),
+        # lets go of the GIL while it works: a slow pattern never stalls the event loop
+        m = pattern.search(buf, start, end, timeout=max(timeout, 0.001), concurrent=True)
         return -1 if m is None else m.start()
 
     return find
@@ -173,12 +175,6 @@ def regex_finder(pattern: regex.Pattern[bytes]) -> Finder:
 def _left(deadline: float) -> float:
     """Seconds left until ``deadline`` (monotonic), at least 1 ms (the engine's floor)."""
     return max(deadline - time.monotonic(), 0.001)
-
-
-def _newlines(buf: bytes, start: int, end: int) -> int:
-    """Lines ended in ``buf[start:end]`` (``bytes.count`` walks byte by byte; numpy's
-    vectorised compare is 3x faster but costs ~0.3 s to import: not worth it here)."""
-    return buf.count(b"\n", start, end)
 
 
 def scan(
@@ -193,76 +189,82 @@ def scan(
 ) -> None:
     """Stream ``path`` in blocks; call ``accept`` for each matching line (one per line).
 
-    ``accept`` returns False to stop. Memory stays within a block plus one over-long line
-    piece; time is bounded by ``deadline`` (monotonic), checked per block and given to the
-    regex engine as its timeout.
+    ``accept`` returns False to stop. Memory stays within one reused buffer (a block plus
+    the carried partial line; an over-long line is searched in pieces); time is bounded by
+    ``deadline`` (monotonic), checked per block and given to the regex engine as its
+    timeout. Each block is read into the same buffer behind the carried partial line,
+    searched once (the first hit's offset is handed on, never searched for again) and
+    its newlines counted once, only up to where the line numbers are needed.
     """
-    carry = b""
-    line_base = 1  # line number of the first line in the region
+    block = BLOCK
+    buf = bytearray(block + _BACK_BLOCK)
+    view = memoryview(buf)
+    held = 0  # bytes of the carried partial line at the start of ``buf``
+    line_base = 1  # line number of the first line in the buffer
     before: deque[str] = deque(maxlen=context)
     waiting: list[Match] = []
     with open_binary(path) as fh:
-        eof = False
-        while not eof:
-            if time.monotonic() > deadline:
-                stats.stopped = "time_budget"
-                return
-            chunk = fh.read(BLOCK)
-            stats.scanned_bytes += len(chunk)
-            eof = not chunk
-            if context == 0 and not waiting and chunk:
-                # fast path without joining carry and chunk (a 4 MiB copy per block): probe
-                # the line completed by this chunk's first newline, then the chunk's whole
-                # lines in place; a block without a hit only has its newlines counted
-                first = chunk.find(b"\n")
-                if first >= 0:
-                    last = chunk.rfind(b"\n") + 1
-                    try:  # each call gets what is LEFT of the budget, never the whole again
-                        hit = find(carry + chunk[: first + 1], 0, _left(deadline))
-                        if hit < 0:
-                            hit = find(chunk, first + 1, _left(deadline))
-                            hit = -1 if hit >= last else hit
-                        else:
-                            hit = 0
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    stats.stopped = "time_budget"
+                    return
+                if len(buf) < held + block:  # a long partial line: grow (bounded below)
+                    view.release()
+                    buf.extend(bytes(held + block - len(buf)))
+                    view = memoryview(buf)
+                got = fh.readinto(view[held : held + block])  # type: ignore[attr-defined]
+                stats.scanned_bytes += got
+                eof = got == 0
+                end = held + got
+                if end == 0:
+                    break
+                cut = end if eof else buf.rfind(b"\n", 0, end) + 1
+                if cut == 0:
+                    if end < _MAX_CARRY:
+                        held = end
+                        continue
+                    cut = end  # an enormous line: search this piece now
+                first = -1
+                if context == 0 and not waiting:
+                    try:
+                        first = find(buf, 0, cut, _left(deadline))
                     except TimeoutError:
                         stats.stopped = "time_budget"
                         return
-                    if hit < 0:
-                        line_base += 1 + _newlines(chunk, first + 1, last)
-                        carry = chunk[last:]
+                    if first < 0 or first >= cut:  # no hit: count the lines, copy nothing
+                        line_base += buf.count(b"\n", 0, cut)
+                        held = _keep(buf, cut, end)
+                        if eof:
+                            break
                         continue
-            buf = carry + chunk
-            if not buf:
-                break
-            cut = len(buf) if eof else buf.rfind(b"\n") + 1
-            if cut == 0:
-                if len(buf) < _MAX_CARRY:
-                    carry = buf
-                    continue
-                cut = len(buf)  # an enormous line: search this piece now
-            if context == 0 and not waiting:
-                # fast path: no hit in the block → count its lines, never copy it
-                try:
-                    probe = find(buf, 0, _left(deadline))
-                except TimeoutError:
-                    stats.stopped = "time_budget"
+                region = buf if context == 0 and not waiting else bytes(view[:cut])
+                ok, line_base = _scan_region(
+                    region, cut, first, line_base, find, deadline, before, waiting,
+                    context, accept, verify,
+                )  # fmt: skip
+                if not ok:
+                    if stats.stopped is None:
+                        stats.stopped = "time_budget" if time.monotonic() > deadline else "limit"
                     return
-                if probe < 0 or probe >= cut:
-                    line_base += _newlines(buf, 0, cut)
-                    carry = buf[cut:]
-                    continue
-            region, carry = buf[:cut], buf[cut:]
-            if not _scan_region(
-                region, line_base, find, deadline, before, waiting, context, accept, verify
-            ):
-                if stats.stopped is None:
-                    stats.stopped = "time_budget" if time.monotonic() > deadline else "limit"
-                return
-            line_base += region.count(b"\n")
+                held = _keep(buf, cut, end)
+                if eof:
+                    break
+        finally:
+            view.release()
+
+
+def _keep(buf: bytearray, cut: int, end: int) -> int:
+    """Move the partial line ``buf[cut:end]`` to the start of ``buf``; its length."""
+    if cut < end:
+        buf[: end - cut] = buf[cut:end]
+    return end - cut
 
 
 def _scan_region(
-    region: bytes,
+    region: bytes | bytearray,
+    cut: int,
+    first: int,
     line_base: int,
     find: Finder,
     deadline: float,
@@ -271,10 +273,12 @@ def _scan_region(
     context: int,
     accept: Callable[[Match], bool],
     verify: Callable[[bytes, float], bool] | None,
-) -> bool:
+) -> tuple[bool, int]:
+    """Hits in ``region[:cut]`` (whole lines); ``first`` is the first hit's offset when
+    the caller found it already (else -1). Returns (go on, line number after ``cut``)."""
     # lines after earlier matches (context spanning the block boundary)
     if waiting:
-        lines = region.split(b"\n", context)[:context]
+        lines = bytes(region[:cut]).split(b"\n", context)[:context]
         for m in list(waiting):
             for raw in lines:
                 if len(m.after) < context:
@@ -284,50 +288,53 @@ def _scan_region(
     counted_to = 0
     line_no = line_base
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return False
-        try:
-            hit = find(region, pos, remaining)
-        except TimeoutError:
-            return False
-        if hit < 0:
+        if first >= 0:
+            hit, first = first, -1
+        else:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False, line_no
+            try:
+                hit = find(region, pos, cut, remaining)
+            except TimeoutError:
+                return False, line_no
+        if hit < 0 or hit >= cut:
             break
         start = region.rfind(b"\n", 0, hit) + 1
-        end = region.find(b"\n", hit)
-        end = len(region) if end < 0 else end
-        raw = region[start:end]
+        end = region.find(b"\n", hit, cut)
+        end = cut if end < 0 else end
+        raw = bytes(region[start:end])
         line_no += region.count(b"\n", counted_to, start)
         counted_to = start
         pos = end + 1
         if verify is not None:
             try:
                 if not verify(raw, _left(deadline)):
-                    if pos >= len(region):
+                    if pos >= cut:
                         break
                     continue
             except TimeoutError:
-                return False
+                return False, line_no
         text, truncated = decode(raw)
         match = Match(line_no, text, truncated)
         if context:
             prev = _lines_before(region, start, context)
             match.before = ([*before, *prev])[-context:]
-            nxt = region[pos:].split(b"\n", context)[:context] if pos < len(region) else []
-            match.after = [decode(r)[0] for r in nxt if r or pos < len(region)][:context]
+            nxt = region[pos:cut].split(b"\n", context)[:context] if pos < cut else []
+            match.after = [decode(r)[0] for r in nxt if r or pos < cut][:context]
             if len(match.after) < context:
                 waiting.append(match)
         if not accept(match):
-            return False
-        if pos >= len(region):
+            return False, line_no
+        if pos >= cut:
             break
     if context:
-        for text in _lines_before(region, len(region), context):
+        for text in _lines_before(region, cut, context):
             before.append(text)
-    return True
+    return True, line_no + region.count(b"\n", counted_to, cut)
 
 
-def _lines_before(region: bytes, start: int, count: int) -> list[str]:
+def _lines_before(region: bytes | bytearray, start: int, count: int) -> list[str]:
     out: list[str] = []
     end = start - 1  # the newline ending the previous line
     while len(out) < count and end > 0:

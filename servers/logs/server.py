@@ -65,7 +65,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             description="The last N log entries (tracebacks joined), optionally at or above "
             "a level or newer than a time.",
             annotations=READ_ONLY,
-            output_schema=compact_schema(TailResult),
+            output_schema=None,
         )
         @as_tool_errors
         async def tail_tool(
@@ -78,8 +78,8 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
 
         @server.tool(
             name="logs_search",
-            description="Search log lines (text or regex) with level/time filters and "
-            "context lines; says when the limit or time budget stopped it.",
+            description="Search log lines (text or regex), with filters and context; says "
+            "when a limit stopped it.",
             annotations=READ_ONLY,
             output_schema=compact_schema(SearchResult),
         )
@@ -99,7 +99,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 Field(
                     gt=0,
                     le=60,
-                    description="Seconds (default, cap: DIAGNOSTIC_SEARCH_TIME_BUDGET).",
+                    description="Seconds (capped)",
                 ),
             ] = None,
         ) -> SearchResult:
@@ -123,7 +123,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             description="Recent errors and exceptions grouped by normalised signature: "
             "counts, first/last seen, one sample.",
             annotations=READ_ONLY,
-            output_schema=compact_schema(ErrorGroupsResult),
+            output_schema=None,
         )
         @as_tool_errors
         async def error_groups_tool(
@@ -140,7 +140,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             description="Follow one request: every log entry carrying a correlation/request "
             "id, across all sources, in time order.",
             annotations=READ_ONLY,
-            output_schema=compact_schema(TraceResult),
+            output_schema=None,
         )
         @as_tool_errors
         async def trace_tool(

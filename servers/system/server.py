@@ -101,8 +101,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
 
         @server.tool(
             name="system_config",
-            description="The effective configuration (secrets masked) and where each value "
-            "came from (env, .env, profile, default).",
+            description="The effective configuration (secrets masked), each value's source.",
             annotations=READ_ONLY,
             output_schema=None,
         )

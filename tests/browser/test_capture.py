@@ -122,6 +122,65 @@ def test_failing_fetch_is_a_failed_request_sharing_its_id_with_the_backend_log_l
     assert cid in [r["correlation_id"] for r in listed["records"]]
 
 
+def test_same_origin_fetch_and_xhr_are_tagged_without_pausing_and_keep_the_page_s_own_id(
+    stack: Stack,
+) -> None:
+    """The page's own-origin calls get their ids from the injected script (no CDP pause): a
+    fetch and an XHR each reach the backend with an id and a matching traceparent, an id the
+    page set itself is kept, and a Request object (not just a URL) is tagged too."""
+    stack.running()
+    own = "0123456789abcdef0123456789abcdef"
+
+    sent: dict[str, dict[str, str]] = {}
+
+    def on_request(request: Any) -> None:
+        if "/api/v1/orders?limit=" in request.url:
+            sent[request.url.rsplit("=", 1)[1]] = dict(request.headers)
+
+    async def calls(capture: Any) -> Any:
+        capture.page.on("request", on_request)
+        try:
+            return await evaluate(capture)
+        finally:
+            capture.page.remove_listener("request", on_request)
+
+    async def evaluate(capture: Any) -> Any:
+        return await capture.page.evaluate(
+            """async (own) => {
+              const echo = async (r) => r.headers.get('x-request-id');
+              const plain = await echo(await fetch('/api/v1/orders?limit=1'));
+              const kept = await echo(await fetch('/api/v1/orders?limit=2',
+                                                  {headers: {'X-Request-ID': own}}));
+              const req = await echo(await fetch(new Request('/api/v1/orders?limit=3')));
+              const xhr = await new Promise((resolve) => {
+                const x = new XMLHttpRequest();
+                x.open('GET', '/api/v1/orders?limit=4');
+                x.onload = () => resolve(x.getResponseHeader('x-request-id'));
+                x.send();
+              });
+              return {plain, kept, req, xhr};
+            }""",
+            own,
+        )
+
+    echoed = stack.in_page(calls)
+    assert echoed["kept"] == own
+    for name in ("plain", "req", "xhr"):
+        assert len(echoed[name] or "") == 32, echoed
+        assert echoed[name] != own
+    assert len({echoed["plain"], echoed["req"], echoed["xhr"]}) == 3
+    # what left the browser: the ids the backend echoed, each with a traceparent of that trace
+    for limit, name in (("1", "plain"), ("2", "kept"), ("3", "req"), ("4", "xhr")):
+        headers = sent[limit]
+        assert headers["x-request-id"] == echoed[name]
+        if name != "kept":
+            assert headers["traceparent"].split("-")[1] == echoed[name]
+    capture = stack.capture
+    assert capture.config.correlate
+    # nothing is paused for the page's own origin: no CDP Fetch interception was set up for it
+    assert not capture._ids
+
+
 def test_slow_asset_is_a_slow_page_load_warning_naming_the_asset(stack: Stack) -> None:
     stack.running()
     stack.chaos.inject("frontend-slow-asset", asset="style.css", delay_ms=1500, ttl_s=60)

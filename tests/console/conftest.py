@@ -151,9 +151,17 @@ def dig(value: object, *path: str | int) -> object:
 
 
 async def submit(pilot: Pilot[Any], text: str) -> None:
-    """Type ``text`` into the focused input (in one step) and press enter."""
+    """Type ``text`` into the focused input (in one step) and press enter.
+
+    The screen that shows the input focuses it itself; focus is applied after the screen's
+    next refresh, so this waits (a condition, bounded) for an input to hold it."""
     from textual.widgets import Input
 
+    await wait_for(
+        pilot,
+        lambda: isinstance(pilot.app.focused, Input),
+        what="an Input to have focus",
+    )
     focused = pilot.app.focused
     assert isinstance(focused, Input), f"expected an Input to have focus, not {focused!r}"
     focused.value = text
@@ -268,7 +276,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "HEALTH_CHECK_CACHE_TTL": "0.2",
         "HEALTH_CHECK_TIMEOUT": "3",
         "HEALTH_DEEP_CHECK_INTERVAL": "1",
+        # a loaded machine's latencies are not the faults these tests inject
         "HEALTH_WARN_API_LATENCY_MS": "5000",
+        "HEALTH_WARN_DB_LATENCY_MS": "5000",
+        "HEALTH_WARN_REDIS_LATENCY_MS": "5000",
         "DIAGNOSTIC_RATE_LIMIT": "100000",
         "DIAGNOSTIC_API_KEYS": f"{READ_KEY}:read,{CONTROL_KEY}:read+control",
         # the sandbox's database breaker opens after 3 failed calls, and stays open
@@ -297,6 +308,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             redis_prefix=f"{prefix}sandbox:",
             llm_base_url=upstream.openai_base_url,
             chaos_token=token,
+            # the sandbox runs in the test process: its RSS grows with dev3000, the consoles
+            # and the agents of the module, not with a leak of its own
+            memory_budget_mb=4096,
+            # a fault's 5xx leave the error-rate window within seconds, so "healthy again"
+            # after a cleared fault is the sandbox's honest status, not a 60-s wait
+            health_window_s=3,
         )
         sandbox_registry = BreakerRegistry(redis_url=REDIS_URL, prefix=prefix)
         sandbox = exit_stack.enter_context(

@@ -26,6 +26,7 @@ from console.screens.health import HealthScreen
 from console.screens.logs import LogsScreen
 from console.screens.timeline import TimelineScreen
 from console.widgets.json_view import JsonView
+from console.widgets.stack_tree import StackTree
 from console.widgets.target_row import TargetRow
 from tests.console.conftest import CONTROL_KEY, READ_KEY, Stack, dig, screen_text, submit, wait_for
 from tools.harness import ServerThread, free_port
@@ -86,6 +87,22 @@ async def test_db_unreachable_is_red_on_dashboard_and_health_and_opens_a_breaker
                 lambda: "database" in screen_text(app) and "open" in screen_text(app),
                 what="the open breaker in the dashboard summary",
             )
+            # the stack tree: the failing path from the sandbox to its database, the reason
+            # on the database's row and in the line that says why
+            await wait_for(
+                pilot,
+                lambda: "sandbox ← database: " in screen_text(app),
+                30,
+                "the failing path sandbox ← database on the dashboard",
+            )
+            tree = app.screen.query_one(StackTree)
+            row = next(r for r in tree.shown if r.node.id == "sandbox/database")
+            assert row.on_path
+            assert row.node.status == "unhealthy"
+            cause = row.node.cause
+            assert cause is not None
+            assert cause.category in ("unreachable", "circuit_open")
+            assert " ".join(cause.summary.split()) in tree.label_of(row.key)
             # health: the drilled-in check names the database as the cause
             await pilot.press("2")
             assert isinstance(app.screen, HealthScreen)
@@ -102,6 +119,11 @@ async def test_db_unreachable_is_red_on_dashboard_and_health_and_opens_a_breaker
             )
             assert dig(detail.data, "status") == "unhealthy"
             assert "unhealthy" in str(table.get_row("targets/sandbox"))
+            # the sandbox's own database check nested under it, with why
+            database = [str(c) for c in table.get_row("targets/sandbox/database")]
+            assert database[0].strip() == "└ database"
+            assert database[1] == "unhealthy"
+            assert database[4]
         # the fault is cleared and the breaker reset: the target recovers on screen
         await wait_for(
             pilot,

@@ -372,6 +372,37 @@ def test_rejections_retain_no_memory() -> None:
     assert after - before < 20_000, f"{after - before} bytes retained by 5000 rejections"
 
 
+@pytest.mark.parametrize("forced", [True, False])
+def test_rejections_leave_no_garbage_for_the_cyclic_gc(forced: bool) -> None:
+    """A rejection is freed by reference counting alone: no error -> traceback -> frame ->
+    error cycle left for the cyclic GC (it was 5 objects per rejection)."""
+    reg = BreakerRegistry()
+    brk = reg.breaker("svc", small_config(failure_threshold=1, recovery_timeout=60))
+    if forced:
+        asyncio.run(reg.force_open("svc"))
+    else:
+        asyncio.run(_fail(reg, "svc", 1))
+    seen: list[tuple[str, float | None, str, str | None]] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(1000):
+            co = brk.call(_ok)
+            try:
+                co.send(None)  # the rejection never awaits: no event loop needed
+            except CircuitOpenError as exc:
+                if not seen:
+                    seen.append((exc.name, exc.retry_at, exc.state, exc.service))
+        garbage = gc.collect()
+    finally:
+        gc.enable()
+    assert garbage == 0, f"{garbage} objects left to the cyclic GC by 1000 rejections"
+    name, retry_at, state, service = seen[0]
+    assert (name, state, service) == ("svc", "open", "svc")
+    assert (retry_at is None) is forced
+    assert brk.calls[3] == 1000
+
+
 def test_call_kwargs_and_sync_fallback() -> None:
     async def run() -> Any:
         reg = BreakerRegistry()

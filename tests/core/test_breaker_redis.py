@@ -342,3 +342,48 @@ def test_control_from_another_loop_than_the_one_driving_the_breaker(
         server_loop.call_soon_threadsafe(server_loop.stop)
         thread.join(10)
         server_loop.close()
+
+
+def test_a_transition_has_one_id_in_every_process_that_sees_it(
+    redis_url: str, redis_prefix: str
+) -> None:
+    """The process that makes a transition (from its script's reply) and the ones that
+    learn of it (from the channel) give it the same id: relays of it to a timeline collapse
+    into one event."""
+    cfg = small_config(failure_threshold=2, recovery_timeout=30)
+
+    async def run() -> tuple[list[BreakerTransition], list[BreakerTransition]]:
+        maker = BreakerRegistry(redis_url=redis_url, prefix=redis_prefix)
+        watcher = BreakerRegistry(redis_url=redis_url, prefix=redis_prefix)
+        made: list[BreakerTransition] = []
+        seen: list[BreakerTransition] = []
+        maker.subscribe(made.append)
+        watcher.subscribe(seen.append)
+        channel = f"{redis_prefix}cbr::__transitions__"
+        probe = redis.Redis.from_url(redis_url)
+        for _ in range(200):  # both watch the channel
+            if probe.pubsub_numsub(channel)[0][1] == 2:
+                break
+            await asyncio.sleep(0.02)
+        probe.close()
+        brk = maker.breaker("svc", cfg)
+        for _ in range(2):  # automatic: closed -> open
+            with pytest.raises(ServiceUnavailableError):
+                await brk.call(_down)
+        await maker.reset("svc", reason="drill")  # manual: open -> closed
+        for _ in range(200):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await maker.aclose()
+        await watcher.aclose()
+        return made, seen
+
+    made, seen = asyncio.run(run())
+    assert [(t.from_state, t.to_state) for t in made] == [
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.CLOSED),
+    ]
+    assert [t.id for t in seen] == [t.id for t in made]
+    assert all(t.id for t in made)
+    assert made[0].id != made[1].id

@@ -46,8 +46,10 @@ def test_every_seed_variable_is_a_setting_or_family() -> None:
 def test_seed_defaults_are_the_embedded_defaults() -> None:
     defaults = Settings.model_construct()  # field defaults, no profile or environment
     # embedded defaults differ from the seed only where the seed points at a server we must
-    # not need (CIRCUIT_BREAKER_REDIS_URL: in-memory by default) or at a shell expansion.
-    allowed_to_differ = {"CIRCUIT_BREAKER_REDIS_URL", "SENTRY_RELEASE"}
+    # not need (CIRCUIT_BREAKER_REDIS_URL: in-memory by default), at a shell expansion, or
+    # where an issue decided otherwise (LOGFIRE_CONSOLE_ENABLED: Logfire's console exporter
+    # printed every span of every call into the user's terminal; it is off unless asked).
+    allowed_to_differ = {"CIRCUIT_BREAKER_REDIS_URL", "SENTRY_RELEASE", "LOGFIRE_CONSOLE_ENABLED"}
     for name, value in _seed_variables().items():
         if name.startswith("CB_") or name in allowed_to_differ:
             continue
@@ -79,6 +81,28 @@ def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
         "CLIENT_RATE_LIMIT_OPENAI",
     } <= names
     assert "DEV3000_PORT" in str(info.value)
+
+
+def test_metrics_and_alert_urls_are_checked_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_URL", "prometheus:9090")
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "ftp://hooks.example/T0/B0/s3cr3t-hook-path")
+    monkeypatch.setenv("ALERT_WEBHOOK_FORMAT", "teams")
+    result = CliRunner().invoke(app, ["config", "check"])
+    assert result.exit_code != 0
+    for variable in ("PROMETHEUS_URL", "ALERT_WEBHOOK_URL", "ALERT_WEBHOOK_FORMAT"):
+        assert variable in result.output
+    assert "must be an http:// or https:// URL with a host" in " ".join(result.output.split())
+    assert "s3cr3t-hook-path" not in result.output
+    monkeypatch.setenv("PROMETHEUS_URL", "http://prometheus:9090/")
+    monkeypatch.setenv("ALERT_WEBHOOK_URL", "https://hooks.example/T0/B0/s3cr3t-hook-path")
+    monkeypatch.setenv("ALERT_WEBHOOK_FORMAT", "slack")
+    settings = load_settings()
+    assert settings.prometheus_url == "http://prometheus:9090"
+    shown = CliRunner().invoke(app, ["config", "show"])
+    assert shown.exit_code == 0
+    assert "s3cr3t-hook-path" not in shown.output
 
 
 @pytest.mark.parametrize("mode", sorted(PROFILES))
@@ -230,3 +254,23 @@ def test_env_file_variable_names_the_dotenv_file(
     settings = load_settings()
     assert settings.health_check_timeout == 11
     assert settings.breaker_config("webhooks").failure_threshold == 12
+
+
+@pytest.mark.parametrize("name", ["Prod Stack", "guilde:prod", "", "-x", "a" * 64])
+def test_a_deployment_name_that_would_break_the_key_layout_is_refused(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DEV3000_DEPLOYMENT starts every shared Redis key (``guilde:<name>:``): a name with a
+    separator, a space or an upper-case letter is refused, naming the variable."""
+    monkeypatch.setenv("DEV3000_DEPLOYMENT", name)
+    settings, issues = check_settings()
+    assert settings is None
+    assert [i.variable for i in issues] == ["DEV3000_DEPLOYMENT"]
+
+
+def test_the_deployment_name_starts_the_redis_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEV3000_DEPLOYMENT", "staging-eu.2")
+    settings, issues = check_settings()
+    assert issues == []
+    assert settings is not None
+    assert settings.redis_namespace == "guilde:staging-eu.2:"

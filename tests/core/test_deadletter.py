@@ -25,6 +25,7 @@ from guilde_core.resilience import (
     list_dead_letters,
     register_replay_handler,
     replay_dead_letter,
+    replayable,
     reset_dead_letter_store,
     resilient_call,
 )
@@ -34,6 +35,7 @@ SECRET = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 REPLAYED: list[Any] = []
 
 
+@replayable
 async def replay_handler(payload: Any) -> str:
     """Referenced as ``tests.core.test_deadletter:replay_handler`` by a stored letter."""
     REPLAYED.append(payload)
@@ -167,5 +169,33 @@ def test_no_payload_no_dead_letter_and_flag_off(tmp_path: Path) -> None:
                 "x", bad, registry=_registry(tmp_path, dead_letter_enabled=False), payload={}
             )
         assert await store.list() == []
+
+    asyncio.run(run())
+
+
+async def not_marked(payload: Any) -> str:
+    REPLAYED.append(payload)
+    return "ran"
+
+
+def test_a_letter_may_only_name_a_function_marked_replayable(tmp_path: Path) -> None:
+    """The operation is data: a letter naming any importable callable (os:system, a function
+    its code never meant as a handler) is refused, the callable never runs, the letter stays."""
+
+    async def run() -> None:
+        store = FileDeadLetterStore(tmp_path / "dl.jsonl")
+        reset_dead_letter_store(store)
+        try:
+            for operation in ("os:system", "tests.core.test_deadletter:not_marked"):
+                letter_id = await store.add(
+                    dead_letter(operation=operation, payload={"order": 1}, attempts=3)
+                )
+                before = len(REPLAYED)
+                with pytest.raises(GuildeError, match="not marked @replayable"):
+                    await replay_dead_letter(letter_id)
+                assert len(REPLAYED) == before
+                assert await store.get(letter_id) is not None
+        finally:
+            reset_dead_letter_store()
 
     asyncio.run(run())

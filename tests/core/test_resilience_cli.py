@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from guilde_core.resilience import FileDeadLetterStore
+from guilde_core.resilience import FileDeadLetterStore, replayable
 from guilde_diag.cli import app
 from tests.core.conftest import dead_letter
 
 runner = CliRunner()
 
 
+@replayable
 async def handler(payload: object) -> str:
     return f"done {payload}"
 

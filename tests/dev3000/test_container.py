@@ -162,3 +162,130 @@ def test_image_entrypoint_runs_outside_a_container(tmp_path: Path) -> None:
         timeout=30,
     )
     assert dead.returncode == 1
+
+
+# --------------------------------------------------------------------------------------
+# docker-compose.dev.yml: the example stack the README's compose command starts with
+# --------------------------------------------------------------------------------------
+
+DEV_COMPOSE = ROOT / "docker-compose.dev.yml"
+
+
+def _compose(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return document
+
+
+def _merged() -> dict[str, Any]:
+    """``-f docker-compose.dev.yml -f docker-compose.diagnostic.yml`` as Compose merges the
+    top-level maps (the two files name different services)."""
+    dev, diag = _compose(DEV_COMPOSE), _compose(COMPOSE)
+    assert not set(dev["services"]) & set(diag["services"]), "the files must not override"
+    return {
+        key: {**dev.get(key, {}), **diag.get(key, {})}
+        for key in ("services", "networks", "volumes")
+    }
+
+
+def _env_list(service: dict[str, Any]) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in service.get("environment", []))
+
+
+def test_dev_stack_completes_the_overlay() -> None:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    jsonschema.validate(_compose(DEV_COMPOSE), schema)
+    merged = _merged()
+    services = merged["services"]
+    assert {"app", "fakellm", "db", "redis"} <= set(services)
+    for name, service in services.items():
+        assert "healthcheck" in service, name
+        for dep in service.get("depends_on", {}):
+            assert dep in services, f"{name} depends on {dep}, which no file defines"
+        for network in service.get("networks", []):
+            assert network in merged["networks"], f"{name}: network {network} is not defined"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if not source.startswith((".", "/")):
+                assert source in merged["volumes"], f"{name}: volume {source} is not defined"
+    published = [p.split(":")[0] for s in services.values() for p in s.get("ports", [])]
+    assert len(published) == len(set(published)), f"a host port is published twice: {published}"
+    # dev3000 diagnoses the app where the dev file serves it
+    backend = _env_list(services["dev3000"])["DEV3000_BACKEND_URL"]
+    app_port = services["app"]["command"][services["app"]["command"].index("--port") + 1]
+    assert backend == f"http://app:{app_port}"
+    assert f"{app_port}:{app_port}" in services["app"]["ports"]
+    # the sandbox calls the fake LLM, and stores in db and redis, by their service names
+    app_env = _env_list(services["app"])
+    assert app_env["SANDBOX_LLM_BASE_URL"].startswith("http://fakellm:")
+    assert "@db:" in app_env["SANDBOX_DATABASE_URL"]
+    assert app_env["SANDBOX_REDIS_URL"].startswith("redis://redis:")
+    # no file the checkout lacks is required: .env is optional
+    for name, service in services.items():
+        for entry in service.get("env_file", []):
+            assert isinstance(entry, dict), (name, entry)
+            assert entry["required"] is False, (name, entry)
+
+
+def _local_argv(command: list[str], port: int) -> list[str]:
+    """A compose ``command`` for the image's ENTRYPOINT, bound to loopback on ``port``."""
+    argv = ["dev3000", *command]
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    return argv
+
+
+def _healthcheck(service: dict[str, Any], port: int, env: dict[str, str]) -> int:
+    test = service["healthcheck"]["test"]
+    assert test[:4] == ["CMD", "python", "-m", "dev3000.healthcheck"]
+    url = test[test.index("--url") + 1]
+    old_port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "dev3000.healthcheck", "--url", url.replace(old_port, str(port))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.returncode
+
+
+def test_dev_stack_commands_run_and_pass_their_healthchecks(
+    tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    """The sandbox and fake LLM services' exact commands, run outside a container, with the
+    compose environment's service names pointed at this machine's PostgreSQL and Redis."""
+    from tools.harness import PrivateRedis
+
+    services = _compose(DEV_COMPOSE)["services"]
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "DEV3000_ENV_FILE": str(tmp_path / "none.env"),
+    }
+    llm_port, app_port = free_port(), free_port()
+    logs = (tmp_path / "logs").open("wb")
+    with PrivateRedis() as redis:
+        app_env = _env_list(services["app"])
+        local_names = {
+            "SANDBOX_DATABASE_URL": pg_dsn,
+            "SANDBOX_REDIS_URL": redis.url,
+            "SANDBOX_LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",
+            "SANDBOX_DATA_DIR": str(tmp_path / "sandbox"),
+        }
+        assert set(app_env) == set(local_names), "a new variable: map it here"
+        app_env = {**env, **local_names, "SANDBOX_PG_SCHEMA": pg_schema}
+        llm_argv = _local_argv(services["fakellm"]["command"], llm_port)
+        app_argv = _local_argv(services["app"]["command"], app_port)
+        app_argv[app_argv.index("--logs-dir") + 1] = str(tmp_path / "app-logs")
+        with (
+            ManagedProcess(llm_argv, env=env, cwd=tmp_path, stdout=logs, stderr=logs),
+            ManagedProcess(app_argv, env=app_env, cwd=tmp_path, stdout=logs, stderr=logs),
+        ):
+            wait_for_http(f"http://127.0.0.1:{llm_port}/healthz", timeout=60)
+            wait_for_http(f"http://127.0.0.1:{app_port}/health", timeout=60)
+            assert _healthcheck(services["fakellm"], llm_port, env) == 0
+            assert _healthcheck(services["app"], app_port, env) == 0, (tmp_path / "logs").read_text(
+                errors="replace"
+            )[-3000:]
+    logs.close()

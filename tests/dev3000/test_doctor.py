@@ -111,7 +111,8 @@ def test_table_output_says_how_to_fix(env: Any) -> None:
 def test_master_switches_off_are_a_warning_not_a_failure(env: Any) -> None:
     _, findings, _ = _run()
     assert _by_check(findings)["surfaces"]["status"] == "ok"
-    env.setenv("DEV3000_MODE", "staging")  # the seed's staging profile: debug server off
+    env.setenv("DEV3000_MODE", "staging")
+    env.setenv("DEV3000_ENABLED", "false")  # the debug server turned off deliberately
     env.setenv("DIAGNOSTIC_API_KEYS", "ops-key-0123456789:read+control")
     code, findings, output = _run()
     surfaces = _by_check(findings)["surfaces"]
@@ -163,3 +164,46 @@ def test_development_on_loopback_may_control_without_a_key(env: Any) -> None:
     assert control["status"] == "ok", output
     assert "without a key (development, loopback)" in control["detail"]
     assert "DIAGNOSTIC_CONTROL_ENABLED=false" in control["detail"]
+
+
+def test_prometheus_and_the_alert_webhook(env: Any, stack_service: ServerThread) -> None:
+    from tools.observability_harness import PrometheusServer
+
+    code, findings, _ = _run()
+    checks = _by_check(findings)
+    assert checks["prometheus"]["status"] == "ok"
+    assert "PROMETHEUS_URL not set" in checks["prometheus"]["detail"]
+    assert checks["alert webhook"]["status"] == "ok"
+
+    with PrometheusServer() as prom:
+        env.setenv("PROMETHEUS_URL", prom.url)
+        env.setenv("ALERT_WEBHOOK_URL", stack_service.url + "/services/T0/B0/s3cr3t-hook")
+        env.setenv("ALERT_WEBHOOK_FORMAT", "slack")
+        code, findings, output = _run()
+    assert code == 0, output
+    checks = _by_check(findings)
+    assert checks["prometheus"]["status"] == "ok", checks["prometheus"]
+    assert checks["prometheus"]["detail"].startswith("Prometheus 2.")
+    assert checks["alert webhook"]["status"] == "ok", checks["alert webhook"]
+    assert "(slack)" in checks["alert webhook"]["detail"]
+    assert "s3cr3t-hook" not in output
+
+    # not a Prometheus, nothing listening, a URL without a scheme, a format without a URL
+    env.setenv("PROMETHEUS_URL", stack_service.url)
+    env.setenv("ALERT_WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/hook")
+    code, findings, _ = _run()
+    assert code == 0  # warnings, not failures: the stack can be diagnosed without them
+    checks = _by_check(findings)
+    assert checks["prometheus"]["status"] == "warn"
+    assert "not the Prometheus API" in checks["prometheus"]["detail"]
+    assert "PROMETHEUS_URL" in checks["prometheus"]["fix"]
+    assert checks["alert webhook"]["status"] == "warn"
+    env.setenv("PROMETHEUS_URL", "localhost:9090")
+    code, findings, output = _run()
+    assert code == 1
+    assert "PROMETHEUS_URL must be an http:// or https:// URL" in output
+    env.delenv("PROMETHEUS_URL")
+    env.delenv("ALERT_WEBHOOK_URL")
+    code, findings, _ = _run()
+    assert _by_check(findings)["alert webhook"]["status"] == "warn"
+    assert "ALERT_WEBHOOK_FORMAT=slack" in _by_check(findings)["alert webhook"]["detail"]

@@ -345,3 +345,58 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
         assert apps[1].state.dev3000.bus.recent(10, control) == []
     finally:
         reset_registry()
+
+
+def test_an_area_tool_is_resolved_once_and_runs_without_the_areas_pipeline(
+    tmp_path: Path,
+) -> None:
+    """The aggregate serves an area's tools itself: a call neither asks the mounted area
+    for the tool nor runs the area's call pipeline (its middleware sees nothing), while
+    its resources still come through the mount under their own URIs."""
+    import asyncio
+
+    from fastmcp import Client
+    from fastmcp.server.middleware import Middleware, MiddlewareContext
+
+    from servers.registry import ServerArea
+
+    seen: list[str] = []
+
+    class Count(Middleware):
+        async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+            seen.append("call")
+            return await call_next(context)
+
+        async def on_read_resource(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+            seen.append("read")
+            return await call_next(context)
+
+    def build(settings: Settings | None, context: Any = None) -> FastMCP:
+        area: FastMCP = FastMCP("probe")
+        area.add_middleware(Count())
+
+        @area.tool(name="probe_echo")
+        def echo(text: str) -> str:
+            return f"echo: {text}"
+
+        @area.resource("probe://state")
+        def state() -> str:
+            return "ok"
+
+        return area
+
+    settings = Settings(dev3000_log_paths=[str(tmp_path)])
+    server = build_aggregate_server(settings, areas=[ServerArea("probe", "a probe", build)])
+
+    async def run() -> tuple[list[str], str, str]:
+        async with Client(server) as client:
+            names = [t.name for t in await client.list_tools()]
+            result = await client.call_tool("probe_echo", {"text": "hi"})
+            contents = await client.read_resource("probe://state")
+            return names, str(result.data), str(getattr(contents[0], "text", ""))
+
+    names, answer, resource = asyncio.run(run())
+    assert names.count("probe_echo") == 1
+    assert answer == "echo: hi"
+    assert resource == "ok"
+    assert seen == ["read"]  # the resource went through the area; the tool call did not

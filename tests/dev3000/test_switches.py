@@ -15,7 +15,7 @@ from dev3000.app import reload_config
 
 PROBLEM = "application/problem+json"
 PROBES = ("/health", "/api/v1/health", "/api/v1/health/live", "/api/v1/health/ready", "/metrics")
-DIAGNOSTIC = ("/api/v1/diag/status", "/api/v1/diag/circuits")
+DIAGNOSTIC = ("/api/v1/diag/status", "/api/v1/diag/circuits", "/api/v1/investigations")
 DEBUG = ("/api/v1/timeline", "/api/v1/targets", "/timeline", "/api/v1/logs/search?q=x")
 
 
@@ -46,6 +46,8 @@ def test_diagnostic_mode_off_turns_off_the_diag_api_only(
         assert _disabled(client, "/api/v1/diag/stream/sse", "DIAGNOSTIC_MODE")
         r = client.post("/api/v1/diag/circuits/payments/open", json={"reason": "x"})
         assert r.status_code == 404  # control is part of the diagnostic API
+        alert = {"alerts": [{"status": "firing", "labels": {"alertname": "X"}}]}
+        assert client.post("/api/v1/alerts", json=alert).status_code == 404  # so is the intake
         with pytest.raises(WebSocketDisconnect) as closed:  # noqa: SIM117
             with client.websocket_connect("/api/v1/diag/stream"):
                 pass
@@ -57,7 +59,7 @@ def test_diagnostic_mode_off_turns_off_the_diag_api_only(
 def test_dev3000_disabled_keeps_probes_and_the_diag_api(
     make_app: Callable[..., FastAPI],
 ) -> None:
-    """The staging profile: diagnostics on, the debug server off."""
+    """``DEV3000_ENABLED=false``: diagnostics on, the debug server off."""
     with TestClient(make_app(dev3000_enabled=False, mcp=True)) as client:
         for path in DEBUG:
             assert _disabled(client, path, "DEV3000_ENABLED"), path
@@ -68,22 +70,27 @@ def test_dev3000_disabled_keeps_probes_and_the_diag_api(
             assert client.get(path).status_code == 200, path
 
 
-def test_production_profile_serves_probes_only(
+@pytest.mark.parametrize("mode", ["staging", "production"])
+def test_staging_and_production_serve_every_surface_behind_keys(
+    mode: str,
     make_app: Callable[..., FastAPI],
     make_settings: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("DEV3000_MODE", "production")
+    """The profiles keep the surfaces on (agent-web needs /mcp wherever it is deployed);
+    production asks for a key on every one but the probes."""
+    monkeypatch.setenv("DEV3000_MODE", mode)
     monkeypatch.setenv("DIAGNOSTIC_API_KEYS", "ops-key-0001:read")
     settings = make_settings()
-    assert (settings.diagnostic_mode, settings.dev3000_enabled) == (False, False)
+    assert (settings.diagnostic_mode, settings.dev3000_enabled) == (True, True)
     with TestClient(make_app(settings)) as client:
         for path in PROBES:
             assert client.get(path).status_code == 200, path
-        for path in DIAGNOSTIC:
-            assert _disabled(client, path, "DIAGNOSTIC_MODE"), path
-        for path in DEBUG:
-            assert _disabled(client, path, "DEV3000_ENABLED"), path
+        for path in DIAGNOSTIC + DEBUG:
+            expected = 401 if mode == "production" else 200
+            assert client.get(path).status_code == expected, path
+            answer = client.get(path, headers={"X-API-Key": "ops-key-0001"})
+            assert answer.status_code == 200, path
 
 
 def test_a_reload_applies_the_switches_without_a_restart(

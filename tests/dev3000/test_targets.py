@@ -136,11 +136,13 @@ def test_runtime_targets_feed_deep_health(api: TestClient, upstream: ServerThrea
     api.post("/api/v1/targets", json={"name": "web", "url": upstream.url, "critical": True})
     body = api.get("/api/v1/health/deep").json()
     assert body["checks"]["targets"]["web"]["status"] == "healthy"
+    # a change drops the cached round: the next report checks the changed target
     api.patch("/api/v1/targets/web", json={"path": "/broken"})
-    api.app.state.dev3000.health.forget()  # type: ignore[attr-defined]
     r = api.get("/api/v1/health/deep")
     assert r.status_code == 503  # a critical target failed
     assert r.json()["checks"]["targets"]["web"]["status"] == "unhealthy"
+    api.delete("/api/v1/targets/web")
+    assert "web" not in api.get("/api/v1/health/deep").json()["checks"]["targets"]
 
 
 def test_target_events_reach_the_timeline(api: TestClient, upstream: ServerThread) -> None:

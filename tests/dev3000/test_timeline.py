@@ -263,6 +263,38 @@ def test_health_poller_emits_only_transitions() -> None:
     assert recovered["overall"].severity == "info"
 
 
+def test_a_health_transition_says_why() -> None:
+    slow = {
+        "status": "degraded",
+        "checks": {
+            "database": {
+                "status": "degraded",
+                "latency_ms": 801.0,
+                "reasons": [
+                    {"category": "circuit_open", "summary": "breaker open", "consequence": True},
+                    {"category": "latency", "summary": "latency 801 ms\n> 100 ms"},
+                ],
+            }
+        },
+    }
+    reports = [slow, {"status": "healthy", "checks": {"database": {"status": "healthy"}}}]
+
+    async def check() -> Any:
+        return reports.pop(0)
+
+    async def run() -> list[list[TimelineEvent]]:
+        poller = HealthPoller(EventBus(10), check, interval=0.01)
+        return [await poller.poll_once() for _ in range(2)]
+
+    degraded, healthy = asyncio.run(run())
+    db = next(e for e in degraded if e.subject == "database")
+    # the cause, not its consequence, on one line; the reasons themselves in the data
+    assert db.summary == "database: unknown → degraded — latency 801 ms > 100 ms"
+    assert [r["category"] for r in db.data["reasons"]] == ["circuit_open", "latency"]
+    back = next(e for e in healthy if e.subject == "database")
+    assert back.summary == "database: degraded → healthy"
+
+
 # --- sources: breakers ---------------------------------------------------------------------
 def _transition(name: str, old: str, new: str, reason: str = "") -> BreakerTransition:
     return BreakerTransition(

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from guilde_core.config import Settings
 from guilde_core.errors import InvalidInputError, NotFoundError
+from guilde_core.redaction import may_hold_secret, redact
 from servers.logs import logic
 from servers.logs.parse import EntryJoiner, parse_line
 
@@ -459,3 +463,47 @@ def test_a_secret_straddling_the_line_cut_is_redacted_before_the_cut(tmp_path: P
     assert tail.entries[0].truncated
     assert found.entries[0].truncated
     assert leaks(tail.model_dump_json() + found.model_dump_json(), [dsn]) == []
+
+
+# --- redaction screened once per raw line (tail) -------------------------------------------
+_ASCII_LINE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=120)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(
+    text=_ASCII_LINE,
+    key=st.sampled_from(["msg", "api_key", "note", "Token", "pwd", "path", "x-api-key"]),
+    as_json=st.booleans(),
+)
+def test_a_line_screened_clean_parses_to_an_entry_redaction_leaves_alone(
+    text: str, key: str, as_json: bool
+) -> None:
+    """The tail skips ``redact`` for entries whose every raw line ``may_hold_secret`` says
+    is clean: for such a line, redacting the parsed entry must change nothing."""
+    line = json.dumps({"level": "info", key: text}) if as_json else text
+    entry = parse_line(line, "app.log")
+    if not may_hold_secret(line):
+        assert redact(entry) == entry
+
+
+def test_tail_masks_secrets_a_json_escape_or_a_joined_line_hides_from_the_screen(
+    tmp_path: Path,
+) -> None:
+    """Secrets that only appear once a line is decoded (``\\u0074oken``, ``https:\\/\\/``)
+    or that sit on a traceback's continuation line are masked like any other."""
+    root = tmp_path / "logs"
+    root.mkdir()
+    lines = [
+        '{"level": "error", "msg": "a", "\\u0074oken": "tokvalue1234567890abc"}',
+        '{"level": "error", "msg": "b", "url": "https:\\/\\/app:pw1234567890xyz@db.internal/x"}',
+        "2026-01-01 00:00:00,000 - app - ERROR - failed",
+        "Traceback (most recent call last):",
+        '  File "x.py", line 1, in <module>',
+        "RuntimeError: Authorization: Bearer brr1234567890abcdefghij",
+        '{"level": "info", "msg": "plain line through the clean path"}',
+    ]
+    (root / "app.log").write_text("\n".join(lines) + "\n")
+    out = run(logic.tail(settings=settings_for(root))).model_dump_json()
+    assert "plain line through the clean path" in out
+    for secret in ("tokvalue1234567890abc", "pw1234567890xyz", "brr1234567890abcdefghij"):
+        assert secret not in out

@@ -57,7 +57,7 @@ ARGS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 #: prompts each area offers when MCP_PROMPTS_ENABLED (the browser's page is read, not prompted)
-PROMPTS = {"logs": 1, "health": 1, "circuits": 1, "system": 1, "browser": 0}
+PROMPTS = {"logs": 1, "health": 1, "circuits": 1, "system": 1, "metrics": 1, "browser": 0}
 
 
 async def call_every_tool(session: ClientSession, area: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from servers.registry import AREAS, ServerArea
 
 
 def test_every_area_is_a_lower_case_name_with_a_description() -> None:
-    assert list(AREAS) == ["health", "circuits", "logs", "system", "browser"]
+    assert list(AREAS) == ["health", "circuits", "logs", "system", "metrics", "browser"]
     for name, area in AREAS.items():
         assert area.name == name
         assert re.fullmatch(r"[a-z][a-z0-9_]*", name)

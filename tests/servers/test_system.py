@@ -72,7 +72,8 @@ def test_effective_config_is_redacted_and_names_sources(monkeypatch: pytest.Monk
 def test_observability_without_credentials_is_harmless() -> None:
     observability.setup_observability(Settings())
     status = observability.observability_status()
-    assert status["logfire"]["configured"] is True
+    # nowhere to write (no token, console not asked): Logfire is not even set up
+    assert status["logfire"]["configured"] is False
     assert status["logfire"]["sending"] is False
     assert status["sentry"]["configured"] is False
     assert status["sentry"]["rate_limited"] is False
@@ -112,4 +113,17 @@ def test_sentry_events_are_scrubbed_and_counted() -> None:
             assert secret not in payload
         first = json.loads(payload.splitlines()[-1])
         assert "user" not in first
+        # integrations chosen explicitly: none of the auto-enabling ones (each imports its
+        # library at start-up: langchain, the LLM SDKs, the MCP SDK …)
+        active = set(sentry_sdk.get_client().integrations)
+        assert not active & {"langchain", "langgraph", "openai", "anthropic", "mcp", "redis",
+                             "httpx", "sqlalchemy", "asyncpg"}, active  # fmt: skip
+        assert "logging" in active  # the default ones stay
         sentry_sdk.get_client().close()
+
+
+def test_logfire_console_only_when_asked() -> None:
+    observability.setup_observability(Settings(logfire_console_enabled=True))
+    assert observability.observability_status()["logfire"]["configured"] is True
+    observability.setup_observability(Settings(logfire_console_enabled=False))  # reconfigured
+    assert observability.observability_status()["logfire"]["sending"] is False

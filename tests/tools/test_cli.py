@@ -47,6 +47,14 @@ def test_chaos_cli_against_a_running_sandbox(sandbox: Sandbox, tmp_path: Path) -
     active = json.loads(status.output)
     assert [(f["id"], f["params"]["delay_ms"]) for f in active] == [("db-latency", 150)]
 
+    # a list parameter as a user types it: comma-separated, its items kept as the schema's strings
+    storm = runner.invoke(
+        app, ["chaos", "inject", "upstream-error-storm", "-p", "kinds=429,timeout", *common]
+    )
+    assert storm.exit_code == 0, storm.output
+    assert json.loads(storm.output.splitlines()[-1])["kinds"] == ["429", "timeout"]
+    assert "kinds=[429,500,503,timeout]" in listed.output
+
     cleared = runner.invoke(app, ["chaos", "clear", *common])
     assert "cleared: db-latency" in cleared.output
     assert sandbox.health()["checks"]["database"]["status"] == "healthy"

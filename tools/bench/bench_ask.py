@@ -6,9 +6,9 @@ rounds see the same server), or a running dev3000 (``--url``). Each round runs, 
 random order:
 
 * **candidate** — this checkout's ``dev3000 ask --url … -q QUESTION``;
-* **baseline** — the same command with the code of ``--baseline`` (a git revision, checked
-  out in a temporary worktree and put first on ``PYTHONPATH``; same virtual environment,
-  so only the project's code differs). Default :data:`BASELINE_REV`, main just before
+* **baseline** — the same command with the code of ``--baseline`` (a git revision,
+  exported by ``tools.bench.ab.baseline_tree`` and put first on ``PYTHONPATH``; same
+  virtual environment, so only the project's code differs). Default :data:`BASELINE_REV`, main just before
   ``dev3000 ask`` dropped the FastMCP client;
 * **python -c pass** — the interpreter's own start, the floor of any command.
 
@@ -33,7 +33,6 @@ import json
 import os
 import random
 import selectors
-import shutil
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from tools.bench import ab  # noqa: E402
 
 #: main before ``dev3000 ask`` used the official MCP client (with the typed agent merged)
 BASELINE_REV = "9e4c0c2"
@@ -104,24 +105,6 @@ def timed(
     if code != 0:
         raise RuntimeError(f"{argv[:3]} exited {code}: {err.strip()[-800:]}")
     return (first or ended) - started, ended - started, out
-
-
-@contextlib.contextmanager
-def baseline_tree(rev: str) -> Iterator[Path]:
-    """A temporary git worktree of ``rev``."""
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ask-baseline-"))
-    tree = tmp / "tree"
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(tree), rev],
-        check=True,
-    )
-    try:
-        yield tree
-    finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
-        )
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -202,7 +185,7 @@ def main() -> None:
     load_before = os.getloadavg()
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(demo_stack())
-        tree = stack.enter_context(baseline_tree(args.baseline))
+        tree = stack.enter_context(ab.baseline_tree(args.baseline))
         ask = [sys.executable, script, "ask", "--url", url, "-q", args.question]
         variants = [
             Variant("candidate (this checkout)", ask, _env(ROOT, bytecode)),

@@ -9,13 +9,13 @@ Chromiums, launched the same way (the system Chromium, the capture's flags):
 
 * **A, without capture**: a bare Playwright page;
 * **B, with capture**: the page of a running :class:`~servers.browser.capture.BrowserCapture`
-  (its listeners, the CDP ``Fetch`` interception that adds correlation ids to the page's
-  fetches, the timings read after each load, the events and the log file).
+  (its listeners, the injected script that adds correlation ids to the page's fetches, the
+  timings read after each load, the events and the log file).
 
 Each round loads the page ``--loads`` times with A then B (B then A in every other round,
 so neither always runs on a warmer machine). Two figures per load: ``load`` — the page's own
 navigation timing (``loadEventEnd``), and ``ready`` — wall time from ``goto`` until the
-orders view has rendered (both of its API calls, intercepted under capture, answered).
+orders view has rendered (both of its API calls, tagged under capture, answered).
 Printed: medians, the spread (p10–p90 and min–max), the overhead of B over A, and the load
 average before and after (a busy machine makes every figure a floor).
 """

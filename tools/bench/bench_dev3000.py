@@ -1,20 +1,19 @@
-"""Benchmark: dev3000's HTTP app beside bare baselines, in one run.
+"""Benchmark: dev3000's HTTP app beside a bare baseline, alternating (``tools.bench.ab``).
 
 1. ``/api/v1/health`` throughput and p99 at ``--connections`` concurrent keep-alive
    connections, beside a bare Starlette app with one route, both under the same uvicorn
-   settings (one worker, no access log). Goal: >= 80 % of the bare throughput, p99 <= 10 ms.
-   The load comes from ``wrk`` when installed (Debian package ``wrk``), else from an asyncio
-   raw-socket client; either runs in its own process.
-2. MCP ``tools/call`` latency through the aggregate at dev3000's ``/mcp`` beside the same
-   tool on the standalone logs server (``servers.logs.server``) over streamable HTTP, with
-   the official ``mcp`` client. Goal: <= 1.3x.
-3. Cold start (spawn to ``/api/v1/health/ready`` 200) and idle RSS of ``dev3000 serve``,
-   beside the bare app.
+   settings (one worker, no access log). Both servers are started once; the load runs
+   against each in turn for ``--rounds`` rounds (order flipped every round) and the
+   medians, min–max and spread are printed with the load average. Goal: >= 80 % of the
+   bare throughput, p99 <= 10 ms. The load comes from ``wrk`` when installed (Debian
+   package ``wrk``), else from an asyncio raw-socket client; either runs in its own process.
+2. Idle RSS of both processes.
 
-    uv run python tools/bench/bench_dev3000.py                   # ~40 s
-    uv run python tools/bench/bench_dev3000.py --duration 3 --calls 30 --connections 20
-    uv run python tools/bench/bench_dev3000.py --duration 30 --calls 1000
+    uv run python tools/bench/bench_dev3000.py                   # 5 rounds x 10 s x 2
+    uv run python tools/bench/bench_dev3000.py --duration 3 --connections 20
 
+The MCP ``tools/call`` through the aggregate is ``bench_mcp.py`` (A/B with the baseline
+commit and the server alone); spawn to ``/health`` is ``bench_start.py``.
 Loopback only; every server process is stopped at the end. On a shared 2-core machine
 load client and server compete for the CPU: compare the columns of one run, not runs.
 """
@@ -24,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import shutil
@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tools.bench import ab  # noqa: E402
 from tools.harness import ManagedProcess, free_port, wait_for_http  # noqa: E402
 
 UVICORN = {"log_level": "warning", "access_log": False, "lifespan": "on"}
@@ -61,23 +62,15 @@ def _bare_app() -> Any:
     return Starlette(routes=[Route("/api/v1/health", health)])
 
 
-def _standalone_mcp() -> Any:
-    from servers.logs.server import build_server
-
-    return build_server().http_app(path="/mcp")
-
-
 def serve(kind: str, port: int) -> None:
     import uvicorn
 
     if kind == "bare":
         app = _bare_app()
-    elif kind == "dev3000":
+    else:
         from dev3000.app import create_app
 
         app = create_app()
-    else:
-        app = _standalone_mcp()
     uvicorn.run(app, host="127.0.0.1", port=port, **UVICORN)  # type: ignore[arg-type]
 
 
@@ -87,9 +80,7 @@ def server(kind: str, env: dict[str, str], ready_path: str) -> Iterator[tuple[st
     argv = [sys.executable, __file__, "--serve", kind, "--port", str(port)]
     started = time.perf_counter()
     with ManagedProcess(argv, env=env, cwd=env["BENCH_DIR"]) as proc:
-        # the MCP endpoint answers a plain GET with a 4xx: any answer means it is up
-        status = None if ready_path == "/mcp" else 200
-        wait_for_http(f"http://127.0.0.1:{port}{ready_path}", timeout=90, status=status)
+        wait_for_http(f"http://127.0.0.1:{port}{ready_path}", timeout=90, status=200)
         cold = time.perf_counter() - started
         yield f"http://127.0.0.1:{port}", proc.pid, cold
 
@@ -146,35 +137,6 @@ def load(url: str, connections: int, duration: float) -> tuple[float, float, str
     return float(out[0]), float(out[1]), "asyncio raw-socket client"
 
 
-# --- MCP ----------------------------------------------------------------------------------
-async def mcp_calls(url: str, tool: str, calls: int) -> list[float]:
-    import httpx2
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    async with (
-        httpx2.AsyncClient(timeout=30) as http,
-        streamable_http_client(url, http_client=http) as (read, write),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        for _ in range(5):  # warm-up
-            await session.call_tool(tool, {})
-        out = []
-        for _ in range(calls):
-            t0 = time.perf_counter()
-            result = await session.call_tool(tool, {})
-            out.append((time.perf_counter() - t0) * 1000)
-            if result.is_error:
-                raise RuntimeError(f"{tool} failed: {result.content}")
-        return out
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[int(q * (len(ordered) - 1))]
-
-
 def rss_mb(pid: int) -> float:
     proc = psutil.Process(pid)
     total = proc.memory_info().rss
@@ -188,7 +150,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of HTTP load")
     parser.add_argument("--connections", type=int, default=100)
-    parser.add_argument("--calls", type=int, default=200, help="MCP tools/call per system")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (>= 5)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", nargs=5, help=argparse.SUPPRESS)
@@ -215,42 +177,38 @@ def main() -> int:
     }
     rows: list[tuple[str, str, str, str]] = []
     try:
-        print(f"[1/3] /api/v1/health, {args.connections} connections, {args.duration:g} s each")
-        results: dict[str, tuple[float, float, float, float]] = {}
-        client = ""
-        for kind, ready in (("bare", "/api/v1/health"), ("dev3000", "/api/v1/health/ready")):
-            with server(kind, env, ready) as (url, pid, cold):
-                time.sleep(1.0)
-                idle = rss_mb(pid)
-                rps, p99, client = load(url + "/api/v1/health", args.connections, args.duration)
-                results[kind] = (rps, p99, cold, idle)
-        bare, dev = results["bare"], results["dev3000"]
-        ratio = dev[0] / bare[0]
-        rows += [
-            ("health req/s (bare Starlette)", f"{bare[0]:,.0f}", "", client),
-            ("health req/s (dev3000)", f"{dev[0]:,.0f}", f"{ratio:.0%} of bare", "goal >= 80%"),
-            ("health p99 ms (bare)", f"{bare[1]:.2f}", "", ""),
-            ("health p99 ms (dev3000)", f"{dev[1]:.2f}", "", "goal <= 10 ms"),
-        ]
+        print(f"/api/v1/health, {args.connections} connections, {args.duration:g} s per run, "
+              f"{args.rounds} alternating rounds")  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            urls: dict[str, tuple[str, int]] = {}
+            for kind, ready in (("bare", "/api/v1/health"), ("dev3000", "/api/v1/health/ready")):
+                url, pid, _ = stack.enter_context(server(kind, env, ready))
+                urls[kind] = (url, pid)
+            time.sleep(1.0)
+            idle = {kind: rss_mb(pid) for kind, (_, pid) in urls.items()}
+            p99s: dict[str, list[float]] = {kind: [] for kind in urls}
+            client = ""
 
-        print(f"[2/3] MCP tools/call x{args.calls}: aggregate /mcp vs standalone logs server")
-        with server("dev3000", env, "/api/v1/health/ready") as (url, _, _):
-            agg = asyncio.run(mcp_calls(url + "/mcp", "logs_sources", args.calls))
-        with server("standalone", env, "/mcp") as (url, _, _):
-            alone = asyncio.run(mcp_calls(url + "/mcp", "logs_sources", args.calls))
-        med_ratio = statistics.median(agg) / statistics.median(alone)
-        rows += [
-            ("tools/call median ms (standalone)", f"{statistics.median(alone):.2f}",
-             f"p99 {pct(alone, 0.99):.2f}", "logs_sources"),
-            ("tools/call median ms (aggregate)", f"{statistics.median(agg):.2f}",
-             f"p99 {pct(agg, 0.99):.2f}", f"{med_ratio:.2f}x (goal <= 1.3x)"),
-        ]  # fmt: skip
+            def run(kind: str) -> float:
+                nonlocal client
+                rps, p99, client = load(urls[kind][0] + "/api/v1/health", args.connections,
+                                        args.duration)  # fmt: skip
+                p99s[kind].append(p99)
+                return rps
 
-        print("[3/3] cold start and idle RSS")
+            started = ab.load_average()
+            series = ab.alternate({kind: functools.partial(run, kind) for kind in urls},
+                                  rounds=args.rounds)  # fmt: skip
+        ab.report(f"/api/v1/health requests/s ({client})", series, unit="/s", scale=1.0,
+                  load_before=started, baseline="bare", digits=0)  # fmt: skip
+        ratio = series["dev3000"].median / series["bare"].median
+        p99 = {kind: statistics.median(values[-args.rounds :]) for kind, values in p99s.items()}
         rows += [
-            ("cold start s (bare)", f"{bare[2]:.2f}", f"idle RSS {bare[3]:.0f} MB", ""),
-            ("cold start s (dev3000)", f"{dev[2]:.2f}", f"idle RSS {dev[3]:.0f} MB",
-             "spawn → /ready 200"),
+            ("health req/s (dev3000)", f"{series['dev3000'].median:,.0f}",
+             f"{ratio:.0%} of bare", "goal >= 80%"),
+            ("health p99 ms (bare), median", f"{p99['bare']:.2f}", "", ""),
+            ("health p99 ms (dev3000), median", f"{p99['dev3000']:.2f}", "", "goal <= 10 ms"),
+            ("idle RSS MB (bare / dev3000)", f"{idle['bare']:.0f} / {idle['dev3000']:.0f}", "", ""),
         ]  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,18 +1,22 @@
 """Redaction throughput on log-like input, beside a bare regex scan of the same text.
 
-Run: ``uv run python -m tools.bench.bench_redaction [--kib 256]``. Every line served by the
-logs server, every tool output and every event goes through ``redact_text``, so its cost per
-byte must stay linear and small next to just scanning the text once.
+Run: ``uv run python -m tools.bench.bench_redaction [--kib 256] [--rounds 5]``. Every line
+served by the logs server, every tool output and every event goes through ``redact_text``,
+so its cost per byte must stay linear and small next to just scanning the text once. Both
+alternate for ``--rounds`` rounds per input (``tools.bench.ab``: medians, min–max, spread,
+load average).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import time
 from collections.abc import Callable
 
 from guilde_core.redaction import redact_text
+from tools.bench import ab
 
 SAMPLES: dict[str, Callable[[int], str]] = {
     "log lines": lambda n: (
@@ -30,32 +34,31 @@ SAMPLES: dict[str, Callable[[int], str]] = {
 }
 
 
-def _best(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--kib", type=int, default=256, help="size of each sample (KiB)")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=ab.MIN_ROUNDS)
     args = parser.parse_args()
     size = args.kib * 1024
     scan = re.compile(r"\S+")
-    print(f"{'input':<14}{'size':>10}{'redact MB/s':>14}{'bare scan MB/s':>16}{'ratio':>8}")
+
+    def timed(fn: Callable[[], object]) -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
     for name, make in SAMPLES.items():
         text = make(size)[:size]
-        mb = len(text) / 1e6
-        t_redact = _best(lambda t=text: redact_text(t), args.repeat)  # type: ignore[misc]
-        t_scan = _best(lambda t=text: scan.findall(t), args.repeat)  # type: ignore[misc]
-        print(
-            f"{name:<14}{len(text):>10}{mb / t_redact:>14.1f}{mb / t_scan:>16.1f}"
-            f"{t_redact / t_scan:>8.1f}x"
-        )
+        load = ab.load_average()
+        series = ab.alternate(
+            {"redact_text": functools.partial(timed, functools.partial(redact_text, text)),
+             "bare regex scan": functools.partial(timed, functools.partial(scan.findall, text))},
+            rounds=args.rounds,
+        )  # fmt: skip
+        ab.report(f"{name}, {len(text):,} characters", series, load_before=load,
+                  baseline="bare regex scan")  # fmt: skip
+        mbps = len(text) / 1e6 / series["redact_text"].median
+        print(f"   redact_text: {mbps:.1f} MB/s (median)")
 
 
 if __name__ == "__main__":

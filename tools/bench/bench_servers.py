@@ -1,13 +1,21 @@
-"""Benchmarks of the diagnostic servers' logic, each beside a system-tool baseline.
+"""Benchmarks of the diagnostic servers' logic, A/B against the baseline and system tools.
 
-    uv run python tools/bench/bench_servers.py                      # short default (< 60 s)
+    uv run python tools/bench/bench_servers.py                      # default (~2 min)
     uv run python tools/bench/bench_servers.py --tail-sizes 1024,4096 --search-size 1024
 
-1. tail: the last 1,000 entries of generated logs of each ``--tail-sizes`` (MiB), timed in
-   process (``servers.logs.logic.tail``) beside ``tail -n 1000`` on the same file;
-2. literal search over a ``--search-size`` MiB log vs ``grep -c`` (throughput) with the
-   search's peak traced memory (tracemalloc) and RSS growth;
-3. deep health over ``--targets`` HTTP targets where one hangs: total time vs one timeout.
+Every row alternates its variants for ``--rounds`` rounds (``tools.bench.ab``): this
+tree's code, the baseline's (``--baseline``, the commit the hot-path work started from;
+each in its own worker process, ``work_logs.py``) and the system tool, and prints medians,
+min–max, spread and the load average.
+
+1. tail: the last 1,000 entries of generated logs of each ``--tail-sizes`` (MiB) —
+   ``servers.logs.logic.tail`` (median of ``--tail-calls`` calls in one event loop) beside
+   ``tail -n 1000`` on the same file; goal < 20 ms;
+2. literal search over a ``--search-size`` MiB log beside ``grep -c`` (page cache warm);
+   goal >= 0.5x grep's throughput, then the search's peak traced memory (tracemalloc) and
+   RSS growth, goal < 100 MB;
+3. deep health over ``--targets`` HTTP targets where one hangs: total time vs one timeout
+   (each round once; medians).
 
 Files are generated in a temporary directory (``--dir`` to choose where) and removed after.
 """
@@ -16,21 +24,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
-import threading
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import psutil
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-from guilde_core.config import Settings
-from servers.health.logic import HealthService
-from servers.logs import logic as logs
+from guilde_core.config import Settings  # noqa: E402
+from servers.health.logic import HealthService  # noqa: E402
+from tools.bench import ab  # noqa: E402
 
 LINE = (
     '{"timestamp": "2026-03-01T10:00:00Z", "level": "info", "logger": "api", '
@@ -55,82 +65,91 @@ def generate(path: Path, mib: int) -> int:
     return written
 
 
-def timed(fn: Any, repeat: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best * 1000
+WORKER = Path(__file__).with_name("work_logs.py")
 
 
-def bench_tail(root: Path, sizes: list[int]) -> None:
-    print("\n== tail: last 1,000 entries (best of 5) ==")
-    print(f"{'size':>8} {'servers.logs.tail':>18} {'tail -n 1000':>14} {'bytes read':>12}")
+def _wall(cmd: list[str]) -> float:
+    """Seconds for ``cmd`` with its output read through a pipe (GNU grep stops at the
+    first match when its output is /dev/null: that would not be a count)."""
+    started = time.perf_counter()
+    subprocess.run(cmd, check=False, capture_output=True)
+    return time.perf_counter() - started
+
+
+def _median_of(cmd: list[str], times: int = 5) -> float:
+    """A system tool's time: the median of a few runs (as ours: a median of calls)."""
+    return sorted(_wall(cmd) for _ in range(times))[times // 2]
+
+
+def bench_tail(root: Path, sizes: list[int], base: Path, rounds: int, calls: int) -> bool:
+    met = True
     for mib in sizes:
         path = root / "tail.log"
         generate(path, mib)
-        s = Settings(dev3000_log_paths=[str(root)])
-        result: dict[str, Any] = {}
-
-        def ours(s: Settings = s, result: dict[str, Any] = result) -> None:
-            result["r"] = asyncio.run(logs.tail(["tail.log"], lines=1000, settings=s))
-
-        def baseline(path: Path = path) -> None:
-            subprocess.run(["tail", "-n", "1000", str(path)], check=True,
-                           stdout=subprocess.DEVNULL)  # fmt: skip
-
-        ms = timed(ours)
-        base = timed(baseline)
-        assert len(result["r"].entries) == 1000
-        print(f"{mib:>6}MB {ms:>15.1f} ms {base:>11.1f} ms {result['r'].bytes_read:>12,}")
+        load = ab.load_average()
+        series = ab.alternate(
+            {
+                "after (this tree)": lambda: ab.worker(
+                    ab.ROOT, WORKER, ["tail", str(root), str(calls)])["seconds"],
+                "before (baseline)": lambda: ab.worker(
+                    base, WORKER, ["tail", str(root), str(calls)])["seconds"],
+                "tail -n 1000": functools.partial(_median_of, ["tail", "-n", "1000", str(path)]),
+            },
+            rounds=rounds,
+        )  # fmt: skip
+        ab.report(f"tail: last 1,000 entries of a {mib} MiB log (goal < 20 ms)", series,
+                  load_before=load, baseline="before (baseline)")  # fmt: skip
+        median = series["after (this tree)"].median
+        met = met and median < 0.020
+        print(f"   [{'met' if median < 0.020 else 'NOT met':>7}] tail < 20 ms: "
+              f"{median * 1000:.1f} ms")  # fmt: skip
         path.unlink()
+    return met
 
 
-class RssSampler(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.proc = psutil.Process()
-        self.start_rss = self.proc.memory_info().rss
-        self.peak = self.start_rss
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.01):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-
-def bench_search(root: Path, mib: int) -> None:
-    print(f"\n== literal search over {mib} MiB vs grep -c ==")
+def bench_search(root: Path, mib: int, base: Path, rounds: int) -> bool:
     path = root / "search.log"
     size = generate(path, mib)
-    s = Settings(dev3000_log_paths=[str(root)])
     subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm cache
-    started = time.perf_counter()
     out = subprocess.run(["grep", "-c", NEEDLE, str(path)], capture_output=True, check=False)
-    grep_s = time.perf_counter() - started
-    sampler = RssSampler()
-    sampler.start()
-    tracemalloc.start()
-    started = time.perf_counter()
-    r = asyncio.run(logs.search(NEEDLE, limit=10_000, time_budget=60, settings=s))
-    ours_s = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    sampler.done.set()
-    sampler.join()
-    mb = size / 1e6
-    print(f"grep -c:          {grep_s * 1000:8.0f} ms  {mb / grep_s:8.0f} MB/s  "
-          f"(count {out.stdout.decode().strip()})")  # fmt: skip
-    print(f"servers.logs.search {ours_s * 1000:6.0f} ms  {mb / ours_s:8.0f} MB/s  "
-          f"(matched {r.matched}, stopped_early={r.stopped_early})")  # fmt: skip
-    print(f"ratio: {grep_s / ours_s:.2f} of grep's throughput (goal >= 0.5)")
-    print(f"peak traced memory {peak / 1e6:.1f} MB, RSS growth "
-          f"{(sampler.peak - sampler.start_rss) / 1e6:.1f} MB (goal < 100 MB)")  # fmt: skip
+    matched: list[int] = []
+
+    def ours(tree: Path) -> float:
+        got = ab.worker(tree, WORKER, ["search", str(root), NEEDLE])
+        matched.append(int(got["matched"]))
+        return float(got["seconds"])
+
+    load = ab.load_average()
+    series = ab.alternate(
+        {"after (this tree)": lambda: ours(ab.ROOT), "before (baseline)": lambda: ours(base),
+         "grep -c": lambda: _wall(["grep", "-c", NEEDLE, str(path)])},
+        rounds=rounds,
+    )  # fmt: skip
+    ab.report(f"literal search over {mib} MiB ({size / 1e6:.0f} MB)", series, load_before=load,
+              baseline="grep -c")  # fmt: skip
+    grep_s = series["grep -c"].samples
+    ratios = ab.Series("ratio", [g / a for g, a in zip(grep_s, series["after (this tree)"].samples,
+                                                       strict=True)])  # fmt: skip
+    before = ab.Series("ratio", [g / b for g, b in zip(grep_s, series["before (baseline)"].samples,
+                                                       strict=True)])  # fmt: skip
+    print(f"   throughput as a share of grep's (per round, median [min–max]): after "
+          f"{ratios.median:.2f} [{ratios.low:.2f}–{ratios.high:.2f}], before "
+          f"{before.median:.2f} [{before.low:.2f}–{before.high:.2f}]  (goal >= 0.5)")  # fmt: skip
+    print(f"   matches: grep -c {out.stdout.decode().strip()}, ours {sorted(set(matched))}")
+    cost = ab.worker(ab.ROOT, WORKER, ["passes", str(root), NEEDLE])
+    print(f"   where the time goes (each pass alone, one run): read {cost['read'] * 1000:.0f} ms, "
+          f"read+find {cost['read+find'] * 1000:.0f} ms, read+count newlines "
+          f"{cost['read+count'] * 1000:.0f} ms")  # fmt: skip
+    mem = ab.worker(ab.ROOT, WORKER, ["search", str(root), NEEDLE, "--memory"])
+    print(f"   after: peak traced memory {mem['traced_peak'] / 1e6:.1f} MB, RSS growth "
+          f"{mem['rss_growth'] / 1e6:.1f} MB (goal < 100 MB)")  # fmt: skip
     path.unlink()
+    met = ratios.median >= 0.5 and mem["rss_growth"] < 100e6
+    print(f"   [{'met' if met else 'NOT met':>7}] search >= 0.5x grep with < 100 MB")
+    return met
 
 
-def bench_health(root: Path, count: int, timeout: float) -> None:
+def bench_health(root: Path, count: int, timeout: float, rounds: int) -> None:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
@@ -157,28 +176,44 @@ def bench_health(root: Path, count: int, timeout: float) -> None:
         s = Settings(dev3000_targets_file=str(file), health_check_external_services=False)
         svc = HealthService(s)
         include = [str(t["name"]) for t in targets]
-        started = time.perf_counter()
-        report = asyncio.run(svc.check("deep", include=include, use_cache=False))
-        total = time.perf_counter() - started
-        slowest_ok = max(c.latency_ms for c in report.checks if c.name != "t0")
-        print(f"total {total * 1000:.0f} ms; one timeout {timeout * 1000:.0f} ms; sum of "
-              f"timeouts if sequential >= {timeout * 1000:.0f} ms + {count - 1} checks; "
-              f"slowest healthy check {slowest_ok:.0f} ms; status {report.status}")  # fmt: skip
+        totals, slowest, statuses = ab.Series("total"), ab.Series("slowest"), set()
+        for _ in range(rounds):
+            started = time.perf_counter()
+            report = asyncio.run(svc.check("deep", include=include, use_cache=False))
+            totals.samples.append(time.perf_counter() - started)
+            slowest.samples.append(max(c.latency_ms for c in report.checks if c.name != "t0"))
+            statuses.add(report.status)
+        print(f"   {rounds} rounds; load average {ab.load_average()}")
+        print(f"   total: median {totals.median * 1000:.0f} ms [{totals.low * 1000:.0f}–"
+              f"{totals.high * 1000:.0f}] for one timeout of {timeout * 1000:.0f} ms (sequential "
+              f"would be >= {timeout * 1000:.0f} ms + {count - 1} checks); slowest healthy "
+              f"check median {slowest.median:.0f} ms; status {sorted(statuses)}")  # fmt: skip
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tail-sizes", default="64,256", help="MiB, comma-separated")
     parser.add_argument("--search-size", type=int, default=256, help="MiB")
     parser.add_argument("--targets", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=1.0)
     parser.add_argument("--dir", default=None, help="where to generate files (temp dir)")
-    args = parser.parse_args()
+    parser.add_argument("--rounds", type=int, default=ab.MIN_ROUNDS, help="A/B rounds (>= 5)")
+    parser.add_argument("--tail-calls", type=int, default=15, help="tails per worker (median)")
+    parser.add_argument("--baseline", default=ab.BASELINE_COMMIT, help="git revision")
+    parser.add_argument("--only", default="tail,search,health", help="rows to run")
+    args = parser.parse_args(argv)
+    only = set(args.only.split(","))
     root = Path(tempfile.mkdtemp(prefix="bench-servers-", dir=args.dir))
+    print(f"baseline: {args.baseline[:12]}")
     try:
-        bench_tail(root, [int(x) for x in args.tail_sizes.split(",") if x])
-        bench_search(root, args.search_size)
-        bench_health(root, args.targets, args.timeout)
+        with ab.baseline_tree(args.baseline) as base:
+            if "tail" in only:
+                sizes = [int(x) for x in args.tail_sizes.split(",") if x]
+                bench_tail(root, sizes, base, args.rounds, args.tail_calls)
+            if "search" in only:
+                bench_search(root, args.search_size, base, args.rounds)
+        if "health" in only:
+            bench_health(root, args.targets, args.timeout, args.rounds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

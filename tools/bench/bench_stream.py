@@ -15,9 +15,13 @@ Systems:
 * ``baseline``      — a bare Starlette WebSocket endpoint broadcasting each event with a
   loop of ``send_text`` to every client (no queues, no filters, no auth).
 
-    uv run python tools/bench/bench_stream.py                  # 500 clients, 1000 ev/s, ~50 s
+    uv run python tools/bench/bench_stream.py                  # 500 clients, 1000 ev/s, ~4 min
     uv run python tools/bench/bench_stream.py --clients 50 --rate 200 --duration 3
     uv run python tools/bench/bench_stream.py --systems dev3000-batch,baseline
+
+The systems alternate for ``--rounds`` rounds (``tools.bench.ab``: the order flips every
+round; each run is a fresh server process); the table gives each system's median over the
+rounds, then the p99 latency's median, min–max and spread with the load average.
 
 Loopback only; every server process is stopped at the end. On a 2-core machine the
 clients and the server share the CPU, so the figures are a floor, not a capacity.
@@ -28,8 +32,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import re
+import statistics
 import sys
 import time
 from array import array
@@ -42,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tools.bench import ab  # noqa: E402
 from tools.harness import ManagedProcess, free_port, wait_for_http  # noqa: E402
 
 SYSTEMS = ("dev3000", "dev3000-batch", "baseline")
@@ -248,7 +255,7 @@ async def run_system(system: str, clients: int, rate: float, duration: float) ->
 def _print(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         f"\nstream fan-out: {args.clients} clients, {args.rate:g} events/s, "
-        f"{args.duration:g} s (goal: p99 ≤ 100 ms, flat memory)"
+        f"{args.duration:g} s, median of {args.rounds} rounds (goal: p99 ≤ 100 ms, flat memory)"
     )
     header = (f"{'system':<15}{'clients':>8}{'delivered':>12}{'%':>8}{'gaps':>7}"
               f"{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'RSS MB start/peak/end':>24}")  # fmt: skip
@@ -270,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of publishing")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--json", action="store_true", help="print JSON results too")
+    parser.add_argument("--rounds", type=int, default=ab.MIN_ROUNDS, help="alternating rounds")
     parser.add_argument("--serve", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -282,12 +290,25 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(systems) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown systems: {sorted(unknown)}")
-    results = []
-    for system in systems:
-        results.append(asyncio.run(run_system(system, args.clients, args.rate, args.duration)))
-    _print(results, args)
+    runs: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+
+    def one(system: str) -> float:
+        result = asyncio.run(run_system(system, args.clients, args.rate, args.duration))
+        runs[system].append(result)
+        return float(result["p99_ms"]) / 1000
+
+    load = ab.load_average()
+    series = ab.alternate({system: functools.partial(one, system) for system in systems},
+                          rounds=args.rounds, warmup=0)  # fmt: skip
+    medians = [
+        {key: (statistics.median_low(r[key] for r in runs[system])
+               if key != "system" else system) for key in runs[system][0]}
+        for system in systems
+    ]  # fmt: skip
+    _print(medians, args)
+    ab.report("p99 delivery latency", series, load_before=load)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(runs, indent=2))
     return 0
 
 

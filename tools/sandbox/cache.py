@@ -12,9 +12,8 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from guilde_core.shared_redis import SharedRedis
 from tools.harness import free_port
 
 __all__ = ["Cache"]
@@ -30,32 +29,35 @@ class Cache:
         self.delay_s = 0.0
         self.unreachable = False
         self._memory: dict[str, tuple[float, str]] = {}
-        self._client: aioredis.Redis | None = (
-            aioredis.Redis.from_url(
-                redis_url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True
+        self._shared: SharedRedis | None = (
+            SharedRedis(
+                redis_url,
+                use="sandbox cache",
+                connect_timeout=2,
+                socket_timeout=2,
+                decode_responses=True,
             )
             if redis_url
             else None
         )
-        self._dead: aioredis.Redis | None = None
+        self._dead: SharedRedis | None = None
 
     def _dead_client(self) -> aioredis.Redis:
         if self._dead is None:
-            self._dead = aioredis.Redis(
-                host="127.0.0.1",
-                port=free_port(),
-                socket_connect_timeout=1,
-                retry=Retry(NoBackoff(), 0),
+            self._dead = SharedRedis(
+                f"redis://127.0.0.1:{free_port()}/0",
+                use="sandbox cache (unreachable fault)",
+                connect_timeout=1,
                 decode_responses=True,
             )
-        return self._dead
+        return self._dead.client()
 
     async def _backend(self) -> aioredis.Redis | None:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.unreachable:
             return self._dead_client()
-        return self._client
+        return self._shared.client() if self._shared is not None else None
 
     async def get(self, key: str) -> str | None:
         client = await self._backend()
@@ -103,6 +105,6 @@ class Cache:
         return details
 
     async def close(self) -> None:
-        for client in (self._client, self._dead):
-            if client is not None:
-                await client.aclose()
+        for shared in (self._shared, self._dead):
+            if shared is not None:
+                await shared.aclose()
