@@ -1,7 +1,7 @@
 """The one table of the MCP tools the agent calls on its own, by role.
 
 The agent never hard-codes a tool's full name: dev3000's aggregate endpoint namespaces each
-server's tools (``health_topology``, ``circuits_list_breakers`` …), another host may not. A
+server's tools (``health_stack``, ``circuits_breakers`` …), another host may not. A
 role is found by keywords the tool's name must contain (and must not); the first option a
 server offers wins, the shortest matching name among several. Every module of the agent that
 calls a tool by itself — the gather pass, the browser rule, the evidence collectors — and the
@@ -37,14 +37,24 @@ Option = tuple[tuple[str, ...], tuple[str, ...]]
 
 #: role → the options that find its tool, in order of preference
 TOOL_ROLES: dict[Role, tuple[Option, ...]] = {
-    "topology": ((("topology",), ()),),
+    # the model of the stack: dev3000's health_stack (health_topology on older servers)
+    "topology": ((("health", "stack"), ()), (("topology",), ())),
+    # a deep report of the seed's shape, where a server still offers one as a tool of its own
     "health": ((("health", "deep"), ()),),
     "checks": (
-        (("health", "check", "health"), ()),
         (("health", "check"), ("target", "history", "deep")),
+        (("health", "check", "health"), ()),
     ),
-    "circuits": ((("circuit", "list"), ()), (("circuits",), ("get", "transition", "history"))),
-    "errors": ((("error", "group"), ()), (("errors",), ("browser", "recent"))),
+    "circuits": (
+        (("circuits", "breakers"), ()),
+        (("circuit", "list"), ()),
+        (("circuits",), ("get", "transition", "history", "open", "close", "reset")),
+    ),
+    "errors": (
+        (("logs", "errors"), ()),
+        (("error", "group"), ()),
+        (("errors",), ("browser", "recent")),
+    ),
     "timeline": ((("timeline",), ("resource",)),),
     "logs": ((("logs", "search"), ()),),
     "browser_errors": ((("browser", "error"), ()),),

@@ -78,7 +78,8 @@ dev3000: the diagnostics API of guilde-diag.
   `Origin` not on them (nor in `DEV3000_CORS_ORIGINS`) is 403 (`DEV3000_ALLOWED_HOSTS`);
   probes and `/metrics` are not checked.
 * **Rate limit**: `DIAGNOSTIC_RATE_LIMIT` requests/minute per key (per address when
-  anonymous); 429 with `Retry-After` and `RateLimit-*` headers. Probes are exempt.
+  anonymous); 429 with `Retry-After` and `RateLimit-*` headers. Probes and MCP from a
+  loopback address are exempt.
 * **Errors**: RFC 9457 problem details (`application/problem+json`).
 * **Request ids**: every response carries `X-Request-ID` (yours, or a new one).
 """

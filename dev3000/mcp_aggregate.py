@@ -1,20 +1,25 @@
-"""The aggregate MCP server: every area server under its namespace, remotes, the timeline.
+"""The aggregate MCP server: every area server as it is, remotes, the timeline.
 
 ``build_aggregate_server(settings) -> FastMCP`` mounts
 
 * the area servers of :data:`servers.registry.AREAS` (health, circuits, logs, system,
-  browser), each under its name as namespace (tools ``health_<tool>``, resources
-  ``<scheme>://health/<path>``), built with the host's :class:`servers.context.ServerContext`;
+  browser), built with the host's :class:`servers.context.ServerContext` and mounted as
+  they are: each names its tools ``<area>_<tool>`` itself and its resources with their
+  documented URIs (``health://summary``), so a tool or URI is the same standalone and here
+  (tests/servers/test_registry.py holds every area to its prefix);
 * ``process_list`` and ``process_restart`` over the ``--run`` processes
   (:mod:`dev3000.process_tools`);
 * remote MCP servers from ``DEV3000_MCP_REMOTES`` (``name=<url>`` for streamable HTTP,
   SSE when the URL path ends in ``/sse``; ``name=<command line>`` for stdio), each proxied
-  by fastmcp under its own name, so one dev3000 can front servers in other containers;
+  by fastmcp under its own name as namespace, so one dev3000 can front servers in other
+  containers;
 * the timeline: the ``timeline_recent`` tool (recent events, filterable) and the
   ``timeline://recent`` resource;
 * extra tools from the parts above dev3000: each :data:`ToolRegistrar` of the
   ``extra_tools`` argument is called as ``registrar(server, settings)`` (the ``dev3000``
-  command passes the agent's ``diagnose`` tool).
+  command passes the agent's ``diagnose`` tool);
+* :class:`servers.common.ControlGate`: control tools are listed only to a caller the one
+  decision lets control.
 
 The same server is served by ``dev3000 serve`` at ``/mcp`` and ``/sse`` and over stdio by
 ``dev3000 mcp all`` (:func:`build_standalone_server`, whose lifespan runs the timeline's
@@ -43,7 +48,6 @@ from fastmcp.server.providers.fastmcp_provider import FastMCPProvider
 from fastmcp.server.transforms import GetToolNext, Transform
 from fastmcp.tools.base import Tool
 from fastmcp.utilities.versions import VersionSpec
-from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from dev3000.process_tools import Processes, register_process_tools
@@ -53,6 +57,13 @@ from guilde_core.config import Settings, get_settings
 from guilde_core.errors import ConfigurationError
 from guilde_core.events import EventKind, Severity, TimelineEvent
 from guilde_core.redaction import redact
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    Omitted,
+    compact_schema,
+    prompts_only_when_enabled,
+)
 from servers.context import ServerContext
 from servers.registry import AREAS, ServerArea
 
@@ -180,24 +191,20 @@ def _add_timeline(server: FastMCP, settings: Settings, ref: _BusRef) -> None:
 
         @server.tool(
             name="timeline_recent",
-            description="Recent timeline events (health/circuit transitions, error log lines, "
-            "process exits, config reloads), oldest first; filter by kind, minimum "
-            "severity, source, subject or time window.",
-            annotations=ToolAnnotations(readOnlyHint=True, idempotentHint=True),
+            description="Recent timeline events (transitions, error lines, process exits, "
+            "reloads), oldest first, filtered.",
+            annotations=READ_ONLY,
+            output_schema=compact_schema(TimelineEvents),
         )
         def timeline_recent(
-            limit: Annotated[int, Field(ge=1, le=500, description="At most this many.")] = 50,
-            kinds: Annotated[list[EventKind] | None, Field(description="Only these kinds.")] = None,
-            severity: Annotated[Severity | None, Field(description="Minimum severity.")] = None,
-            sources: Annotated[
-                list[str] | None, Field(description="Only these sources (health, logs …).")
-            ] = None,
+            limit: Annotated[int, Field(ge=1, le=500)] = 50,
+            kinds: Sequence[EventKind] = (),
+            severity: Annotated[Severity | Omitted, Field(description="Minimum.")] = None,
+            sources: Annotated[Sequence[str], Field(description="e.g. health, logs")] = (),
             subject: Annotated[
-                str | None, Field(max_length=200, description="Substring of the subject.")
+                str | Omitted, Field(max_length=200, description="Subject substring.")
             ] = None,
-            window_minutes: Annotated[
-                float | None, Field(gt=0, le=10080, description="Only the last N minutes.")
-            ] = None,
+            window_minutes: Annotated[float | Omitted, Field(gt=0, le=10080)] = None,
         ) -> TimelineEvents:
             bus = ref.get()
             since = (
@@ -252,24 +259,25 @@ class _ToolsServedByTheAggregate(Transform):
         return None
 
 
-def _mount_areas(server: FastMCP, areas: Sequence[tuple[str, FastMCP]]) -> None:
-    """Mount each area under its namespace, its tools resolved once, here.
+def _mount_areas(server: FastMCP, areas: Sequence[FastMCP]) -> None:
+    """Mount each area as it is, its tools resolved once, here.
 
     ``FastMCP.mount`` alone makes every call ask every mounted server for the tool (one
     task per area), then run the area's whole call pipeline below the aggregate's (three
-    spans). The areas' tools are static once they are built, so each is added to the
-    aggregate itself under its namespaced name (``logs_tail``): a call finds it in the
-    aggregate's own table and runs it directly, one span. Resources, templates, prompts
-    and the areas' lifespans still come through the mounts (namespaced URIs as before),
-    bundled in one provider that answers tool lookups at once, without asking the areas.
+    spans). The areas' tools are static once they are built, and each area names its tools
+    ``<area>_<tool>`` itself, so each is added to the aggregate itself under that name: a
+    call finds it in the aggregate's own table and runs it directly, one span (the
+    aggregate's :class:`servers.common.ControlGate` lists the control ones). Resources,
+    templates, prompts and the areas' lifespans still come through the mounts, without a
+    namespace (the documented URIs: ``health://summary``), bundled in one provider that
+    answers tool lookups at once, without asking the areas.
     """
     bundle = AggregateProvider()
-    for namespace, area in areas:
+    for area in areas:
         for component in list(area._local_provider._components.values()):  # built: static
             if isinstance(component, Tool):
-                renamed = component.model_copy(update={"name": f"{namespace}_{component.name}"})
-                server.add_tool(renamed)
-        bundle.add_provider(FastMCPProvider(area), namespace=namespace)
+                server.add_tool(component.model_copy())
+        bundle.add_provider(FastMCPProvider(area))
     server.add_provider(bundle.wrap_transform(_ToolsServedByTheAggregate()))
 
 
@@ -324,20 +332,22 @@ def build_aggregate_server(
 
     server: FastMCP = FastMCP(
         settings.mcp_server_name,
-        instructions="guilde-diag through dev3000: "
+        instructions="guilde-diag through dev3000. Start with health_stack (the state of "
+        "the stack and why); then the focused tools: "
         + ", ".join(f"{area.name}_*" for area in areas)
-        + " tools per area, timeline_recent for what happened lately, process_* for "
+        + " per area, timeline_recent for what happened lately, process_* for "
         "supervised dev servers, and any remote servers under their own names.",
         lifespan=lifespan,
+        middleware=[ControlGate(settings)],
     )
-    _mount_areas(server, [(area.name, area.build(settings, context)) for area in areas])
+    _mount_areas(server, [area.build(settings, context) for area in areas])
     for remote in remote_list:
         server.mount(_proxy_for(remote, stdio_transports), namespace=remote.name)
     _add_timeline(server, settings, ref)
     register_process_tools(server, settings, processes)
     for registrar in extra_tools:
         registrar(server, settings)
-    return server
+    return prompts_only_when_enabled(server, settings)
 
 
 def build_standalone_server(

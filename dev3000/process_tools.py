@@ -15,7 +15,7 @@ from dev3000.supervisor import Supervisor
 from guilde_core.config import Settings
 from guilde_core.errors import NotFoundError, ServiceUnavailableError
 from guilde_core.http.authz import Caller, authorize_control, control_event
-from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_caller
+from servers.common import CONTROL, READ_ONLY, as_tool_errors, compact_schema, current_caller
 
 __all__ = ["ProcessList", "Processes", "register_process_tools", "restart_process"]
 
@@ -83,6 +83,7 @@ def register_process_tools(server: FastMCP, settings: Settings, processes: Proce
         name="process_list",
         description="The dev servers dev3000 supervises (--run): pid, runs, restarts, log.",
         annotations=READ_ONLY,
+        output_schema=None,
     )
     @as_tool_errors
     async def process_list() -> ProcessList:
@@ -92,6 +93,7 @@ def register_process_tools(server: FastMCP, settings: Settings, processes: Proce
         name="process_restart",
         description="Restart a supervised dev server now (control; a reason is required).",
         annotations=CONTROL,
+        output_schema=compact_schema(ProcessInfo),
     )
     @as_tool_errors
     async def process_restart(

@@ -28,11 +28,10 @@ __all__ = ["CAPTURE", "HEADER", "capture", "scrub", "write_recording"]
 
 #: role of a ``recorded:`` block → (tool on the aggregate endpoint, arguments)
 CAPTURE: dict[str, tuple[str, dict[str, Any]]] = {
-    "topology": ("health_topology", {}),
-    "health": ("health_deep_health", {}),
-    "checks": ("health_check_health", {"scope": "deep"}),
-    "circuits": ("circuits_list_breakers", {}),
-    "errors": ("logs_error_groups", {"limit": 20}),
+    "topology": ("health_stack", {}),
+    "checks": ("health_check", {"scope": "deep"}),
+    "circuits": ("circuits_breakers", {}),
+    "errors": ("logs_errors", {"limit": 20}),
     "timeline": ("timeline_recent", {"limit": 50}),
     "logs": ("logs_search", {"query": ".", "regex": True, "level": "warning", "limit": 25}),
 }

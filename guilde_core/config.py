@@ -289,7 +289,11 @@ class Settings(BaseSettings):
     )
     mcp_tools_enabled: bool = Field(True, description="Expose MCP tools.")
     mcp_resources_enabled: bool = Field(True, description="Expose MCP resources.")
-    mcp_prompts_enabled: bool = Field(False, description="Expose MCP prompts.")
+    mcp_prompts_enabled: bool = Field(
+        True,
+        description="Expose MCP prompts (triage the stack, investigate errors, explain "
+        "circuits, resource pressure); false: not advertised at all.",
+    )
     dev3000_mcp_remotes: str | None = Field(
         None,
         description="Remote MCP servers the aggregate mounts: ';'-separated name=<url> "

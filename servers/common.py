@@ -1,30 +1,47 @@
-"""Helpers shared by the four area servers (MCP layer only; the logic never imports this)."""
+"""Helpers shared by the area servers (MCP layer only; the logic never imports this).
+
+The surface rules every area follows: tools named ``<area>_<tool>`` by the area server itself
+(the same names standalone and in dev3000's aggregate), :data:`READ_ONLY` / :data:`CONTROL`
+annotations, :func:`guilde_core.schemas.compact_schema` output schemas (top-level fields and their JSON types),
+and :class:`ControlGate`: control tools are listed only to a caller the one decision lets
+control (:func:`guilde_core.http.authz.decide` through :func:`current_caller`).
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools import Tool
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel
+from pydantic.json_schema import SkipJsonSchema
 
 from guilde_core.config import Settings
 from guilde_core.errors import GuildeError
 from guilde_core.http.authz import ANONYMOUS, Caller, Posture
 from guilde_core.redaction import redact, redact_text
+from guilde_core.schemas import compact_schema
 
 __all__ = [
     "CONTROL",
     "READ_ONLY",
+    "ControlGate",
+    "Omitted",
     "as_tool_errors",
     "caller_from",
     "caller_key",
+    "compact_schema",
     "current_caller",
+    "is_control",
     "log_to_stderr",
+    "prompts_only_when_enabled",
     "redacted",
     "to_json",
 ]
@@ -33,12 +50,54 @@ P = ParamSpec("P")
 R = TypeVar("R")
 M = TypeVar("M", bound=BaseModel)
 
-#: a tool that only reads (the default of every diagnostic tool)
-READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True)
+#: a tool that only reads (the default of every diagnostic tool); the destructive and
+#: idempotent hints mean nothing for a read-only tool (MCP), so they are left out
+READ_ONLY = ToolAnnotations(readOnlyHint=True)
+#: ``X | Omitted = None``: an optional tool argument whose schema is plain ``X`` (no
+#: ``anyOf [X, null]``, which inspectors cannot fill and which costs ``tools/list`` room)
+Omitted = SkipJsonSchema[None]
 #: a tool that changes state somewhere (circuit control)
 CONTROL = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=False)
 
 log = logging.getLogger("servers")
+
+
+def is_control(tool: Tool) -> bool:
+    """A tool that changes the watched system (annotated :data:`CONTROL`)."""
+    return tool.annotations is not None and tool.annotations.read_only_hint is False
+
+
+def prompts_only_when_enabled[S: FastMCP](server: S, settings: Settings) -> S:
+    """``server``, advertising the prompts capability only when ``MCP_PROMPTS_ENABLED``:
+    switched off, ``initialize`` offers no prompts and ``prompts/*`` are unknown methods,
+    instead of an empty list a client shows as a feature."""
+    if not settings.mcp_prompts_enabled:
+        handlers = server._mcp_server._request_handlers
+        for method in ("prompts/list", "prompts/get"):
+            handlers.pop(method, None)
+    return server
+
+
+class ControlGate(Middleware):
+    """Lists control tools only to a caller the one decision lets control, per request:
+    ``DIAGNOSTIC_CONTROL_ENABLED=true`` *and* the caller's key (or the local operator) may
+    (:meth:`guilde_core.http.authz.Caller.decide`). A hidden tool called anyway still meets
+    the same gate in the tool and gets its refusal as a tool error."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def on_list_tools(
+        self,
+        context: MiddlewareContext[Any],
+        call_next: CallNext[Any, Sequence[Tool]],
+    ) -> Sequence[Tool]:
+        tools = await call_next(context)
+        if not any(is_control(t) for t in tools):
+            return tools
+        if current_caller(self.settings).decide("control").allowed:
+            return tools
+        return [t for t in tools if not is_control(t)]
 
 
 def redacted[M: BaseModel](model: M) -> M:

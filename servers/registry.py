@@ -1,8 +1,8 @@
 """The server areas: THE list of diagnostic MCP servers.
 
-One :class:`ServerArea` per area — its name (the namespace of its tools in the aggregate,
-``<area>_<tool>``), a one-line description and the function that builds its FastMCP
-server. ``dev3000 mcp <area>`` and ``python -m servers`` serve them, dev3000's aggregate
+One :class:`ServerArea` per area — its name (the prefix of its tools: the area server names
+them ``<area>_<tool>`` itself, the same standalone and in the aggregate, which mounts it as
+it is), a one-line description and the function that builds its FastMCP server. ``dev3000 mcp <area>`` and ``python -m servers`` serve them, dev3000's aggregate
 mounts them, and the tests and docs check against this list; a new area added here is
 picked up by all of them.
 
@@ -32,7 +32,7 @@ ServerBuilder = Callable[["Settings | None", "ServerContext | None"], "FastMCP"]
 
 @dataclass(frozen=True)
 class ServerArea:
-    """One MCP server: ``name`` (lower-case, its tool namespace), what it is for, its builder."""
+    """One MCP server: ``name`` (lower-case, its tools' prefix), what it is for, its builder."""
 
     name: str
     description: str

@@ -56,7 +56,7 @@ async def search(
         str | None,
         Query(
             max_length=1000,
-            description="Comma-separated source names (MCP logs_list_sources): each a path "
+            description="Comma-separated source names (MCP logs_sources): each a path "
             "relative to a log root — not absolute, no '..', each part at most 255 bytes "
             "(else 422)",
         ),

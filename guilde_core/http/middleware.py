@@ -7,8 +7,8 @@ dev3000's API and agent-web both sit behind it.
   the request (``guilde_core.correlation``) and echoed on every response, errors included.
 * Prometheus: ``dev3000_http_requests_total`` and ``dev3000_http_request_duration_seconds``
   by method, route template and status.
-* Rate limit (:mod:`guilde_core.http.ratelimit`) on rate-limited paths, per API key or client
-  address; a 429 problem carries ``Retry-After`` and ``RateLimit-*`` headers, allowed
+* Rate limit (:mod:`guilde_core.http.ratelimit`) on rate-limited paths (the API, and MCP
+  unless it comes from a loopback address), per API key or client address; a 429 problem carries ``Retry-After`` and ``RateLimit-*`` headers, allowed
   responses carry the ``RateLimit-*`` headers too.
 * ``hosts`` (optional), asked per request: Host and Origin checked by the one
   :class:`~guilde_core.http.hosts.HostPolicy` before anything else — 421 / 403 problems
@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guilde_core.correlation import correlation_scope
 from guilde_core.http.auth import Keyring, extract_token
+from guilde_core.http.authz import is_loopback
 from guilde_core.http.hosts import HostPolicy, HostRefusal
 from guilde_core.http.problems import internal_error, problem_response
 from guilde_core.http.ratelimit import RateDecision, RateLimiter
@@ -81,11 +82,19 @@ def is_exempt_path(path: str) -> bool:
     return path in _EXEMPT
 
 
-def is_rate_limited_path(path: str) -> bool:
-    """Whether requests to ``path`` count against ``DIAGNOSTIC_RATE_LIMIT``."""
+_MCP_PATHS = ("/mcp", "/sse", "/messages")
+
+
+def is_rate_limited_path(path: str, client_host: str | None = None) -> bool:
+    """Whether requests to ``path`` from ``client_host`` count against
+    ``DIAGNOSTIC_RATE_LIMIT``: the API and MCP, except the probes and MCP from a loopback
+    address (an assistant or IDE on this machine makes one request per tool call, and a
+    session of a few hundred calls must not meet the REST API's per-minute limit)."""
     if path in _EXEMPT:
         return False
-    return path.startswith(("/api/", "/mcp", "/sse", "/messages"))
+    if path.startswith(_MCP_PATHS):
+        return not (client_host is not None and is_loopback(client_host))
+    return path.startswith("/api/")
 
 
 class Disabled(Protocol):
@@ -184,7 +193,8 @@ class ApiMiddleware:
                 return
 
         limiter = self.limiter()
-        if limiter is not None and is_rate_limited_path(path):
+        client: Any = scope.get("client")
+        if limiter is not None and is_rate_limited_path(path, client[0] if client else None):
             decision = await limiter.hit(self._caller(scope))
             if not decision.allowed:
                 headers = decision.headers()

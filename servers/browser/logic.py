@@ -1,6 +1,6 @@
 """What the browser tools do, as plain async functions over the running capture.
 
-Reading (``recent_errors``, ``failed_requests``, ``page_status``, ``take_screenshot``) needs
+Reading (``recent_errors``, ``page_status``, ``take_screenshot``) needs
 no permission beyond the caller's read access. Page actions (``page_action``: navigate,
 click, fill, reload) change the watched page: they pass the one gate,
 :func:`guilde_core.http.authz.authorize_control`, first and leave a ``control_action`` event
@@ -22,7 +22,6 @@ from servers.browser.scrub import scrub_url
 
 __all__ = [
     "PageAction",
-    "failed_requests",
     "first_log_dir",
     "page_action",
     "page_status",
@@ -57,11 +56,6 @@ async def recent_errors(capture: BrowserCapture | None, limit: int = 20) -> Reco
     return require_capture(capture).recent(
         kinds=("console", "exception", "request", "lifecycle"), min_level="warning", limit=limit
     )
-
-
-async def failed_requests(capture: BrowserCapture | None, limit: int = 20) -> RecordList:
-    """Requests that failed or answered ≥ 400, with their correlation ids."""
-    return require_capture(capture).recent(kinds=("request",), limit=limit)
 
 
 async def page_status(capture: BrowserCapture | None) -> BrowserStatus:

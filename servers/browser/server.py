@@ -24,7 +24,16 @@ from guilde_core.config import Settings, get_settings
 from servers.browser import logic
 from servers.browser.capture import BrowserCapture, CaptureConfig
 from servers.browser.models import ActionResult, BrowserStatus, RecordList
-from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_caller, to_json
+from servers.common import (
+    CONTROL,
+    READ_ONLY,
+    ControlGate,
+    as_tool_errors,
+    compact_schema,
+    current_caller,
+    prompts_only_when_enabled,
+    to_json,
+)
 
 __all__ = ["build_server"]
 
@@ -71,41 +80,34 @@ def build_server(
         "exceptions, failed requests (with correlation ids to find the backend's log lines), "
         "page loads, screenshots. Page actions are control actions.",
         lifespan=lifespan,
+        middleware=[ControlGate(s)],
     )
 
     if s.mcp_tools_enabled:
 
         @server.tool(
-            name="page_status",
+            name="browser_status",
             description="Capture state: watched URL, current page, launches, crashes, counts.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def page_status() -> BrowserStatus:
             return await logic.page_status(current())
 
         @server.tool(
-            name="recent_errors",
-            description="Recent console errors/warnings, uncaught exceptions and failed "
-            "requests of the watched page, oldest first.",
+            name="browser_errors",
+            description="The watched page's recent console errors/warnings, uncaught "
+            "exceptions and failed requests (status, timing, correlation id), oldest first.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def recent_errors(limit: Limit = 20) -> RecordList:
             return await logic.recent_errors(current(), limit)
 
         @server.tool(
-            name="failed_requests",
-            description="Requests of the page that failed or answered >= 400: method, URL, "
-            "status, timing, correlation id.",
-            annotations=READ_ONLY,
-        )
-        @as_tool_errors
-        async def failed_requests(limit: Limit = 20) -> RecordList:
-            return await logic.failed_requests(current(), limit)
-
-        @server.tool(
-            name="screenshot",
+            name="browser_screenshot",
             description="A PNG screenshot of the watched page now (image content).",
             annotations=READ_ONLY,
         )
@@ -137,7 +139,7 @@ def build_server(
         def latest_screenshot() -> bytes:
             found = logic.require_capture(current()).screenshot_png()
             if found is None:
-                raise ValueError("no screenshot yet: call the screenshot tool")
+                raise ValueError("no screenshot yet: call browser_screenshot")
             return found[1]
 
         @server.resource(
@@ -158,16 +160,17 @@ def build_server(
         async def status_resource() -> str:
             return json.dumps((await logic.page_status(current())).model_dump(mode="json"))
 
-    return server
+    return prompts_only_when_enabled(server, s)
 
 
 def _add_actions(
     server: FastMCP, s: Settings, current: Callable[[], BrowserCapture | None]
 ) -> None:
     @server.tool(
-        name="navigate",
+        name="browser_navigate",
         description="Open a URL on the watched origins in the page (control).",
         annotations=CONTROL,
+        output_schema=compact_schema(ActionResult),
     )
     @as_tool_errors
     async def navigate(
@@ -179,7 +182,10 @@ def _add_actions(
         return await logic.page_action(current(), current_caller(s), "navigate", reason, target=url)
 
     @server.tool(
-        name="click", description="Click an element of the page (control).", annotations=CONTROL
+        name="browser_click",
+        description="Click an element of the page (control).",
+        annotations=CONTROL,
+        output_schema=compact_schema(ActionResult),
     )
     @as_tool_errors
     async def click(selector: Selector, reason: Reason) -> ActionResult:
@@ -188,9 +194,10 @@ def _add_actions(
         )
 
     @server.tool(
-        name="fill",
+        name="browser_fill",
         description="Type a value into a form field (control; the value is never recorded).",
         annotations=CONTROL,
+        output_schema=compact_schema(ActionResult),
     )
     @as_tool_errors
     async def fill(
@@ -202,7 +209,12 @@ def _add_actions(
             current(), current_caller(s), "fill", reason, target=selector, value=value
         )
 
-    @server.tool(name="reload", description="Reload the page (control).", annotations=CONTROL)
+    @server.tool(
+        name="browser_reload",
+        description="Reload the page (control).",
+        annotations=CONTROL,
+        output_schema=compact_schema(ActionResult),
+    )
     @as_tool_errors
     async def reload(reason: Reason) -> ActionResult:
         return await logic.page_action(current(), current_caller(s), "reload", reason)

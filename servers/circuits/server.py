@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastmcp import FastMCP
@@ -9,8 +10,17 @@ from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
 from servers.circuits import logic
-from servers.circuits.models import Action, Breaker, BreakerList, ControlResult, TransitionList
-from servers.common import CONTROL, READ_ONLY, as_tool_errors, current_caller, to_json
+from servers.circuits.models import Action, BreakerList, ControlResult, TransitionList
+from servers.common import (
+    CONTROL,
+    READ_ONLY,
+    ControlGate,
+    as_tool_errors,
+    compact_schema,
+    current_caller,
+    prompts_only_when_enabled,
+    to_json,
+)
 from servers.context import ServerContext
 
 __all__ = ["build_server"]
@@ -44,36 +54,36 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         "guilde-diag-circuits",
         instructions="Circuit breakers shared across processes: state, failures, "
         "transitions; operators may force them open/closed when control is enabled.",
+        middleware=[ControlGate(s)],
     )
 
     if s.mcp_tools_enabled:
 
         @server.tool(
-            name="list_breakers",
-            description="List every circuit breaker with its state, failures, last "
-            "failure/success, seconds until half-open and configuration.",
+            name="circuits_breakers",
+            description="Circuit breakers (all, or the names given): state, status, "
+            "failures, last error, seconds until half-open, configuration, and the store.",
             annotations=READ_ONLY,
+            output_schema=compact_schema(BreakerList),
         )
         @as_tool_errors
-        async def list_breakers() -> BreakerList:
-            return await logic.list_breakers(s)
+        async def circuits_breakers(
+            names: Annotated[Sequence[Name], Field(description="Only these breakers.")] = (),
+        ) -> BreakerList:
+            every = await logic.list_breakers(s)
+            if not names:
+                return every
+            picked = [await logic.get_breaker(name, s) for name in dict.fromkeys(names)]
+            return BreakerList(breakers=picked, store=every.store)
 
         @server.tool(
-            name="get_breaker",
-            description="One circuit breaker in detail.",
-            annotations=READ_ONLY,
-        )
-        @as_tool_errors
-        async def get_breaker(name: Name) -> Breaker:
-            return await logic.get_breaker(name, s)
-
-        @server.tool(
-            name="recent_transitions",
+            name="circuits_transitions",
             description="Recent breaker state changes (closed/open/half-open), newest last.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
-        async def recent_transitions(
+        async def circuits_transitions(
             limit: Annotated[int, Field(ge=1, le=500)] = 50,
         ) -> TransitionList:
             return await logic.recent_transitions(limit, s)
@@ -109,12 +119,12 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         )
         def explain_circuits() -> str:
             return (
-                "Call list_breakers and recent_transitions. For each breaker not closed, say "
+                "Call circuits_breakers and circuits_transitions. For each breaker not closed, say "
                 "which dependency it protects, since when, the last error, when it will try "
                 "again (seconds until half-open) and whether forcing it is advisable."
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)
 
 
 def _add_control(
@@ -126,12 +136,12 @@ def _add_control(
             name, action, caller=current_caller(s), reason=reason, settings=s, audit=audit
         )
 
-    control.__name__ = f"{action}_breaker"
+    control.__name__ = f"circuits_{action}"
     server.tool(
         as_tool_errors(control),
-        name=f"{action}_breaker",
-        description=f"{action.capitalize()} a circuit breaker ({effect}); a reason is "
-        "required (recorded on the timeline). Needs an API key with the control scope and "
-        "DIAGNOSTIC_CONTROL_ENABLED=true.",
+        name=f"circuits_{action}",
+        description=f"{action.capitalize()} a circuit breaker ({effect}); control, with a "
+        "reason (recorded on the timeline).",
         annotations=CONTROL,
+        output_schema=compact_schema(ControlResult),
     )

@@ -342,7 +342,7 @@ class HealthService:
             known = {t.name for t in every}
             unknown = sorted(set(include or ()) - known) + sorted(set(exclude or ()) - known)
             if unknown:
-                raise NotFoundError(f"unknown target(s): {', '.join(unknown)}; see list_targets")
+                raise NotFoundError(f"unknown target(s): {', '.join(unknown)}; see health_targets")
             selected = [
                 t
                 for t in every
@@ -368,7 +368,7 @@ class HealthService:
     async def check_one(self, name: str) -> CheckResult:
         every = {t.name: t for t in (await self.targets()).targets}
         if name not in every:
-            raise NotFoundError(f"no target named {name!r}; see list_targets")
+            raise NotFoundError(f"no target named {name!r}; see health_targets")
         (result,) = await self.run([every[name]])
         return CheckResult.model_validate(redact(self._shown(result).model_dump(mode="json")))
 
@@ -377,7 +377,7 @@ class HealthService:
             raise InvalidInputError(f"limit must be between 1 and {HISTORY_SIZE}")
         ring = self.history.get(name)
         if ring is None:
-            raise NotFoundError(f"no history for {name!r}: check it first (check_target)")
+            raise NotFoundError(f"no history for {name!r}: check it first (health_check)")
         items = [self._shown(r) for r in list(ring)[-limit:]]
         return TargetHistory.model_validate(
             redact(TargetHistory(name=name, results=items, capacity=HISTORY_SIZE).model_dump())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastmcp import FastMCP
@@ -12,12 +12,17 @@ from pydantic import Field
 from guilde_core.config import Settings, get_settings
 from guilde_core.redaction import redact
 from guilde_core.stack import StackModel, compact
-from servers.common import READ_ONLY, as_tool_errors, to_json
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    as_tool_errors,
+    compact_schema,
+    prompts_only_when_enabled,
+    to_json,
+)
 from servers.context import ServerContext
 from servers.health import logic
 from servers.health.models import (
-    CheckResult,
-    DeepHealthReport,
     HealthReport,
     Scope,
     TargetHistory,
@@ -26,7 +31,7 @@ from servers.health.models import (
 
 __all__ = ["build_server"]
 
-Names = Annotated[list[str] | None, Field(description="Target names (see list_targets).")]
+Names = Annotated[Sequence[str], Field(description="Target names (health_targets).")]
 
 
 def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
@@ -51,88 +56,66 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         instructions="Health of the service stack: HTTP services, Redis, PostgreSQL, TCP "
         "ports, disk, memory, CPU, circuit breakers and /metrics targets — and the model of "
         "the stack built from them (topology: what depends on what, and why each "
-        "component is not healthy).",
+        "component is not healthy). Start with health_stack.",
+        middleware=[ControlGate(s)],
     )
 
     if s.mcp_tools_enabled:
 
         @server.tool(
-            name="check_health",
-            description="Check health by scope (live: process only; ready: critical "
-            "dependencies; deep: every target), optionally only/except some targets.",
+            name="health_stack",
+            description="START HERE: the state of the stack. Every component with its status "
+            "and why (reasons, the cause first); edges: source depends on target.",
             annotations=READ_ONLY,
+            output_schema=compact_schema(StackModel),
         )
         @as_tool_errors
-        async def check_health(
-            scope: Annotated[Scope, Field(description="live | ready | deep")] = "ready",
-            include: Names = None,
-            exclude: Names = None,
-        ) -> HealthReport:
-            return await current().check(scope, include, exclude)
-
-        @server.tool(
-            name="check_target",
-            description="Check one target now (no cache) and return its status, latency "
-            "and details.",
-            annotations=READ_ONLY,
-        )
-        @as_tool_errors
-        async def check_target(
-            name: Annotated[str, Field(min_length=1, max_length=100)],
-        ) -> CheckResult:
-            return await current().check_one(name)
-
-        @server.tool(
-            name="list_targets",
-            description="List the health-check targets (kind, URL, critical or not, where "
-            "each comes from).",
-            annotations=READ_ONLY,
-        )
-        @as_tool_errors
-        async def list_targets() -> TargetList:
-            return await current().target_list()
-
-        @server.tool(
-            name="target_history",
-            description="Recent check results of one target, oldest first — to see when it "
-            "started failing.",
-            annotations=READ_ONLY,
-        )
-        @as_tool_errors
-        async def target_history(
-            name: Annotated[str, Field(min_length=1, max_length=100)],
-            limit: Annotated[int, Field(ge=1, le=logic.HISTORY_SIZE)] = 20,
-        ) -> TargetHistory:
-            return current().recent(name, limit)
-
-        @server.tool(
-            name="topology",
-            description="The model of the watched stack: every component (services, "
-            "datastores, upstream providers, host resources) with its status and WHY "
-            "(reasons with a category read from structured fields, the cause first), what "
-            "depends on what (edges: source depends on target), ever_up and absent (a "
-            "non-critical service that never answered: not an incident). Compact JSON: "
-            "fields at their default are left out. Start a diagnosis here.",
-            annotations=READ_ONLY,
-            output_schema=StackModel.model_json_schema(),
-        )
-        @as_tool_errors
-        async def topology(
-            fresh: Annotated[
-                bool, Field(description="Check now instead of reading the last round.")
-            ] = False,
+        async def health_stack(
+            fresh: Annotated[bool, Field(description="Check now, not the last round.")] = False,
         ) -> dict[str, Any]:
             return await topology_json(fresh)
 
         @server.tool(
-            name="deep_health",
-            description="The full deep health report (database, Redis, external APIs' "
-            "circuits, observability, request metrics, process diagnostics).",
+            name="health_check",
+            description="Run health checks now: each check's status, latency, details "
+            "(scope ready: critical targets; deep: all).",
             annotations=READ_ONLY,
+            output_schema=compact_schema(HealthReport),
         )
         @as_tool_errors
-        async def deep_health() -> DeepHealthReport:
-            return await current().deep_report()
+        async def health_check(
+            scope: Scope = "ready",
+            include: Names = (),
+            exclude: Names = (),
+            fresh: bool = False,
+        ) -> HealthReport:
+            return await current().check(
+                scope, list(include) or None, list(exclude) or None, use_cache=not fresh
+            )
+
+        @server.tool(
+            name="health_targets",
+            description="The health-check targets: kind, URL, critical, where each comes from.",
+            annotations=READ_ONLY,
+            output_schema=None,
+        )
+        @as_tool_errors
+        async def health_targets() -> TargetList:
+            return await current().target_list()
+
+        @server.tool(
+            name="health_history",
+            description="Recent check results of one target, oldest first (when it started "
+            "failing).",
+            annotations=READ_ONLY,
+            output_schema=None,
+        )
+        @as_tool_errors
+        async def health_history(
+            name: Annotated[str, Field(min_length=1, max_length=100)],
+            limit: Annotated[int, Field(ge=1, le=logic.HISTORY_SIZE)] = 20,
+        ) -> TargetHistory:
+            return current().recent(name, limit)
 
     if s.mcp_resources_enabled:
 
@@ -148,7 +131,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         @server.resource(
             "stack://topology",
             name="stack_topology",
-            description="The model of the watched stack (the topology tool's JSON).",
+            description="The model of the watched stack (health_stack's JSON).",
             mime_type="application/json",
         )
         async def topology_resource() -> str:
@@ -168,16 +151,18 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
 
         @server.prompt(
             name="triage_health",
-            description="Ask the model to triage the current health of the stack.",
+            description="Triage the stack now: its current state (the stack model) with "
+            "what to look at next.",
         )
         async def triage_health() -> str:
-            report = await current().check("deep")
+            model = await topology_json(fresh=True)
             return (
-                "You are on call. Here is the current deep health report (JSON):\n\n"
-                + to_json(report)
-                + "\n\nTriage it: list what is unhealthy or degraded, most critical first; for "
-                "each give the likely cause from the details/error and the next diagnostic "
-                "tool to call (target_history, logs search/trace, circuits). Be brief."
+                "You are on call. Here is the current state of the stack (JSON: every "
+                "component with its status and why, edges = what depends on what):\n\n"
+                + json.dumps(model, indent=1)
+                + "\n\nTriage it: list what is unhealthy or degraded, most critical first, the "
+                "deepest failing dependency as the likely cause; for each the next tool to "
+                "call (health_history, logs_errors, logs_trace, circuits_breakers). Be brief."
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -9,7 +10,16 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
-from servers.common import READ_ONLY, as_tool_errors, caller_key, to_json
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    Omitted,
+    as_tool_errors,
+    caller_key,
+    compact_schema,
+    prompts_only_when_enabled,
+    to_json,
+)
 from servers.context import ServerContext
 from servers.logs import logic
 from servers.logs.models import (
@@ -23,10 +33,7 @@ from servers.logs.models import (
 
 __all__ = ["build_server"]
 
-Sources = Annotated[
-    list[str] | None,
-    Field(description="Source names from list_sources (default: every source)."),
-]
+Sources = Annotated[Sequence[str], Field(description="From logs_sources (default: all).")]
 
 
 def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
@@ -38,65 +45,68 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         "guilde-diag-logs",
         instructions="Read the service's log files: list sources, tail, search, group errors, "
         "trace one correlation id. Every line is redacted.",
+        middleware=[ControlGate(s)],
     )
 
     if s.mcp_tools_enabled:
 
         @server.tool(
-            name="list_sources",
-            description="List the readable log files (names to pass to the other log tools).",
+            name="logs_sources",
+            description="The readable log files (names for the other logs_ tools).",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def list_sources_tool() -> SourceList:
             return await logic.list_log_sources(settings=s)
 
         @server.tool(
-            name="tail",
-            description="Show the last N log entries (tracebacks joined), optionally only "
-            "entries at or above a level or newer than a time.",
+            name="logs_tail",
+            description="The last N log entries (tracebacks joined), optionally at or above "
+            "a level or newer than a time.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def tail_tool(
-            sources: Sources = None,
-            lines: Annotated[int, Field(ge=1, le=2000, description="How many entries.")] = 50,
-            min_level: Annotated[Level | None, Field(description="Minimum level.")] = None,
-            since: Annotated[datetime | None, Field(description="Only entries after this.")] = None,
+            sources: Sources = (),
+            lines: Annotated[int, Field(ge=1, le=2000)] = 50,
+            min_level: Level | Omitted = None,
+            since: datetime | Omitted = None,
         ) -> TailResult:
-            return await logic.tail(sources, lines, min_level, since, settings=s)
+            return await logic.tail(list(sources) or None, lines, min_level, since, settings=s)
 
         @server.tool(
-            name="search",
-            description="Search log lines for text or a regex with level/time filters and "
-            "context lines; says when the limit or time budget stopped it early.",
+            name="logs_search",
+            description="Search log lines (text or regex), with filters and context; says "
+            "when a limit stopped it.",
             annotations=READ_ONLY,
+            output_schema=compact_schema(SearchResult),
         )
         @as_tool_errors
         async def search_tool(
             query: Annotated[str, Field(min_length=1, max_length=500, description="Text/regex.")],
-            regex: Annotated[bool, Field(description="Treat query as a regex.")] = False,
+            regex: bool = False,
             ignore_case: bool = False,
-            sources: Sources = None,
-            level: Annotated[Level | None, Field(description="Minimum level.")] = None,
-            since: datetime | None = None,
-            until: datetime | None = None,
+            sources: Sources = (),
+            level: Annotated[Level | Omitted, Field(description="Minimum.")] = None,
+            since: datetime | Omitted = None,
+            until: datetime | Omitted = None,
             limit: Annotated[int, Field(ge=1, le=1000)] = 100,
             context: Annotated[int, Field(ge=0, le=10, description="Lines around each.")] = 0,
             time_budget: Annotated[
-                float | None,
+                float | Omitted,
                 Field(
                     gt=0,
                     le=60,
-                    description="Seconds (default and cap: the server's "
-                    "DIAGNOSTIC_SEARCH_TIME_BUDGET).",
+                    description="Seconds (capped)",
                 ),
             ] = None,
         ) -> SearchResult:
             return await logic.search(
                 query,
                 regex=regex,
-                sources=sources,
+                sources=list(sources) or None,
                 level=level,
                 since=since,
                 until=until,
@@ -109,24 +119,28 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             )
 
         @server.tool(
-            name="error_groups",
-            description="Group recent errors and exceptions by normalised signature with "
-            "counts, first/last seen and one sample — start here to see what is failing.",
+            name="logs_errors",
+            description="Recent errors and exceptions grouped by normalised signature: "
+            "counts, first/last seen, one sample.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def error_groups_tool(
-            sources: Sources = None,
-            since: datetime | None = None,
+            sources: Sources = (),
+            since: datetime | Omitted = None,
             limit: Annotated[int, Field(ge=1, le=200)] = 20,
         ) -> ErrorGroupsResult:
-            return await logic.error_groups(sources, since, limit, settings=s, caller=caller_key())
+            return await logic.error_groups(
+                list(sources) or None, since, limit, settings=s, caller=caller_key()
+            )
 
         @server.tool(
-            name="trace",
+            name="logs_trace",
             description="Follow one request: every log entry carrying a correlation/request "
             "id, across all sources, in time order.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def trace_tool(
@@ -164,10 +178,10 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         def investigate_errors(focus: str = "") -> str:
             extra = f" Focus on: {focus}." if focus else ""
             return (
-                "Call error_groups to see what is failing, then search or trace the top "
+                "Call logs_errors to see what is failing, then logs_search or logs_trace the top "
                 "group's sample (its correlation id if any) to find the first failure and its "
                 "cause. Report: the failing component, the first occurrence, the likely root "
                 "cause and the next check to run." + extra
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)

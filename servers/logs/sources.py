@@ -154,7 +154,7 @@ def _check_name(name: str) -> None:
         raise InvalidInputError("log source names may not contain NUL bytes")
     if name.startswith(("/", "\\")) or os.path.isabs(name) or re.match(r"^[A-Za-z]:", name):
         raise InvalidInputError(
-            "refused: absolute paths are not allowed; use a name from list_sources"
+            "refused: absolute paths are not allowed; use a name from logs_sources"
         )
     parts = re.split(r"[\\/]", name)
     if ".." in parts:
@@ -162,7 +162,7 @@ def _check_name(name: str) -> None:
     if any(len(part.encode("utf-8", "surrogatepass")) > _NAME_MAX for part in parts):
         raise InvalidInputError(
             f"a log source name's parts may be at most {_NAME_MAX} bytes; "
-            "use a name from list_sources"
+            "use a name from logs_sources"
         )
 
 
@@ -188,7 +188,7 @@ def resolve_source(name: str, roots: list[Root]) -> Source:
             ):
                 continue
             return Source(Path(name).as_posix(), path, root)
-    raise NotFoundError(f"no log source named {name!r}; call list_sources for the names")
+    raise NotFoundError(f"no log source named {name!r}; call logs_sources for the names")
 
 
 def select_sources(names: list[str] | None, roots: list[Root], *, rotated: bool) -> list[Source]:

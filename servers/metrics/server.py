@@ -8,16 +8,21 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
-from servers.common import READ_ONLY, as_tool_errors, to_json
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    Omitted,
+    as_tool_errors,
+    prompts_only_when_enabled,
+    to_json,
+)
 from servers.context import ServerContext
 from servers.metrics import logic
 from servers.metrics.models import InstantResult, MetricsStatus, RangeResult, TargetList
 
 __all__ = ["build_server"]
 
-_TIME = (
-    "unix seconds, RFC 3339 (2026-01-02T15:04:05Z) or relative to now (now-15m, -2h); default now"
-)
+_TIME = "unix seconds, RFC 3339 or now-15m / -2h (default: now)"
 
 
 def build_server(settings: Settings | None = None, context: ServerContext | None = None) -> FastMCP:
@@ -29,44 +34,44 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         "guilde-diag-metrics",
         instructions="PromQL against the stack's Prometheus: instant and range queries with "
         "bounded answers (series and points capped), and the scrape targets.",
+        middleware=[ControlGate(s)],
     )
 
     if s.mcp_tools_enabled:
 
         @server.tool(
-            name="status",
-            description="Whether a Prometheus is configured (PROMETHEUS_URL) and answers, its "
-            "version, and the bounds of every answer (timeout, series, points).",
+            name="metrics_status",
+            description="Is a Prometheus configured (PROMETHEUS_URL) and answering; the "
+            "bounds of every answer.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def status() -> MetricsStatus:
             return await logic.status(settings=s)
 
         @server.tool(
-            name="query",
-            description="Evaluate a PromQL expression at one instant, e.g. "
-            "sum by (job) (rate(http_requests_total{status=~'5..'}[5m])). At most "
-            "PROMETHEUS_MAX_SERIES series; a bad expression is a tool error quoting "
-            "Prometheus' parse error.",
+            name="metrics_query",
+            description="PromQL at one instant (at most PROMETHEUS_MAX_SERIES series; a bad "
+            "expression is a tool error with Prometheus' parse error).",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def query(
             query: Annotated[
                 str, Field(min_length=1, max_length=logic.MAX_QUERY_CHARS, description="PromQL")
             ],
-            time: Annotated[str | None, Field(max_length=40, description=_TIME)] = None,
+            time: Annotated[str | Omitted, Field(max_length=40, description=_TIME)] = None,
         ) -> InstantResult:
             return await logic.query(query, time, settings=s)
 
         @server.tool(
-            name="query_range",
-            description="Evaluate a PromQL expression over a window (default the last 15 "
-            "minutes, 60 points), e.g. an error rate or a latency quantile. Each series "
-            "comes with its last and max value; series and points are capped "
-            "(PROMETHEUS_MAX_SERIES, PROMETHEUS_MAX_POINTS: the step is widened to fit).",
+            name="metrics_query_range",
+            description="PromQL over a window (default the last 15 minutes): each series "
+            "with its last and max value; series and points capped (the step widens).",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def query_range(
@@ -74,18 +79,18 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 str, Field(min_length=1, max_length=logic.MAX_QUERY_CHARS, description="PromQL")
             ],
             start: Annotated[str, Field(max_length=40, description=_TIME)] = "now-15m",
-            end: Annotated[str | None, Field(max_length=40, description=_TIME)] = None,
+            end: Annotated[str | Omitted, Field(max_length=40, description=_TIME)] = None,
             step_seconds: Annotated[
-                float | None, Field(gt=0, le=86400, description="Resolution (seconds).")
+                float | Omitted, Field(gt=0, le=86400, description="Resolution (seconds).")
             ] = None,
         ) -> RangeResult:
             return await logic.query_range(query, start, end, step_seconds, settings=s)
 
         @server.tool(
-            name="targets",
-            description="What Prometheus scrapes (job, instance) and whether the last scrape "
-            "of each worked, with its error.",
+            name="metrics_targets",
+            description="What Prometheus scrapes (job, instance), each last scrape's health.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def targets() -> TargetList:
@@ -122,4 +127,4 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 "should explain it."
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)

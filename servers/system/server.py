@@ -8,13 +8,19 @@ from fastmcp import FastMCP
 from pydantic import Field
 
 from guilde_core.config import Settings, get_settings
-from servers.common import READ_ONLY, as_tool_errors, to_json
+from servers.common import (
+    READ_ONLY,
+    ControlGate,
+    Omitted,
+    as_tool_errors,
+    prompts_only_when_enabled,
+    to_json,
+)
 from servers.context import ServerContext
 from servers.system import logic
 from servers.system.models import (
     Connections,
     EffectiveConfig,
-    FullStatus,
     ProcessList,
     SystemOverview,
     TaskList,
@@ -33,24 +39,27 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         "guilde-diag-system",
         instructions="Host and process diagnostics: CPU, memory, disks, load, processes, "
         "connections, asyncio tasks, versions, effective configuration, observability.",
+        middleware=[ControlGate(s)],
     )
 
     if s.mcp_tools_enabled:
 
         @server.tool(
-            name="overview",
-            description="Host CPU, memory, disks, load average and uptime, plus this "
-            "process's memory and uptime.",
+            name="system_overview",
+            description="Host CPU, memory, disks, load and uptime; this process's memory "
+            "and uptime.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def overview() -> SystemOverview:
             return await logic.overview()
 
         @server.tool(
-            name="top_processes",
+            name="system_processes",
             description="The busiest processes by CPU or memory (command lines redacted).",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def top_processes(
@@ -60,49 +69,53 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
             return await logic.top_processes(limit, sort_by)
 
         @server.tool(
-            name="connections",
+            name="system_connections",
             description="Open network connections by state and the listening ports.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def connections() -> Connections:
             return await logic.connections()
 
         @server.tool(
-            name="asyncio_tasks",
+            name="system_tasks",
             description="This server's own asyncio tasks (names and coroutines) — to spot "
             "leaks or stuck work.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def asyncio_tasks(limit: Annotated[int, Field(ge=1, le=1000)] = 100) -> TaskList:
             return await logic.asyncio_tasks(limit)
 
         @server.tool(
-            name="versions",
+            name="system_versions",
             description="Versions of Python and the components (fastmcp, mcp, redis, …).",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def versions() -> Versions:
             return await logic.versions()
 
         @server.tool(
-            name="effective_config",
-            description="The effective configuration (secrets masked) and where each value "
-            "came from (env, .env, profile, default); filter by name prefix.",
+            name="system_config",
+            description="The effective configuration (secrets masked), each value's source.",
             annotations=READ_ONLY,
+            output_schema=None,
         )
         @as_tool_errors
         async def effective_config(
             prefix: Annotated[
-                str | None, Field(max_length=60, description="e.g. HEALTH_ or CB_")
+                str | Omitted, Field(max_length=60, description="e.g. HEALTH_ or CB_")
             ] = None,
         ) -> EffectiveConfig:
             return await logic.effective_config(prefix, settings=s)
 
         @server.tool(
-            name="observability",
+            name="system_observability",
+            output_schema=None,
             description="Logfire and Sentry status: configured, spans exported, export "
             "errors, events sent, rate limited.",
             annotations=READ_ONLY,
@@ -110,16 +123,6 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         @as_tool_errors
         async def observability() -> dict[str, Any]:
             return await logic.observability()
-
-        @server.tool(
-            name="full_status",
-            description="Everything at once (deep health, system, circuits, log sources, "
-            "observability, versions) — the body of /api/v1/diag/status.",
-            annotations=READ_ONLY,
-        )
-        @as_tool_errors
-        async def full_status() -> FullStatus:
-            return await logic.full_status(settings=s)
 
     if s.mcp_resources_enabled:
 
@@ -153,7 +156,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
                 + to_json(await logic.overview())
                 + "\n\nIs the host under CPU, memory, disk or load pressure? Name the "
                 "resource, the figure and the threshold, and say which process to look at "
-                "(call top_processes) if any."
+                "(call system_processes) if any."
             )
 
-    return server
+    return prompts_only_when_enabled(server, s)

@@ -42,8 +42,8 @@ def secured_dev3000(tmp_path: Path) -> Iterator[str]:
 def test_api_key_accepted_refused_and_missing(secured_dev3000: str) -> None:
     async def run() -> None:
         async with DiagTools(secured_dev3000, api_key=KEY) as tools:
-            assert tools.find("list", "targets") == "health_list_targets"
-            listed = await tools.call("health_list_targets")
+            assert tools.find("targets") == "health_targets"
+            listed = await tools.call("health_targets")
             assert listed.ok
             assert isinstance(listed.data, dict)
             assert "targets" in listed.data

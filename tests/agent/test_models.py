@@ -29,7 +29,7 @@ def _diagnosis(**over: object) -> dict[str, object]:
                 "evidence_ids": ["E1"],
             }
         ],
-        "evidence": [{"id": "E1", "tool": "health_deep_health", "excerpt": "{}"}],
+        "evidence": [{"id": "E1", "tool": "health_stack", "excerpt": "{}"}],
         "mode": "offline",
     }
     base.update(over)

@@ -265,7 +265,7 @@ def test_record_writes_a_scrubbed_live_capture(live_services: LiveRunIds, tmp_pa
     assert tempfile.gettempdir() + "/" not in text
     assert "live-scenario-" not in text
     recorded = yaml.safe_load(text)["recorded"]
-    assert {"topology", "health", "checks", "circuits", "errors", "timeline", "logs"} <= set(
+    assert {"topology", "checks", "circuits", "errors", "timeline", "logs"} <= set(
         recorded
     )
     assert "refused" in json.dumps(recorded["circuits"])

@@ -117,7 +117,7 @@ def test_failing_fetch_is_a_failed_request_sharing_its_id_with_the_backend_log_l
     assert "sandbox.jsonl" in sources
     assert "browser/browser.jsonl" in sources
     # and the MCP tool lists it with the id
-    listed = stack.call("browser_failed_requests", {"limit": 50}).structured_content
+    listed = stack.call("browser_errors", {"limit": 50}).structured_content
     assert listed is not None
     assert cid in [r["correlation_id"] for r in listed["records"]]
 
@@ -284,8 +284,7 @@ def test_no_planted_secret_is_captured(stack: Stack) -> None:
     outputs = [
         dump([e.model_dump() for e in stack.events()]),
         (stack.logs / "browser" / "browser.jsonl").read_text(),
-        dump(stack.call("browser_recent_errors", {"limit": 200}).structured_content),
-        dump(stack.call("browser_failed_requests", {"limit": 200}).structured_content),
+        dump(stack.call("browser_errors", {"limit": 200}).structured_content),
         dump(stack.call("timeline_recent", {"limit": 500}).structured_content),
         dump(
             stack.call(

@@ -382,7 +382,7 @@ async def test_agent_web_asks_the_console_to_approve_a_control_action(
             [
                 {
                     "text": "",
-                    "tool_calls": [{"name": "circuits_reset_breaker", "arguments": reset_call}],
+                    "tool_calls": [{"name": "circuits_reset", "arguments": reset_call}],
                 },
                 {"text": "```json\n" + json.dumps(CONCLUSION) + "\n```", "tool_calls": []},
             ]
@@ -406,14 +406,14 @@ async def test_agent_web_asks_the_console_to_approve_a_control_action(
                 await wait_for(
                     pilot, lambda: isinstance(app.screen, ConfirmScreen), 60, "the approval"
                 )
-                assert "circuits_reset_breaker" in screen_text(app)
+                assert "circuits_reset" in screen_text(app)
                 await submit(pilot, "approved by the test")
                 markdown = screen.query_one("#agent-md", Markdown)
                 await wait_for(pilot, lambda: "Root cause" in markdown.source, 60, "a diagnosis")
                 diagnosis = screen.diagnoses[0]
                 assert diagnosis.mode == "llm"
                 assert [(a.tool, a.status) for a in diagnosis.actions] == [
-                    ("circuits_reset_breaker", "approved")
+                    ("circuits_reset", "approved")
                 ]
                 progress = [str(line.text) for line in screen.query_one(RichLog).lines]
                 assert any("awaiting_approval" in line for line in progress)

@@ -184,10 +184,10 @@ def mcp(url: str, surface: Surface, key: str | None, action: str, reason: str) -
     async def call() -> Outcome:
         async with _mcp_session(url, surface, key) as session:
             if action == "read":
-                result = await session.call_tool("circuits_list_breakers", {})
+                result = await session.call_tool("circuits_breakers", {})
             else:
                 result = await session.call_tool(
-                    "circuits_open_breaker", {"name": "openai", "reason": reason}
+                    "circuits_open", {"name": "openai", "reason": reason}
                 )
         text = "".join(getattr(c, "text", "") for c in result.content)
         return _from_tool_error(text) if result.isError else OK
@@ -309,10 +309,10 @@ def test_issue_repro_a_read_key_cannot_open_a_breaker_over_mcp_or_sse(
 
     async def attempt(surface: Surface) -> str:
         async with _mcp_session(target.url, surface, READ_KEY) as session:
-            listed = await session.call_tool("circuits_list_breakers", {})
+            listed = await session.call_tool("circuits_breakers", {})
             assert not listed.isError  # the key reads
             result = await session.call_tool(
-                "circuits_open_breaker", {"name": "anthropic", "reason": "read key tries"}
+                "circuits_open", {"name": "anthropic", "reason": "read key tries"}
             )
         assert result.isError
         return "".join(getattr(c, "text", "") for c in result.content)

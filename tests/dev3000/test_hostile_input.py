@@ -97,7 +97,7 @@ def test_mcp_tail_with_an_over_long_source_name_is_a_tool_error(tmp_path: Path) 
 
     async def call() -> None:
         async with Client(server) as client:
-            await client.call_tool("tail", {"sources": ["0" * 300]})
+            await client.call_tool("logs_tail", {"sources": ["0" * 300]})
 
     with pytest.raises(ToolError) as info:
         asyncio.run(call())

@@ -315,7 +315,7 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
     control = EventFilter(kinds=frozenset({"control_action"}))
 
     async def targets(session: ClientSession) -> dict[str, str]:
-        listed = await session.call_tool("health_list_targets", {})
+        listed = await session.call_tool("health_targets", {})
         assert listed.structured_content is not None
         return {t["name"]: t["source"] for t in listed.structured_content["targets"]}
 
@@ -330,7 +330,7 @@ def test_each_app_lends_its_mcp_servers_its_own_targets_and_timeline(
                 async with mcp_session(a.url + "/mcp") as session:
                     assert (await targets(session))["only-in-a"] == "registry"
                     opened = await session.call_tool(
-                        "circuits_open_breaker", {"name": "openai", "reason": "provider outage"}
+                        "circuits_open", {"name": "openai", "reason": "provider outage"}
                     )
                     assert not opened.is_error, opened.content
                 async with mcp_session(b.url + "/mcp") as session:
@@ -352,7 +352,7 @@ def test_an_area_tool_is_resolved_once_and_runs_without_the_areas_pipeline(
 ) -> None:
     """The aggregate serves an area's tools itself: a call neither asks the mounted area
     for the tool nor runs the area's call pipeline (its middleware sees nothing), while
-    its resources still come through the mount under their namespaced URIs."""
+    its resources still come through the mount under their own URIs."""
     import asyncio
 
     from fastmcp import Client
@@ -375,7 +375,7 @@ def test_an_area_tool_is_resolved_once_and_runs_without_the_areas_pipeline(
         area: FastMCP = FastMCP("probe")
         area.add_middleware(Count())
 
-        @area.tool(name="echo")
+        @area.tool(name="probe_echo")
         def echo(text: str) -> str:
             return f"echo: {text}"
 
@@ -392,7 +392,7 @@ def test_an_area_tool_is_resolved_once_and_runs_without_the_areas_pipeline(
         async with Client(server) as client:
             names = [t.name for t in await client.list_tools()]
             result = await client.call_tool("probe_echo", {"text": "hi"})
-            contents = await client.read_resource("probe://probe/state")
+            contents = await client.read_resource("probe://state")
             return names, str(result.data), str(getattr(contents[0], "text", ""))
 
     names, answer, resource = asyncio.run(run())

@@ -125,11 +125,11 @@ def test_mcp_time_budget_is_capped_by_the_server_and_slots_are_per_caller(
         async with Client(server) as client:
             started = time.monotonic()
             evil = asyncio.ensure_future(
-                client.call_tool("search", {"query": EVIL, "regex": True, "time_budget": 30})
+                client.call_tool("logs_search", {"query": EVIL, "regex": True, "time_budget": 30})
             )
             await asyncio.sleep(0.3)
             with pytest.raises(ToolError) as busy:
-                await client.call_tool("error_groups", {})
+                await client.call_tool("logs_errors", {})
             result = await evil
             elapsed = time.monotonic() - started
             assert result.structured_content is not None
@@ -205,8 +205,8 @@ def test_mcp_over_http_counts_slots_per_api_key(
                 one.call_tool("logs_search", {"query": EVIL, "regex": True})
             )
             await asyncio.sleep(BUDGET / 3)
-            busy = await one.call_tool("logs_error_groups", {}, raise_on_error=False)
-            other = await two.call_tool("logs_error_groups", {}, raise_on_error=False)
+            busy = await one.call_tool("logs_errors", {}, raise_on_error=False)
+            other = await two.call_tool("logs_errors", {}, raise_on_error=False)
             await evil
             return str(busy.content), other.is_error
 

@@ -174,7 +174,7 @@ async def _mcp_and_agent_views(world: World) -> list[str]:
             ("logs_tail", {"lines": 200}),
             ("logs_search", {"query": "2026", "context": 2}),
             ("logs_search", {"query": ".", "regex": True}),
-            ("logs_error_groups", {}),
+            ("logs_errors", {}),
             ("logs_trace", {"correlation_id": "req-0001"}),
             ("timeline_recent", {}),
         ):

@@ -104,7 +104,7 @@ def test_bad_promql_is_a_clear_tool_error(prometheus: PrometheusServer) -> None:
     async def call() -> str:
         async with Client(server) as client:
             with pytest.raises(ToolError) as info:
-                await client.call_tool("query", {"query": "sum(rate(x[5m]"})
+                await client.call_tool("metrics_query", {"query": "sum(rate(x[5m]"})
             return str(info.value)
 
     message = anyio.run(call)
@@ -128,7 +128,7 @@ def test_prometheus_down_and_not_configured_are_clear(monkeypatch: pytest.Monkey
     async def call() -> str:
         async with Client(build_server(Settings())) as client:
             with pytest.raises(ToolError) as info:
-                await client.call_tool("query_range", {"query": "up"})
+                await client.call_tool("metrics_query_range", {"query": "up"})
             return str(info.value)
 
     assert "PROMETHEUS_URL" in anyio.run(call)

@@ -122,7 +122,7 @@ def test_path_escapes_are_refused(log_dir: Path, name: str, word: str) -> None:
 
 
 def test_unknown_source_is_a_clear_not_found(log_dir: Path) -> None:
-    with pytest.raises(NotFoundError, match="list_sources"):
+    with pytest.raises(NotFoundError, match="logs_sources"):
         run(logic.tail(["nope.log"], settings=settings_for(log_dir)))
 
 

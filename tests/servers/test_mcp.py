@@ -28,36 +28,32 @@ AREAS = tuple(REGISTRY)
 #: arguments for every tool of every server (a tool missing here fails the test)
 ARGS: dict[str, dict[str, dict[str, Any]]] = {
     "logs": {
-        "list_sources": {},
-        "tail": {"lines": 5},
-        "search": {"query": "payment failed", "context": 1},
-        "error_groups": {},
-        "trace": {"correlation_id": "req-trace-42"},
+        "logs_sources": {},
+        "logs_tail": {"lines": 5},
+        "logs_search": {"query": "payment failed", "context": 1},
+        "logs_errors": {},
+        "logs_trace": {"correlation_id": "req-trace-42"},
     },
     "health": {
-        "check_health": {"scope": "deep", "exclude": ["backend", "agent", "frontend"]},
-        "check_target": {"name": "memory"},
-        "list_targets": {},
-        "target_history": {"name": "memory"},
-        "deep_health": {},
-        "topology": {},
+        "health_check": {"scope": "deep", "exclude": ["backend", "agent", "frontend"]},
+        "health_targets": {},
+        "health_history": {"name": "memory"},
+        "health_stack": {},
     },
     "system": {
-        "overview": {},
-        "top_processes": {"limit": 3},
-        "connections": {},
-        "asyncio_tasks": {},
-        "versions": {},
-        "effective_config": {"prefix": "HEALTH_"},
-        "observability": {},
-        "full_status": {},
+        "system_overview": {},
+        "system_processes": {"limit": 3},
+        "system_connections": {},
+        "system_tasks": {},
+        "system_versions": {},
+        "system_config": {"prefix": "HEALTH_"},
+        "system_observability": {},
     },
     # read tools only (with no capture running they answer a tool error, never a secret)
     "browser": {
-        "page_status": {},
-        "recent_errors": {"limit": 5},
-        "failed_requests": {"limit": 5},
-        "screenshot": {},
+        "browser_status": {},
+        "browser_errors": {"limit": 5},
+        "browser_screenshot": {},
     },
 }
 #: prompts each area offers when MCP_PROMPTS_ENABLED (the browser's page is read, not prompted)
@@ -71,7 +67,6 @@ async def call_every_tool(session: ClientSession, area: str) -> dict[str, Any]:
     for name, args in ARGS[area].items():
         tool = tools[name]
         assert tool.description
-        assert tool.output_schema is not None
         assert tool.annotations is not None
         assert tool.annotations.read_only_hint is True
         result = await session.call_tool(name, args)
@@ -93,37 +88,36 @@ def test_each_server_over_stdio(area: str, log_dir: Path) -> None:
         async with stdio_session(argv, env) as session:
             out = await call_every_tool(session, area)
             if area == "logs":
-                assert out["search"]["matched"] == 2
-                assert out["trace"]["entries"][0]["source"] == "api.log.2.gz"
-                bad = await session.call_tool("tail", {"sources": ["../../etc/passwd"]})
+                assert out["logs_search"]["matched"] == 2
+                assert out["logs_trace"]["entries"][0]["source"] == "api.log.2.gz"
+                bad = await session.call_tool("logs_tail", {"sources": ["../../etc/passwd"]})
                 assert bad.is_error
                 assert "Traceback" not in str(bad.content)
                 resource = await session.read_resource("logs://sources")
                 assert "api.log" in resource.contents[0].text  # type: ignore[union-attr]
             if area == "health":
-                assert out["target_history"]["results"]
-                assert set(out["deep_health"]["checks"]) >= {"external_apis", "observability"}
-                missing = await session.call_tool("check_target", {"name": "ghost"})
+                assert out["health_history"]["results"]
+                assert {c["name"] for c in out["health_check"]["checks"]} >= {"memory", "disk"}
+                missing = await session.call_tool("health_check", {"include": ["ghost"]})
                 assert missing.is_error
-                assert "list_targets" in str(missing.content)
+                assert "health_targets" in str(missing.content)
                 prompts = (await session.list_prompts()).prompts
                 assert [p.name for p in prompts] == ["triage_health"]
                 text = await session.read_resource("health://targets/memory")
                 assert '"name": "memory"' in text.contents[0].text  # type: ignore[union-attr]
                 # the stack model, compact (checked against its output schema by the client)
-                model = StackModel.model_validate(out["topology"])
+                model = StackModel.model_validate(out["health_stack"])
                 assert model.node("backend").status == "unhealthy"  # nothing listens there
                 assert model.node("backend").cause is not None
                 assert model.node("agent").absent  # non-critical and never answered
-                agent = next(n for n in out["topology"]["nodes"] if n["id"] == "agent")
+                agent = next(n for n in out["health_stack"]["nodes"] if n["id"] == "agent")
                 assert "ever_up" not in agent  # fields at their default are left out
                 assert model.node("host/memory").ever_up
                 same = await session.read_resource("stack://topology")
                 text_model = json.loads(same.contents[0].text)  # type: ignore[union-attr]
                 assert {n["id"] for n in text_model["nodes"]} == {n.id for n in model.nodes}
             if area == "system":
-                assert out["full_status"]["log_sources"] >= 5
-                names = {e["name"] for e in out["effective_config"]["entries"]}
+                names = {e["name"] for e in out["system_config"]["entries"]}
                 assert "HEALTH_CHECK_TIMEOUT" in names
 
     anyio.run(scenario)
@@ -142,7 +136,9 @@ def test_switches_hide_tools_resources_and_prompts(log_dir: Path) -> None:
                 assert await client.list_tools() == []
                 assert await client.list_resources() == []
                 assert await client.list_resource_templates() == []
-                assert await client.list_prompts() == []
+                # prompts off: not even advertised (no empty list shown as a feature)
+                assert client.session.server_capabilities is not None
+                assert client.session.server_capabilities.prompts is None
             on = Settings(dev3000_log_paths=[str(log_dir)], mcp_prompts_enabled=True)
             async with Client(build(area, on)) as client:
                 assert await client.list_tools()
@@ -171,13 +167,14 @@ def test_health_server_over_streamable_http(target: tuple[str, Behaviour], tmp_p
             ):
                 await session.initialize()
                 await call_every_tool(session, "health")
-                ok = await session.call_tool("check_target", {"name": "api"})
+                args = {"include": ["api"], "fresh": True}
+                ok = await session.call_tool("health_check", args)
                 assert ok.structured_content is not None
-                assert ok.structured_content["status"] == "healthy"
+                assert ok.structured_content["checks"][0]["status"] == "healthy"
                 b.status = 503
-                bad = await session.call_tool("check_target", {"name": "api"})
+                bad = await session.call_tool("health_check", args)
                 assert bad.structured_content is not None
-                assert bad.structured_content["status"] == "unhealthy"
+                assert bad.structured_content["checks"][0]["status"] == "unhealthy"
 
         anyio.run(scenario)
 
@@ -201,40 +198,41 @@ def test_circuits_server_sees_other_processes_breakers_and_controls_them(
         async with stdio_session([*PY, "circuits"], env) as session:
             tools = {t.name: t for t in (await session.list_tools()).tools}
             assert set(tools) == {
-                "list_breakers", "get_breaker", "recent_transitions",
-                "open_breaker", "close_breaker", "reset_breaker",
+                "circuits_breakers", "circuits_transitions",
+                "circuits_open", "circuits_close", "circuits_reset",
             }  # fmt: skip
-            for name in ("open_breaker", "close_breaker", "reset_breaker"):
+            for name in ("circuits_open", "circuits_close", "circuits_reset"):
                 ann = tools[name].annotations
                 assert ann is not None
                 assert ann.destructive_hint is True
                 assert ann.read_only_hint is False
-            listed = await session.call_tool("list_breakers", {})
+            listed = await session.call_tool("circuits_breakers", {})
             assert listed.structured_content is not None
             states = {b["name"]: b for b in listed.structured_content["breakers"]}
             assert states["payments"]["state"] == "open"
             assert states["payments"]["failure_count"] >= 1
             assert states["payments"]["seconds_until_half_open"] is not None
-            one = await session.call_tool("get_breaker", {"name": "payments"})
-            assert not one.is_error
-            assert not (await session.call_tool("recent_transitions", {})).is_error
-            missing = await session.call_tool("get_breaker", {"name": "ghost"})
+            one = await session.call_tool("circuits_breakers", {"names": ["payments"]})
+            assert one.structured_content is not None
+            assert [b["name"] for b in one.structured_content["breakers"]] == ["payments"]
+            assert not (await session.call_tool("circuits_transitions", {})).is_error
+            missing = await session.call_tool("circuits_breakers", {"names": ["ghost"]})
             assert missing.is_error
-            no_reason = await session.call_tool("close_breaker", {"name": "payments"})
+            no_reason = await session.call_tool("circuits_close", {"name": "payments"})
             assert no_reason.is_error
             closed = await session.call_tool(
-                "close_breaker", {"name": "payments", "reason": "gateway recovered"}
+                "circuits_close", {"name": "payments", "reason": "gateway recovered"}
             )
             assert not closed.is_error, closed.content
             assert closed.structured_content is not None
             assert closed.structured_content["breaker"]["state"] == "closed"
             opened = await session.call_tool(
-                "open_breaker", {"name": "payments", "reason": "maintenance window"}
+                "circuits_open", {"name": "payments", "reason": "maintenance window"}
             )
             assert opened.structured_content is not None
             assert opened.structured_content["breaker"]["state"] == "open"
             reset = await session.call_tool(
-                "reset_breaker", {"name": "payments", "reason": "maintenance done"}
+                "circuits_reset", {"name": "payments", "reason": "maintenance done"}
             )
             assert reset.structured_content is not None
             assert reset.structured_content["breaker"]["state"] == "closed"
@@ -258,7 +256,7 @@ def test_circuit_control_is_refused_unless_enabled() -> None:
         try:
             async with Client(build_server(Settings())) as client:
                 refused = await client.call_tool(
-                    "open_breaker", {"name": "payments", "reason": "testing"}, raise_on_error=False
+                    "circuits_open", {"name": "payments", "reason": "testing"}, raise_on_error=False
                 )
                 assert refused.is_error
                 assert "DIAGNOSTIC_CONTROL_ENABLED" in str(refused.content)
@@ -289,12 +287,12 @@ def test_circuit_control_tools_use_the_adapter_rules() -> None:
         try:
             async with Client(server) as client:
                 short = await client.call_tool(
-                    "open_breaker", {"name": "openai", "reason": "   ab  "}, raise_on_error=False
+                    "circuits_open", {"name": "openai", "reason": "   ab  "}, raise_on_error=False
                 )
                 assert short.is_error
                 assert "reason of 3-500 characters" in str(short.content)
                 opened = await client.call_tool(
-                    "open_breaker", {"name": "openai", "reason": "  provider outage "}
+                    "circuits_open", {"name": "openai", "reason": "  provider outage "}
                 )
                 assert opened.structured_content is not None
                 assert opened.structured_content["reason"] == "provider outage"

@@ -50,7 +50,7 @@ def test_an_area_added_to_the_list_is_mounted_by_the_aggregate() -> None:
     def build_extra(settings: Settings | None, context: ServerContext | None = None) -> FastMCP:
         server: FastMCP = FastMCP("extra")
 
-        @server.tool(name="ping")
+        @server.tool(name="extra_ping")
         def ping() -> str:
             return "pong"
 
@@ -68,3 +68,24 @@ def test_an_area_added_to_the_list_is_mounted_by_the_aggregate() -> None:
     assert "extra_ping" in names
     for area in AREAS:
         assert any(n.startswith(area + "_") for n in names), area
+
+
+def test_every_area_names_its_tools_and_the_aggregate_keeps_the_names() -> None:
+    """Each area server names its tools ``<area>_<tool>`` itself (the prefix keeps the
+    areas apart in the aggregate, which mounts them as they are): a tool has one name,
+    standalone and through dev3000, and no name stutters (``health_check_health``)."""
+    settings = Settings(diagnostic_control_enabled=True)
+
+    async def names(server: FastMCP) -> set[str]:
+        async with Client(server) as client:
+            return {t.name for t in await client.list_tools()}
+
+    aggregate = anyio.run(names, build_aggregate_server(settings, bus=EventBus(10)))
+    for name, area in AREAS.items():
+        own = anyio.run(names, area.build(settings, None))
+        assert own, name
+        for tool in own:
+            assert tool.startswith(name + "_"), tool
+            words = tool.split("_")
+            assert len(set(words)) == len(words), f"{tool} repeats a word"
+        assert own <= aggregate, sorted(own - aggregate)

@@ -23,9 +23,8 @@ ALNUM = st.text(alphabet="abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456
                 max_size=32)  # fmt: skip
 
 CIRCUIT_ARGS: dict[str, dict[str, Any]] = {
-    "list_breakers": {},
-    "get_breaker": {"name": "leaky"},
-    "recent_transitions": {},
+    "circuits_breakers": {},
+    "circuits_transitions": {},
 }
 
 

@@ -101,7 +101,7 @@ async def _mcp_call(url: str) -> None:
     from agent.mcp_client import DiagTools
 
     async with DiagTools(url) as tools:
-        assert (await tools.call("health_list_targets", {})).ok
+        assert (await tools.call("health_targets", {})).ok
 
 
 def _session_members(sid: int) -> list[int]:

@@ -563,7 +563,7 @@ def test_fault_frontend_slow_asset(sb: Demo) -> None:
 
 # --------------------------------------------------------------------------- what dev3000 sees
 def test_dev3000_watches_exactly_what_the_demo_runs(demo: Demo) -> None:
-    listed = demo.dev3000_tool("health_list_targets", {})
+    listed = demo.dev3000_tool("health_targets", {})
     targets = {t["name"]: t for t in listed["targets"]}
     # no agent or frontend the demo never starts, no Redis/PostgreSQL from the environment
     assert set(targets) == {"backend", "disk", "memory", "cpu", "external_apis"}
@@ -573,7 +573,9 @@ def test_dev3000_watches_exactly_what_the_demo_runs(demo: Demo) -> None:
 
 def test_dev3000_disk_check_watches_the_demo_logs_and_data(demo: Demo) -> None:
     def disk() -> dict[str, Any]:
-        result: dict[str, Any] = demo.dev3000_tool("health_check_target", {"name": "disk"})
+        report = demo.dev3000_tool("health_check", {"include": ["disk"], "fresh": True})
+        (result,) = report["checks"]
+        assert isinstance(result, dict)
         return result
 
     dirs = {d["role"]: d for d in disk()["details"]["directories"]}
@@ -597,7 +599,7 @@ def test_dev3000_disk_check_watches_the_demo_logs_and_data(demo: Demo) -> None:
 
 
 def test_logs_root_holds_logs_only(demo: Demo) -> None:
-    demo.dev3000_tool("health_deep_health", {})  # dev3000 has written its state by now
+    demo.dev3000_tool("health_stack", {})  # dev3000 has written its state by now
     files = [p.relative_to(demo.logs_dir) for p in demo.logs_dir.rglob("*") if p.is_file()]
     assert files
     for path in files:  # the sandbox's JSON lines and dev3000's timeline (JSON lines)

@@ -11,7 +11,7 @@ Three server processes are started once (loopback, one uvicorn worker each):
 
 Each round, the official ``mcp`` client (streamable HTTP, one session per server, kept
 open) times ``--calls`` calls of the same tool on each server in turn, alternating the
-order (``tools.bench.ab``): ``logs_list_sources`` on the aggregates, ``list_sources`` on
+order (``tools.bench.ab``): ``logs_sources`` on the aggregates and on
 the logs server. Reported: the median call of each round, their medians over the rounds,
 min–max, spread, the load average, and the aggregate's ratio to the direct call (goal
 <= 1.1x).
@@ -127,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             stack.enter_context(_process(
                 [*cmd, "serve", "--port", str(port)], ab.python_env(tree, env), str(work),
                 f"http://127.0.0.1:{port}/health"))  # fmt: skip
-            urls[name] = (f"http://127.0.0.1:{port}/mcp", "logs_list_sources")
+            urls[name] = (f"http://127.0.0.1:{port}/mcp", "logs_sources")
         port = free_port()
         stack.enter_context(_process(
             [*cmd, "mcp", "logs", "--transport", "http", "--port", str(port)],
             ab.python_env(ab.ROOT, env), str(work), f"http://127.0.0.1:{port}/mcp"))  # fmt: skip
-        urls["logs server alone (direct)"] = (f"http://127.0.0.1:{port}/mcp", "list_sources")
+        urls["logs server alone (direct)"] = (f"http://127.0.0.1:{port}/mcp", "logs_sources")
         series = asyncio.run(_measure(urls, args.rounds, args.calls))
     ab.report(f"MCP tools/call, median of {args.calls} calls per round", series,
               load_before=load, baseline="logs server alone (direct)")  # fmt: skip
