@@ -265,9 +265,7 @@ def test_record_writes_a_scrubbed_live_capture(live_services: LiveRunIds, tmp_pa
     assert tempfile.gettempdir() + "/" not in text
     assert "live-scenario-" not in text
     recorded = yaml.safe_load(text)["recorded"]
-    assert {"topology", "checks", "circuits", "errors", "timeline", "logs"} <= set(
-        recorded
-    )
+    assert {"topology", "checks", "circuits", "errors", "timeline", "logs"} <= set(recorded)
     assert "refused" in json.dumps(recorded["circuits"])
     replay = asyncio.run(run_suite(tmp_path, source="recorded"))
     assert [(r.source, r.correct) for r in replay.results] == [("recorded", True)] * 2
