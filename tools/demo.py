@@ -1,5 +1,5 @@
 """``dev3000 demo``: the fake LLM upstream, the sandbox and ``dev3000 serve`` pointed at
-them on loopback, light traffic, and what to try next. Ctrl-C / SIGTERM stops everything.
+them on loopback, light traffic, and what to try next. Ctrl-C / SIGTERM / SIGHUP stops everything.
 
 The stack is a list of :class:`Component` specs started in order, each a child process in
 its own process group (:class:`tools.harness.ManagedProcess`), stopped in reverse order.
@@ -404,7 +404,7 @@ def run_demo(
     out: Callable[[str], None] = print,
     extra: Sequence[ComponentFactory] = (),
 ) -> int:
-    """Run the demo until SIGINT/SIGTERM, ``stop_event`` or ``options.duration``; 0 on a clean
+    """Run the demo until SIGINT/SIGTERM/SIGHUP, ``stop_event`` or ``options.duration``; 0 on a clean
     stop, 1 when a component did not come up, 2 when the data directory is another demo's.
     ``extra`` components start after the built-in ones."""
     opts = options or DemoOptions()
@@ -433,7 +433,9 @@ def _run(
     stop = stop_event or threading.Event()
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: a closed terminal (or tmux kill-session) must not leave the components,
+        # which run in sessions of their own, behind
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     started: dict[str, StartedComponent] = {}
     traffic: threading.Thread | None = None

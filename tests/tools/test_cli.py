@@ -115,7 +115,7 @@ def _session_members(sid: int) -> list[int]:
     return members
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_demo_starts_answers_and_stops_on_a_signal(tmp_path: Path, sig: signal.Signals) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("SANDBOX_DATABASE_URL", None)
