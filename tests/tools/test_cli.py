@@ -180,3 +180,15 @@ def test_demo_starts_answers_and_stops_on_a_signal(tmp_path: Path, sig: signal.S
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
+
+
+def test_a_missing_token_file_is_named_with_its_reason_unmasked(tmp_path: Path) -> None:
+    """The OS's reason reaches the user whole (a "token file …: No such …" message had the
+    redactor mask the reason's first word as if it were the token)."""
+    missing = tmp_path / "chaos-token"
+    result = runner.invoke(
+        app, ["chaos", "status", "--url", "http://127.0.0.1:9", "--token-file", str(missing)]
+    )
+    assert result.exit_code == 2
+    assert "No such file or directory" in result.output
+    assert "REDACTED" not in result.output

@@ -56,7 +56,7 @@ def read_token(path: str | Path | None = None) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        raise InvalidInputError(f"cannot read chaos token file {path}: {exc.strerror}") from None
+        raise InvalidInputError(f"{exc.strerror} (the chaos token file {path})") from None
 
 
 class ChaosClient:
