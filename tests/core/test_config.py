@@ -48,8 +48,14 @@ def test_seed_defaults_are_the_embedded_defaults() -> None:
     # embedded defaults differ from the seed only where the seed points at a server we must
     # not need (CIRCUIT_BREAKER_REDIS_URL: in-memory by default), at a shell expansion, or
     # where an issue decided otherwise (LOGFIRE_CONSOLE_ENABLED: Logfire's console exporter
-    # printed every span of every call into the user's terminal; it is off unless asked).
-    allowed_to_differ = {"CIRCUIT_BREAKER_REDIS_URL", "SENTRY_RELEASE", "LOGFIRE_CONSOLE_ENABLED"}
+    # printed every span of every call into the user's terminal; it is off unless asked;
+    # MCP_PROMPTS_ENABLED: the prompts are on and useful, or not advertised at all).
+    allowed_to_differ = {
+        "CIRCUIT_BREAKER_REDIS_URL",
+        "SENTRY_RELEASE",
+        "LOGFIRE_CONSOLE_ENABLED",
+        "MCP_PROMPTS_ENABLED",
+    }
     for name, value in _seed_variables().items():
         if name.startswith("CB_") or name in allowed_to_differ:
             continue
