@@ -202,7 +202,9 @@ class Settings(BaseSettings):
         "cross-origin (CORS); empty: none.",
     )
     dev3000_backend_url: str = Field(
-        "http://localhost:8000", description="Backend under diagnosis."
+        "http://localhost:8000",
+        description="Backend under diagnosis (a critical target); empty: none declared here "
+        "(the watched services come from the targets file or the registry).",
     )
     dev3000_agent_url: str = Field(
         "http://localhost:8001",

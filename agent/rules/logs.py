@@ -41,10 +41,13 @@ def _groups(data: Any) -> list[Mapping[str, Any]]:
 
 
 def _component(fields: Mapping[str, Any], context: RuleInput) -> tuple[str, bool]:
-    for key in ("provider", "component", "dependency"):
+    # the service's own structured fields, and OpenTelemetry's names for the same
+    for key in ("provider", "component", "dependency", "peer.service", "peer_service"):
         value = fields.get(key)
         if isinstance(value, str) and value.strip():
             return canonical(value), True
+    if isinstance(fields.get("db.system"), str) and fields.get("db.system"):
+        return canonical("database"), True
     service = fields.get("service")
     if isinstance(service, str) and service.strip() and context.model is not None:
         named = [n for n in context.model.nodes if n.name == service or n.id == service]

@@ -120,11 +120,14 @@ class Snapshot:
 
 def builtin_targets(settings: Settings) -> list[Target]:
     """Targets implied by the settings."""
-    out = [
-        Target(name="backend", kind="http", url=settings.dev3000_backend_url, path="/api/v1/health",
-               critical=True, source="settings"),
-    ]  # fmt: skip
-    # an empty URL says the service is not deployed: no target, nothing to be absent
+    out: list[Target] = []
+    # an empty URL says the service is not deployed: no target, nothing to be absent (the
+    # watched service may be declared otherwise: the targets file, the registry)
+    if settings.dev3000_backend_url.strip():
+        out.append(
+            Target(name="backend", kind="http", url=settings.dev3000_backend_url,
+                   path="/api/v1/health", critical=True, source="settings")
+        )  # fmt: skip
     if settings.dev3000_agent_url.strip():
         out.append(
             Target(name="agent", kind="http", url=settings.dev3000_agent_url, path="/health",

@@ -211,7 +211,7 @@ def test_screenshot_over_mcp_as_image_content_and_as_the_latest_resource(stack: 
     assert _png_size(png) == (1280, 800)
     assert result.structured_content is not None
     shot_id = result.structured_content["id"]
-    resource = stack.read_resource("browser://browser/screenshot/latest")
+    resource = stack.read_resource("browser://screenshot/latest")
     blob = base64.b64decode(resource[0].blob)
     assert blob == png
     latest = stack.get("/api/v1/browser/screenshots/latest")

@@ -288,6 +288,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "CB_DATABASE_RECOVERY_TIMEOUT": "120",
         "AGENT_PROVIDERS": "offline",
         "DIAGNOSTIC_CONTROL_ENABLED": "true",  # the agent's approved control actions run
+        # the watched service is the sandbox (a registry target below): nothing of the default
+        # backend/agent/frontend targets runs here, so none is declared (a critical backend on
+        # :8000 that never answers would rightly be the root cause of every question)
+        "DEV3000_BACKEND_URL": "",
+        "DEV3000_AGENT_URL": "",
+        "DEV3000_FRONTEND_URL": "",
     }
     with pytest.MonkeyPatch.context() as mp, contextlib.ExitStack() as exit_stack:
         for name, value in env.items():

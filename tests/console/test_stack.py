@@ -293,7 +293,7 @@ async def test_agent_screen_runs_through_agent_web_and_continues_the_session(
             progress = [str(line.text) for line in screen.query_one(RichLog).lines]
             assert any("gather" in line for line in progress)  # streamed over the WebSocket
             assert any("tool" in line for line in progress)
-            assert "**database**" in markdown.source
+            assert "**database**" in markdown.source, markdown.source[:600]
             assert "why do orders fail?" in markdown.source
             bridge = screen.bridge
             assert isinstance(bridge, AgentWebAgent)

@@ -49,6 +49,13 @@ ARGS: dict[str, dict[str, dict[str, Any]]] = {
         "system_config": {"prefix": "HEALTH_"},
         "system_observability": {},
     },
+    # with no PROMETHEUS_URL they answer a tool error naming the setting, never a secret
+    "metrics": {
+        "metrics_status": {},
+        "metrics_query": {"query": "up"},
+        "metrics_query_range": {"query": "up"},
+        "metrics_targets": {},
+    },
     # read tools only (with no capture running they answer a tool error, never a secret)
     "browser": {
         "browser_status": {},

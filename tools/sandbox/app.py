@@ -230,7 +230,11 @@ def create_app(
             orders_log.error(
                 "database call failed: %s",
                 describe_error(cause),
-                extra={"error_code": typed.code, "pool": ctx.store.pool_stats()},
+                extra={
+                    "error_code": typed.code,
+                    "dependency": "database",
+                    "pool": ctx.store.pool_stats(),
+                },
             )
             status = 503 if typed.retryable or isinstance(cause, PoolTimeoutError) else 500
             if typed.code == "circuit_open":
@@ -239,7 +243,10 @@ def create_app(
         elapsed = (time.perf_counter() - start) * 1000
         warn = ctx.settings.health_warn_db_latency_ms
         if elapsed > warn:
-            orders_log.warning("slow database call", extra={"duration_ms": round(elapsed, 1)})
+            orders_log.warning(
+                "slow database call",
+                extra={"duration_ms": round(elapsed, 1), "dependency": "database"},
+            )
         return result
 
     async def cache_get(key: str) -> str | None:
@@ -278,13 +285,15 @@ def create_app(
             orders_log.warning(
                 "cache unavailable: %s",
                 describe_error(exc),
-                extra={"cache": ctx.cache.kind},
+                extra={"cache": ctx.cache.kind, "dependency": "redis"},
             )
             raise
         elapsed = (time.perf_counter() - start) * 1000
         warn = ctx.settings.health_warn_redis_latency_ms
         if elapsed > warn:
-            orders_log.warning("slow cache call", extra={"duration_ms": round(elapsed, 1)})
+            orders_log.warning(
+                "slow cache call", extra={"duration_ms": round(elapsed, 1), "dependency": "redis"}
+            )
         typed: T = result
         return typed
 
