@@ -148,7 +148,9 @@ def test_resume_from_the_origin_after_evictions_reports_the_count(
 
 
 def test_a_client_that_goes_away_is_cleaned_up(stream_server: StreamFactory) -> None:
-    srv = stream_server()
+    # the server learns of the hang-up from the connection (http.disconnect) or, at the
+    # latest, when its next heartbeat cannot be written: a short interval bounds the second
+    srv = stream_server(config=StreamConfig(heartbeat_interval=1.0))
     with httpx.Client(timeout=10) as client:
         with client.stream("GET", srv.url + SSE) as response:
             next(blocks(response))
