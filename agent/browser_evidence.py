@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agent.models import Category, EvidenceRecord, JsonObject, JsonValue, RootCause, Severity
-from agent.toolnames import find_tool, role_of
+from agent.toolnames import find_tool
 
 if TYPE_CHECKING:  # the analyzers import this module; they need no MCP client
     from agent.mcp_client import DiagTools, ToolOutcome
 
-__all__ = ["MAX_TRACED", "browser_findings", "gather_browser", "is_browser_record"]
+__all__ = ["MAX_TRACED", "browser_findings", "gather_browser"]
 
 #: correlation ids followed into the backend's logs per diagnosis
 MAX_TRACED = 3
@@ -34,10 +34,6 @@ Add = Callable[..., None]
 MakeRecord = Callable[[str, "ToolOutcome"], EvidenceRecord]
 #: evidence records → the root cause the ordinary analyzers see in them
 Classify = Callable[[list[EvidenceRecord]], RootCause]
-
-
-def is_browser_record(record: EvidenceRecord) -> bool:
-    return role_of(str(record.get("tool", ""))) == "browser_errors"
 
 
 def _browser_errors(data: Any) -> list[dict[str, Any]]:

@@ -36,7 +36,6 @@ __all__ = [
     "ERROR_RATE_PERCENT",
     "error_rate_query",
     "gather_metrics",
-    "is_metrics_record",
     "latency_query",
     "metrics_findings",
 ]
@@ -80,11 +79,6 @@ def latency_query(jobs: list[str], rate_window: str = "5m", quantile: float = 0.
     """The ``quantile`` of request latency (seconds), per job."""
     buckets = _BUCKETS.format(jobs=_jobs(jobs))
     return f"histogram_quantile({quantile}, sum by (job, le) (rate({buckets}[{rate_window}])))"
-
-
-def is_metrics_record(record: EvidenceRecord) -> bool:
-    tool = str(record.get("tool", "")).lower()
-    return "metrics" in tool and "query" in tool
 
 
 def _kind(record: EvidenceRecord) -> str | None:

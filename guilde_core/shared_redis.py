@@ -260,16 +260,21 @@ class SharedRedis:
                     await client.aclose()
 
 
+def _probe_pool(timeout: float) -> dict[str, Any]:
+    """One connection, every wait bounded by ``timeout`` (both probes' pools)."""
+    return {
+        "max_connections": 1,
+        "timeout": timeout,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+    }
+
+
 @contextlib.asynccontextmanager
 async def probe(url: str, timeout: float) -> AsyncIterator[aioredis.Redis]:  # noqa: ASYNC109
     """A one-connection client for a check (doctor, a Redis health target), closed after."""
     pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=1,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
+        url, retry=Retry(NoBackoff(), 0), **_probe_pool(timeout)
     )
     client = aioredis.Redis.from_pool(pool)
     try:
@@ -283,12 +288,7 @@ async def probe(url: str, timeout: float) -> AsyncIterator[aioredis.Redis]:  # n
 def probe_sync(url: str, timeout: float) -> Iterator[redis.Redis]:
     """:func:`probe` for synchronous code (test harnesses, command-line checks)."""
     pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=1,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=SyncRetry(NoBackoff(), 0),
+        url, retry=SyncRetry(NoBackoff(), 0), **_probe_pool(timeout)
     )
     client = redis.Redis.from_pool(pool)
     try:
