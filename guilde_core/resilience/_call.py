@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState, stop_never
 from guilde_core.config import RetryPolicy, ServiceType, Settings, get_settings
 from guilde_core.correlation import get_correlation_id
 from guilde_core.errors import (
+    CircuitOpenError,
     GuildeError,
     OperationTimeoutError,
     RateLimitedError,
@@ -126,6 +127,7 @@ class _Retrier:
         "clock",
         "delay",
         "fn",
+        "last_failure",
         "policy",
         "reason",
         "rng",
@@ -159,6 +161,8 @@ class _Retrier:
         self.delay = 0.0
         self.attempts = 1
         self.reason: Reason = "non_retryable"
+        #: the last error an attempt of this call met (not a refusal: open circuit, budget)
+        self.last_failure: GuildeError | None = None
 
     def should_retry(self, state: RetryCallState) -> bool:
         assert state.outcome is not None
@@ -167,6 +171,8 @@ class _Retrier:
             return False
         n = state.attempt_number
         err = classify(exc, service=self.service)
+        if err.counts_as_failure:
+            self.last_failure = err
         if not self.settings.retry_enabled or not err.retryable:
             self.reason = "non_retryable"
             return False
@@ -301,13 +307,19 @@ async def _retry[T](
                 cause=exc,
             )
         r.svc.stats[3 if r.attempts > 1 else 2] += 1
+        # the breaker opened between this call's attempts: the refusal is what it ends with,
+        # what its own attempts met is why (kept as the cause, said in the log)
+        met = r.last_failure if isinstance(final, CircuitOpenError) else None
+        if met is not None and final.__cause__ is None:
+            final.__cause__ = met
         if r.attempts > 1:
             log.warning(
-                "%s failed after %d attempt(s) (%s): %s [correlation_id=%s]",
+                "%s failed after %d attempt(s) (%s): %s%s [correlation_id=%s]",
                 r.service,
                 r.attempts,
                 r.reason,
                 type(final).__name__,
+                "" if met is None else f" after {type(met).__name__}",
                 get_correlation_id(),
             )
         if payload is not None and r.settings.dead_letter_enabled:

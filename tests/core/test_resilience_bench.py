@@ -8,8 +8,11 @@ from tools.bench import bench_resilience
 
 
 def test_benchmark_runs_with_minimal_sizes(
-    redis_url: str, capsys: pytest.CaptureFixture[str]
+    redis_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # what an in-process Logfire set-up leaves in the environment (the baseline tree's settings
+    # refused it): the A/B workers must run without it
+    monkeypatch.setenv("LOGFIRE_CONSOLE_COLORS", "auto")
     argv = ["--calls", "200", "--repeat", "1", "--redis-url", redis_url, "--ab-calls", "2000"]
     assert bench_resilience.main(argv) == 0
     out = capsys.readouterr().out

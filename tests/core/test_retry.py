@@ -260,6 +260,8 @@ def test_open_breaker_fallback_and_cancellation() -> None:
         with pytest.raises(CircuitOpenError) as info:  # the 503 opened it; the retry refused
             await resilient_call("api", attempt, registry=reg, clock=fake.clock, sleep=fake.sleep)
         assert isinstance(info.value.__context__, ServiceUnavailableError)
+        # what this call's own attempt met is the refusal's cause (the log says it too)
+        assert isinstance(info.value.__cause__, ServiceUnavailableError)
         # the breaker is open now: the next call is refused at once
         out.append(await resilient_call("api", attempt, registry=reg, fallback=fallback))
         with pytest.raises(CircuitOpenError):
@@ -305,3 +307,31 @@ def test_full_jitter_stays_within_bounds(
     for _ in range(5):
         delay = full_jitter(attempt, policy)
         assert 0.0 <= delay <= cap
+
+
+def test_a_circuit_opened_by_another_call_mid_retry_keeps_what_this_call_met(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Two callers fail together; the breaker opens between this call's attempts. It ends in
+    CircuitOpenError, but its own 429 is the cause and is in its log line (an on-call engineer
+    reading 'circuit open' alone would not see the rate limit behind it)."""
+    reg = _registry()
+    reg.breaker("api", small_config(failure_threshold=2, recovery_timeout=60))
+    fake = FakeTime()
+    _, attempt = _script(RateLimitedError("429", service="api"))
+    _, other = _script(ServiceUnavailableError("503", service="api"))
+
+    async def sleep(delay: float) -> None:  # the other caller fails while this one waits
+        await fake.sleep(delay)
+        with pytest.raises(CircuitOpenError):  # its 503 opened it
+            await resilient_call("api", other, registry=reg, clock=fake.clock, sleep=fake.sleep)
+
+    async def run() -> CircuitOpenError:
+        with pytest.raises(CircuitOpenError) as info:
+            await resilient_call("api", attempt, registry=reg, clock=fake.clock, sleep=sleep)
+        return info.value
+
+    with caplog.at_level(logging.WARNING, logger="guilde.resilience"):
+        refused = asyncio.run(run())
+    assert isinstance(refused.__cause__, RateLimitedError)
+    assert "CircuitOpenError after RateLimitedError" in caplog.text

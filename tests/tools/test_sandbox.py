@@ -9,10 +9,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from guilde_core.errors import CircuitOpenError, RateLimitedError
 from guilde_core.resilience import BreakerRegistry
 from tests.tools.conftest import Sandbox, SandboxFactory
 from tools.harness import ServerThread
 from tools.sandbox import SandboxConfig, create_app
+from tools.sandbox.logs import describe_error
 
 
 def test_orders_checkout_health_metrics_and_logs(sandbox: Sandbox) -> None:
@@ -182,3 +184,16 @@ def test_breakers_are_shared_through_redis(
 
     assert asyncio.run(remote_state()) == "open"
     assert sb.health()["checks"]["external_apis"]["openai"]["circuit_state"] == "open"
+
+
+def test_a_refused_call_logs_what_it_met_before_the_circuit_opened() -> None:
+    met = RateLimitedError("openai answered 429: slow down", service="openai")
+    refused = CircuitOpenError("openai", retry_at=None)
+    refused.__cause__ = met
+    text = describe_error(refused)
+    assert text == (
+        "CircuitOpenError: circuit 'openai' is open "
+        "(after RateLimitedError: openai answered 429: slow down)"
+    )
+    # an open circuit met at the first attempt has no cause to name
+    assert describe_error(CircuitOpenError("openai", retry_at=None)).endswith("is open")

@@ -156,8 +156,11 @@ def baseline_tree(commit: str = BASELINE_COMMIT) -> Iterator[Path]:
 
 
 def python_env(tree: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment that makes ``python`` import the project from ``tree``."""
-    env = dict(os.environ)
+    """The environment that makes ``python`` import the project from ``tree``: this one,
+    without Logfire's variables (exporting spans is not what either side measures, and an
+    older tree may not accept values a newer one writes, e.g. ``LOGFIRE_CONSOLE_COLORS=auto``
+    set by an in-process Logfire set-up)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOGFIRE_")}
     env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra or {})

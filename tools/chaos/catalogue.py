@@ -196,7 +196,8 @@ FAULTS: dict[str, FaultDef] = {
             circuits="'<provider>' (openai) opens after its failure threshold; half-open after "
             "the recovery timeout",
             logs="ERROR 'upstream call failed' with the typed error (RateLimitedError, "
-            "ServiceUnavailableError, OperationTimeoutError); then CircuitOpenError",
+            "ServiceUnavailableError, OperationTimeoutError); then CircuitOpenError, "
+            "'(after <the error its own attempts met>)' when it opened mid-retry",
             metrics="sandbox_upstream_requests_total{outcome!=ok} rises; /api/v1/checkout 503",
         ),
         _F(

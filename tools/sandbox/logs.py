@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from guilde_core.correlation import get_correlation_id
+from guilde_core.errors import CircuitOpenError, GuildeError
 from guilde_core.redaction import redact
 
 __all__ = ["JsonLinesFormatter", "SandboxLog", "describe_error"]
@@ -27,8 +28,12 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 def describe_error(exc: BaseException) -> str:
     """``Type: message``, saying "connection refused" when the cause chain says so (errno 111,
-    which redis-py reports as "Error 111 connecting …")."""
+    which redis-py reports as "Error 111 connecting …"), and for an open circuit what this
+    call's own attempts met before the breaker refused the next one."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    met = exc.__cause__
+    if isinstance(exc, CircuitOpenError) and isinstance(met, GuildeError):
+        text += f" (after {type(met).__name__}: {met})"
     seen: BaseException | None = exc
     refused = False
     while seen is not None:
