@@ -63,8 +63,11 @@ def progress_message(event: dict[str, object]) -> str | None:
 def register_diagnose(server: FastMCP, settings: Settings | None = None) -> None:
     """Add the ``diagnose`` tool to ``server`` (the aggregate, or any server with the tools)."""
 
+    # the description is given, not a docstring: FastMCP parses a tool function's docstring
+    # with griffe, an import of 0.15 s at every server start (tools/bench/bench_start.py)
     @server.tool(
         name=DIAGNOSE_TOOL,
+        description="Root cause of a symptom with its chain and evidence (reports progress).",
         annotations={"readOnlyHint": True, "title": "Diagnose"},
         output_schema=_output_schema(),
     )
@@ -82,7 +85,6 @@ def register_diagnose(server: FastMCP, settings: Settings | None = None) -> None
             Field(gt=0, le=10080, description="Look back this many minutes."),
         ] = None,
     ) -> JsonObject:
-        """Root cause of a symptom with its chain and evidence (reports progress)."""
         from agent.mcp_client import DiagTools
         from agent.providers import ProviderChain
         from agent.runner import DiagnosisAgent

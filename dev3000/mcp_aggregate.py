@@ -60,6 +60,7 @@ from guilde_core.redaction import redact
 from servers.common import (
     READ_ONLY,
     ControlGate,
+    DiagServer,
     Omitted,
     compact_schema,
     prompts_only_when_enabled,
@@ -330,7 +331,7 @@ def build_aggregate_server(
                 with contextlib.suppress(Exception):
                     await transport.close()
 
-    server: FastMCP = FastMCP(
+    server: FastMCP = DiagServer(
         settings.mcp_server_name,
         instructions="guilde-diag through dev3000. Start with health_stack (the state of "
         "the stack and why); then the focused tools: "

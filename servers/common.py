@@ -33,6 +33,7 @@ __all__ = [
     "CONTROL",
     "READ_ONLY",
     "ControlGate",
+    "DiagServer",
     "Omitted",
     "as_tool_errors",
     "caller_from",
@@ -58,6 +59,59 @@ READ_ONLY = ToolAnnotations(readOnlyHint=True)
 Omitted = SkipJsonSchema[None]
 #: a tool that changes state somewhere (circuit control)
 CONTROL = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=False)
+
+
+class _StateUntilWritten:
+    """FastMCP's in-process session state, made at its first write. Until then a read answers
+    what the new, empty store would: nothing stored. Every ``tools/list`` reads it (the
+    session's visibility rules); making it imports py-key-value and beartype, a quarter of a
+    second of a stdio server's start (``tools/bench/bench_start.py``)."""
+
+    __slots__ = ("_make", "_real")
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._real: Any = None
+
+    def _store(self) -> Any:
+        if self._real is None:
+            self._real = self._make()
+        return self._real
+
+    async def get(self, key: str, *, collection: str | None = None, default: Any = None) -> Any:
+        if self._real is None:
+            return default
+        return await self._real.get(key, collection=collection, default=default)
+
+    async def delete(self, key: str, *, collection: str | None = None) -> bool:
+        if self._real is None:
+            return False
+        return bool(await self._real.delete(key, collection=collection))
+
+    def __getattr__(self, name: str) -> Any:  # writes, and any other use, make the store
+        return getattr(self._store(), name)
+
+
+class DiagServer(FastMCP[Any]):
+    """The FastMCP server of every area and of dev3000's aggregate. One difference: the
+    session-state store is made when something is first stored in it (nothing of this
+    project stores any; FastMCP's per-session visibility and ``ctx.set_state`` still can),
+    not at the first ``tools/list``. A server given ``session_state_store=`` (a store that
+    may hold state already) reads it from the start."""
+
+    @property
+    def _state_store(self) -> Any:
+        lazy = self.__dict__.get("_guilde_state")
+        if lazy is None:
+            if self._state_storage is not None:
+                return super()._state_store
+            lazy = _StateUntilWritten(self._made_state_store)
+            self.__dict__["_guilde_state"] = lazy
+        return lazy
+
+    def _made_state_store(self) -> Any:
+        return super()._state_store
+
 
 log = logging.getLogger("servers")
 

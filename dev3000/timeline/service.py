@@ -20,7 +20,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dev3000.redis_keys import dev3000_prefix
 from guilde_core.config import Settings
@@ -28,9 +28,11 @@ from guilde_core.resilience import BreakerRegistry
 from servers.browser.capture import LOG_DIRNAME as BROWSER_LOG_DIRNAME
 
 from .bus import EventBus
-from .fanout import RedisFanout
 from .files import TimelineFiles, timeline_dir
 from .sources import BreakerWatcher, DeepCheck, HealthPoller, LogFollower, default_deep_check
+
+if TYPE_CHECKING:
+    from .fanout import RedisFanout
 
 __all__ = ["TimelineService", "timeline_lifespan"]
 
@@ -94,6 +96,10 @@ class TimelineService:
                 self.bus.add_sink(self.files)
         if self._want["fanout"] and self.redis_url:
             with _logged("timeline fan-out"):
+                # the Redis client is imported only where Redis is configured (a tenth of
+                # a second of every start without it: tools/bench/bench_start.py)
+                from .fanout import RedisFanout
+
                 self.fanout = RedisFanout(self.bus, self.redis_url, prefix=self.redis_prefix)
                 await self.fanout.start()
         if self._want["breakers"]:

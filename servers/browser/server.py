@@ -28,6 +28,7 @@ from servers.common import (
     CONTROL,
     READ_ONLY,
     ControlGate,
+    DiagServer,
     as_tool_errors,
     compact_schema,
     current_caller,
@@ -74,7 +75,7 @@ def build_server(
             if own:
                 await own.pop().stop()
 
-    server: FastMCP = FastMCP(
+    server: FastMCP = DiagServer(
         "guilde-diag-browser",
         instructions="The watched page in headless Chromium: console errors, uncaught "
         "exceptions, failed requests (with correlation ids to find the backend's log lines), "

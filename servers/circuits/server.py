@@ -15,6 +15,7 @@ from servers.common import (
     CONTROL,
     READ_ONLY,
     ControlGate,
+    DiagServer,
     as_tool_errors,
     compact_schema,
     current_caller,
@@ -50,7 +51,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
     ``context.audit`` receives the ``control_action`` event of every control action."""
     s = settings or get_settings()
     audit = context.audit if context is not None else None
-    server: FastMCP = FastMCP(
+    server: FastMCP = DiagServer(
         "guilde-diag-circuits",
         instructions="Circuit breakers shared across processes: state, failures, "
         "transitions; operators may force them open/closed when control is enabled.",

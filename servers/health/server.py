@@ -15,6 +15,7 @@ from guilde_core.stack import StackModel, compact
 from servers.common import (
     READ_ONLY,
     ControlGate,
+    DiagServer,
     as_tool_errors,
     compact_schema,
     prompts_only_when_enabled,
@@ -51,7 +52,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
         data: dict[str, Any] = redact(compact(model))
         return data
 
-    server: FastMCP = FastMCP(
+    server: FastMCP = DiagServer(
         "guilde-diag-health",
         instructions="Health of the service stack: HTTP services, Redis, PostgreSQL, TCP "
         "ports, disk, memory, CPU, circuit breakers and /metrics targets — and the model of "

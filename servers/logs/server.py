@@ -13,6 +13,7 @@ from guilde_core.config import Settings, get_settings
 from servers.common import (
     READ_ONLY,
     ControlGate,
+    DiagServer,
     Omitted,
     as_tool_errors,
     caller_key,
@@ -41,7 +42,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
     nothing from the ``context`` (every area server takes one)."""
     del context
     s = settings or get_settings()
-    server: FastMCP = FastMCP(
+    server: FastMCP = DiagServer(
         "guilde-diag-logs",
         instructions="Read the service's log files: list sources, tail, search, group errors, "
         "trace one correlation id. Every line is redacted.",

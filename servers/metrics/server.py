@@ -11,6 +11,7 @@ from guilde_core.config import Settings, get_settings
 from servers.common import (
     READ_ONLY,
     ControlGate,
+    DiagServer,
     Omitted,
     as_tool_errors,
     prompts_only_when_enabled,
@@ -30,7 +31,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
     ``context``. Without ``PROMETHEUS_URL`` every tool answers with a tool error saying so."""
     del context
     s = settings or get_settings()
-    server: FastMCP = FastMCP(
+    server: FastMCP = DiagServer(
         "guilde-diag-metrics",
         instructions="PromQL against the stack's Prometheus: instant and range queries with "
         "bounded answers (series and points capped), and the scrape targets.",

@@ -11,6 +11,7 @@ from guilde_core.config import Settings, get_settings
 from servers.common import (
     READ_ONLY,
     ControlGate,
+    DiagServer,
     Omitted,
     as_tool_errors,
     prompts_only_when_enabled,
@@ -35,7 +36,7 @@ def build_server(settings: Settings | None = None, context: ServerContext | None
     nothing from the ``context`` (every area server takes one)."""
     del context
     s = settings or get_settings()
-    server: FastMCP = FastMCP(
+    server: FastMCP = DiagServer(
         "guilde-diag-system",
         instructions="Host and process diagnostics: CPU, memory, disks, load, processes, "
         "connections, asyncio tasks, versions, effective configuration, observability.",

@@ -72,6 +72,19 @@ async def _session(url: str) -> AsyncIterator[Any]:
         yield session
 
 
+#: the logs area's "list sources" tool, as each tree names it (this one: ``logs_sources``; the
+#: baseline's aggregate ``logs_list_sources``, its server alone ``list_sources``)
+SOURCES_TOOL = ("logs_sources", "logs_list_sources", "list_sources")
+
+
+async def _sources_tool(session: Any) -> str:
+    names = {tool.name for tool in (await session.list_tools()).tools}
+    for name in SOURCES_TOOL:
+        if name in names:
+            return name
+    raise RuntimeError(f"no list-sources tool among {sorted(names)}")
+
+
 async def _round(session: Any, tool: str, calls: int) -> float:
     """The median seconds of ``calls`` calls."""
     times = []
@@ -84,19 +97,18 @@ async def _round(session: Any, tool: str, calls: int) -> float:
     return statistics.median(times)
 
 
-async def _measure(
-    urls: dict[str, tuple[str, str]], rounds: int, calls: int
-) -> dict[str, ab.Series]:
+async def _measure(urls: dict[str, str], rounds: int, calls: int) -> dict[str, ab.Series]:
     async with contextlib.AsyncExitStack() as stack:
         sessions = {name: await stack.enter_async_context(_session(url))
-                    for name, (url, _) in urls.items()}  # fmt: skip
-        for name, (_, tool) in urls.items():  # warm up
+                    for name, url in urls.items()}  # fmt: skip
+        tools = {name: await _sources_tool(session) for name, session in sessions.items()}
+        for name, tool in tools.items():  # warm up
             await _round(sessions[name], tool, 10)
         names = list(urls)
         series = {name: ab.Series(name) for name in names}
         for r in range(rounds):
             for name in names if r % 2 == 0 else names[::-1]:
-                series[name].samples.append(await _round(sessions[name], urls[name][1], calls))
+                series[name].samples.append(await _round(sessions[name], tools[name], calls))
         return series
 
 
@@ -121,18 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     before = f"before ({args.baseline[:7]})"
     load = ab.load_average()
     with ab.baseline_tree(args.baseline) as base, contextlib.ExitStack() as stack:
-        urls: dict[str, tuple[str, str]] = {}
+        urls: dict[str, str] = {}
         for name, tree in (("aggregate, after", ab.ROOT), (f"aggregate, {before}", base)):
             port = free_port()
             stack.enter_context(_process(
                 [*cmd, "serve", "--port", str(port)], ab.python_env(tree, env), str(work),
                 f"http://127.0.0.1:{port}/health"))  # fmt: skip
-            urls[name] = (f"http://127.0.0.1:{port}/mcp", "logs_sources")
+            urls[name] = f"http://127.0.0.1:{port}/mcp"
         port = free_port()
         stack.enter_context(_process(
             [*cmd, "mcp", "logs", "--transport", "http", "--port", str(port)],
             ab.python_env(ab.ROOT, env), str(work), f"http://127.0.0.1:{port}/mcp"))  # fmt: skip
-        urls["logs server alone (direct)"] = (f"http://127.0.0.1:{port}/mcp", "logs_sources")
+        urls["logs server alone (direct)"] = f"http://127.0.0.1:{port}/mcp"
         series = asyncio.run(_measure(urls, args.rounds, args.calls))
     ab.report(f"MCP tools/call, median of {args.calls} calls per round", series,
               load_before=load, baseline="logs server alone (direct)")  # fmt: skip
