@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from agent.browser_evidence import PAGE_COMPONENT
 from agent.models import (
     EvidenceRecord,
     Finding,
@@ -39,7 +40,7 @@ from agent.models import (
 from agent.rules import COLLECTORS, RuleInput, Signal
 from agent.rules.categories import CATEGORY_RULES, explains, recommendation
 from agent.rules.model import parse_model
-from agent.symptom import COMPONENT_WORDS, read_symptom
+from agent.symptom import COMPONENT_WORDS, about_the_page, read_symptom
 from agent.toolnames import role_of
 from guilde_core.config import Settings
 from guilde_core.stack import Node, StackModel, aggregate, canonical
@@ -173,11 +174,15 @@ class _Path:
     def route_to(self, signal: Signal, model: StackModel) -> list[str]:
         if signal.node is not None and signal.node in self.routes:
             return self.routes[signal.node]
+        # a signal about a component, read outside the model (a log line, a failed request
+        # of the page): the component's own nodes, not the checks it reports on itself
+        # (backend/errors is the backend's check, not a part the fault sits in)
         matching = [
             ids for node_id, ids in self.routes.items()
             if model.node(node_id).component == signal.component
         ]  # fmt: skip
-        return max(matching, key=len) if matching else []
+        own = [ids for ids in matching if model.node(ids[-1]).kind != "check"]
+        return max(own or matching, key=len) if matching else []
 
 
 def _link(node: Node, leaf: bool) -> str:
@@ -269,12 +274,25 @@ def analyse(
     )
     signals = _signals(records, context)
     path = _Path.of(model, symptom.entry)
+    if about_the_page(question, focus) or (
+        symptom.kind == "overall" and symptom.component is None and symptom.route is None
+    ):
+        # the page the browser capture watches: on the path of a question about what users
+        # see, and of one about the whole stack (its signals name the frontend)
+        path.components.add(PAGE_COMPONENT)
     on_path = [s for s in signals if path.holds(s, model)]
 
     def depth(signal: Signal) -> int:
         return len(path.route_to(signal, model)) if model is not None else 0
 
-    candidates = [s for s in on_path if s.attributed]
+    def relevant(signal: Signal) -> bool:
+        # a fault that cannot cause this kind of symptom and that the model no longer shows
+        # (its component is healthy again) is no answer to the question: it stays listed
+        return bool(explains(signal.category, signal.component, symptom.kind)) or _current(
+            signal, model
+        )
+
+    candidates = [s for s in on_path if s.attributed and relevant(s)]
     services = [
         n
         for n in (model.node(i) for i in symptom.entry)
@@ -290,6 +308,7 @@ def analyse(
             if not s.attributed and s.severity in ("error", "critical")
         ]
         on_path += candidates
+        candidates = [s for s in candidates if relevant(s)]
     best = max(candidates, key=lambda s: _score(s, symptom.kind, depth(s), model), default=None)
 
     counter = iter(range(1, 10_000))

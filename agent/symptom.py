@@ -7,7 +7,7 @@ the whole stack. The ``focus`` option (``dev3000 ask --focus``) overrides what t
 names; its kind still comes from the question.
 
 Kinds: ``slow`` (latency, timeouts), ``rejected`` (401/403/429, denied, throttled),
-``failing`` (errors, 5xx, down, broken) and ``overall`` ("is anything wrong?", "is the
+``failing`` (errors, 5xx, down, broken; a page that is empty, blank or does not load) and ``overall`` ("is anything wrong?", "is the
 database healthy?") — a question that says none of these is an overall one.
 
 What a word names is read from two places: the components of the stack model itself (a
@@ -24,7 +24,14 @@ import re
 from agent.models import SymptomKind, SymptomView
 from guilde_core.stack import StackModel, canonical
 
-__all__ = ["COMPONENT_WORDS", "LLM", "LLM_PROVIDERS", "entry_nodes", "read_symptom"]
+__all__ = [
+    "COMPONENT_WORDS",
+    "LLM",
+    "LLM_PROVIDERS",
+    "about_the_page",
+    "entry_nodes",
+    "read_symptom",
+]
 
 #: a component the question names by a word people use for it → canonical component
 #: (``LLM``: whichever upstream providers the stack has)
@@ -88,12 +95,21 @@ _NOT_ROUTES = frozenset(
     will would should could we us they them i me you your there's is isn't aren't doesn't
     don't didn't go going gone happening happened feature features endpoint endpoints
     more less better worse good bad all fast quick ok feel feels felt seem seems seemed
-    look looks looking user users customer customers""".split()  # noqa: SIM905
+    look looks looking user users customer customers empty blank missing load loads
+    loading show showing display displays appear appears render renders shop store
+    banner button list view screen nothing""".split()  # noqa: SIM905
 )
 #: words a user says for "what I see" without naming a part: the frontend when the stack has
 #: one running, else the services that serve the users (a stack without a deployed frontend
 #: still has a "site")
 _VAGUE = frozenset({"page", "website", "site", "ui", "app", "application"})
+#: words that put what the user sees in the browser on the symptom's path: the page dev3000
+#: watches is part of the stack, in the model or not (a stack with no declared frontend still
+#: has the page the browser capture loads)
+_PAGE = re.compile(
+    r"\b(?:page|pages|website|site|ui|app|frontend|front-end|browser|screen|view|banner|button"
+    r"|blank|render\w*|javascript|js|console|shop|store)\b"
+)
 
 _REJECTED = re.compile(
     r"\b(?:40[13]|429|reject\w*|denied|deny|unauthori[sz]ed|forbidden|credentials?|api[ -]?key"
@@ -106,7 +122,10 @@ _SLOW = re.compile(
 _FAILING = re.compile(
     r"\b(?:fail\w*|errors?|erroring|broken|broke|break\w*|down|crash\w*|5\d\d|unavailable"
     r"|not working|(?:doesn't|does not|don't|do not|didn't|did not) work|stopped working"
-    r"|stop working|exceptions?|outage)\b"
+    r"|stop working|exceptions?|outage"
+    # what people say of a page that does not show what it should
+    r"|empty|blank|missing|disappear\w*|white screen|nothing (?:shows|appears|loads)"
+    r"|(?:not|n't|won't|will not|can't|cannot|never) (?:load|show|display|appear|render)\w*)\b"
 )
 _ROUTE = re.compile(r"/[a-z0-9_/{}.-]+")
 _WORD = re.compile(r"[a-z][a-z0-9_-]*")
@@ -147,6 +166,11 @@ def _named_component(text: str, model: StackModel | None) -> str | None:
                 continue
             return named
     return None
+
+
+def about_the_page(question: str, focus: str | None = None) -> bool:
+    """Whether the question is about what the user sees (the watched page is on its path)."""
+    return bool(_PAGE.search(f"{question} {focus or ''}".lower()))
 
 
 def _runs(model: StackModel, component: str) -> bool:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
-from agent.browser_evidence import browser_findings
+from agent.browser_evidence import PAGE_COMPONENT, browser_findings, browser_items
 from agent.models import EvidenceRecord, RootCause
 from agent.rules.base import RuleInput, Signal
-from agent.rules.logs import error_group_signals
+from agent.rules.logs import error_group_signals, parse_time
 
 __all__ = ["browser_signals"]
 
@@ -36,5 +37,51 @@ def browser_signals(record: EvidenceRecord, context: RuleInput) -> Iterator[Sign
                     )
         return RootCause(component="backend", category="unknown", summary="", confidence=0)
 
-    browser_findings(record, context.records, add, classify)
+    def serving(url: str) -> str | None:
+        """The service node of the model at ``url``'s origin (the backend the page called)."""
+        if context.model is None:
+            return None
+        origin = _origin(url)
+        for node in context.model.nodes:
+            if node.kind == "service" and node.url and node.counts and _origin(node.url) == origin:
+                return node.component
+        return None
+
+    browser_findings(record, context.records, add, classify, serving)
     yield from found
+    yield from _page_exceptions(record, context)
+
+
+def _page_exceptions(record: EvidenceRecord, context: RuleInput) -> Iterator[Signal]:
+    """The watched page's own uncaught exceptions: faults of the page, one per message."""
+    seen: dict[str, list[dict[str, Any]]] = {}
+    for item in browser_items(record["data"]):
+        if item.get("kind") == "exception" and item.get("level") in ("error", "critical"):
+            seen.setdefault(str(item.get("message", ""))[:200], []).append(item)
+    for message, items in seen.items():
+        last = items[-1]
+        at = parse_time(last.get("ts"))
+        if context.since is not None and at is not None and at < context.since:
+            continue  # before the question's window
+        where = str(last.get("url") or "")
+        yield Signal(
+            component=PAGE_COMPONENT,
+            category="error_spike",
+            severity="error",
+            title=f"page: {len(items)}× {message[:160]}" + (f" ({where[:80]})" if where else ""),
+            evidence_id=record["id"],
+            detail=f"the watched page threw {message[:300]} (last at {last.get('ts')})",
+            observed_at=at,
+        )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    return (parts.scheme, (parts.hostname or "").lower(), port) if parts.hostname else None

@@ -415,3 +415,95 @@ def test_errors_that_name_no_component_are_the_entry_services_when_nothing_else_
         [_topology(_stack(database=_latency(801))), spike], question="why are orders slow?"
     )
     assert (slow.root_cause.component, slow.root_cause.category) == ("database", "latency")
+
+
+# --- what users see: the watched page ------------------------------------------------------
+@pytest.mark.parametrize(
+    "question",
+    [
+        "the promotions banner on the shop page is empty, why?",
+        "the orders list does not load",
+        "why is the checkout page blank?",
+        "prices are missing on the product page",
+        "the dashboard won't render",
+    ],
+)
+def test_a_page_that_shows_nothing_is_a_failing_symptom(question: str) -> None:
+    assert read_symptom(question).kind == "failing"
+
+
+def _browser(*items: dict[str, Any], eid: str = "E3") -> EvidenceRecord:
+    return _record(eid, "browser_errors", {"records": list(items)})
+
+
+def _failed_fetch(cid: str, path: str = "/api/v1/promotions", ts: datetime = NOW) -> dict[str, Any]:
+    url = f"http://127.0.0.1:8080{path}"
+    return {"ts": ts.isoformat(), "kind": "request", "level": "error", "url": url,
+            "message": f"GET {url} → 500 Internal Server Error", "correlation_id": cid}  # fmt: skip
+
+
+def _trace(cid: str, message: str, eid: str = "E4") -> EvidenceRecord:
+    line = {"source": "app.jsonl", "level": "error", "message": message, "correlation_id": cid}
+    return EvidenceRecord(id=eid, tool="logs_trace", arguments={"correlation_id": cid}, ok=True,
+                          data={"entries": [line]}, error=None, excerpt="", turn=0)  # fmt: skip
+
+
+def _served(model: StackModel) -> StackModel:
+    """``model`` with the backend probed at the origin the page calls."""
+    nodes = [n.model_copy(update={"url": "http://127.0.0.1:8080/health"})
+             if n.id == "backend" else n for n in model.nodes]  # fmt: skip
+    return model.model_copy(update={"nodes": nodes})
+
+
+def test_a_failed_request_of_the_page_traced_to_an_untyped_backend_error_is_the_backends() -> None:
+    """The page's GET /api/v1/promotions answered 500; the backend logged an error with the
+    same correlation id and no error_code: the backend at that origin fails on that path,
+    whatever the health probes say (they are all healthy here)."""
+    records = [
+        _topology(_served(_stack())),
+        _browser(_failed_fetch("c0ffee")),
+        _trace("c0ffee", "promotions lookup failed: pricing rules unavailable"),
+    ]
+    result = analyse(records, question="the promotions banner on the shop page is empty, why?")
+    assert (result.root_cause.component, result.root_cause.category) == ("backend", "error_spike")
+    assert "pricing rules unavailable" in result.root_cause.summary
+    assert {"E3", "E4"} <= set(result.root_cause.evidence_ids)
+    # a request to an origin no node of the model serves names no component by itself: with
+    # nothing else on the path, it is the entry service's, like any error naming none
+    elsewhere = [_topology(_stack()), records[1], records[2]]
+    other = analyse(elsewhere, question="the promotions banner on the shop page is empty, why?")
+    assert (other.root_cause.component, other.root_cause.category) == ("backend", "error_spike")
+
+
+def test_the_pages_own_exception_answers_a_question_about_the_page_only() -> None:
+    exception = {"ts": NOW.isoformat(), "kind": "exception", "level": "error",
+                 "url": "http://127.0.0.1:8080/app",
+                 "message": "uncaught TypeError: Cannot read properties of undefined"}  # fmt: skip
+    records = [_topology(_served(_stack())), _browser(exception, exception)]
+    for question in ("the orders page is blank, why?", "why is the frontend broken?",
+                     "is everything ok?"):  # fmt: skip
+        result = analyse(records, question=question)
+        assert (result.root_cause.component, result.root_cause.category) == (
+            "frontend",
+            "error_spike",
+        ), question
+        assert "2× uncaught TypeError" in result.root_cause.summary
+    # slow orders are not what a page's exception explains: another problem, not the cause
+    slow = analyse(records, question="why are orders slow?")
+    assert slow.root_cause.component == HEALTHY_COMPONENT
+    assert any("uncaught TypeError" in f.title for f in slow.other_problems)
+
+
+def test_a_recovered_fault_that_cannot_cause_the_symptom_is_no_answer() -> None:
+    """A failed request of the page minutes ago, the backend healthy now: it is no answer to
+    "why are orders slow?" (an error does not make orders slow and the model shows nothing);
+    it still answers a question it explains."""
+    records = [
+        _topology(_served(_stack())),
+        _browser(_failed_fetch("c0ffee", ts=NOW - timedelta(minutes=4))),
+        _trace("c0ffee", "promotions lookup failed: pricing rules unavailable"),
+    ]
+    slow = analyse(records, question="why are orders slow?")
+    assert slow.root_cause.component == HEALTHY_COMPONENT
+    failing = analyse(records, question="why is the promotions page failing?")
+    assert failing.root_cause.component == "backend"
