@@ -97,7 +97,7 @@ _NOT_ROUTES = frozenset(
     more less better worse good bad all fast quick ok feel feels felt seem seems seemed
     look looks looking user users customer customers empty blank missing load loads
     loading show showing display displays appear appears render renders shop store
-    banner button list view screen nothing""".split()  # noqa: SIM905
+    banner button list view screen nothing ages""".split()  # noqa: SIM905
 )
 #: words a user says for "what I see" without naming a part: the frontend when the stack has
 #: one running, else the services that serve the users (a stack without a deployed frontend
@@ -117,6 +117,7 @@ _REJECTED = re.compile(
 )
 _SLOW = re.compile(
     r"\b(?:slow\w*|latency|lag\w*|sluggish|forever|long time|takes? (?:so |too )?long"
+    r"|(?:takes?|taking|took) ages|ages to"
     r"|taking (?:so |too )?long|delay\w*|p99|p95|timing out|time ?outs?|hang\w*|crawl\w*)\b"
 )
 _FAILING = re.compile(

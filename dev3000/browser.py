@@ -61,7 +61,9 @@ async def status(_: ReadKey, state: StateDep) -> BrowserStatus:
     return await logic.page_status(state.browser)
 
 
-@router.get("/errors", summary="Recent console errors, exceptions and failed requests")
+@router.get(
+    "/errors", summary="Recent console errors, exceptions, failed requests and slow page loads"
+)
 async def errors(
     _: ReadKey,
     state: StateDep,

@@ -496,9 +496,25 @@ def _run(
         stop.set()
         if traffic is not None:
             traffic.join(5)
-        for name, comp in reversed(started.items()):
+        # every component stopped before a word is said: the terminal (or the `| tee` the
+        # output went through) may be gone with the Ctrl-C, and a write that fails then must
+        # not leave the sandbox and the fake LLM running
+        for comp in reversed(started.values()):
             comp.process.stop(timeout=5)
-            out(f"stopped {name}")
+        for name in reversed(started):
+            _say(out, f"stopped {name}")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
+
+
+def _say(out: Callable[[str], None], line: str) -> None:
+    """``out(line)``, unless the output is gone (a closed pipe, a hung-up terminal)."""
+    try:
+        out(line)
+    except OSError:
+        # nothing more can be written there: later writes (the interpreter's own flush at
+        # exit among them) go nowhere instead of raising again
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())

@@ -7,7 +7,7 @@ structured fields), so the page's failure is attributed to what the backend fail
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,6 +50,35 @@ def browser_signals(record: EvidenceRecord, context: RuleInput) -> Iterator[Sign
     browser_findings(record, context.records, add, classify, serving)
     yield from found
     yield from _page_exceptions(record, context)
+    yield from _slow_loads(record, context, serving)
+
+
+def _slow_loads(
+    record: EvidenceRecord, context: RuleInput, serving: Callable[[str], str | None]
+) -> Iterator[Signal]:
+    """The watched page's slow loads (navigation warnings: over the capture's limit): a
+    latency of the service at the origin of the slowest resource, else of the page."""
+    slow = [item for item in browser_items(record["data"])
+            if item.get("kind") == "navigation" and item.get("level") == "warning"]  # fmt: skip
+    if not slow:
+        return
+    last = slow[-1]
+    at = parse_time(last.get("ts"))
+    if context.since is not None and at is not None and at < context.since:
+        return  # before the question's window
+    data = last.get("data") if isinstance(last.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    slowest = next((s for s in data.get("slowest") or [] if isinstance(s, dict)), {})
+    owner = serving(str(slowest.get("url") or "")) if slowest else None
+    yield Signal(
+        component=owner or PAGE_COMPONENT,
+        category="latency",
+        severity="warning",
+        title=f"page: {len(slow)} slow load(s); {str(last.get('message', ''))[:200]}",
+        evidence_id=record["id"],
+        detail=f"load {data.get('load_ms')} ms; slowest: {str(slowest)[:300]}",
+        observed_at=at,
+    )
 
 
 def _page_exceptions(record: EvidenceRecord, context: RuleInput) -> Iterator[Signal]:

@@ -52,9 +52,13 @@ def require_capture(capture: BrowserCapture | None) -> BrowserCapture:
 
 
 async def recent_errors(capture: BrowserCapture | None, limit: int = 20) -> RecordList:
-    """Console errors/warnings, uncaught exceptions and failed requests, oldest first."""
+    """Console errors/warnings, uncaught exceptions, failed requests and slow page loads (a
+    navigation is a warning only when the load took longer than the capture's limit), oldest
+    first."""
     return require_capture(capture).recent(
-        kinds=("console", "exception", "request", "lifecycle"), min_level="warning", limit=limit
+        kinds=("console", "exception", "request", "lifecycle", "navigation"),
+        min_level="warning",
+        limit=limit,
     )
 
 

@@ -99,7 +99,7 @@ def build_server(
         @server.tool(
             name="browser_errors",
             description="The watched page's recent console errors/warnings, uncaught "
-            "exceptions and failed requests (status, timing, correlation id), oldest first.",
+            "exceptions, failed requests (status, timing, correlation id), slow loads.",
             annotations=READ_ONLY,
             output_schema=None,
         )

@@ -507,3 +507,27 @@ def test_a_recovered_fault_that_cannot_cause_the_symptom_is_no_answer() -> None:
     assert slow.root_cause.component == HEALTHY_COMPONENT
     failing = analyse(records, question="why is the promotions page failing?")
     assert failing.root_cause.component == "backend"
+
+
+def test_a_slow_page_load_is_a_latency_of_the_service_that_served_the_slowest_resource() -> None:
+    slow_load = {"ts": NOW.isoformat(), "kind": "navigation", "level": "warning",
+                 "url": "http://127.0.0.1:8080/app",
+                 "message": "slow page load: loaded http://127.0.0.1:8080/app in 4.1 s; "
+                            "slowest http://127.0.0.1:8080/app/style.css 4.0 s",
+                 "data": {"load_ms": 4100, "slowest": [
+                     {"url": "http://127.0.0.1:8080/app/style.css", "ms": 4000}]}}  # fmt: skip
+    records = [_topology(_served(_stack())), _browser(slow_load)]
+    for question in ("the shop page takes ages to load", "why is the website sluggish?"):
+        assert read_symptom(question).kind == "slow"
+        result = analyse(records, question=question)
+        assert (result.root_cause.component, result.root_cause.category) == (
+            "backend",
+            "latency",
+        ), question
+        assert "style.css" in result.root_cause.summary
+    # served from nowhere the model knows: the page's own
+    elsewhere = analyse([_topology(_stack()), records[1]], question="the page takes ages")
+    assert (elsewhere.root_cause.component, elsewhere.root_cause.category) == (
+        "frontend",
+        "latency",
+    )

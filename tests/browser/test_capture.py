@@ -198,6 +198,10 @@ def test_slow_asset_is_a_slow_page_load_warning_naming_the_asset(stack: Stack) -
     assert "style.css" in slow.summary
     assert slow.data["load_ms"] >= 1500
     assert slow.data["slowest"][0]["url"].endswith("/app/style.css")
+    # the page's recent problems (what the agent reads) include the slow load
+    result = stack.call("browser_errors", {"limit": 50})
+    records = json.loads(result.content[0].text)["records"]  # type: ignore[union-attr]
+    assert any(r["kind"] == "navigation" and "style.css" in r["message"] for r in records)
 
 
 def test_screenshot_over_mcp_as_image_content_and_as_the_latest_resource(stack: Stack) -> None:

@@ -192,3 +192,39 @@ def test_a_missing_token_file_is_named_with_its_reason_unmasked(tmp_path: Path) 
     assert result.exit_code == 2
     assert "No such file or directory" in result.output
     assert "REDACTED" not in result.output
+
+
+def test_demo_stops_every_component_when_its_output_is_gone(tmp_path: Path) -> None:
+    """`dev3000 demo | tee demo.log`, then Ctrl-C: tee dies with the same SIGINT, so every
+    line the demo writes while stopping fails. The sandbox and the fake LLM were left
+    running (only dev3000 stopped before the first failed write)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEV3000_PORT": str(free_port())}
+    env.pop("SANDBOX_DATABASE_URL", None)
+    env.pop("SANDBOX_REDIS_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "guilde_diag.cli", "demo", "--logs-dir",
+         str(tmp_path / "logs")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        info: dict[str, object] = {}
+        deadline = time.monotonic() + 100
+        while time.monotonic() < deadline and not info:
+            line = proc.stdout.readline().decode()
+            if not line:
+                break
+            if line.startswith("DEMO READY "):
+                info = json.loads(line.removeprefix("DEMO READY "))
+        assert info, "the demo never printed its ready line"
+        pids = info["pids"]
+        assert isinstance(pids, dict)
+        sessions = [proc.pid, *(int(pid) for pid in pids.values())]
+        proc.stdout.close()  # the reader is gone: every later write of the demo fails
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        wait_until(lambda: not any(_session_members(sid) for sid in sessions), timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
