@@ -443,7 +443,8 @@ def _failed_fetch(cid: str, path: str = "/api/v1/promotions", ts: datetime = NOW
 
 
 def _trace(cid: str, message: str, eid: str = "E4") -> EvidenceRecord:
-    line = {"source": "app.jsonl", "level": "error", "message": message, "correlation_id": cid}
+    line: dict[str, JsonValue] = {"source": "app.jsonl", "level": "error", "message": message,
+                                  "correlation_id": cid}  # fmt: skip
     return EvidenceRecord(id=eid, tool="logs_trace", arguments={"correlation_id": cid}, ok=True,
                           data={"entries": [line]}, error=None, excerpt="", turn=0)  # fmt: skip
 
