@@ -24,7 +24,14 @@ from agent.toolnames import find_tool
 if TYPE_CHECKING:  # the analyzers import this module; they need no MCP client
     from agent.mcp_client import DiagTools, ToolOutcome
 
-__all__ = ["MAX_TRACED", "PAGE_COMPONENT", "browser_findings", "browser_items", "gather_browser"]
+__all__ = [
+    "MAX_TRACED",
+    "PAGE_COMPONENT",
+    "Serving",
+    "browser_findings",
+    "browser_items",
+    "gather_browser",
+]
 
 #: correlation ids followed into the backend's logs per diagnosis
 MAX_TRACED = 3

@@ -7,14 +7,14 @@ structured fields), so the page's failure is attributed to what the backend fail
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
-from agent.browser_evidence import PAGE_COMPONENT, browser_findings, browser_items
+from agent.browser_evidence import PAGE_COMPONENT, Serving, browser_findings, browser_items
 from agent.models import EvidenceRecord, RootCause
 from agent.rules.base import RuleInput, Signal
 from agent.rules.logs import error_group_signals, parse_time
+from guilde_core.http.hosts import origin_of
 
 __all__ = ["browser_signals"]
 
@@ -41,9 +41,16 @@ def browser_signals(record: EvidenceRecord, context: RuleInput) -> Iterator[Sign
         """The service node of the model at ``url``'s origin (the backend the page called)."""
         if context.model is None:
             return None
-        origin = _origin(url)
+        origin = origin_of(url)
+        if origin is None:
+            return None
         for node in context.model.nodes:
-            if node.kind == "service" and node.url and node.counts and _origin(node.url) == origin:
+            if (
+                node.kind == "service"
+                and node.url
+                and node.counts
+                and origin_of(node.url) == origin
+            ):
                 return node.component
         return None
 
@@ -53,9 +60,7 @@ def browser_signals(record: EvidenceRecord, context: RuleInput) -> Iterator[Sign
     yield from _slow_loads(record, context, serving)
 
 
-def _slow_loads(
-    record: EvidenceRecord, context: RuleInput, serving: Callable[[str], str | None]
-) -> Iterator[Signal]:
+def _slow_loads(record: EvidenceRecord, context: RuleInput, serving: Serving) -> Iterator[Signal]:
     """The watched page's slow loads (navigation warnings: over the capture's limit): a
     latency of the service at the origin of the slowest resource, else of the page."""
     slow = [item for item in browser_items(record["data"])
@@ -102,15 +107,3 @@ def _page_exceptions(record: EvidenceRecord, context: RuleInput) -> Iterator[Sig
             detail=f"the watched page threw {message[:300]} (last at {last.get('ts')})",
             observed_at=at,
         )
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def _origin(url: str) -> tuple[str, str, int | None] | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port or _DEFAULT_PORTS.get(parts.scheme)
-    except ValueError:
-        return None
-    return (parts.scheme, (parts.hostname or "").lower(), port) if parts.hostname else None

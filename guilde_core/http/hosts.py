@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-__all__ = ["LOOPBACK_HOSTS", "HostPolicy", "HostRefusal", "host_name"]
+__all__ = ["LOOPBACK_HOSTS", "HostPolicy", "HostRefusal", "host_name", "origin_of"]
 
 #: the names every server answers to
 LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")
@@ -56,6 +56,18 @@ def _normal(name: str) -> str | None:
             return None
         return name
     return f"[{address.compressed}]" if address.version == 6 else address.compressed
+
+
+def origin_of(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL (lower case), else None."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
 def host_name(header: str | None) -> str | None:

@@ -52,6 +52,7 @@ import orjson
 
 from guilde_core.errors import ConfigurationError, InvalidInputError, ServiceUnavailableError
 from guilde_core.events import EventKind, Severity, TimelineEvent, make_event
+from guilde_core.http.hosts import origin_of
 from guilde_core.rotating import RotatingFile
 from servers.browser.models import (
     ActionResult,
@@ -61,7 +62,7 @@ from servers.browser.models import (
     RecordList,
     ScreenshotInfo,
 )
-from servers.browser.scrub import clean_text, origin_of, scrub_url
+from servers.browser.scrub import clean_text, scrub_url
 
 __all__ = [
     "CHROMIUM_ARGS",

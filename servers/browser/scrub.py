@@ -18,25 +18,13 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from guilde_core.redaction import MASK, is_secret_name, redact_text
 
-__all__ = ["clean_text", "origin_of", "scrub_url"]
+__all__ = ["clean_text", "scrub_url"]
 
 #: how far past a cut redaction reads, so a secret straddling the cut is seen whole
 _CUT_MARGIN = 4096
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_.\-]{0,12}$")
 _PLAIN_FRAGMENT = re.compile(r"^[A-Za-z0-9_./\-]{0,64}$")  # a client-side route: #/orders
 _MAX_URL = 500
-
-
-def origin_of(url: str) -> str | None:
-    """``scheme://host[:port]`` of an http(s) URL (lower case), else None."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
 
 
 def _query(query: str) -> str:

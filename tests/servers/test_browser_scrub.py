@@ -12,9 +12,10 @@ from guilde_core.config import Settings
 from guilde_core.errors import ConfigurationError, ServiceUnavailableError
 from guilde_core.events import TimelineEvent
 from guilde_core.http.authz import Caller, Posture, Principal, authorize_control
+from guilde_core.http.hosts import origin_of
 from servers.browser import logic
 from servers.browser.capture import BrowserCapture, CaptureConfig, find_chromium
-from servers.browser.scrub import clean_text, origin_of, scrub_url
+from servers.browser.scrub import clean_text, scrub_url
 
 
 def test_urls_keep_no_credentials_query_tokens_or_secret_fragments() -> None:
