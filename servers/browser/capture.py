@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import shutil
 import time
 import uuid
@@ -278,7 +279,8 @@ class BrowserCapture:
         )
         self._ids: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._failed_ids: deque[str] = deque(maxlen=20)
-        self._last_auto_shot = 0.0
+        #: when the last screenshot after an error of each kind was taken (monotonic)
+        self._last_auto_shot: dict[str, float] = {}
         self._pw: Any = None
         self._browser: Any = None
         self._context: Any = None
@@ -730,19 +732,28 @@ class BrowserCapture:
     def _auto_screenshot(self, cause: BrowserRecord) -> None:
         if not self.config.screenshot_on_error or self.page is None:
             return
+        # at most one every interval per kind of error: a failed request just before an
+        # uncaught exception does not take the exception's screenshot
         now = time.monotonic()
-        if now - self._last_auto_shot < self.config.screenshot_interval:
+        if now - self._last_auto_shot.get(cause.kind, -math.inf) < self.config.screenshot_interval:
             return
-        self._last_auto_shot = now
+        self._last_auto_shot[cause.kind] = now
         self._spawn(self._quiet_screenshot(cause))
 
     async def _quiet_screenshot(self, cause: BrowserRecord) -> None:
-        with contextlib.suppress(Exception):
-            await self.screenshot(
-                f"after {cause.kind}: {cause.message[:120]}",
-                correlation_id=cause.correlation_id,
-                trigger=cause.id,
-            )
+        # a page still navigating (the error came with a route change) may refuse the first
+        # try: once more, a moment later, before giving up quietly
+        for attempt in range(2):
+            try:
+                await self.screenshot(
+                    f"after {cause.kind}: {cause.message[:120]}",
+                    correlation_id=cause.correlation_id,
+                    trigger=cause.id,
+                )
+                return
+            except Exception:
+                if attempt == 0:
+                    await asyncio.sleep(0.5)
 
     def _live_page(self) -> Any:
         if self.page is None or not self.running.is_set():

@@ -18,6 +18,7 @@ from agent.mcp_client import DiagTools
 from agent.providers import ProviderChain
 from agent.runner import DiagnosisAgent
 from guilde_core.config import get_settings
+from guilde_core.events import TimelineEvent
 from guilde_core.http.auth import hash_key
 from tests.browser.conftest import CONTROL_KEY, READ_KEY, Stack, dump, planted_free
 
@@ -382,3 +383,29 @@ def test_crashed_page_and_killed_browser_are_restarted(stack: Stack) -> None:
     assert status["launches"] >= launches + 2
     assert status["crashes"] >= 2
     assert stack.call("browser_screenshot", {}).is_error is False  # capturing again
+
+
+def test_each_kind_of_error_gets_its_screenshot_even_close_together(stack: Stack) -> None:
+    """A failed request and an uncaught exception of the same page load, within the 2 s
+    screenshot interval: the first took the only screenshot, and the exception — what broke
+    the page — had none."""
+    stack.running()
+    _order(stack)
+    stack.chaos.inject("frontend-failing-fetch", status=500, ttl_s=60)
+    stack.chaos.inject("frontend-js-exception", view="orders", ttl_s=60)
+    try:
+        mark = stack.mark()
+        _act(stack, "browser_navigate", url="/app#/orders")
+        _act(stack, "browser_reload")
+        failed = stack.wait_event(mark, lambda e: e.kind == "browser_request"
+                                  and "/api/v1/promotions" in e.summary, timeout=8)  # fmt: skip
+        thrown = stack.wait_event(mark, lambda e: e.kind == "browser_exception", timeout=8)
+        for cause in (failed.id, thrown.id):
+
+            def shot_of(e: TimelineEvent, cause: str = cause) -> bool:
+                return e.kind == "browser_screenshot" and e.data.get("trigger") == cause
+
+            stack.wait_event(mark, shot_of)
+    finally:
+        stack.chaos.clear("frontend-failing-fetch")
+        stack.chaos.clear("frontend-js-exception")
