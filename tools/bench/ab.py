@@ -39,6 +39,7 @@ __all__ = [
     "load_average",
     "python_env",
     "report",
+    "served",
     "worker",
 ]
 
@@ -184,3 +185,32 @@ def worker(
         raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{out.stderr[-3000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
+
+
+@contextlib.contextmanager
+def served(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    ready_url: str,
+    *,
+    timeout: float = 180,
+    status: int | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process (in a session of its own, exactly ``env``: no variable of this
+    process comes back in) until the block ends, from when ``ready_url`` answers (with
+    ``status`` when given)."""
+    from tools.harness import wait_for_http
+
+    proc = subprocess.Popen(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(env), cwd=cwd, start_new_session=True)  # fmt: skip
+    try:
+        wait_for_http(ready_url, timeout=timeout, status=status)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

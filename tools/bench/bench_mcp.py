@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,25 +35,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools.bench import ab  # noqa: E402
-from tools.harness import free_port, wait_for_http  # noqa: E402
+from tools.harness import free_port  # noqa: E402
 
 GOAL = 1.1
-
-
-@contextlib.contextmanager
-def _process(argv: list[str], env: dict[str, str], cwd: str, ready: str) -> Any:
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env, cwd=cwd, start_new_session=True)  # fmt: skip
-    try:
-        wait_for_http(ready, timeout=180)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.asynccontextmanager
@@ -136,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         urls: dict[str, str] = {}
         for name, tree in (("aggregate, after", ab.ROOT), (f"aggregate, {before}", base)):
             port = free_port()
-            stack.enter_context(_process(
+            stack.enter_context(ab.served(
                 [*cmd, "serve", "--port", str(port)], ab.python_env(tree, env), str(work),
                 f"http://127.0.0.1:{port}/health"))  # fmt: skip
             urls[name] = f"http://127.0.0.1:{port}/mcp"
         port = free_port()
-        stack.enter_context(_process(
+        stack.enter_context(ab.served(
             [*cmd, "mcp", "logs", "--transport", "http", "--port", str(port)],
             ab.python_env(ab.ROOT, env), str(work), f"http://127.0.0.1:{port}/mcp"))  # fmt: skip
         urls["logs server alone (direct)"] = f"http://127.0.0.1:{port}/mcp"

@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tools.bench import ab  # noqa: E402
-from tools.harness import free_port, wait_for_http  # noqa: E402
+from tools.harness import free_port  # noqa: E402
 
 GOAL = 1.5
 
@@ -101,18 +101,8 @@ def stdio_to_tools_list(argv: list[str], env: dict[str, str], cwd: str) -> float
 def spawn_to_health(argv: list[str], env: dict[str, str], cwd: str, port: int) -> float:
     """Seconds from spawn to ``GET /health`` 200."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env, cwd=cwd, start_new_session=True)  # fmt: skip
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=120, status=200)
+    with ab.served(argv, env, cwd, f"http://127.0.0.1:{port}/health", timeout=120, status=200):
         return time.perf_counter() - started
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def main(argv: list[str] | None = None) -> int:
